@@ -1,0 +1,77 @@
+// Admin HTTP API (loopback by default): health, readiness and the store, as JSON.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'winston';
+import type { Kind } from './model.js';
+import type { ResourceStore } from './store.js';
+
+/** Plural names of the kinds in /v1/state. */
+export const STATE_NAMES: Record<Kind, string> = {
+  vpc: 'vpcs', subnet: 'subnets', port: 'ports', neighbor: 'neighbors', router: 'routers',
+  dhcp: 'dhcp', securityGroup: 'securityGroups', gateway: 'gateways',
+};
+
+export interface AdminDeps {
+  store: ResourceStore;
+  ready: () => boolean;
+  info: () => Record<string, unknown>;
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+export class AdminServer {
+  private server: Server | null = null;
+  port = 0;
+
+  constructor(private readonly deps: AdminDeps, private readonly log: Logger) {}
+
+  async start(address: string): Promise<number> {
+    const { host, port } = splitHostPort(address);
+    const server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    this.log.info('admin API listening', { address: `${host}:${this.port}` });
+    return this.port;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const send = (code: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(text);
+    };
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') return send(405, { error: `method ${req.method} not allowed` });
+    switch (path) {
+      case '/healthz':
+        return send(200, { status: 'ok' });
+      case '/readyz':
+        return this.deps.ready() ? send(200, { status: 'ready' }) : send(503, { status: 'starting' });
+      case '/v1/state': {
+        const snap = this.deps.store.snapshot();
+        const body: Record<string, unknown> = {};
+        for (const [kind, name] of Object.entries(STATE_NAMES)) body[name] = snap[kind as Kind];
+        return send(200, body);
+      }
+      case '/v1/info':
+        return send(200, { ...this.deps.info(), counts: this.deps.store.counts() });
+      default:
+        return send(404, { error: `no such endpoint ${path}` });
+    }
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,139 @@
+// The `aca` command: `aca agent` (the daemon), `aca push` (send goal states like a controller),
+// `aca ctl state` (ask a running agent).
+import { Command, Option } from 'commander';
+import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
+import { STATE_NAMES } from './admin.js';
+import { ConfigError, type ConfigInput, readConfigFile, readEnv, resolveConfig } from './config.js';
+import { startAgent } from './daemon.js';
+import { createLogger } from './log.js';
+import { PushError, allSucceeded, formatReply, makeClient, pushStream, pushUnary, readGoalStateFile } from './push.js';
+
+const program = new Command('aca')
+  .description('Alcor-compatible compute-node agent: goal states in, Open vSwitch flows out')
+  .showHelpAfterError();
+
+interface AgentFlags {
+  config?: string;
+  printConfig?: boolean;
+  listen?: string;
+  admin?: string;
+  hostIp?: string;
+  dataplane?: string;
+  controller?: string;
+  logLevel?: string;
+  logFormat?: string;
+  maxMessageBytes?: string;
+}
+
+program.command('agent')
+  .description('run the agent daemon')
+  .option('--config <file>', 'configuration file, JSON or YAML (env ACA_CONFIG)')
+  .option('--print-config', 'print the merged configuration and exit')
+  .option('--listen <host:port>', 'gRPC address for the controllers [0.0.0.0:50001] (env ACA_LISTEN)')
+  .option('--admin <host:port>', 'admin HTTP API address [127.0.0.1:50080] (env ACA_ADMIN)')
+  .option('--host-ip <ip>', "this host's tunnel endpoint [first non-loopback IPv4] (env ACA_HOST_IP)")
+  .option('--dataplane <kind>', 'dataplane backend: dry-run [dry-run] (env ACA_DATAPLANE)')
+  .option('--controller <host:port>', 'controller (NCM) for RequestGoalStates [none] (env ACA_CONTROLLER)')
+  .option('--log-level <level>', 'error|warn|info|debug [info] (env ACA_LOG_LEVEL)')
+  .option('--log-format <format>', 'json|text [text] (env ACA_LOG_FORMAT)')
+  .option('--max-message-bytes <size>', 'largest gRPC message accepted [512MB] (env ACA_MAX_MESSAGE_BYTES)')
+  .action(async (flags: AgentFlags) => {
+    const configFile = flags.config ?? process.env.ACA_CONFIG;
+    const fromFlags: ConfigInput = {
+      listen: flags.listen, admin: flags.admin, hostIp: flags.hostIp, dataplane: flags.dataplane,
+      controller: flags.controller, logLevel: flags.logLevel, logFormat: flags.logFormat,
+      maxMessageBytes: flags.maxMessageBytes,
+    };
+    const config = resolveConfig(configFile ? readConfigFile(configFile) : {}, readEnv(process.env), fromFlags);
+    if (flags.printConfig) {
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      return;
+    }
+    const log = createLogger(config.logLevel, config.logFormat);
+    const agent = await startAgent(config, log);
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal });
+      void agent.stop().then(() => process.exit(0));
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program.command('push')
+  .description('send goal states to an agent as a controller does (one GoalStateV2 per stream)')
+  .argument('<files...>', 'goal states: proto3 JSON or binary')
+  .option('--agent <host:port>', 'agent address', '127.0.0.1:50001')
+  .option('--v1', 'files are V1 GoalState, sent with the unary PushNetworkResourceStates')
+  .option('--one-stream', 'send all files on one stream instead of one stream each')
+  .option('--json', 'print the replies as JSON')
+  .action(async (files: string[], opts: { agent: string; v1?: boolean; oneStream?: boolean; json?: boolean }) => {
+    const client = makeClient(opts.agent);
+    const replies: { file: string; reply: GoalStateOperationReply }[] = [];
+    try {
+      if (opts.v1) {
+        for (const f of files) replies.push({ file: f, reply: await pushUnary(client, readGoalStateFile(f, GoalState)) });
+      } else if (opts.oneStream) {
+        const states = files.map((f) => readGoalStateFile(f, GoalStateV2));
+        const got = await pushStream(client, states);
+        got.forEach((reply, i) => replies.push({ file: files[i] ?? '?', reply }));
+      } else {
+        for (const f of files) {
+          const [reply] = await pushStream(client, [readGoalStateFile(f, GoalStateV2)]);
+          if (!reply) throw new PushError(`${f}: the agent closed the stream without a reply`);
+          replies.push({ file: f, reply });
+        }
+      }
+    } finally {
+      client.close();
+    }
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(replies.map((r) => ({ file: r.file, reply: GoalStateOperationReply.toJSON(r.reply) })), null, 2)}\n`);
+    } else {
+      process.stdout.write(`${replies.map((r) => formatReply(r.file, r.reply)).join('\n\n')}\n`);
+    }
+    if (!allSucceeded(replies.map((r) => r.reply))) process.exitCode = 1;
+  });
+
+const ctl = program.command('ctl').description('ask a running agent (admin API)');
+ctl.command('state')
+  .description("print the running agent's resource store")
+  .option('--admin <host:port>', 'admin API address', process.env.ACA_ADMIN ?? '127.0.0.1:50080')
+  .option('--json', 'print the raw JSON')
+  .action(async (opts: { admin: string; json?: boolean }) => {
+    const res = await fetch(`http://${opts.admin}/v1/state`).catch((e: unknown) => {
+      throw new PushError(`cannot reach the admin API at ${opts.admin}: ${(e as Error).message}`);
+    });
+    const body = (await res.json()) as Record<string, { key?: string; id: string }[]>;
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return;
+    }
+    for (const name of Object.values(STATE_NAMES)) {
+      const items = body[name] ?? [];
+      process.stdout.write(`${name}: ${items.length}\n`);
+      for (const item of items) process.stdout.write(`  ${item.key ?? item.id}\n`);
+    }
+  });
+
+program.addOption(new Option('--version').hideHelp()).on('option:version', () => {
+  process.stdout.write('aca 0.1.0\n');
+  process.exit(0);
+});
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof ConfigError || e instanceof PushError) {
+    process.stderr.write(`aca: ${e.message}\n`);
+    process.exit(2);
+  }
+  const err = e as { code?: number; details?: string; message?: string };
+  if (typeof err.code === 'number' && err.details !== undefined) {
+    process.stderr.write(`aca: gRPC error ${err.code}: ${err.details}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`aca: ${err.message ?? String(e)}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,135 @@
+// Agent configuration: defaults < config file (--config, JSON or YAML) < ACA_* environment <
+// command-line flags. `aca agent --print-config` shows the merged result.
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { parseIPv4 } from './addr.js';
+import type { LogFormat, LogLevel } from './log.js';
+
+export const DATAPLANES = ['dry-run'] as const;
+export type DataplaneKind = (typeof DATAPLANES)[number];
+
+export interface AgentConfig {
+  /** gRPC listen address for the controllers. */
+  listen: string;
+  /** Admin HTTP API address (loopback by default). */
+  admin: string;
+  /** This host's tunnel endpoint. */
+  hostIp: string;
+  dataplane: DataplaneKind;
+  /** NCM address for RequestGoalStates (host:port); empty = none. */
+  controller: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** Largest gRPC message accepted, bytes. */
+  maxMessageBytes: number;
+}
+
+export type ConfigInput = Partial<Record<keyof AgentConfig, string | number | undefined>>;
+
+export const ENV_NAMES: Record<keyof AgentConfig, string> = {
+  listen: 'ACA_LISTEN', admin: 'ACA_ADMIN', hostIp: 'ACA_HOST_IP', dataplane: 'ACA_DATAPLANE',
+  controller: 'ACA_CONTROLLER', logLevel: 'ACA_LOG_LEVEL', logFormat: 'ACA_LOG_FORMAT',
+  maxMessageBytes: 'ACA_MAX_MESSAGE_BYTES',
+};
+
+const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
+const LOG_FORMATS: LogFormat[] = ['json', 'text'];
+
+export class ConfigError extends Error {}
+
+/** The first non-internal IPv4 address of this machine, or 127.0.0.1 when there is none. */
+export function defaultHostIp(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function defaults(): AgentConfig {
+  return {
+    listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'dry-run',
+    controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
+  };
+}
+
+/** Sizes as bytes or with a unit: 512MB, 1GiB, 4096. */
+export function parseSize(text: string): number {
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]i?b?|b)?\s*$/i.exec(text);
+  if (!m) throw new ConfigError(`"${text}" is not a size (e.g. 536870912, 512MB, 1GiB)`);
+  const unit = (m[2] ?? 'b').toLowerCase()[0];
+  const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Math.floor(Number(m[1]) * scale);
+}
+
+/** Read a JSON or YAML config file; keys are the config names (camelCase or kebab-case). */
+export function readConfigFile(path: string): ConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`config file ${path} must hold a mapping`);
+  const out: ConfigInput = {};
+  const known = Object.keys(defaults());
+  for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
+    const name = k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!known.includes(name)) throw new ConfigError(`config file ${path}: unknown setting "${k}"`);
+    if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`config file ${path}: "${k}" must be a string or number`);
+    out[name as keyof AgentConfig] = v;
+  }
+  return out;
+}
+
+export function readEnv(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: ConfigInput = {};
+  for (const [name, envName] of Object.entries(ENV_NAMES)) {
+    const v = env[envName];
+    if (v !== undefined && v !== '') out[name as keyof AgentConfig] = v;
+  }
+  return out;
+}
+
+function validAddress(text: string, what: string): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):([0-9]{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${what}: "${text}" is not host:port`);
+  return text;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`${what}: "${value}" is not one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** Merge layers (lowest precedence first) and validate. */
+export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
+  const merged: Record<string, string | number> = { ...defaults() };
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined) merged[k] = v;
+  }
+  const s = (k: keyof AgentConfig): string => String(merged[k]);
+  const hostIp = s('hostIp') === '' ? defaultHostIp() : s('hostIp');
+  if (!parseIPv4(hostIp).ok) throw new ConfigError(`hostIp: "${hostIp}" is not an IPv4 address`);
+  const size = typeof merged.maxMessageBytes === 'number' ? merged.maxMessageBytes : parseSize(s('maxMessageBytes'));
+  if (!Number.isInteger(size) || size < 1024) throw new ConfigError(`maxMessageBytes: ${size} is below 1024 bytes`);
+  return {
+    listen: validAddress(s('listen'), 'listen'),
+    admin: validAddress(s('admin'), 'admin'),
+    hostIp,
+    dataplane: oneOf(s('dataplane'), DATAPLANES, 'dataplane'),
+    controller: s('controller') === '' ? '' : validAddress(s('controller'), 'controller'),
+    logLevel: oneOf(s('logLevel'), LOG_LEVELS, 'logLevel'),
+    logFormat: oneOf(s('logFormat'), LOG_FORMATS, 'logFormat'),
+    maxMessageBytes: Math.min(size, 0x7fffffff),
+  };
+}

@@ -1,0 +1,64 @@
+// Wires one agent together: store, dataplane, intake, gRPC server, admin API, controller client.
+// Tests start agents in-process through startAgent; `aca agent` does the same.
+import type { Logger } from 'winston';
+import { AdminServer } from './admin.js';
+import type { AgentConfig } from './config.js';
+import { ControllerClient } from './controller-client.js';
+import { type Dataplane, DryRunDataplane } from './dataplane.js';
+import { GrpcServer } from './grpc-server.js';
+import { Intake } from './intake.js';
+import { ResourceStore } from './store.js';
+
+export interface Agent {
+  config: AgentConfig;
+  store: ResourceStore;
+  intake: Intake;
+  dataplane: Dataplane;
+  grpcPort: number;
+  adminPort: number;
+  controller: ControllerClient | null;
+  stop(): Promise<void>;
+}
+
+export function createDataplane(config: AgentConfig): Dataplane {
+  switch (config.dataplane) {
+    case 'dry-run':
+      return new DryRunDataplane();
+  }
+}
+
+export async function startAgent(config: AgentConfig, log: Logger, dataplane = createDataplane(config)): Promise<Agent> {
+  const store = new ResourceStore();
+  const intake = new Intake(store, dataplane, log, config.hostIp);
+  const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes });
+  let ready = false;
+  const startedAt = new Date().toISOString();
+  const admin = new AdminServer({
+    store,
+    ready: () => ready,
+    info: () => ({ hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port }),
+  }, log);
+  const adminPort = await admin.start(config.admin);
+  let grpcPort: number;
+  try {
+    grpcPort = await grpcServer.start();
+  } catch (e) {
+    await admin.stop();
+    throw e;
+  }
+  ready = true;
+  const controller = config.controller === '' ? null : new ControllerClient(config.controller, log);
+  if (controller) void controller.announceRestart(config.hostIp);
+  log.info('agent ready', { hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort });
+  return {
+    config, store, intake, dataplane, grpcPort, adminPort, controller,
+    async stop() {
+      ready = false;
+      await grpcServer.stop();
+      await admin.stop();
+      controller?.close();
+      await dataplane.close();
+      log.info('agent stopped');
+    },
+  };
+}

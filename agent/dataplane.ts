@@ -1,0 +1,41 @@
+// The seam between the intake and whatever programs the switch. The intake hands over what one
+// goal state changed in the store; the dataplane answers once the switch has confirmed.
+import type { Kind } from './model.js';
+import type { ResourceStore, StoreEvent } from './store.js';
+
+export type DataplaneStatus = 'SUCCESS' | 'PENDING' | 'FAILURE';
+
+export interface ResourceOutcome {
+  status: Exclude<DataplaneStatus, 'SUCCESS'>;
+  detail: string;
+}
+
+/** Outcome key for a store resource. */
+export const outcomeKey = (kind: Kind, key: string): string => `${kind}:${key}`;
+
+export interface Dataplane {
+  readonly name: string;
+  /**
+   * Program the change. Resolves after the switch has confirmed it, with an entry for each
+   * resource that is not simply SUCCESS (keyed by `outcomeKey`); rejecting fails them all.
+   */
+  apply(events: readonly StoreEvent[], store: ResourceStore): Promise<Map<string, ResourceOutcome>>;
+  close(): Promise<void>;
+}
+
+/** Touches nothing; counts what it would have programmed. */
+export class DryRunDataplane implements Dataplane {
+  readonly name = 'dry-run';
+  applied = 0;
+  events = 0;
+
+  apply(events: readonly StoreEvent[]): Promise<Map<string, ResourceOutcome>> {
+    this.applied += 1;
+    this.events += events.length;
+    return Promise.resolve(new Map());
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,131 @@
+// The agent's gRPC face: alcor.schema.GoalStateProvisioner as the controllers call it.
+// - PushNetworkResourceStates (V1, unary): one reply.
+// - PushGoalStatesStream (V2): every message on a stream gets one reply, in order (the C++ agent
+//   reads only the first). Messages are decoded by us from raw bytes so an undecodable one is a
+//   clean INVALID_ARGUMENT for that stream, and so large states are not decoded twice.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import {
+  GoalStateOperationReply, GoalStateProvisionerService, HostRequestReply, NeighborRulesRequest,
+} from '../proto/gen/alcor/goalstateprovisioner.js';
+import { type Intake, toReply } from './intake.js';
+
+export interface GrpcServerOptions {
+  listen: string;
+  /** Largest accepted message in bytes (grpc-js's default of 4 MB is far too small here). */
+  maxMessageBytes: number;
+}
+
+const raw = (b: Buffer): Buffer => b;
+const nowUs = (): number => performance.now() * 1000;
+
+type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
+function decode<T>(codec: { decode(b: Uint8Array): T }, bytes: Buffer): Decoded<T> {
+  try {
+    return { ok: true, value: codec.decode(bytes) };
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** The service definition with our own (de)serializers: requests arrive as raw bytes. */
+const service: grpc.ServiceDefinition = {
+  PushNetworkResourceStates: {
+    ...GoalStateProvisionerService.pushNetworkResourceStates,
+    requestDeserialize: raw,
+  },
+  PushGoalStatesStream: {
+    ...GoalStateProvisionerService.pushGoalStatesStream,
+    requestDeserialize: raw,
+  },
+  RequestGoalStates: GoalStateProvisionerService.requestGoalStates,
+  PushGoalstates: GoalStateProvisionerService.pushGoalstates,
+} as unknown as grpc.ServiceDefinition;
+
+export class GrpcServer {
+  private server: grpc.Server | null = null;
+  port = 0;
+
+  constructor(private readonly intake: Intake, private readonly log: Logger, private readonly opts: GrpcServerOptions) {}
+
+  async start(): Promise<number> {
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': this.opts.maxMessageBytes,
+      'grpc.max_send_message_length': -1,
+    });
+    server.addService(service, {
+      PushNetworkResourceStates: (call: grpc.ServerUnaryCall<Buffer, GoalStateOperationReply>, cb: grpc.sendUnaryData<GoalStateOperationReply>) => {
+        const received = nowUs();
+        const gs = decode(GoalState, call.request);
+        if (!gs.ok) {
+          cb({ code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalState: ${gs.error}` });
+          return;
+        }
+        this.intake.apply({ v1: gs.value }, received).then(
+          (r) => cb(null, toReply(r)),
+          (e: unknown) => cb({ code: grpc.status.INTERNAL, details: String(e) }),
+        );
+      },
+      PushGoalStatesStream: (call: grpc.ServerDuplexStream<Buffer, GoalStateOperationReply>) => this.serveStream(call),
+      RequestGoalStates: (_call: unknown, cb: grpc.sendUnaryData<HostRequestReply>) => {
+        cb({ code: grpc.status.UNIMPLEMENTED, details: 'RequestGoalStates is served by the controller (NCM), not by agents' });
+      },
+      PushGoalstates: (_call: grpc.ServerUnaryCall<NeighborRulesRequest, GoalStateOperationReply>, cb: grpc.sendUnaryData<GoalStateOperationReply>) => {
+        cb({ code: grpc.status.UNIMPLEMENTED, details: 'PushGoalstates is served by the Arion master, not by compute agents' });
+      },
+    });
+    this.port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    this.server = server;
+    this.log.info('gRPC server listening', { address: this.opts.listen, port: this.port, maxMessageBytes: this.opts.maxMessageBytes });
+    return this.port;
+  }
+
+  private serveStream(call: grpc.ServerDuplexStream<Buffer, GoalStateOperationReply>): void {
+    // Replies are written in message order: each message's reply waits for the previous one.
+    let previous: Promise<void> = Promise.resolve();
+    let failed = false;
+    call.on('data', (bytes: Buffer) => {
+      if (failed) return;
+      const received = nowUs();
+      const gs = decode(GoalStateV2, bytes);
+      if (!gs.ok) {
+        failed = true;
+        this.log.warn('undecodable GoalStateV2 on stream', { error: gs.error, bytes: bytes.length });
+        // Replies already owed are written first; then the stream ends with the error status.
+        previous = previous.then(() => {
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalStateV2: ${gs.error}` });
+        });
+        return;
+      }
+      // Apply now (store order = arrival order); reply when committed, in order.
+      const applied = this.intake.apply({ v2: gs.value }, received);
+      previous = previous.then(async () => {
+        const reply = toReply(await applied);
+        if (!call.writable) return;
+        await new Promise<void>((resolve) => {
+          if (call.write(reply)) resolve();
+          else call.once('drain', () => resolve());
+        });
+      }).catch((e: unknown) => {
+        this.log.error('stream reply failed', { error: String(e) });
+      });
+    });
+    call.on('end', () => {
+      void previous.then(() => { if (!failed) call.end(); });
+    });
+    call.on('error', (e) => this.log.debug('stream error', { error: String(e) }));
+  }
+
+  async stop(graceMs = 2000): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { server.forceShutdown(); resolve(); }, graceMs);
+      server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+}

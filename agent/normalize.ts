@@ -1,0 +1,375 @@
+// Controller states (protobuf) to normalized resources (agent/model.ts), with a reason for
+// every refusal. This is the edge where protobuf types stop. Pure: the context answers the
+// questions that need the store (is this subnet known?).
+import { type Parsed, cidrContains, parseCidr, parseIp, parseIPv4, parseIPv6, parseMac } from './addr.js';
+import type {
+  AddressPair, DestinationType, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
+  NeighborType, NetworkType, Operation, ResourceOf, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
+} from './model.js';
+import { NetworkType as PbNetworkType, OperationType } from '../proto/gen/alcor/common.js';
+import type { VpcState } from '../proto/gen/alcor/vpc.js';
+import type { SubnetState } from '../proto/gen/alcor/subnet.js';
+import type { PortState } from '../proto/gen/alcor/port.js';
+import { NeighborType as PbNeighborType, type NeighborState } from '../proto/gen/alcor/neighbor.js';
+import type { SecurityGroupState } from '../proto/gen/alcor/securitygroup.js';
+import type { DHCPState } from '../proto/gen/alcor/dhcp.js';
+import type { RouterState } from '../proto/gen/alcor/router.js';
+import type { GatewayState } from '../proto/gen/alcor/gateway.js';
+
+export interface StateOf {
+  vpc: VpcState;
+  subnet: SubnetState;
+  port: PortState;
+  neighbor: NeighborState;
+  securityGroup: SecurityGroupState;
+  dhcp: DHCPState;
+  router: RouterState;
+  gateway: GatewayState;
+}
+
+export interface NormalizeContext {
+  /** This host's tunnel endpoint: neighbors hosted here are local ports. */
+  hostIp: string;
+  /** Known from this message (already applied) or the store. */
+  subnet(id: string): Subnet | undefined;
+  securityGroupKnown(id: string): boolean;
+}
+
+/** What one controller state asks of the store. */
+export type Intent<K extends Kind> =
+  | { op: 'upsert'; values: ResourceOf[K][]; warnings: string[] }
+  | { op: 'delete'; keys: string[] }
+  | { op: 'noop' }
+  | { op: 'invalid'; reason: string };
+
+export interface Normalized<K extends Kind> {
+  kind: K;
+  /** The configuration id (reported back in the reply). */
+  id: string;
+  operation: Operation | 'UNRECOGNIZED';
+  /** The wire value, echoed in the reply even when unknown. */
+  operationType: number;
+  revision: number;
+  intent: Intent<K>;
+}
+
+const OPERATIONS: Record<number, Operation> = {
+  [OperationType.INFO]: 'INFO', [OperationType.CREATE]: 'CREATE', [OperationType.UPDATE]: 'UPDATE',
+  [OperationType.GET]: 'GET', [OperationType.DELETE]: 'DELETE',
+};
+
+const NETWORK_TYPES: Record<number, NetworkType> = {
+  [PbNetworkType.VXLAN]: 'vxlan', [PbNetworkType.VLAN]: 'vlan', [PbNetworkType.GRE]: 'gre',
+  [PbNetworkType.GENEVE]: 'geneve', [PbNetworkType.VXLAN_GPE]: 'vxlan_gpe',
+};
+const DIRECTIONS: Direction[] = ['egress', 'ingress'];
+const ETHER_TYPES: EtherType[] = ['ipv4', 'ipv6'];
+const SG_PROTOCOLS: SgProtocol[] = ['tcp', 'udp', 'icmp', 'http', 'arp'];
+const DESTINATION_TYPES: DestinationType[] = ['INTERNET', 'VPC_GW'];
+const GATEWAY_TYPES: GatewayType[] = ['DEFAULT', 'ZETA', 'TGW', 'IGW', 'NGW', 'ARION'];
+const MAX_VNI = 0xffffff;
+
+/** Thrown inside this module only; normalize() turns it into an `invalid` intent. */
+class Invalid extends Error {}
+
+function need<T>(parsed: Parsed<T>, field: string): T {
+  if (!parsed.ok) throw new Invalid(`${field}: ${parsed.reason}`);
+  return parsed.value;
+}
+function required(text: string, field: string): string {
+  if (text === '') throw new Invalid(`${field} is empty`);
+  return text;
+}
+function optional<T>(text: string, parse: (t: string) => Parsed<T>, field: string): T | null {
+  return text === '' ? null : need(parse(text), field);
+}
+function enumValue<T>(table: Record<number, T> | T[], value: number, field: string): T {
+  const v = (table as Record<number, T>)[value];
+  if (v === undefined) throw new Invalid(`${field}: unknown value ${value}`);
+  return v;
+}
+const mac = (text: string, field: string): string => need(parseMac(required(text, field)), field);
+const ipv4 = (text: string, field: string): string => need(parseIPv4(required(text, field)), field);
+const ipAny = (text: string, field: string): string => need(parseIp(required(text, field)), field).address;
+/** Neutron allows a CIDR in an allowed address pair. */
+function ipOrCidr(text: string, field: string): string {
+  if (text.includes('/')) {
+    const c = need(parseCidr(text), field);
+    return `${c.address}/${c.prefix}`;
+  }
+  return ipAny(text, field);
+}
+function addressPairs(list: { ipAddress: string; macAddress: string }[], field: string): AddressPair[] {
+  return list.map((p, i) => ({
+    ip: ipOrCidr(p.ipAddress, `${field}[${i}].ip_address`),
+    mac: optional(p.macAddress, parseMac, `${field}[${i}].mac_address`),
+  }));
+}
+function uint(text: string, field: string, max: number): number {
+  // uint64 fields arrive as decimal strings
+  if (!/^[0-9]+$/.test(text) || text.length > 16 || Number(text) > max) {
+    throw new Invalid(`${field}: ${text} is out of range 0–${max}`);
+  }
+  return Number(text);
+}
+
+/** Nova's tap naming: "tap" + the first 11 characters of the port id (15-char IFNAMSIZ limit). */
+export function ifaceNameFor(portId: string): string {
+  return `tap${portId.slice(0, 11)}`;
+}
+
+/** DHCP bindings are identified by MAC and address, never by their (random) id. */
+export function dhcpKey(macAddress: string, address: string): string {
+  return `${macAddress}/${address}`;
+}
+
+/**
+ * The configuration id, or when a controller left it empty, the id in the V2 map key
+ * (`L2/<id>`, `L3/<id>`, `<hostIp>/<id>`).
+ */
+function idFrom(configId: string, mapKey: string | undefined): string {
+  if (configId !== '' || mapKey === undefined) return configId;
+  const slash = mapKey.lastIndexOf('/');
+  return slash >= 0 ? mapKey.slice(slash + 1) : mapKey;
+}
+
+type Builder<K extends Kind> = (state: StateOf[K], id: string, ctx: NormalizeContext, warnings: string[]) => ResourceOf[K][];
+
+const builders: { [K in Kind]: Builder<K> } = {
+  vpc(state, id) {
+    const c = state.configuration!;
+    return [{
+      key: id, id, revision: c.revisionNumber,
+      projectId: c.projectId, name: c.name,
+      cidr: optional(c.cidr, parseCidr, 'cidr'),
+      tunnelId: vniOf(String(c.tunnelId), 'tunnel_id'),
+      gatewayIds: c.gatewayIds.filter((g) => g !== ''),
+    }];
+  },
+
+  subnet(state, id) {
+    const c = state.configuration!;
+    const networkType = enumValue(NETWORK_TYPES, c.networkType, 'network_type');
+    const tunnelId = uint(c.tunnelId, 'tunnel_id', 0xffffffff);
+    if (networkType === 'vlan') {
+      if (tunnelId < 1 || tunnelId > 4094) throw new Invalid(`tunnel_id: VLAN id ${tunnelId} is out of range 1–4094`);
+    } else if (tunnelId > MAX_VNI) {
+      throw new Invalid(`tunnel_id: VNI ${tunnelId} does not fit in 24 bits for ${networkType.toUpperCase()}`);
+    }
+    const cidr = need(parseCidr(required(c.cidr, 'cidr')), 'cidr');
+    const gw = c.gateway;
+    return [{
+      key: id, id, revision: c.revisionNumber,
+      vpcId: c.vpcId, name: c.name, cidr, networkType, tunnelId,
+      gateway: {
+        ip: gw ? optional(gw.ipAddress, (t) => parseIp(t), 'gateway.ip_address')?.address ?? null : null,
+        mac: gw ? optional(gw.macAddress, parseMac, 'gateway.mac_address') : null,
+      },
+      dhcpEnable: c.dhcpEnable,
+      dnsServers: c.dnsEntryList.filter((d) => d.entry !== '').map((d, i) => ipAny(d.entry, `dns_entry_list[${i}]`)),
+      extraDhcpOptions: c.extraDhcpOptions.map((o) => ({ name: o.name, value: o.value })),
+      availabilityZone: c.availabilityZone,
+    }];
+  },
+
+  port(state, id, ctx, warnings) {
+    const c = state.configuration!;
+    const fixedIps = c.fixedIps.map((f, i) => {
+      const subnetId = required(f.subnetId, `fixed_ips[${i}].subnet_id`);
+      const subnet = ctx.subnet(subnetId);
+      if (!subnet) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${subnetId} is not known`);
+      const ip = need(parseIp(required(f.ipAddress, `fixed_ips[${i}].ip_address`)), `fixed_ips[${i}].ip_address`);
+      if (ip.family === 4 && subnet.cidr.family === 4 && !cidrContains(subnet.cidr, ip)) {
+        // The controllers' own test client does this; warn, don't refuse.
+        warnings.push(`fixed_ips[${i}]: ${ip.address} is outside subnet ${subnetId} (${subnet.cidr.address}/${subnet.cidr.prefix})`);
+      }
+      return { subnetId, ip: ip.address };
+    });
+    const securityGroupIds = c.securityGroupIds.map((s) => s.id).filter((s) => s !== '');
+    for (const sg of securityGroupIds) {
+      if (!ctx.securityGroupKnown(sg)) warnings.push(`security group ${sg} is not known (accepted; no rules apply yet)`);
+    }
+    return [{
+      key: id, id, revision: c.revisionNumber,
+      vpcId: c.vpcId, name: c.name, deviceId: c.deviceId, deviceOwner: c.deviceOwner,
+      mac: mac(c.macAddress, 'mac_address'),
+      adminStateUp: c.adminStateUp,
+      hostIp: c.hostInfo ? optional(c.hostInfo.ipAddress, parseIp, 'host_info.ip_address')?.address ?? null : null,
+      fixedIps,
+      allowedAddressPairs: addressPairs(c.allowAddressPairs, 'allow_address_pairs'),
+      securityGroupIds,
+      ifaceName: ifaceNameFor(id),
+    }];
+  },
+
+  neighbor(state, id, ctx) {
+    const c = state.configuration!;
+    const hostIp = ipv4(c.hostIpAddress, 'host_ip_address');
+    if (c.fixedIps.length === 0) throw new Invalid('fixed_ips is empty');
+    const byType = new Map<NeighborType, NeighborFixedIp[]>();
+    c.fixedIps.forEach((f, i) => {
+      const type = neighborType(f.neighborType, `fixed_ips[${i}].neighbor_type`);
+      const subnetId = required(f.subnetId, `fixed_ips[${i}].subnet_id`);
+      if (!ctx.subnet(subnetId)) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${subnetId} is not known`);
+      const entry = {
+        subnetId, ip: ipAny(f.ipAddress, `fixed_ips[${i}].ip_address`),
+        arionGroup: f.arionGroup, tunnelId: vniOf(String(f.tunnelId), `fixed_ips[${i}].tunnel_id`),
+      };
+      const list = byType.get(type);
+      if (list) list.push(entry); else byType.set(type, [entry]);
+    });
+    const common = {
+      id, revision: c.revisionNumber, vpcId: c.vpcId, name: c.name,
+      mac: mac(c.macAddress, 'mac_address'),
+      hostIp,
+      hostMac: optional(c.hostMacAddress, parseMac, 'host_mac_address'),
+      local: hostIp === ctx.hostIp,
+      allowedAddressPairs: addressPairs(c.allowAddressPairs, 'allow_address_pairs'),
+    };
+    return [...byType].map(([type, fixedIps]) => ({ key: `${type}/${id}`, type, ...common, fixedIps }));
+  },
+
+  securityGroup(state, id) {
+    const c = state.configuration!;
+    const rules = c.securityGroupRules.map((r, i): SecurityGroupRule => {
+      const f = `security_group_rules[${i}]`;
+      const etherType = enumValue(ETHER_TYPES, r.ethertype, `${f}.ethertype`);
+      const min = r.portRangeMin;
+      const max = r.portRangeMax;
+      if (min > 65535 || max > 65535) throw new Invalid(`${f}: port range ${min}–${max} exceeds 65535`);
+      if (max !== 0 && min > max) throw new Invalid(`${f}: port_range_min ${min} > port_range_max ${max}`);
+      const remote = optional(r.remoteIpPrefix, parseCidr, `${f}.remote_ip_prefix`);
+      if (remote && remote.family !== (etherType === 'ipv4' ? 4 : 6)) {
+        throw new Invalid(`${f}.remote_ip_prefix: ${r.remoteIpPrefix} is not ${etherType.toUpperCase()}`);
+      }
+      return {
+        id: r.id,
+        direction: enumValue(DIRECTIONS, r.direction, `${f}.direction`),
+        etherType,
+        protocol: enumValue(SG_PROTOCOLS, r.protocol, `${f}.protocol`),
+        portRangeMin: min, portRangeMax: max,
+        remoteIpPrefix: remote,
+        remoteGroupId: r.remoteGroupId,
+      };
+    });
+    return [{ key: id, id, revision: c.revisionNumber, vpcId: c.vpcId, name: c.name, rules }];
+  },
+
+  dhcp(state, _id, ctx) {
+    const c = state.configuration!;
+    const macAddress = mac(c.macAddress, 'mac_address');
+    const v4 = optional(c.ipv4Address, parseIPv4, 'ipv4_address');
+    const v6 = optional(c.ipv6Address, parseIPv6, 'ipv6_address');
+    if (v4 === null && v6 === null) throw new Invalid('neither ipv4_address nor ipv6_address is set');
+    const subnetId = required(c.subnetId, 'subnet_id');
+    if (!ctx.subnet(subnetId)) throw new Invalid(`subnet_id: subnet ${subnetId} is not known`);
+    return [{
+      key: dhcpKey(macAddress, v4 ?? v6 ?? ''), id: c.id, revision: c.revisionNumber,
+      subnetId, mac: macAddress, ipv4: v4, ipv6: v6, hostName: c.portHostName,
+    }];
+  },
+
+  router(state, id) {
+    const c = state.configuration!;
+    return [{
+      key: id, id, revision: c.revisionNumber,
+      hostDvrMac: optional(c.hostDvrMacAddress, parseMac, 'host_dvr_mac_address'),
+      subnetRoutingTables: c.subnetRoutingTables.map((t, i) => ({
+        subnetId: required(t.subnetId, `subnet_routing_tables[${i}].subnet_id`),
+        rules: t.routingRules.map((r, j): RoutingRule => {
+          const f = `subnet_routing_tables[${i}].routing_rules[${j}]`;
+          const extra = r.routingRuleExtraInfo;
+          return {
+            id: r.id, name: r.name,
+            destination: need(parseCidr(required(r.destination, `${f}.destination`)), `${f}.destination`),
+            nextHopIp: optional(r.nextHopIp, parseIp, `${f}.next_hop_ip`)?.address ?? null,
+            priority: r.priority,
+            destinationType: enumValue(DESTINATION_TYPES, extra?.destinationType ?? 0, `${f}.destination_type`),
+            nextHopMac: extra ? optional(extra.nextHopMac, parseMac, `${f}.next_hop_mac`) : null,
+          };
+        }),
+      })),
+    }];
+  },
+
+  gateway(state, id) {
+    const c = state.configuration!;
+    const extra = c.extraInfo;
+    return [{
+      key: id, id, revision: c.revisionNumber,
+      type: enumValue(GATEWAY_TYPES, c.gatewayType, 'gateway_type'),
+      destinations: c.destinations.map((d, i) => ({
+        ip: ipAny(d.ipAddress, `destinations[${i}].ip_address`),
+        mac: mac(d.macAddress, `destinations[${i}].mac_address`),
+      })),
+      zeta: extra?.$case === 'zetaInfo' ? { portInbandOperation: extra.value.portInbandOperation } : null,
+      arion: extra?.$case === 'arionInfo'
+        ? { vpcId: extra.value.vpcId, vni: vniOf(String(extra.value.vni), 'arion_info.vni'),
+            subnetId: extra.value.subnetId, portInbandOperation: extra.value.portInbandOperation }
+        : null,
+    }];
+  },
+};
+
+function vniOf(text: string, field: string): number {
+  return uint(text, field, MAX_VNI);
+}
+
+function neighborType(value: number, field: string): NeighborType {
+  if (value === PbNeighborType.L2) return 'L2';
+  if (value === PbNeighborType.L3) return 'L3';
+  throw new Invalid(`${field}: unknown value ${value}`);
+}
+
+/** Store keys a DELETE removes. Only identity fields are needed, so deletes stay lenient. */
+function deleteKeys(kind: Kind, state: StateOf[Kind], id: string, mapKey: string | undefined): string[] {
+  if (kind === 'neighbor') {
+    const c = (state as NeighborState).configuration!;
+    const types = new Set<NeighborType>();
+    for (const f of c.fixedIps) {
+      if (f.neighborType === PbNeighborType.L2) types.add('L2');
+      if (f.neighborType === PbNeighborType.L3) types.add('L3');
+    }
+    if (types.size === 0 && mapKey?.startsWith('L2/')) types.add('L2');
+    if (types.size === 0 && mapKey?.startsWith('L3/')) types.add('L3');
+    if (types.size === 0) types.add('L2').add('L3');
+    return [...types].map((t) => `${t}/${id}`);
+  }
+  if (kind === 'dhcp') {
+    const c = (state as DHCPState).configuration!;
+    const macAddress = mac(c.macAddress, 'mac_address');
+    const v4 = optional(c.ipv4Address, parseIPv4, 'ipv4_address');
+    const v6 = optional(c.ipv6Address, parseIPv6, 'ipv6_address');
+    if (v4 === null && v6 === null) throw new Invalid('neither ipv4_address nor ipv6_address is set');
+    return [dhcpKey(macAddress, v4 ?? v6 ?? '')];
+  }
+  return [id];
+}
+
+/** One controller state to what it asks of the store. Never throws. */
+export function normalize<K extends Kind>(
+  kind: K, state: StateOf[K], mapKey: string | undefined, ctx: NormalizeContext,
+): Normalized<K> {
+  const c = state.configuration;
+  const id = c ? idFrom(c.id, mapKey) : idFrom('', mapKey);
+  const operation = OPERATIONS[state.operationType] ?? 'UNRECOGNIZED';
+  const revision = c?.revisionNumber ?? 0;
+  const result = (intent: Intent<K>): Normalized<K> => ({
+    kind, id, operation, operationType: state.operationType, revision, intent,
+  });
+  if (operation === 'UNRECOGNIZED') return result({ op: 'invalid', reason: `operation_type: unknown value ${state.operationType}` });
+  if (operation === 'GET') return result({ op: 'noop' });
+  if (!c) return result({ op: 'invalid', reason: 'configuration is missing' });
+  if (id === '' && kind !== 'dhcp') return result({ op: 'invalid', reason: 'configuration.id is empty' });
+  try {
+    if (operation === 'DELETE') return result({ op: 'delete', keys: deleteKeys(kind, state, id, mapKey) });
+    const warnings: string[] = [];
+    const values = builders[kind](state, id, ctx, warnings);
+    return result({ op: 'upsert', values, warnings });
+  } catch (e) {
+    if (e instanceof Invalid) return result({ op: 'invalid', reason: e.message });
+    // A bug here must not take the agent down with it; report it against this resource.
+    return result({ op: 'invalid', reason: `internal error while validating: ${String(e)}` });
+  }
+}
+
