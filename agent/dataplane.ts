@@ -10,8 +10,11 @@ export interface ResourceOutcome {
   detail: string;
 }
 
-/** Outcome key for a store resource. */
-export const outcomeKey = (kind: Kind, key: string): string => `${kind}:${key}`;
+/**
+ * Outcome key for a resource: its kind and configuration id (`resource.id`), the id the reply
+ * reports it under.
+ */
+export const outcomeKey = (kind: Kind, id: string): string => `${kind}:${id}`;
 
 export interface Dataplane {
   readonly name: string;

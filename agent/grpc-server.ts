@@ -1,15 +1,18 @@
 // The agent's gRPC face: alcor.schema.GoalStateProvisioner as the controllers call it.
 // - PushNetworkResourceStates (V1, unary): one reply.
 // - PushGoalStatesStream (V2): every message on a stream gets one reply, in order (the C++ agent
-//   reads only the first). Messages are decoded by us from raw bytes so an undecodable one is a
-//   clean INVALID_ARGUMENT for that stream, and so large states are not decoded twice.
+//   reads only the first). Requests arrive as raw bytes and replies leave as bytes we encode:
+//   V2 states are decoded lazily, one resource at a time (agent/goalstate-source.ts), and an
+//   undecodable message is a clean INVALID_ARGUMENT for its stream.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'winston';
-import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { GoalState } from '../proto/gen/alcor/goalstate.js';
 import {
-  GoalStateOperationReply, GoalStateProvisionerService, HostRequestReply, NeighborRulesRequest,
+  GoalStateProvisionerService, type GoalStateOperationReply, type HostRequestReply, type NeighborRulesRequest,
 } from '../proto/gen/alcor/goalstateprovisioner.js';
-import { type Intake, toReply } from './intake.js';
+import { UndecodableError, scanGoalStateV2 } from './goalstate-source.js';
+import type { Intake } from './intake.js';
+import { encodeReply } from './reply.js';
 
 export interface GrpcServerOptions {
   listen: string;
@@ -21,11 +24,11 @@ const raw = (b: Buffer): Buffer => b;
 const nowUs = (): number => performance.now() * 1000;
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
-function decode<T>(codec: { decode(b: Uint8Array): T }, bytes: Buffer): Decoded<T> {
+function decode<T>(decoder: (b: Uint8Array) => T, bytes: Buffer): Decoded<T> {
   try {
-    return { ok: true, value: codec.decode(bytes) };
+    return { ok: true, value: decoder(bytes) };
   } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    return { ok: false, error: e instanceof UndecodableError || e instanceof Error ? e.message : String(e) };
   }
 }
 
@@ -34,10 +37,12 @@ const service: grpc.ServiceDefinition = {
   PushNetworkResourceStates: {
     ...GoalStateProvisionerService.pushNetworkResourceStates,
     requestDeserialize: raw,
+    responseSerialize: raw,
   },
   PushGoalStatesStream: {
     ...GoalStateProvisionerService.pushGoalStatesStream,
     requestDeserialize: raw,
+    responseSerialize: raw,
   },
   RequestGoalStates: GoalStateProvisionerService.requestGoalStates,
   PushGoalstates: GoalStateProvisionerService.pushGoalstates,
@@ -55,19 +60,19 @@ export class GrpcServer {
       'grpc.max_send_message_length': -1,
     });
     server.addService(service, {
-      PushNetworkResourceStates: (call: grpc.ServerUnaryCall<Buffer, GoalStateOperationReply>, cb: grpc.sendUnaryData<GoalStateOperationReply>) => {
+      PushNetworkResourceStates: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         const received = nowUs();
-        const gs = decode(GoalState, call.request);
+        const gs = decode((b) => GoalState.decode(b), call.request);
         if (!gs.ok) {
           cb({ code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalState: ${gs.error}` });
           return;
         }
         this.intake.apply({ v1: gs.value }, received).then(
-          (r) => cb(null, toReply(r)),
+          (r) => cb(null, encodeReply(r)),
           (e: unknown) => cb({ code: grpc.status.INTERNAL, details: String(e) }),
         );
       },
-      PushGoalStatesStream: (call: grpc.ServerDuplexStream<Buffer, GoalStateOperationReply>) => this.serveStream(call),
+      PushGoalStatesStream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.serveStream(call),
       RequestGoalStates: (_call: unknown, cb: grpc.sendUnaryData<HostRequestReply>) => {
         cb({ code: grpc.status.UNIMPLEMENTED, details: 'RequestGoalStates is served by the controller (NCM), not by agents' });
       },
@@ -83,14 +88,14 @@ export class GrpcServer {
     return this.port;
   }
 
-  private serveStream(call: grpc.ServerDuplexStream<Buffer, GoalStateOperationReply>): void {
+  private serveStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     // Replies are written in message order: each message's reply waits for the previous one.
     let previous: Promise<void> = Promise.resolve();
     let failed = false;
     call.on('data', (bytes: Buffer) => {
       if (failed) return;
       const received = nowUs();
-      const gs = decode(GoalStateV2, bytes);
+      const gs = decode(scanGoalStateV2, bytes);
       if (!gs.ok) {
         failed = true;
         this.log.warn('undecodable GoalStateV2 on stream', { error: gs.error, bytes: bytes.length });
@@ -101,9 +106,9 @@ export class GrpcServer {
         return;
       }
       // Apply now (store order = arrival order); reply when committed, in order.
-      const applied = this.intake.apply({ v2: gs.value }, received);
+      const applied = this.intake.apply({ source: gs.value }, received);
       previous = previous.then(async () => {
-        const reply = toReply(await applied);
+        const reply = encodeReply(await applied);
         if (!call.writable) return;
         await new Promise<void>((resolve) => {
           if (call.write(reply)) resolve();

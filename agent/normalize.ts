@@ -1,10 +1,12 @@
 // Controller states (protobuf) to normalized resources (agent/model.ts), with a reason for
 // every refusal. This is the edge where protobuf types stop. Pure: the context answers the
 // questions that need the store (is this subnet known?).
-import { type Parsed, cidrContains, parseCidr, parseIp, parseIPv4, parseIPv6, parseMac } from './addr.js';
+import {
+  type Parsed, cidrContains, isStrictIPv4, normalizeIp, normalizeMac, parseCidr, parseIp, parseIPv4, parseIPv6, parseMac,
+} from './addr.js';
 import type {
   AddressPair, DestinationType, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
-  NeighborType, NetworkType, Operation, ResourceOf, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
+  Neighbor, NeighborType, NetworkType, Operation, ResourceOf, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
 } from './model.js';
 import { NetworkType as PbNetworkType, OperationType } from '../proto/gen/alcor/common.js';
 import type { VpcState } from '../proto/gen/alcor/vpc.js';
@@ -33,6 +35,23 @@ export interface NormalizeContext {
   /** Known from this message (already applied) or the store. */
   subnet(id: string): Subnet | undefined;
   securityGroupKnown(id: string): boolean;
+  /** Shares repeated strings (VPC, subnet, host ids) between resources: memory at scale. */
+  intern(text: string): string;
+}
+
+/**
+ * An interner for low-cardinality strings. Bounded: past the limit it starts over, which only
+ * costs sharing, never correctness.
+ */
+export function createInterner(limit = 65_536): (text: string) => string {
+  let table = new Map<string, string>();
+  return (text) => {
+    const known = table.get(text);
+    if (known !== undefined) return known;
+    if (table.size >= limit) table = new Map();
+    table.set(text, text);
+    return text;
+  };
 }
 
 /** What one controller state asks of the store. */
@@ -68,6 +87,8 @@ const SG_PROTOCOLS: SgProtocol[] = ['tcp', 'udp', 'icmp', 'http', 'arp'];
 const DESTINATION_TYPES: DestinationType[] = ['INTERNET', 'VPC_GW'];
 const GATEWAY_TYPES: GatewayType[] = ['DEFAULT', 'ZETA', 'TGW', 'IGW', 'NGW', 'ARION'];
 const MAX_VNI = 0xffffff;
+/** Shared by every resource without address pairs (most of them); never mutated. */
+const NO_PAIRS: AddressPair[] = Object.freeze([]) as unknown as AddressPair[];
 
 /** Thrown inside this module only; normalize() turns it into an `invalid` intent. */
 class Invalid extends Error {}
@@ -127,7 +148,7 @@ export function dhcpKey(macAddress: string, address: string): string {
  * The configuration id, or when a controller left it empty, the id in the V2 map key
  * (`L2/<id>`, `L3/<id>`, `<hostIp>/<id>`).
  */
-function idFrom(configId: string, mapKey: string | undefined): string {
+export function idFromMapKey(configId: string, mapKey: string | undefined): string {
   if (configId !== '' || mapKey === undefined) return configId;
   const slash = mapKey.lastIndexOf('/');
   return slash >= 0 ? mapKey.slice(slash + 1) : mapKey;
@@ -202,31 +223,44 @@ const builders: { [K in Kind]: Builder<K> } = {
     }];
   },
 
+  // The hot path of a large state (a million neighbors): no field-name strings, closures or
+  // result objects unless something is wrong.
   neighbor(state, id, ctx) {
     const c = state.configuration!;
-    const hostIp = ipv4(c.hostIpAddress, 'host_ip_address');
+    if (!isStrictIPv4(c.hostIpAddress)) throw new Invalid(`host_ip_address: "${c.hostIpAddress}" is not an IPv4 address`);
+    const hostIp = ctx.intern(c.hostIpAddress);
     if (c.fixedIps.length === 0) throw new Invalid('fixed_ips is empty');
-    const byType = new Map<NeighborType, NeighborFixedIp[]>();
-    c.fixedIps.forEach((f, i) => {
-      const type = neighborType(f.neighborType, `fixed_ips[${i}].neighbor_type`);
-      const subnetId = required(f.subnetId, `fixed_ips[${i}].subnet_id`);
-      if (!ctx.subnet(subnetId)) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${subnetId} is not known`);
-      const entry = {
-        subnetId, ip: ipAny(f.ipAddress, `fixed_ips[${i}].ip_address`),
-        arionGroup: f.arionGroup, tunnelId: vniOf(String(f.tunnelId), `fixed_ips[${i}].tunnel_id`),
-      };
-      const list = byType.get(type);
-      if (list) list.push(entry); else byType.set(type, [entry]);
-    });
-    const common = {
-      id, revision: c.revisionNumber, vpcId: c.vpcId, name: c.name,
-      mac: mac(c.macAddress, 'mac_address'),
-      hostIp,
-      hostMac: optional(c.hostMacAddress, parseMac, 'host_mac_address'),
-      local: hostIp === ctx.hostIp,
-      allowedAddressPairs: addressPairs(c.allowAddressPairs, 'allow_address_pairs'),
-    };
-    return [...byType].map(([type, fixedIps]) => ({ key: `${type}/${id}`, type, ...common, fixedIps }));
+    let l2: NeighborFixedIp[] | null = null;
+    let l3: NeighborFixedIp[] | null = null;
+    for (let i = 0; i < c.fixedIps.length; i++) {
+      const f = c.fixedIps[i]!;
+      if (f.neighborType !== PbNeighborType.L2 && f.neighborType !== PbNeighborType.L3) {
+        throw new Invalid(`fixed_ips[${i}].neighbor_type: unknown value ${f.neighborType}`);
+      }
+      if (f.subnetId === '') throw new Invalid(`fixed_ips[${i}].subnet_id is empty`);
+      if (!ctx.subnet(f.subnetId)) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${f.subnetId} is not known`);
+      const ip = normalizeIp(f.ipAddress);
+      if (ip === null) throw new Invalid(`fixed_ips[${i}].ip_address: "${f.ipAddress}" is not an IP address`);
+      if (f.tunnelId > MAX_VNI) throw new Invalid(`fixed_ips[${i}].tunnel_id: ${f.tunnelId} is out of range 0–${MAX_VNI}`);
+      const entry: NeighborFixedIp = { subnetId: ctx.intern(f.subnetId), ip, arionGroup: ctx.intern(f.arionGroup), tunnelId: f.tunnelId };
+      if (f.neighborType === PbNeighborType.L2) (l2 ??= []).push(entry);
+      else (l3 ??= []).push(entry);
+    }
+    const macAddress = normalizeMac(c.macAddress);
+    if (macAddress === null) throw new Invalid(`mac_address: "${c.macAddress}" is not a MAC address (six hex octets separated by ':' or '-')`);
+    let hostMac: string | null = null;
+    if (c.hostMacAddress !== '') {
+      hostMac = normalizeMac(c.hostMacAddress);
+      if (hostMac === null) throw new Invalid(`host_mac_address: "${c.hostMacAddress}" is not a MAC address`);
+      hostMac = ctx.intern(hostMac);
+    }
+    const pairs = c.allowAddressPairs.length === 0 ? NO_PAIRS : addressPairs(c.allowAddressPairs, 'allow_address_pairs');
+    const vpcId = ctx.intern(c.vpcId);
+    const local = hostIp === ctx.hostIp;
+    const out: Neighbor[] = [];
+    if (l2) out.push(neighborEntry('L2', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs));
+    if (l3) out.push(neighborEntry('L3', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs));
+    return out;
   },
 
   securityGroup(state, id) {
@@ -311,6 +345,13 @@ const builders: { [K in Kind]: Builder<K> } = {
   },
 };
 
+function neighborEntry(
+  type: NeighborType, id: string, revision: number, vpcId: string, name: string, macAddress: string,
+  hostIp: string, hostMac: string | null, local: boolean, fixedIps: NeighborFixedIp[], allowedAddressPairs: AddressPair[],
+): Neighbor {
+  return { key: `${type}/${id}`, id, revision, type, vpcId, name, mac: macAddress, hostIp, hostMac, local, fixedIps, allowedAddressPairs };
+}
+
 function vniOf(text: string, field: string): number {
   return uint(text, field, MAX_VNI);
 }
@@ -346,30 +387,38 @@ function deleteKeys(kind: Kind, state: StateOf[Kind], id: string, mapKey: string
   return [id];
 }
 
+const NO_WARNINGS: string[] = Object.freeze([]) as unknown as string[];
+/** Builders push warnings here; normalize() hands out a copy only when there are any. */
+const scratchWarnings: string[] = [];
+
+function intentOf<K extends Kind>(
+  kind: K, state: StateOf[K], id: string, operation: Operation | 'UNRECOGNIZED', mapKey: string | undefined, ctx: NormalizeContext,
+): Intent<K> {
+  if (operation === 'UNRECOGNIZED') return { op: 'invalid', reason: `operation_type: unknown value ${state.operationType}` };
+  if (operation === 'GET') return { op: 'noop' };
+  if (!state.configuration) return { op: 'invalid', reason: 'configuration is missing' };
+  if (id === '' && kind !== 'dhcp') return { op: 'invalid', reason: 'configuration.id is empty' };
+  try {
+    if (operation === 'DELETE') return { op: 'delete', keys: deleteKeys(kind, state, id, mapKey) };
+    scratchWarnings.length = 0;
+    const values = builders[kind](state, id, ctx, scratchWarnings);
+    return { op: 'upsert', values, warnings: scratchWarnings.length === 0 ? NO_WARNINGS : [...scratchWarnings] };
+  } catch (e) {
+    if (e instanceof Invalid) return { op: 'invalid', reason: e.message };
+    // A bug here must not take the agent down with it; report it against this resource.
+    return { op: 'invalid', reason: `internal error while validating: ${String(e)}` };
+  }
+}
+
 /** One controller state to what it asks of the store. Never throws. */
 export function normalize<K extends Kind>(
   kind: K, state: StateOf[K], mapKey: string | undefined, ctx: NormalizeContext,
 ): Normalized<K> {
   const c = state.configuration;
-  const id = c ? idFrom(c.id, mapKey) : idFrom('', mapKey);
+  const id = idFromMapKey(c ? c.id : '', mapKey);
   const operation = OPERATIONS[state.operationType] ?? 'UNRECOGNIZED';
-  const revision = c?.revisionNumber ?? 0;
-  const result = (intent: Intent<K>): Normalized<K> => ({
-    kind, id, operation, operationType: state.operationType, revision, intent,
-  });
-  if (operation === 'UNRECOGNIZED') return result({ op: 'invalid', reason: `operation_type: unknown value ${state.operationType}` });
-  if (operation === 'GET') return result({ op: 'noop' });
-  if (!c) return result({ op: 'invalid', reason: 'configuration is missing' });
-  if (id === '' && kind !== 'dhcp') return result({ op: 'invalid', reason: 'configuration.id is empty' });
-  try {
-    if (operation === 'DELETE') return result({ op: 'delete', keys: deleteKeys(kind, state, id, mapKey) });
-    const warnings: string[] = [];
-    const values = builders[kind](state, id, ctx, warnings);
-    return result({ op: 'upsert', values, warnings });
-  } catch (e) {
-    if (e instanceof Invalid) return result({ op: 'invalid', reason: e.message });
-    // A bug here must not take the agent down with it; report it against this resource.
-    return result({ op: 'invalid', reason: `internal error while validating: ${String(e)}` });
-  }
+  return {
+    kind, id, operation, operationType: state.operationType, revision: c ? c.revisionNumber : 0,
+    intent: intentOf(kind, state, id, operation, mapKey, ctx),
+  };
 }
-

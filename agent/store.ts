@@ -20,7 +20,10 @@ export class ResourceStore {
     securityGroup: new Map(), dhcp: new Map(), router: new Map(), gateway: new Map(),
   };
   /** Revisions of deleted resources, so a late CREATE older than the DELETE stays refused. */
-  private readonly tombstones = new Map<string, number>();
+  private readonly tombstones: Record<Kind, Map<string, number>> = {
+    vpc: new Map(), subnet: new Map(), port: new Map(), neighbor: new Map(),
+    securityGroup: new Map(), dhcp: new Map(), router: new Map(), gateway: new Map(),
+  };
   private readonly listeners = new Set<StoreListener>();
 
   get<K extends Kind>(kind: K, key: string): ResourceOf[K] | undefined {
@@ -45,7 +48,7 @@ export class ResourceStore {
 
   /** The revision the store holds for a key: its own, a deleted one's, or 0. */
   revisionOf(kind: Kind, key: string): number {
-    return this.tables[kind].get(key)?.revision ?? this.tombstones.get(`${kind}\u0000${key}`) ?? 0;
+    return this.tables[kind].get(key)?.revision ?? this.tombstones[kind].get(key) ?? 0;
   }
 
   /** Insert or replace. Returns the event, or null when the stored value is identical. */
@@ -54,7 +57,8 @@ export class ResourceStore {
     const before = table.get(value.key);
     if (before !== undefined && sameResource(before, value)) return null;
     table.set(value.key, value);
-    this.tombstones.delete(`${kind}\u0000${value.key}`);
+    const tombstones = this.tombstones[kind];
+    if (tombstones.size > 0) tombstones.delete(value.key);
     return (before === undefined
       ? { type: 'added', kind, key: value.key, after: value }
       : { type: 'changed', kind, key: value.key, before, after: value }) as StoreEvent;
@@ -65,7 +69,7 @@ export class ResourceStore {
     const table = this.tables[kind] as Map<string, ResourceOf[K]>;
     const before = table.get(key);
     const kept = Math.max(revision, before?.revision ?? 0);
-    if (kept > 0) this.tombstones.set(`${kind}\u0000${key}`, kept);
+    if (kept > 0) this.tombstones[kind].set(key, kept);
     if (before === undefined) return null;
     table.delete(key);
     return { type: 'removed', kind, key, before } as StoreEvent;
