@@ -35,7 +35,7 @@ export class DryRunDataplane implements Dataplane {
   apply(events: readonly StoreEvent[]): Promise<Map<string, ResourceOutcome>> {
     this.applied += 1;
     this.events += events.length;
-    return Promise.resolve(new Map());
+    return Promise.resolve(new Map<string, ResourceOutcome>());
   }
 
   close(): Promise<void> {

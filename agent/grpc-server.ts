@@ -10,7 +10,7 @@ import { GoalState } from '../proto/gen/alcor/goalstate.js';
 import {
   GoalStateProvisionerService, type GoalStateOperationReply, type HostRequestReply, type NeighborRulesRequest,
 } from '../proto/gen/alcor/goalstateprovisioner.js';
-import { UndecodableError, scanGoalStateV2 } from './goalstate-source.js';
+import { scanGoalStateV2 } from './goalstate-source.js';
 import type { Intake } from './intake.js';
 import { encodeReply } from './reply.js';
 
@@ -28,12 +28,12 @@ function decode<T>(decoder: (b: Uint8Array) => T, bytes: Buffer): Decoded<T> {
   try {
     return { ok: true, value: decoder(bytes) };
   } catch (e) {
-    return { ok: false, error: e instanceof UndecodableError || e instanceof Error ? e.message : String(e) };
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
 }
 
 /** The service definition with our own (de)serializers: requests arrive as raw bytes. */
-const service: grpc.ServiceDefinition = {
+const service = {
   PushNetworkResourceStates: {
     ...GoalStateProvisionerService.pushNetworkResourceStates,
     requestDeserialize: raw,

@@ -4,30 +4,17 @@
 import type { Logger } from 'winston';
 import { OperationType, operationTypeToJSON } from '../proto/gen/alcor/common.js';
 import type { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { type Dataplane, outcomeKey } from './dataplane.js';
+import { type Dataplane, type ResourceOutcome, outcomeKey } from './dataplane.js';
 import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
 import { KINDS, type Kind } from './model.js';
 import { type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
+import { ResultTable, type Status } from './results.js';
 import type { ResourceStore, StoreEvent } from './store.js';
 
-export type Status = 'SUCCESS' | 'FAILURE' | 'INVALID_ARG' | 'PENDING' | 'OUT_OF_ORDER';
-
-/** One resource of a goal state and what became of it. Kept small: a state may hold millions. */
-export interface ResourceResult {
-  kind: Kind;
-  id: string;
-  /** The wire operation_type, echoed even when unknown. */
-  operationType: number;
-  status: Status;
-  detail: string;
-  /** Microseconds to validate and store this resource. */
-  configUs: number;
-  /** Whether it changed the store (and so took part in the dataplane commit). */
-  changed: boolean;
-}
+export type { ResourceResult, Status } from './results.js';
 
 export interface IntakeResult {
-  results: ResourceResult[];
+  results: ResultTable;
   /** Store changes handed to the dataplane. */
   events: number;
   /** Microseconds of the dataplane commit. */
@@ -69,62 +56,57 @@ export class Intake {
    * returns its promise; the dataplane commit is awaited after.
    */
   apply(gs: GoalStateInput, receivedUs = nowUs()): Promise<IntakeResult> {
-    const results: ResourceResult[] = [];
+    const results = new ResultTable();
     const events: StoreEvent[] = [];
     const store = this.store;
     let last = nowUs();
 
     for (const kind of KINDS) {
       sourceOf(gs).forEach(kind, (state, mapKey) => {
-        let result: ResourceResult;
+        let i: number;
         if (state instanceof Error) {
-          result = { kind, id: idFromMapKey('', mapKey), operationType: OperationType.INFO, status: 'INVALID_ARG', detail: state.message, configUs: 0, changed: false };
+          i = results.add(kind, idFromMapKey('', mapKey), OperationType.INFO);
+          results.setStatus(i, 'INVALID_ARG', state.message);
         } else {
           const n = normalize(kind, state, mapKey, this.ctx);
-          result = { kind, id: n.id, operationType: n.operationType, status: 'SUCCESS', detail: '', configUs: 0, changed: false };
+          i = results.add(kind, n.id, n.operationType);
           const intent = n.intent;
           if (intent.op === 'invalid') {
-            result.status = 'INVALID_ARG';
-            result.detail = intent.reason;
+            results.setStatus(i, 'INVALID_ARG', intent.reason);
           } else if (intent.op !== 'noop') {
-            const keys = intent.op === 'upsert' ? intent.values.map((v) => v.key) : intent.keys;
             let newer = 0;
             if (n.revision !== 0) {
-              for (const k of keys) newer = Math.max(newer, store.revisionOf(kind, k));
+              if (intent.op === 'upsert') for (const v of intent.values) newer = Math.max(newer, store.revisionOf(kind, v.key));
+              else for (const k of intent.keys) newer = Math.max(newer, store.revisionOf(kind, k));
             }
             if (n.revision < newer) {
-              result.status = 'OUT_OF_ORDER';
-              result.detail = `revision ${n.revision} is older than the stored revision ${newer}`;
+              results.setStatus(i, 'OUT_OF_ORDER', `revision ${n.revision} is older than the stored revision ${newer}`);
+            } else if (intent.op === 'upsert') {
+              for (const v of intent.values) {
+                const e = store.upsert(kind, v);
+                if (e) { events.push(e); results.markChanged(i); }
+              }
+              if (intent.warnings.length > 0) {
+                results.setDetail(i, intent.warnings.join('; '));
+                this.log.warn('resource accepted with warnings', { kind, id: n.id, warnings: intent.warnings });
+              }
             } else {
-              if (intent.op === 'upsert') {
-                for (const v of intent.values) {
-                  const e = store.upsert(kind, v);
-                  if (e) events.push(e);
-                  result.changed ||= e !== null;
-                }
-                if (intent.warnings.length > 0) {
-                  result.detail = intent.warnings.join('; ');
-                  this.log.warn('resource accepted with warnings', { kind, id: n.id, warnings: intent.warnings });
-                }
-              } else {
-                for (const k of intent.keys) {
-                  const e = store.remove(kind, k, n.revision);
-                  if (e) events.push(e);
-                  result.changed ||= e !== null;
-                }
+              for (const k of intent.keys) {
+                const e = store.remove(kind, k, n.revision);
+                if (e) { events.push(e); results.markChanged(i); }
               }
             }
           }
         }
-        if (result.status !== 'SUCCESS') {
+        if (results.status(i) !== 'SUCCESS') {
           this.log.warn('resource refused', {
-            kind, id: result.id, operation: operationTypeToJSON(result.operationType), status: result.status, reason: result.detail,
+            kind, id: results.id(i), operation: operationTypeToJSON(results.operationType(i)),
+            status: results.status(i), reason: results.detail(i),
           });
         }
         const now = nowUs();
-        result.configUs = now - last;
+        results.setConfigUs(i, now - last);
         last = now;
-        results.push(result);
       });
     }
     store.publish(events);
@@ -133,16 +115,15 @@ export class Intake {
       const dpStart = nowUs();
       let dataplaneUs = 0;
       try {
-        const outcomes = events.length > 0 ? await this.dataplane.apply(events, store) : new Map();
+        const outcomes = events.length > 0 ? await this.dataplane.apply(events, store) : new Map<string, ResourceOutcome>();
         dataplaneUs = nowUs() - dpStart;
         if (outcomes.size > 0) this.mergeOutcomes(results, outcomes);
       } catch (e) {
         dataplaneUs = nowUs() - dpStart;
         let failed = 0;
-        for (const r of results) {
-          if (!r.changed) continue;
-          r.status = 'FAILURE';
-          r.detail = `dataplane: ${e instanceof Error ? e.message : String(e)}`;
+        for (let i = 0; i < results.length; i++) {
+          if (!results.changed(i)) continue;
+          results.setStatus(i, 'FAILURE', `dataplane: ${e instanceof Error ? e.message : String(e)}`);
           failed += 1;
         }
         this.log.error('dataplane commit failed', { error: String(e), resources: failed });
@@ -156,24 +137,22 @@ export class Intake {
   }
 
   /** Per-resource dataplane outcomes (PENDING, FAILURE) onto the results that changed. */
-  private mergeOutcomes(results: ResourceResult[], outcomes: Map<string, { status: 'PENDING' | 'FAILURE'; detail: string }>): void {
-    for (const r of results) {
-      if (!r.changed || r.status !== 'SUCCESS') continue;
-      // A result's store keys: its id for most kinds; neighbors and DHCP carry theirs in events.
-      const o = outcomes.get(outcomeKey(r.kind, r.id));
-      if (o) {
-        r.status = o.status;
-        r.detail = o.detail;
-      }
+  private mergeOutcomes(results: ResultTable, outcomes: Map<string, ResourceOutcome>): void {
+    for (let i = 0; i < results.length; i++) {
+      if (!results.changed(i) || results.status(i) !== 'SUCCESS') continue;
+      const o = outcomes.get(outcomeKey(results.kind(i), results.id(i)));
+      if (o) results.setStatus(i, o.status, o.detail);
     }
   }
 
-  private logSummary(results: ResourceResult[], events: number, totalUs: number): void {
+  private logSummary(results: ResultTable, events: number, totalUs: number): void {
     const kinds: Partial<Record<Kind, number>> = {};
     const statuses: Partial<Record<Status, number>> = {};
-    for (const r of results) {
-      kinds[r.kind] = (kinds[r.kind] ?? 0) + 1;
-      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+    for (let i = 0; i < results.length; i++) {
+      const kind = results.kind(i);
+      const status = results.status(i);
+      kinds[kind] = (kinds[kind] ?? 0) + 1;
+      statuses[status] = (statuses[status] ?? 0) + 1;
     }
     this.log.info('goal state applied', { resources: kinds, statuses, changes: events, totalUs: Math.round(totalUs) });
   }

@@ -110,7 +110,6 @@ function enumValue<T>(table: Record<number, T> | T[], value: number, field: stri
   return v;
 }
 const mac = (text: string, field: string): string => need(parseMac(required(text, field)), field);
-const ipv4 = (text: string, field: string): string => need(parseIPv4(required(text, field)), field);
 const ipAny = (text: string, field: string): string => need(parseIp(required(text, field)), field).address;
 /** Neutron allows a CIDR in an allowed address pair. */
 function ipOrCidr(text: string, field: string): string {
@@ -354,12 +353,6 @@ function neighborEntry(
 
 function vniOf(text: string, field: string): number {
   return uint(text, field, MAX_VNI);
-}
-
-function neighborType(value: number, field: string): NeighborType {
-  if (value === PbNeighborType.L2) return 'L2';
-  if (value === PbNeighborType.L3) return 'L3';
-  throw new Invalid(`${field}: unknown value ${value}`);
 }
 
 /** Store keys a DELETE removes. Only identity fields are needed, so deletes stay lenient. */

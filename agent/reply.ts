@@ -5,8 +5,9 @@
 // tests check the encoder against.
 import { OperationStatus, ResourceType } from '../proto/gen/alcor/common.js';
 import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
-import type { IntakeResult, ResourceResult, Status } from './intake.js';
-import type { Kind } from './model.js';
+import type { IntakeResult } from './intake.js';
+import type { ResourceResult, Status } from './results.js';
+import { KINDS, type Kind } from './model.js';
 
 const RESOURCE_TYPES: Record<Kind, ResourceType> = {
   vpc: ResourceType.VPC, subnet: ResourceType.SUBNET, port: ResourceType.PORT,
@@ -41,7 +42,7 @@ function timesOf(r: ResourceResult, result: IntakeResult): Times {
 export function toReply(result: IntakeResult): GoalStateOperationReply {
   return {
     formatVersion: 0,
-    operationStatuses: result.results.map((r) => {
+    operationStatuses: result.results.toArray().map((r) => {
       const t = timesOf(r, result);
       return {
         resourceId: r.id,
@@ -99,28 +100,34 @@ class Writer {
   }
 }
 
+const TYPE_BY_KIND_INDEX = KINDS.map((k) => RESOURCE_TYPES[k]);
+const TAG_ID = [0x0a]; // field 1, length-delimited
+const TAG_DETAIL = [0xa2, 0x06]; // field 100, length-delimited
+
 /** Proto3 encoding of `toReply(result)`: default values omitted, fields in number order. */
 export function encodeReply(result: IntakeResult): Buffer {
   const rs = result.results;
+  const n = rs.length;
   const elapsed = clampUs(result.totalUs);
   const dp = clampUs(result.dataplaneUs);
-  const sizes = new Array<number>(rs.length);
-  const idLens = new Array<number>(rs.length);
-  const detailLens = new Array<number>(rs.length);
+  const sizes = new Uint32Array(n);
+  const idLens = new Uint32Array(n);
+  const detailLens = new Uint32Array(n);
   let total = 0;
-  for (let i = 0; i < rs.length; i++) {
-    const r = rs[i]!;
-    const idLen = Buffer.byteLength(r.id);
-    const detailLen = r.detail === '' ? 0 : Buffer.byteLength(r.detail);
-    const type = RESOURCE_TYPES[r.kind];
-    const status = STATUSES[r.status];
+  for (let i = 0; i < n; i++) {
+    const idLen = Buffer.byteLength(rs.id(i));
+    const detail = rs.detail(i);
+    const detailLen = detail === '' ? 0 : Buffer.byteLength(detail);
+    const type = TYPE_BY_KIND_INDEX[rs.kindIndex(i)]!;
+    const status = rs.statusCode(i);
+    const op = rs.operationType(i);
     let size = 0;
     if (idLen > 0) size += 1 + varintSize(idLen) + idLen;
     if (type !== 0) size += 1 + varintSize(type);
-    if (r.operationType !== 0) size += 1 + varintSize(r.operationType);
+    if (op !== 0) size += 1 + varintSize(op);
     if (status !== 0) size += 1 + varintSize(status);
-    if (r.changed) size += 1 + varintSize(dp);
-    size += 1 + varintSize(clampUs(r.configUs));
+    if (rs.changed(i)) size += 1 + varintSize(dp);
+    size += 1 + varintSize(clampUs(rs.config(i)));
     size += 1 + varintSize(elapsed);
     if (detailLen > 0) size += 2 + varintSize(detailLen) + detailLen;
     sizes[i] = size;
@@ -130,20 +137,20 @@ export function encodeReply(result: IntakeResult): Buffer {
   }
   total += 1 + varintSize(elapsed);
   const w = new Writer(Buffer.allocUnsafe(total));
-  for (let i = 0; i < rs.length; i++) {
-    const r = rs[i]!;
+  for (let i = 0; i < n; i++) {
     w.buf[w.pos++] = 0x12; // field 2, length-delimited
     w.varint(sizes[i]!);
-    if (idLens[i]! > 0) w.bytes([0x0a], r.id, idLens[i]!);
-    const type = RESOURCE_TYPES[r.kind];
+    if (idLens[i]! > 0) w.bytes(TAG_ID, rs.id(i), idLens[i]!);
+    const type = TYPE_BY_KIND_INDEX[rs.kindIndex(i)]!;
     if (type !== 0) { w.buf[w.pos++] = 0x10; w.varint(type); }
-    if (r.operationType !== 0) { w.buf[w.pos++] = 0x18; w.varint(r.operationType); }
-    const status = STATUSES[r.status];
+    const op = rs.operationType(i);
+    if (op !== 0) { w.buf[w.pos++] = 0x18; w.varint(op); }
+    const status = rs.statusCode(i);
     if (status !== 0) { w.buf[w.pos++] = 0x20; w.varint(status); }
-    if (r.changed) { w.buf[w.pos++] = 0x28; w.varint(dp); }
-    w.buf[w.pos++] = 0x30; w.varint(clampUs(r.configUs));
+    if (rs.changed(i)) { w.buf[w.pos++] = 0x28; w.varint(dp); }
+    w.buf[w.pos++] = 0x30; w.varint(clampUs(rs.config(i)));
     w.buf[w.pos++] = 0x38; w.varint(elapsed);
-    if (detailLens[i]! > 0) w.bytes([0xa2, 0x06], r.detail, detailLens[i]!); // field 100
+    if (detailLens[i]! > 0) w.bytes(TAG_DETAIL, rs.detail(i), detailLens[i]!);
   }
   w.buf[w.pos++] = 0x18; // field 3
   w.varint(elapsed);
