@@ -1,6 +1,9 @@
 // Address parsing and normalization for controller input. Every parser returns a value or a
 // reason string, never throws: a bad field becomes an INVALID_ARG with that reason.
 import { isIPv6 } from 'node:net';
+import type { Cidr, Family } from '../dataplane/model.js';
+
+export type { Cidr, Family };
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -112,7 +115,6 @@ export function parseIPv6(text: string): Parsed<string> {
   return ok(new URL(`http://[${text}]/`).hostname.slice(1, -1));
 }
 
-export type Family = 4 | 6;
 export interface IpAddress {
   family: Family;
   address: string;
@@ -134,12 +136,6 @@ export function parseIp(text: string): Parsed<IpAddress> {
   return v4.ok ? ok({ family: 4, address: v4.value }) : bad(`"${text}" is not an IP address`);
 }
 
-export interface Cidr {
-  family: Family;
-  /** The address as written (normalized), which may have host bits set. */
-  address: string;
-  prefix: number;
-}
 
 export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;

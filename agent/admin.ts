@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
-import type { Kind } from './model.js';
+import type { Kind } from '../dataplane/model.js';
 import type { ResourceStore } from './store.js';
 
 /** Plural names of the kinds in /v1/state. */

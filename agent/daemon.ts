@@ -4,7 +4,7 @@ import type { Logger } from 'winston';
 import { AdminServer } from './admin.js';
 import type { AgentConfig } from './config.js';
 import { ControllerClient } from './controller-client.js';
-import { type Dataplane, DryRunDataplane } from './dataplane.js';
+import { type Dataplane, DryRunDataplane } from '../dataplane/api.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
 import { ResourceStore } from './store.js';

@@ -12,7 +12,7 @@ import { RouterState } from '../proto/gen/alcor/router.js';
 import { SecurityGroupState } from '../proto/gen/alcor/securitygroup.js';
 import { SubnetState } from '../proto/gen/alcor/subnet.js';
 import { VpcState } from '../proto/gen/alcor/vpc.js';
-import type { Kind } from './model.js';
+import type { Kind } from '../dataplane/model.js';
 import type { StateOf } from './normalize.js';
 
 export interface GoalStateSource {

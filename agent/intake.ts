@@ -4,9 +4,9 @@
 import type { Logger } from 'winston';
 import { OperationType, operationTypeToJSON } from '../proto/gen/alcor/common.js';
 import type { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { type Dataplane, type ResourceOutcome, outcomeKey } from './dataplane.js';
+import { type Dataplane, type ResourceOutcome, outcomeKey } from '../dataplane/api.js';
 import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
-import { KINDS, type Kind } from './model.js';
+import { KINDS, type Kind } from '../dataplane/model.js';
 import { type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
 import { ResultTable, type Status } from './results.js';
 import type { ResourceStore, StoreEvent } from './store.js';

@@ -7,7 +7,7 @@ import {
 import type {
   AddressPair, DestinationType, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
   Neighbor, NeighborType, NetworkType, Operation, ResourceOf, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
-} from './model.js';
+} from '../dataplane/model.js';
 import { NetworkType as PbNetworkType, OperationType } from '../proto/gen/alcor/common.js';
 import type { VpcState } from '../proto/gen/alcor/vpc.js';
 import type { SubnetState } from '../proto/gen/alcor/subnet.js';

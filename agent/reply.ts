@@ -7,7 +7,7 @@ import { OperationStatus, ResourceType } from '../proto/gen/alcor/common.js';
 import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
 import type { IntakeResult } from './intake.js';
 import type { ResourceResult, Status } from './results.js';
-import { KINDS, type Kind } from './model.js';
+import { KINDS, type Kind } from '../dataplane/model.js';
 
 const RESOURCE_TYPES: Record<Kind, ResourceType> = {
   vpc: ResourceType.VPC, subnet: ResourceType.SUBNET, port: ResourceType.PORT,

@@ -1,8 +1,8 @@
 // Per-resource results of one goal state, stored by column. A state can carry a million
 // resources; a million result objects would be a million more things for the garbage collector
 // to trace while the store is being filled. Rows are materialized on demand.
-import type { Kind } from './model.js';
-import { KINDS } from './model.js';
+import type { Kind } from '../dataplane/model.js';
+import { KINDS } from '../dataplane/model.js';
 
 export type Status = 'SUCCESS' | 'FAILURE' | 'INVALID_ARG' | 'PENDING' | 'OUT_OF_ORDER';
 const STATUS_NAMES: Status[] = ['SUCCESS', 'FAILURE', 'INVALID_ARG', 'PENDING', 'OUT_OF_ORDER'];

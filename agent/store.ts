@@ -1,20 +1,15 @@
 // The resource store: the agent's desired state, one map per kind, keyed by store key.
 // It is the single owner of that state; the dataplane programs from it and learns of changes
 // through typed events, batched per applied goal state.
-import { KINDS, type Kind, type ResourceOf } from './model.js';
+import { KINDS, type Kind, type ResourceEvent, type ResourceOf, type ResourceView } from '../dataplane/model.js';
 
-export type StoreEvent = {
-  [K in Kind]:
-    | { type: 'added'; kind: K; key: string; after: ResourceOf[K] }
-    | { type: 'changed'; kind: K; key: string; before: ResourceOf[K]; after: ResourceOf[K] }
-    | { type: 'removed'; kind: K; key: string; before: ResourceOf[K] };
-}[Kind];
+export type StoreEvent = ResourceEvent;
 
 export type StoreListener = (events: readonly StoreEvent[]) => void;
 
 type Tables = { [K in Kind]: Map<string, ResourceOf[K]> };
 
-export class ResourceStore {
+export class ResourceStore implements ResourceView {
   private readonly tables: Tables = {
     vpc: new Map(), subnet: new Map(), port: new Map(), neighbor: new Map(),
     securityGroup: new Map(), dhcp: new Map(), router: new Map(), gateway: new Map(),

@@ -1,7 +1,15 @@
-// The normalized resource model: what the store keeps and the dataplane programs from.
-// Protobuf types stop at the intake (agent/normalize.ts); nothing below it sees them.
-// Every value here is validated: MACs are lower-case colon form, addresses are parsed.
-import type { Cidr } from './addr.js';
+// The normalized resource model: what the agent's store keeps and the dataplane programs from.
+// Protobuf types stop at the agent's intake (agent/normalize.ts); nothing here knows them.
+// Every value is validated: MACs are lower-case colon form, addresses are parsed.
+
+export type Family = 4 | 6;
+
+export interface Cidr {
+  family: Family;
+  /** The address as written (normalized), which may have host bits set. */
+  address: string;
+  prefix: number;
+}
 
 export const KINDS = ['vpc', 'subnet', 'securityGroup', 'gateway', 'router', 'port', 'neighbor', 'dhcp'] as const;
 /** Resource kinds, in the order a goal state is applied (referenced kinds first). */
@@ -162,3 +170,18 @@ export interface ResourceOf {
   gateway: Gateway;
 }
 export type Resource = ResourceOf[Kind];
+
+/** What changed in the store, one event per resource key. */
+export type ResourceEvent = {
+  [K in Kind]:
+    | { type: 'added'; kind: K; key: string; after: ResourceOf[K] }
+    | { type: 'changed'; kind: K; key: string; before: ResourceOf[K]; after: ResourceOf[K] }
+    | { type: 'removed'; kind: K; key: string; before: ResourceOf[K] };
+}[Kind];
+
+/** Read access to the desired state, as the dataplane sees the agent's store. */
+export interface ResourceView {
+  get<K extends Kind>(kind: K, key: string): ResourceOf[K] | undefined;
+  list<K extends Kind>(kind: K): IterableIterator<ResourceOf[K]>;
+  count(kind: Kind): number;
+}

@@ -1,7 +1,6 @@
-// The seam between the intake and whatever programs the switch. The intake hands over what one
-// goal state changed in the store; the dataplane answers once the switch has confirmed.
-import type { Kind } from './model.js';
-import type { ResourceStore, StoreEvent } from './store.js';
+// The seam between the agent's intake and whatever programs the switch. The intake hands over
+// what one goal state changed in its store; the dataplane answers once the switch has confirmed.
+import type { Kind, ResourceEvent, ResourceView } from './model.js';
 
 export type DataplaneStatus = 'SUCCESS' | 'PENDING' | 'FAILURE';
 
@@ -22,7 +21,7 @@ export interface Dataplane {
    * Program the change. Resolves after the switch has confirmed it, with an entry for each
    * resource that is not simply SUCCESS (keyed by `outcomeKey`); rejecting fails them all.
    */
-  apply(events: readonly StoreEvent[], store: ResourceStore): Promise<Map<string, ResourceOutcome>>;
+  apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>>;
   close(): Promise<void>;
 }
 
@@ -32,7 +31,7 @@ export class DryRunDataplane implements Dataplane {
   applied = 0;
   events = 0;
 
-  apply(events: readonly StoreEvent[]): Promise<Map<string, ResourceOutcome>> {
+  apply(events: readonly ResourceEvent[]): Promise<Map<string, ResourceOutcome>> {
     this.applied += 1;
     this.events += events.length;
     return Promise.resolve(new Map<string, ResourceOutcome>());
