@@ -7,6 +7,8 @@ import { STATE_NAMES } from './admin.js';
 import { ConfigError, type ConfigInput, readConfigFile, readEnv, resolveConfig } from './config.js';
 import { startAgent } from './daemon.js';
 import { createLogger } from './log.js';
+import { diffFlows, flowJson, formatChanges, formatOfctl, render } from './render.js';
+import { type Flow, flowKey } from '../dataplane/flow.js';
 import { PushError, allSucceeded, formatReply, makeClient, pushStream, pushUnary, readGoalStateFile } from './push.js';
 
 const program = new Command('aca')
@@ -96,6 +98,31 @@ program.command('push')
       process.stdout.write(`${replies.map((r) => formatReply(r.file, r.reply)).join('\n\n')}\n`);
     }
     if (!allSucceeded(replies.map((r) => r.reply))) process.exitCode = 1;
+  });
+
+program.command('render')
+  .description('print the flows goal states produce on a host (no switch touched), or the change to --diff states')
+  .argument('<files...>', 'goal states (GoalStateV2, proto3 JSON or binary), applied in order')
+  .option('--host-ip <ip>', "this host's tunnel endpoint", '10.0.0.11')
+  .option('--format <format>', 'ofctl or json', 'ofctl')
+  .option('--diff <files...>', 'goal states applied after FILES: print only the change they make')
+  .action(async (files: string[], opts: { hostIp: string; format: string; diff?: string[] }) => {
+    if (opts.format !== 'ofctl' && opts.format !== 'json') throw new PushError(`--format must be ofctl or json, not ${opts.format}`);
+    const r = await render(files, opts.hostIp);
+    const owners = (f: Flow): string[] => r.dataplane.desired.owners(flowKey(f));
+    if (opts.diff) {
+      const before = r.flows();
+      for (const f of opts.diff) await r.applyFile(f);
+      const changes = diffFlows(before, r.flows());
+      process.stdout.write(opts.format === 'json'
+        ? `${JSON.stringify({ add: changes.add.map((f) => flowJson(f, owners(f))), modify: changes.modify.map((f) => flowJson(f, owners(f))), remove: changes.remove.map((f) => flowJson(f)) }, null, 2)}\n`
+        : `${formatChanges(changes)}\n`);
+    } else {
+      const flows = r.flows();
+      process.stdout.write(opts.format === 'json' ? `${JSON.stringify(flows.map((f) => flowJson(f, owners(f))), null, 2)}\n` : `${formatOfctl(flows)}\n`);
+    }
+    for (const p of r.problems) process.stderr.write(`aca render: ${p}\n`);
+    if (r.problems.length > 0) process.exitCode = 1;
   });
 
 const ctl = program.command('ctl').description('ask a running agent (admin API)');

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseIPv4 } from './addr.js';
 import type { LogFormat, LogLevel } from './log.js';
 
-export const DATAPLANES = ['dry-run'] as const;
+export const DATAPLANES = ['dry-run', 'none'] as const;
 export type DataplaneKind = (typeof DATAPLANES)[number];
 
 export interface AgentConfig {

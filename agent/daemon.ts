@@ -4,7 +4,9 @@ import type { Logger } from 'winston';
 import { AdminServer } from './admin.js';
 import type { AgentConfig } from './config.js';
 import { ControllerClient } from './controller-client.js';
-import { type Dataplane, DryRunDataplane } from '../dataplane/api.js';
+import { type Dataplane, NullDataplane } from '../dataplane/api.js';
+import { DryRunBackend } from '../dataplane/backend.js';
+import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
 import { ResourceStore } from './store.js';
@@ -20,15 +22,18 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-export function createDataplane(config: AgentConfig): Dataplane {
+export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
   switch (config.dataplane) {
     case 'dry-run':
-      return new DryRunDataplane();
+      return new FlowDataplane(new DryRunBackend(), log);
+    case 'none':
+      return new NullDataplane();
   }
 }
 
-export async function startAgent(config: AgentConfig, log: Logger, dataplane = createDataplane(config)): Promise<Agent> {
+export async function startAgent(config: AgentConfig, log: Logger, dataplane = createDataplane(config, log)): Promise<Agent> {
   const store = new ResourceStore();
+  await dataplane.start(store);
   const intake = new Intake(store, dataplane, log, config.hostIp);
   const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes });
   let ready = false;

@@ -17,6 +17,8 @@ export const outcomeKey = (kind: Kind, id: string): string => `${kind}:${id}`;
 
 export interface Dataplane {
   readonly name: string;
+  /** Prepare the switch (bridge, tunnel ports, fixed flows) before the first goal state. */
+  start(view: ResourceView): Promise<void>;
   /**
    * Program the change. Resolves after the switch has confirmed it, with an entry for each
    * resource that is not simply SUCCESS (keyed by `outcomeKey`); rejecting fails them all.
@@ -25,11 +27,18 @@ export interface Dataplane {
   close(): Promise<void>;
 }
 
-/** Touches nothing; counts what it would have programmed. */
-export class DryRunDataplane implements Dataplane {
-  readonly name = 'dry-run';
+/**
+ * Programs nothing at all, not even in memory: the agent only validates and stores. For
+ * controller testing and for measuring the intake alone (`--dataplane none`).
+ */
+export class NullDataplane implements Dataplane {
+  readonly name = 'none';
   applied = 0;
   events = 0;
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
 
   apply(events: readonly ResourceEvent[]): Promise<Map<string, ResourceOutcome>> {
     this.applied += 1;

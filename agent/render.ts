@@ -1,0 +1,83 @@
+// `aca render`: the flows a goal state (or a sequence of them) produces on a host, without
+// touching any switch; or, with a second sequence, the minimal change between the two.
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { DryRunBackend, type FlowChanges } from '../dataplane/backend.js';
+import { type Flow, formatFlow, formatMatch, hex, programmerOf } from '../dataplane/flow.js';
+import { FlowDataplane, sortFlows } from '../dataplane/flow-dataplane.js';
+import { BRIDGE } from '../dataplane/pipeline.js';
+import { Intake } from './intake.js';
+import { silentLogger } from './log.js';
+import { PushError, readGoalStateFile } from './push.js';
+import { ResourceStore } from './store.js';
+
+export class Renderer {
+  readonly store = new ResourceStore();
+  readonly dataplane = new FlowDataplane(new DryRunBackend());
+  private readonly intake: Intake;
+  readonly problems: string[] = [];
+
+  constructor(hostIp: string) {
+    this.intake = new Intake(this.store, this.dataplane, silentLogger(), hostIp);
+  }
+
+  async start(): Promise<void> {
+    await this.dataplane.start(this.store);
+  }
+
+  async applyFile(path: string): Promise<void> {
+    const gs = readGoalStateFile(path, GoalStateV2);
+    const result = await this.intake.apply({ v2: gs });
+    for (const r of result.results.toArray()) {
+      if (r.status !== 'SUCCESS') this.problems.push(`${path}: ${r.kind} ${r.id}: ${r.status} ${r.detail}`);
+    }
+  }
+
+  flows(): Flow[] {
+    return this.dataplane.flows();
+  }
+}
+
+export async function render(files: string[], hostIp: string): Promise<Renderer> {
+  if (files.length === 0) throw new PushError('no goal-state files given');
+  const r = new Renderer(hostIp);
+  await r.start();
+  for (const f of files) await r.applyFile(f);
+  return r;
+}
+
+/** The change from one flow set to another, as the backend would get it. */
+export function diffFlows(from: Flow[], to: Flow[]): FlowChanges {
+  const key = (f: Flow): string => `${f.table}/${f.priority}/${f.match}`;
+  const before = new Map(from.map((f) => [key(f), f]));
+  const after = new Map(to.map((f) => [key(f), f]));
+  const changes: FlowChanges = { add: [], modify: [], remove: [] };
+  for (const [k, f] of after) {
+    const old = before.get(k);
+    if (!old) changes.add.push(f);
+    else if (old.actions !== f.actions || old.cookie !== f.cookie) changes.modify.push(f);
+  }
+  for (const [k, f] of before) if (!after.has(k)) changes.remove.push(f);
+  return { add: sortFlows(changes.add), modify: sortFlows(changes.modify), remove: sortFlows(changes.remove) };
+}
+
+/** ovs-ofctl add-flows text, one section per bridge. */
+export function formatOfctl(flows: Flow[]): string {
+  return [`# bridge ${BRIDGE}: ${flows.length} flows (ovs-ofctl add-flows ${BRIDGE} FILE)`, ...flows.map(formatFlow)].join('\n');
+}
+
+/** A change in the verb-prefixed form `ovs-ofctl --bundle add-flows` accepts. */
+export function formatChanges(c: FlowChanges): string {
+  return [
+    `# bridge ${BRIDGE}: +${c.add.length} ~${c.modify.length} -${c.remove.length} (ovs-ofctl --bundle add-flows ${BRIDGE} FILE)`,
+    ...c.remove.map((f) => `delete_strict ${formatMatch(f)}`),
+    ...c.modify.map((f) => `modify_strict ${formatFlow(f)}`),
+    ...c.add.map((f) => `add ${formatFlow(f)}`),
+  ].join('\n');
+}
+
+export function flowJson(f: Flow, owners: string[] = []): Record<string, unknown> {
+  return {
+    bridge: BRIDGE, table: f.table, priority: f.priority, cookie: hex(f.cookie),
+    programmer: programmerOf(f.cookie) ?? null, owners, match: f.match, actions: f.actions,
+  };
+}

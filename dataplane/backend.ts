@@ -1,0 +1,56 @@
+// Where flows go. The reconciler hands a backend the minimal change of one goal state as one
+// unit; the backend applies it atomically (one bundle) or not at all.
+import type { Flow } from './flow.js';
+import type { PortBindings } from './program-context.js';
+
+export interface FlowChanges {
+  add: Flow[];
+  modify: Flow[];
+  remove: Flow[];
+}
+
+export const changeCount = (c: FlowChanges): number => c.add.length + c.modify.length + c.remove.length;
+
+export interface FlowBackend {
+  readonly name: string;
+  readonly bindings: PortBindings;
+  /** Bridge and tunnel ports exist when this resolves. */
+  start(): Promise<void>;
+  /** Apply all of it or none of it; rejects with the switch's error. */
+  commit(changes: FlowChanges): Promise<void>;
+  /** Ports whose binding appeared or went away (a VM's tap plugged in later). */
+  onBindingsChanged(listener: (portIds: string[]) => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Touches nothing. Every port is taken as bound, to an OpenFlow port numbered in order of
+ * first sight (1, 2, …), so what it renders is what a switch would get.
+ */
+export class DryRunBackend implements FlowBackend {
+  readonly name = 'dry-run';
+  commits = 0;
+  private readonly ofports = new Map<string, number>();
+  readonly bindings: PortBindings = {
+    ofport: (portId) => {
+      let n = this.ofports.get(portId);
+      if (n === undefined) this.ofports.set(portId, (n = this.ofports.size + 1));
+      return n;
+    },
+  };
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  commit(): Promise<void> {
+    this.commits += 1;
+    return Promise.resolve();
+  }
+
+  onBindingsChanged(): void {}
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,100 @@
+// Derived, incrementally maintained indexes over the desired state that programmers need and
+// cannot afford to compute by scanning (a host may hold a million neighbors): which resources
+// live in a subnet, which remote hosts carry a subnet, and what network a subnet is.
+import { TUNNEL_PORTS, type Encapsulation } from './pipeline.js';
+import type { Neighbor, Port, ResourceEvent, ResourceView, Subnet } from './model.js';
+
+export interface Network {
+  vni: number;
+  encap: Encapsulation;
+}
+
+/** The network a subnet's traffic travels on; null for a type we cannot carry. */
+export function networkOf(subnet: Subnet): Network | null {
+  if (subnet.networkType === 'geneve' || subnet.networkType === 'vxlan') {
+    return { vni: subnet.tunnelId, encap: subnet.networkType };
+  }
+  return null;
+}
+
+export const CARRIED_NETWORK_TYPES = Object.keys(TUNNEL_PORTS) as Encapsulation[];
+
+/** Subnets whose addresses a port or remote neighbor has (a port's first fixed IP decides its network). */
+export const portSubnets = (p: Port): string[] => [...new Set(p.fixedIps.map((f) => f.subnetId))];
+export const neighborSubnets = (n: Neighbor): string[] => [...new Set(n.fixedIps.map((f) => f.subnetId))];
+
+class RefCount<K> {
+  readonly counts = new Map<K, number>();
+  add(k: K): void { this.counts.set(k, (this.counts.get(k) ?? 0) + 1); }
+  remove(k: K): void {
+    const n = (this.counts.get(k) ?? 0) - 1;
+    if (n <= 0) this.counts.delete(k); else this.counts.set(k, n);
+  }
+}
+
+export class Topology {
+  /** subnet id → ids of ports with an address in it */
+  readonly portsBySubnet = new Map<string, Set<string>>();
+  /** subnet id → keys of neighbors with an address in it (local ones included) */
+  readonly neighborsBySubnet = new Map<string, Set<string>>();
+  /** subnet id → remote host IPs with neighbors in it, counted */
+  private readonly remoteHosts = new Map<string, RefCount<string>>();
+
+  constructor(private readonly view: ResourceView) {}
+
+  /** Follow one store change. Call for every event, in order. */
+  update(e: ResourceEvent): void {
+    if (e.kind === 'port') {
+      if (e.type !== 'added') for (const s of portSubnets(e.before)) setOf(this.portsBySubnet, s).delete(e.key);
+      if (e.type !== 'removed') for (const s of portSubnets(e.after)) setOf(this.portsBySubnet, s).add(e.key);
+    } else if (e.kind === 'neighbor') {
+      if (e.type !== 'added') this.removeNeighbor(e.before);
+      if (e.type !== 'removed') this.addNeighbor(e.after);
+    }
+  }
+
+  private addNeighbor(n: Neighbor): void {
+    for (const s of neighborSubnets(n)) {
+      setOf(this.neighborsBySubnet, s).add(n.key);
+      if (!n.local) refOf(this.remoteHosts, s).add(n.hostIp);
+    }
+  }
+
+  private removeNeighbor(n: Neighbor): void {
+    for (const s of neighborSubnets(n)) {
+      setOf(this.neighborsBySubnet, s).delete(n.key);
+      if (!n.local) refOf(this.remoteHosts, s).remove(n.hostIp);
+    }
+  }
+
+  /** Subnets (present in the store) on a VNI, sorted by id for a stable choice of encapsulation. */
+  subnetsOfVni(vni: number): Subnet[] {
+    const out: Subnet[] = [];
+    for (const s of this.view.list('subnet')) if (networkOf(s)?.vni === vni) out.push(s);
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  remoteHostsOf(subnetId: string): Iterable<string> {
+    return this.remoteHosts.get(subnetId)?.counts.keys() ?? [];
+  }
+
+  portsOf(subnetId: string): Iterable<string> {
+    return this.portsBySubnet.get(subnetId) ?? [];
+  }
+
+  neighborsOf(subnetId: string): Iterable<string> {
+    return this.neighborsBySubnet.get(subnetId) ?? [];
+  }
+}
+
+function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new Set()));
+  return s;
+}
+
+function refOf<K, V>(m: Map<K, RefCount<V>>, k: K): RefCount<V> {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new RefCount()));
+  return s;
+}
