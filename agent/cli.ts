@@ -26,6 +26,9 @@ interface AgentFlags {
   logLevel?: string;
   logFormat?: string;
   maxMessageBytes?: string;
+  ovsDb?: string;
+  ovsRundir?: string;
+  ovsDatapathType?: string;
 }
 
 program.command('agent')
@@ -35,17 +38,21 @@ program.command('agent')
   .option('--listen <host:port>', 'gRPC address for the controllers [0.0.0.0:50001] (env ACA_LISTEN)')
   .option('--admin <host:port>', 'admin HTTP API address [127.0.0.1:50080] (env ACA_ADMIN)')
   .option('--host-ip <ip>', "this host's tunnel endpoint [first non-loopback IPv4] (env ACA_HOST_IP)")
-  .option('--dataplane <kind>', 'dataplane backend: dry-run [dry-run] (env ACA_DATAPLANE)')
+  .option('--dataplane <kind>', 'dataplane backend: dry-run, ovs or none [dry-run] (env ACA_DATAPLANE)')
   .option('--controller <host:port>', 'controller (NCM) for RequestGoalStates [none] (env ACA_CONTROLLER)')
   .option('--log-level <level>', 'error|warn|info|debug [info] (env ACA_LOG_LEVEL)')
   .option('--log-format <format>', 'json|text [text] (env ACA_LOG_FORMAT)')
   .option('--max-message-bytes <size>', 'largest gRPC message accepted [512MB] (env ACA_MAX_MESSAGE_BYTES)')
+  .option('--ovs-db <address>', 'ovs dataplane: OVSDB address [unix:/var/run/openvswitch/db.sock] (env ACA_OVS_DB)')
+  .option('--ovs-rundir <dir>', 'ovs dataplane: directory of <bridge>.mgmt [/var/run/openvswitch] (env ACA_OVS_RUNDIR)')
+  .option('--ovs-datapath-type <type>', 'ovs dataplane: datapath type of a br-int the agent creates: system, netdev, dummy [system] (env ACA_OVS_DATAPATH_TYPE)')
   .action(async (flags: AgentFlags) => {
     const configFile = flags.config ?? process.env.ACA_CONFIG;
     const fromFlags: ConfigInput = {
       listen: flags.listen, admin: flags.admin, hostIp: flags.hostIp, dataplane: flags.dataplane,
       controller: flags.controller, logLevel: flags.logLevel, logFormat: flags.logFormat,
-      maxMessageBytes: flags.maxMessageBytes,
+      maxMessageBytes: flags.maxMessageBytes, ovsDb: flags.ovsDb, ovsRundir: flags.ovsRundir,
+      ovsDatapathType: flags.ovsDatapathType,
     };
     const config = resolveConfig(configFile ? readConfigFile(configFile) : {}, readEnv(process.env), fromFlags);
     if (flags.printConfig) {

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseIPv4 } from './addr.js';
 import type { LogFormat, LogLevel } from './log.js';
 
-export const DATAPLANES = ['dry-run', 'none'] as const;
+export const DATAPLANES = ['dry-run', 'ovs', 'none'] as const;
 export type DataplaneKind = (typeof DATAPLANES)[number];
 
 export interface AgentConfig {
@@ -23,6 +23,12 @@ export interface AgentConfig {
   logFormat: LogFormat;
   /** Largest gRPC message accepted, bytes. */
   maxMessageBytes: number;
+  /** `ovs` dataplane: OVSDB address (unix:PATH or tcp:HOST:PORT). */
+  ovsDb: string;
+  /** `ovs` dataplane: directory holding `<bridge>.mgmt`. */
+  ovsRundir: string;
+  /** `ovs` dataplane: datapath type of a br-int the agent creates (an existing one is adopted as is). */
+  ovsDatapathType: string;
 }
 
 export type ConfigInput = Partial<Record<keyof AgentConfig, string | number | undefined>>;
@@ -31,6 +37,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   listen: 'ACA_LISTEN', admin: 'ACA_ADMIN', hostIp: 'ACA_HOST_IP', dataplane: 'ACA_DATAPLANE',
   controller: 'ACA_CONTROLLER', logLevel: 'ACA_LOG_LEVEL', logFormat: 'ACA_LOG_FORMAT',
   maxMessageBytes: 'ACA_MAX_MESSAGE_BYTES',
+  ovsDb: 'ACA_OVS_DB', ovsRundir: 'ACA_OVS_RUNDIR', ovsDatapathType: 'ACA_OVS_DATAPATH_TYPE',
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -50,6 +57,7 @@ function defaults(): AgentConfig {
   return {
     listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'dry-run',
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
+    ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
   };
 }
 
@@ -104,6 +112,11 @@ function validAddress(text: string, what: string): string {
   return text;
 }
 
+function ovsdbAddress(text: string): string {
+  if (!/^(unix:.+|tcp:.+:[0-9]{1,5})$/.test(text)) throw new ConfigError(`ovsDb: "${text}" is not unix:PATH or tcp:HOST:PORT`);
+  return text;
+}
+
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
   if (!(allowed as readonly string[]).includes(value)) {
     throw new ConfigError(`${what}: "${value}" is not one of ${allowed.join(', ')}`);
@@ -131,5 +144,8 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     logLevel: oneOf(s('logLevel'), LOG_LEVELS, 'logLevel'),
     logFormat: oneOf(s('logFormat'), LOG_FORMATS, 'logFormat'),
     maxMessageBytes: Math.min(size, 0x7fffffff),
+    ovsDb: ovsdbAddress(s('ovsDb')),
+    ovsRundir: s('ovsRundir'),
+    ovsDatapathType: oneOf(s('ovsDatapathType'), ['system', 'netdev', 'dummy'] as const, 'ovsDatapathType'),
   };
 }

@@ -7,6 +7,7 @@ import { ControllerClient } from './controller-client.js';
 import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import { DryRunBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { OvsBackend } from '../dataplane/backends/ovs.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
 import { ResourceStore } from './store.js';
@@ -26,6 +27,8 @@ export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
   switch (config.dataplane) {
     case 'dry-run':
       return new FlowDataplane(new DryRunBackend(), log);
+    case 'ovs':
+      return new FlowDataplane(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log }), log);
     case 'none':
       return new NullDataplane();
   }

@@ -18,8 +18,11 @@ export interface FlowBackend {
   start(): Promise<void>;
   /** Apply all of it or none of it; rejects with the switch's error. */
   commit(changes: FlowChanges): Promise<void>;
-  /** Ports whose binding appeared or went away (a VM's tap plugged in later). */
-  onBindingsChanged(listener: (portIds: string[]) => void): void;
+  /**
+   * Interfaces that appeared, changed or went away (a VM's tap plugged in later): each key is
+   * an `external_ids:iface-id` (a port id) or an interface name.
+   */
+  onBindingsChanged(listener: (keys: string[]) => void): void;
   close(): Promise<void>;
 }
 

@@ -176,11 +176,15 @@ export class FlowDataplane implements Dataplane {
     return changes;
   }
 
-  /** A port's interface appeared or left: program it now and say so. */
-  private async rebind(portIds: string[]): Promise<void> {
+  /** Interfaces appeared or left: program their ports now and say so. */
+  private async rebind(keys: string[]): Promise<void> {
     const view = this.view;
     const topology = this.topology;
     if (!view || !topology) return;
+    const names = new Set(keys);
+    const portIds = new Set<string>();
+    for (const k of keys) if (view.get('port', k)) portIds.add(k);
+    for (const p of view.list('port')) if (names.has(p.ifaceName)) portIds.add(p.id);
     const ctx: ProgramContext = { view, topology, bindings: this.backend.bindings };
     const dirty = new Set<string>();
     for (const id of portIds) {
@@ -202,7 +206,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
     } catch (e) {
-      this.log?.warn('programming a newly bound port failed', { ports: portIds, error: String(e) });
+      this.log?.warn('programming a newly bound port failed', { ports: [...portIds], error: String(e) });
     }
   }
 
