@@ -121,7 +121,7 @@ export class OvsdbClient {
         this.send({ id, method, params });
       } catch (e) {
         this.pending.delete(id);
-        reject(e as Error);
+        reject(e);
       }
     });
   }
@@ -155,7 +155,9 @@ export class OvsdbClient {
 export function ovsMap(value: Json | undefined): Map<string, string> {
   const out = new Map<string, string>();
   if (Array.isArray(value) && value[0] === 'map' && Array.isArray(value[1])) {
-    for (const pair of value[1]) if (Array.isArray(pair)) out.set(String(pair[0]), String(pair[1]));
+    for (const pair of value[1]) {
+      if (Array.isArray(pair) && typeof pair[0] === 'string' && typeof pair[1] === 'string') out.set(pair[0], pair[1]);
+    }
   }
   return out;
 }
