@@ -121,7 +121,7 @@ export class OvsdbClient {
         this.send({ id, method, params });
       } catch (e) {
         this.pending.delete(id);
-        reject(e);
+        reject(e instanceof Error ? e : new OvsdbError(String(e)));
       }
     });
   }
