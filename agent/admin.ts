@@ -15,6 +15,10 @@ export interface AdminDeps {
   store: ResourceStore;
   ready: () => boolean;
   info: () => Record<string, unknown>;
+  /** Installed flows, one JSON object each (absent when the dataplane programs none). */
+  flows?: () => Record<string, unknown>[];
+  /** ofproto/trace on the dataplane's switch, annotated with the resources behind each flow. */
+  trace?: (spec: string) => Promise<string>;
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {
@@ -47,7 +51,8 @@ export class AdminServer {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(text);
     };
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
     if (req.method !== 'GET') return send(405, { error: `method ${req.method} not allowed` });
     switch (path) {
       case '/healthz':
@@ -59,6 +64,21 @@ export class AdminServer {
         const body: Record<string, unknown> = {};
         for (const [kind, name] of Object.entries(STATE_NAMES)) body[name] = snap[kind as Kind];
         return send(200, body);
+      }
+      case '/v1/flows': {
+        if (!this.deps.flows) return send(404, { error: 'this dataplane programs no flows' });
+        const bridge = url.searchParams.get('bridge');
+        return send(200, { flows: this.deps.flows().filter((f) => bridge === null || f.bridge === bridge) });
+      }
+      case '/v1/trace': {
+        const spec = url.searchParams.get('flow');
+        if (!this.deps.trace) return send(404, { error: 'this dataplane has no switch to trace' });
+        if (!spec) return send(400, { error: 'give the packet as ?flow=<flow string> or ?flow=in_port=N,<hex>' });
+        this.deps.trace(spec).then(
+          (text) => send(200, { trace: text }),
+          (e: unknown) => send(400, { error: e instanceof Error ? e.message : String(e) }),
+        );
+        return;
       }
       case '/v1/info':
         return send(200, { ...this.deps.info(), counts: this.deps.store.counts() });

@@ -132,16 +132,23 @@ program.command('render')
     if (r.problems.length > 0) process.exitCode = 1;
   });
 
+/** GET from the admin API; its JSON errors become our errors. */
+async function adminGet(admin: string, path: string): Promise<unknown> {
+  const res = await fetch(`http://${admin}${path}`).catch((e: unknown) => {
+    throw new PushError(`cannot reach the admin API at ${admin}: ${(e as Error).message}`);
+  });
+  const body = (await res.json()) as { error?: string };
+  if (!res.ok) throw new PushError(`${path}: ${body.error ?? res.statusText}`);
+  return body;
+}
+
 const ctl = program.command('ctl').description('ask a running agent (admin API)');
 ctl.command('state')
   .description("print the running agent's resource store")
   .option('--admin <host:port>', 'admin API address', process.env.ACA_ADMIN ?? '127.0.0.1:50080')
   .option('--json', 'print the raw JSON')
   .action(async (opts: { admin: string; json?: boolean }) => {
-    const res = await fetch(`http://${opts.admin}/v1/state`).catch((e: unknown) => {
-      throw new PushError(`cannot reach the admin API at ${opts.admin}: ${(e as Error).message}`);
-    });
-    const body = (await res.json()) as Record<string, { key?: string; id: string }[]>;
+    const body = (await adminGet(opts.admin, '/v1/state')) as Record<string, { key?: string; id: string }[]>;
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       return;
@@ -151,6 +158,34 @@ ctl.command('state')
       process.stdout.write(`${name}: ${items.length}\n`);
       for (const item of items) process.stdout.write(`  ${item.key ?? item.id}\n`);
     }
+  });
+
+ctl.command('flows')
+  .description("print the running agent's installed flows")
+  .option('--admin <host:port>', 'admin API address', process.env.ACA_ADMIN ?? '127.0.0.1:50080')
+  .option('--bridge <bridge>', 'only this bridge')
+  .option('--json', 'print the raw JSON (with the owners of each flow)')
+  .action(async (opts: { admin: string; bridge?: string; json?: boolean }) => {
+    const q = opts.bridge ? `?bridge=${encodeURIComponent(opts.bridge)}` : '';
+    const body = (await adminGet(opts.admin, `/v1/flows${q}`)) as { flows: { bridge: string; table: number; priority: number; cookie: string; match: string; actions: string }[] };
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return;
+    }
+    for (const f of body.flows) {
+      process.stdout.write(`table=${f.table},priority=${f.priority},cookie=${f.cookie}${f.match ? `,${f.match}` : ''} actions=${f.actions}\n`);
+    }
+  });
+
+ctl.command('trace')
+  .description("trace a packet through the agent's switch; each step names the resource behind its flow")
+  .argument('<bridge>', 'bridge (br-int)')
+  .argument('<flow>', 'a flow string, or in_port=N,HEX for a raw packet')
+  .option('--admin <host:port>', 'admin API address', process.env.ACA_ADMIN ?? '127.0.0.1:50080')
+  .action(async (bridge: string, flow: string, opts: { admin: string }) => {
+    if (bridge !== 'br-int') throw new PushError(`the agent has one bridge, br-int, not ${bridge}`);
+    const body = (await adminGet(opts.admin, `/v1/trace?flow=${encodeURIComponent(flow)}`)) as { trace: string };
+    process.stdout.write(`${body.trace}\n`);
   });
 
 program.addOption(new Option('--version').hideHelp()).on('option:version', () => {

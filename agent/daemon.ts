@@ -8,6 +8,8 @@ import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import { DryRunBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
+import { flowKey } from '../dataplane/flow.js';
+import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
 import { ResourceStore } from './store.js';
@@ -45,6 +47,12 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
     store,
     ready: () => ready,
     info: () => ({ hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port }),
+    ...(dataplane instanceof FlowDataplane
+      ? {
+          flows: () => dataplane.flows().map((f) => flowJson(f, dataplane.desired.owners(flowKey(f)))),
+          trace: (spec: string) => dataplane.trace(spec),
+        }
+      : {}),
   }, log);
   const adminPort = await admin.start(config.admin);
   let grpcPort: number;

@@ -47,6 +47,7 @@ export class Intake {
       hostIp,
       subnet: (id) => store.get('subnet', id),
       securityGroupKnown: (id) => store.has('securityGroup', id),
+      networkTypes: dataplane.networkTypes,
       intern: createInterner(),
     };
   }

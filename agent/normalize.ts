@@ -35,6 +35,8 @@ export interface NormalizeContext {
   /** Known from this message (already applied) or the store. */
   subnet(id: string): Subnet | undefined;
   securityGroupKnown(id: string): boolean;
+  /** Network types the dataplane carries (undefined: any). */
+  networkTypes?: readonly NetworkType[];
   /** Shares repeated strings (VPC, subnet, host ids) between resources: memory at scale. */
   intern(text: string): string;
 }
@@ -167,7 +169,7 @@ const builders: { [K in Kind]: Builder<K> } = {
     }];
   },
 
-  subnet(state, id) {
+  subnet(state, id, ctx) {
     const c = state.configuration!;
     const networkType = enumValue(NETWORK_TYPES, c.networkType, 'network_type');
     const tunnelId = uint(c.tunnelId, 'tunnel_id', 0xffffffff);
@@ -175,6 +177,9 @@ const builders: { [K in Kind]: Builder<K> } = {
       if (tunnelId < 1 || tunnelId > 4094) throw new Invalid(`tunnel_id: VLAN id ${tunnelId} is out of range 1–4094`);
     } else if (tunnelId > MAX_VNI) {
       throw new Invalid(`tunnel_id: VNI ${tunnelId} does not fit in 24 bits for ${networkType.toUpperCase()}`);
+    }
+    if (ctx.networkTypes && !ctx.networkTypes.includes(networkType)) {
+      throw new Invalid(`network_type ${networkType.toUpperCase()} is not carried by this agent's dataplane (it carries ${ctx.networkTypes.map((n) => n.toUpperCase()).join(', ')}); refused rather than carried over another encapsulation`);
     }
     const cidr = need(parseCidr(required(c.cidr, 'cidr')), 'cidr');
     const gw = c.gateway;

@@ -1,6 +1,6 @@
 // The seam between the agent's intake and whatever programs the switch. The intake hands over
 // what one goal state changed in its store; the dataplane answers once the switch has confirmed.
-import type { Kind, ResourceEvent, ResourceView } from './model.js';
+import type { Kind, NetworkType, ResourceEvent, ResourceView } from './model.js';
 
 export type DataplaneStatus = 'SUCCESS' | 'PENDING' | 'FAILURE';
 
@@ -17,6 +17,11 @@ export const outcomeKey = (kind: Kind, id: string): string => `${kind}:${id}`;
 
 export interface Dataplane {
   readonly name: string;
+  /**
+   * Network types it can carry (subnet `network_type`); a subnet of another type is refused
+   * at intake, never carried over some other encapsulation. Absent: any.
+   */
+  readonly networkTypes?: readonly NetworkType[];
   /** Prepare the switch (bridge, tunnel ports, fixed flows) before the first goal state. */
   start(view: ResourceView): Promise<void>;
   /**

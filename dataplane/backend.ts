@@ -23,6 +23,8 @@ export interface FlowBackend {
    * an `external_ids:iface-id` (a port id) or an interface name.
    */
   onBindingsChanged(listener: (keys: string[]) => void): void;
+  /** `ofproto/trace` of a flow string or `in_port=N,HEX` packet, in OVS's format (when the backend has a switch). */
+  trace?(spec: string): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -231,6 +231,23 @@ export class FlowDataplane implements Dataplane {
     return desired;
   }
 
+  /** Owners of the installed flows with a cookie, for naming the resource behind a trace step. */
+  ownersOfCookie(cookie: bigint): string[] {
+    const out = new Set<string>();
+    for (const [key, f] of this.installed) if (f.cookie === cookie) for (const o of this.desired.owners(key)) out.add(o);
+    return [...out];
+  }
+
+  /** A backend trace with each `cookie 0x…` step annotated with the resource(s) behind it. */
+  async trace(spec: string): Promise<string> {
+    if (!this.backend.trace) throw new Error(`the ${this.name} dataplane has no switch to trace`);
+    const text = await this.backend.trace(spec);
+    return text.replace(/cookie (0x[0-9a-f]+)/g, (all, c: string) => {
+      const owners = this.ownersOfCookie(BigInt(c));
+      return owners.length > 0 ? `${all} [${owners.join(', ')}]` : all;
+    });
+  }
+
   /** Installed flows, sorted as a dump would list them. */
   flows(): Flow[] {
     return sortFlows([...this.installed.values()]);

@@ -2,7 +2,7 @@
 // cannot afford to compute by scanning (a host may hold a million neighbors): which resources
 // live in a subnet, which remote hosts carry a subnet, and what network a subnet is.
 import { TUNNEL_PORTS, type Encapsulation } from './pipeline.js';
-import type { Neighbor, Port, ResourceEvent, ResourceView, Subnet } from './model.js';
+import type { Neighbor, NetworkType, Port, ResourceEvent, ResourceView, Subnet } from './model.js';
 
 export interface Network {
   vni: number;
@@ -17,7 +17,7 @@ export function networkOf(subnet: Subnet): Network | null {
   return null;
 }
 
-export const CARRIED_NETWORK_TYPES = Object.keys(TUNNEL_PORTS) as Encapsulation[];
+export const CARRIED_NETWORK_TYPES: readonly NetworkType[] = Object.keys(TUNNEL_PORTS) as Encapsulation[];
 
 /** Subnets whose addresses a port or remote neighbor has (a port's first fixed IP decides its network). */
 export const portSubnets = (p: Port): string[] => [...new Set(p.fixedIps.map((f) => f.subnetId))];

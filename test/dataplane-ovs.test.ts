@@ -61,6 +61,14 @@ maybe('ovs dataplane: bridge, PENDING until the tap appears, ARP responder, tunn
     t.regex(arp, /arp_op=2,arp_sha=00:00:0a:01:02:03/);
     t.regex(arp, /Datapath actions: set\(eth\(src=00:00:0a:01:02:03,dst=00:aa:bb:15:eb:3f\)\),set\(arp\(sip=10\.1\.0\.4,tip=10\.1\.0\.5,op=2/);
 
+    // The admin API proxies the trace to the real bridge and names the resource behind each step.
+    const admin = `http://127.0.0.1:${agent.adminPort}`;
+    const traced = (await (await fetch(`${admin}/v1/trace?flow=${encodeURIComponent('in_port=7,arp,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.1.0.5,arp_tpa=10.1.0.4')}`)).json()) as { trace: string };
+    t.regex(traced.trace, /cookie 0x[0-9a-f]+ \[port:P1\]/);
+    t.regex(traced.trace, /cookie 0x[0-9a-f]+ \[neighbor:L2\/P0\]/);
+    const flows = (await (await fetch(`${admin}/v1/flows`)).json()) as { flows: { match: string; owners: string[] }[] };
+    t.deepEqual(flows.flows.find((f) => f.match === 'in_port=7')?.owners, ['port:P1']);
+
     // Unicast to P0 leaves on the VXLAN tunnel with VNI 5001 to P0's host.
     // (the underlay: a separate bridge holding this host's tunnel IP, as on a real host)
     await sb.vsctl('add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=dummy', '--', 'add-port', 'br-phy', 'eth0', '--', 'set', 'interface', 'eth0', 'type=dummy');

@@ -136,6 +136,15 @@ export class OvsBackend implements FlowBackend {
     if (r.exitCode !== 0) throw new OvsdbError(`ovs-ofctl --bundle add-flows failed: ${r.stderr.trim()}`);
   }
 
+  /** The real bridge's ofproto/trace; a packet is given as `in_port=N,HEX` or `in_port=N HEX`. */
+  async trace(spec: string): Promise<string> {
+    const m = /^(in_port=[^,\s]+)[,\s]+([0-9a-fA-F]+)$/.exec(spec.trim());
+    const args = m ? ['ofproto/trace', BRIDGE, m[1]!, m[2]!] : ['ofproto/trace', BRIDGE, spec];
+    const r = await execa('ovs-appctl', args, { env: { OVS_RUNDIR: this.opts.rundir }, reject: false });
+    if (r.exitCode !== 0) throw new OvsdbError(r.stderr.trim() || `ovs-appctl exited ${r.exitCode}`);
+    return r.stdout;
+  }
+
   onBindingsChanged(listener: (keys: string[]) => void): void {
     this.listener = listener;
   }
