@@ -29,6 +29,10 @@ interface AgentFlags {
   ovsDb?: string;
   ovsRundir?: string;
   ovsDatapathType?: string;
+  dhcpDns?: string;
+  dhcpDomain?: string;
+  dhcpLeaseSeconds?: string;
+  underlayMtu?: string;
 }
 
 program.command('agent')
@@ -45,6 +49,10 @@ program.command('agent')
   .option('--max-message-bytes <size>', 'largest gRPC message accepted [512MB] (env ACA_MAX_MESSAGE_BYTES)')
   .option('--ovs-db <address>', 'ovs dataplane: OVSDB address [unix:/var/run/openvswitch/db.sock] (env ACA_OVS_DB)')
   .option('--ovs-rundir <dir>', 'ovs dataplane: directory of <bridge>.mgmt [/var/run/openvswitch] (env ACA_OVS_RUNDIR)')
+  .option('--dhcp-dns <ips>', 'DHCP: DNS servers for subnets that list none, comma-separated [none] (env ACA_DHCP_DNS)')
+  .option('--dhcp-domain <domain>', 'DHCP: domain name option [none] (env ACA_DHCP_DOMAIN)')
+  .option('--dhcp-lease-seconds <n>', 'DHCP: lease time [86400] (env ACA_DHCP_LEASE_SECONDS)')
+  .option('--underlay-mtu <n>', 'MTU of the underlay; DHCP hands out this minus the encapsulation overhead [1500] (env ACA_UNDERLAY_MTU)')
   .option('--ovs-datapath-type <type>', 'ovs dataplane: datapath type of a br-int the agent creates: system, netdev, dummy [system] (env ACA_OVS_DATAPATH_TYPE)')
   .action(async (flags: AgentFlags) => {
     const configFile = flags.config ?? process.env.ACA_CONFIG;
@@ -52,7 +60,8 @@ program.command('agent')
       listen: flags.listen, admin: flags.admin, hostIp: flags.hostIp, dataplane: flags.dataplane,
       controller: flags.controller, logLevel: flags.logLevel, logFormat: flags.logFormat,
       maxMessageBytes: flags.maxMessageBytes, ovsDb: flags.ovsDb, ovsRundir: flags.ovsRundir,
-      ovsDatapathType: flags.ovsDatapathType,
+      ovsDatapathType: flags.ovsDatapathType, dhcpDns: flags.dhcpDns, dhcpDomain: flags.dhcpDomain,
+      dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu,
     };
     const config = resolveConfig(configFile ? readConfigFile(configFile) : {}, readEnv(process.env), fromFlags);
     if (flags.printConfig) {

@@ -29,6 +29,14 @@ export interface AgentConfig {
   ovsRundir: string;
   /** `ovs` dataplane: datapath type of a br-int the agent creates (an existing one is adopted as is). */
   ovsDatapathType: string;
+  /** DHCP: DNS servers for subnets that list none (comma-separated). */
+  dhcpDns: string;
+  /** DHCP option 15. */
+  dhcpDomain: string;
+  /** DHCP lease, seconds (T1 = half, T2 = 7/8). */
+  dhcpLeaseSeconds: number;
+  /** Underlay MTU; the DHCP MTU option subtracts the encapsulation overhead. */
+  underlayMtu: number;
 }
 
 export type ConfigInput = Partial<Record<keyof AgentConfig, string | number | undefined>>;
@@ -38,6 +46,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   controller: 'ACA_CONTROLLER', logLevel: 'ACA_LOG_LEVEL', logFormat: 'ACA_LOG_FORMAT',
   maxMessageBytes: 'ACA_MAX_MESSAGE_BYTES',
   ovsDb: 'ACA_OVS_DB', ovsRundir: 'ACA_OVS_RUNDIR', ovsDatapathType: 'ACA_OVS_DATAPATH_TYPE',
+  dhcpDns: 'ACA_DHCP_DNS', dhcpDomain: 'ACA_DHCP_DOMAIN', dhcpLeaseSeconds: 'ACA_DHCP_LEASE_SECONDS', underlayMtu: 'ACA_UNDERLAY_MTU',
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -58,6 +67,7 @@ function defaults(): AgentConfig {
     listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'dry-run',
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
+    dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500,
   };
 }
 
@@ -112,6 +122,18 @@ function validAddress(text: string, what: string): string {
   return text;
 }
 
+function integerIn(value: string | number | undefined, min: number, max: number, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${what}: "${String(value)}" is not an integer in ${min}–${max}`);
+  return n;
+}
+
+function dnsList(text: string): string {
+  const list = text.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const ip of list) if (!parseIPv4(ip).ok) throw new ConfigError(`dhcpDns: "${ip}" is not an IPv4 address`);
+  return list.join(',');
+}
+
 function ovsdbAddress(text: string): string {
   if (!/^(unix:.+|tcp:.+:[0-9]{1,5})$/.test(text)) throw new ConfigError(`ovsDb: "${text}" is not unix:PATH or tcp:HOST:PORT`);
   return text;
@@ -147,5 +169,9 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     ovsDb: ovsdbAddress(s('ovsDb')),
     ovsRundir: s('ovsRundir'),
     ovsDatapathType: oneOf(s('ovsDatapathType'), ['system', 'netdev', 'dummy'] as const, 'ovsDatapathType'),
+    dhcpDns: dnsList(s('dhcpDns')),
+    dhcpDomain: s('dhcpDomain'),
+    dhcpLeaseSeconds: integerIn(merged.dhcpLeaseSeconds, 60, 0x7fffffff, 'dhcpLeaseSeconds'),
+    underlayMtu: integerIn(merged.underlayMtu, 576, 65535, 'underlayMtu'),
   };
 }

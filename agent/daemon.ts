@@ -26,11 +26,15 @@ export interface Agent {
 }
 
 export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
+  const dhcp = {
+    leaseSeconds: config.dhcpLeaseSeconds, domain: config.dhcpDomain, underlayMtu: config.underlayMtu,
+    dns: config.dhcpDns === '' ? [] : config.dhcpDns.split(','),
+  };
   switch (config.dataplane) {
     case 'dry-run':
-      return new FlowDataplane(new DryRunBackend(), log);
+      return new FlowDataplane(new DryRunBackend(), log, dhcp);
     case 'ovs':
-      return new FlowDataplane(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log }), log);
+      return new FlowDataplane(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log }), log, dhcp);
     case 'none':
       return new NullDataplane();
   }
@@ -46,7 +50,10 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
   const admin = new AdminServer({
     store,
     ready: () => ready,
-    info: () => ({ hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port }),
+    info: () => ({
+      hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port,
+      ...(dataplane instanceof FlowDataplane ? { flows: dataplane.installed.size, punts: dataplane.punts, dhcp: dataplane.dhcp.counters } : {}),
+    }),
     ...(dataplane instanceof FlowDataplane
       ? {
           flows: () => dataplane.flows().map((f) => flowJson(f, dataplane.desired.owners(flowKey(f)))),

@@ -9,6 +9,22 @@ export interface FlowChanges {
   remove: Flow[];
 }
 
+/** A packet the pipeline sent up (a `controller` action). */
+export interface PacketIn {
+  inPort: number;
+  /** OpenFlow metadata: the network (VNI) in our pipeline. */
+  metadata: bigint;
+  /** Cookie of the flow that sent it: names the programmer, and so the reason. */
+  cookie: bigint;
+  data: Buffer;
+}
+
+/** Packet-in and packet-out, for backends that have a switch to talk to. */
+export interface PacketIo {
+  onPacketIn(listener: (p: PacketIn) => void): void;
+  packetOut(outPort: number, frame: Buffer): void;
+}
+
 export const changeCount = (c: FlowChanges): number => c.add.length + c.modify.length + c.remove.length;
 
 export interface FlowBackend {
@@ -23,6 +39,8 @@ export interface FlowBackend {
    * an `external_ids:iface-id` (a port id) or an interface name.
    */
   onBindingsChanged(listener: (keys: string[]) => void): void;
+  /** Packet-ins and packet-outs (absent in dry-run). */
+  readonly packets?: PacketIo;
   /** `ofproto/trace` of a flow string or `in_port=N,HEX` packet, in OVS's format (when the backend has a switch). */
   trace?(spec: string): Promise<string>;
   close(): Promise<void>;

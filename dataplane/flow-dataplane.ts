@@ -4,9 +4,10 @@
 // (never reading flows back from the switch, as OVN's ofctrl does).
 import type { Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
-import { type FlowBackend, type FlowChanges, changeCount } from './backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, changeCount } from './backend.js';
+import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
 import { DesiredFlows } from './desired.js';
-import { type Flow, flowKey } from './flow.js';
+import { type Flow, flowKey, programmerOf } from './flow.js';
 import type { Kind, ResourceEvent, ResourceView } from './model.js';
 import type { ProgramContext } from './program-context.js';
 import { gatewayArpFlows } from './programmers/arp-responder.js';
@@ -65,9 +66,35 @@ export class FlowDataplane implements Dataplane {
   /** Ports reported PENDING, for the late-completion log. */
   private readonly pending = new Set<string>();
 
-  constructor(readonly backend: FlowBackend, private readonly log?: DataplaneLog) {
+  readonly dhcp: DhcpHandler;
+  /** Packet-ins by cause. */
+  readonly punts = { arpMiss: 0, dhcp: 0, other: 0 };
+
+  constructor(readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP) {
     this.name = backend.name;
+    this.dhcp = new DhcpHandler(dhcp, log);
     backend.onBindingsChanged((ids) => void this.rebind(ids));
+    backend.packets?.onPacketIn((p) => this.packetIn(p));
+  }
+
+  /** Why the pipeline sent a packet up is in the cookie of the flow that did it. */
+  private packetIn(p: PacketIn): void {
+    const view = this.view;
+    const topology = this.topology;
+    const io = this.backend.packets;
+    switch (programmerOf(p.cookie)) {
+      case 'dhcp':
+        this.punts.dhcp += 1;
+        if (view && topology && io) this.dhcp.handle(p, view, topology, this.backend.bindings, io);
+        break;
+      case 'arp':
+        // Counted and logged; the on-demand engine will ask the controller about these.
+        this.punts.arpMiss += 1;
+        this.log?.info('ARP request for an unknown address', { inPort: p.inPort, network: Number(p.metadata) });
+        break;
+      default:
+        this.punts.other += 1;
+    }
   }
 
   private context(view: ResourceView): ProgramContext {

@@ -37,6 +37,8 @@ export class Topology {
   readonly portsBySubnet = new Map<string, Set<string>>();
   /** subnet id → keys of neighbors with an address in it (local ones included) */
   readonly neighborsBySubnet = new Map<string, Set<string>>();
+  /** MAC → keys of DHCP bindings for it */
+  readonly dhcpByMac = new Map<string, Set<string>>();
   /** subnet id → remote host IPs with neighbors in it, counted */
   private readonly remoteHosts = new Map<string, RefCount<string>>();
 
@@ -47,6 +49,9 @@ export class Topology {
     if (e.kind === 'port') {
       if (e.type !== 'added') for (const s of portSubnets(e.before)) setOf(this.portsBySubnet, s).delete(e.key);
       if (e.type !== 'removed') for (const s of portSubnets(e.after)) setOf(this.portsBySubnet, s).add(e.key);
+    } else if (e.kind === 'dhcp') {
+      if (e.type !== 'added') setOf(this.dhcpByMac, e.before.mac).delete(e.key);
+      if (e.type !== 'removed') setOf(this.dhcpByMac, e.after.mac).add(e.key);
     } else if (e.kind === 'neighbor') {
       if (e.type !== 'added') this.removeNeighbor(e.before);
       if (e.type !== 'removed') this.addNeighbor(e.after);

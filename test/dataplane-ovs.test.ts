@@ -11,7 +11,10 @@ import { resolveConfig } from '../agent/config.js';
 import { startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
+import { DHCP } from '../dataplane/dhcp-server.js';
+import { buildDhcpClientFrame, parseDhcpReplyFrame } from '../dataplane/dhcp-wire.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+import { readPcap } from './helpers/pcap.js';
 
 const fixture = (name: string): GoalStateV2 =>
   GoalStateV2.fromJSON(JSON.parse(readFileSync(new URL(`./fixtures/ncm-sequence/${name}`, import.meta.url), 'utf8')));
@@ -53,7 +56,7 @@ maybe('ovs dataplane: bridge, PENDING until the tap appears, ARP responder, tunn
     t.regex(p1?.statusDetail ?? '', /not on ovs yet/);
 
     // Nova plugs the tap with external_ids:iface-id=P1: the agent notices (OVSDB monitor) and programs it.
-    await sb.vsctl('add-port', 'br-int', 'tapP1', '--', 'set', 'interface', 'tapP1', 'type=dummy', 'ofport_request=7', 'external_ids:iface-id=P1');
+    await sb.vsctl('add-port', 'br-int', 'tapP1', '--', 'set', 'interface', 'tapP1', 'type=dummy', 'ofport_request=7', 'external_ids:iface-id=P1', `options:tx_pcap=${sb.dir}/tapP1.pcap`);
     await until(async () => (await sb!.ofctl('-O', 'OpenFlow13', 'dump-flows', 'br-int', 'table=0,in_port=7')).includes('in_port=7'), 'P1 classification flow');
 
     // ARP for the remote neighbor P0 is answered out of the input port, in OVS itself.
@@ -82,6 +85,25 @@ maybe('ovs dataplane: bridge, PENDING until the tap appears, ARP responder, tunn
     // DHCP from the VM goes to the controller (the agent).
     const dhcp = await sb.appctl('ofproto/trace', 'br-int', 'in_port=7,udp,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67');
     t.regex(dhcp, /controller\(userdata=02\)/);
+
+    // A real DHCP exchange through the switch: DISCOVER in on the VM's port, the agent's OFFER
+    // (packet-in, packet-out) out of it; then REQUEST → ACK.
+    const discover = buildDhcpClientFrame({ type: DHCP.DISCOVER, xid: 0xabcd, broadcast: false, ciaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: '00:aa:bb:15:eb:3f', requestedIp: null, serverId: null });
+    await sb.appctl('netdev-dummy/receive', 'tapP1', discover.toString('hex'));
+    const pcap = `${sb.dir}/tapP1.pcap`;
+    const dhcpReplies = (): ReturnType<typeof parseDhcpReplyFrame>[] => readPcap(pcap).filter((f) => f.length > 282 && f.readUInt16BE(12) === 0x0800 && f[23] === 17 && f.readUInt16BE(34) === 67).map(parseDhcpReplyFrame);
+    await until(() => Promise.resolve(dhcpReplies().length >= 1), 'DHCP OFFER');
+    const offer = dhcpReplies()[0]!;
+    t.is(offer.type, DHCP.OFFER);
+    t.is(offer.xid, 0xabcd);
+    t.is(offer.yiaddr, '10.1.0.5');
+    t.deepEqual([...offer.options.get(3)!], [10, 1, 0, 1]); // router = gateway
+    t.deepEqual([...offer.options.get(54)!], [10, 1, 0, 1]); // server id = gateway
+    t.is(offer.options.get(26)!.readUInt16BE(0), 1450); // MTU: 1500 minus VXLAN overhead
+    const request = buildDhcpClientFrame({ type: DHCP.REQUEST, xid: 0xabce, broadcast: false, ciaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: '00:aa:bb:15:eb:3f', requestedIp: '10.1.0.5', serverId: '10.1.0.1' });
+    await sb.appctl('netdev-dummy/receive', 'tapP1', request.toString('hex'));
+    await until(() => Promise.resolve(dhcpReplies().length >= 2), 'DHCP ACK');
+    t.is(dhcpReplies()[1]!.type, DHCP.ACK);
 
     // Re-sending the same state changes nothing on the switch.
     const before = await sb.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', 'br-int');

@@ -2,7 +2,8 @@
 // watching VM interfaces come and go; OpenFlow through `ovs-ofctl --bundle add-flows`, fed on
 // stdin, one process and one atomic bundle per change (never a process per flow).
 import { execa } from 'execa';
-import type { FlowBackend, FlowChanges } from '../backend.js';
+import type { FlowBackend, FlowChanges, PacketIn, PacketIo } from '../backend.js';
+import { OpenFlowConnection } from './openflow.js';
 import { formatFlow, formatMatch } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
@@ -33,6 +34,15 @@ export class OvsBackend implements FlowBackend {
   private readonly byIfaceId = new Map<string, number>();
   private readonly byName = new Map<string, number>();
   private listener: ((keys: string[]) => void) | null = null;
+  private openflow: OpenFlowConnection | null = null;
+  private readonly packetListeners: ((p: PacketIn) => void)[] = [];
+  readonly packets: PacketIo = {
+    onPacketIn: (l) => { this.packetListeners.push(l); },
+    packetOut: (port, frame) => {
+      if (!this.openflow) throw new OvsdbError('no OpenFlow connection for packet-out');
+      this.openflow.packetOut(port, frame);
+    },
+  };
 
   readonly bindings: PortBindings = {
     ofport: (portId) => this.byIfaceId.get(portId) ?? this.byName.get(`tap${portId.slice(0, 11)}`),
@@ -51,6 +61,11 @@ export class OvsBackend implements FlowBackend {
     await this.ensureBridge();
     await this.ovsdb.monitor(DB, 'aca-interfaces', { Interface: { columns: ['name', 'ofport', 'external_ids'] } }, (u) => this.onInterfaces(u.Interface ?? {}));
     await this.waitForBridge();
+    const of = new OpenFlowConnection(`${this.opts.rundir}/${BRIDGE}.mgmt`);
+    await of.connect();
+    of.on('packetIn', (p) => { for (const l of this.packetListeners) l(p); });
+    of.on('error', (e) => this.opts.log?.warn('OpenFlow connection error', { error: e.message }));
+    this.openflow = of;
   }
 
   private async ensureBridge(): Promise<void> {
@@ -150,6 +165,7 @@ export class OvsBackend implements FlowBackend {
   }
 
   close(): Promise<void> {
+    this.openflow?.close();
     this.ovsdb.close();
     return Promise.resolve();
   }
