@@ -1,0 +1,158 @@
+// Intake semantics over gRPC: mixed good and bad resources, re-sends, revisions, deletes, store
+// events; and a property test that arbitrary input never crashes the intake.
+import test from 'ava';
+import fc from 'fast-check';
+import { OperationStatus, OperationType } from '../proto/gen/alcor/common.js';
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
+import { Intake } from '../agent/intake.js';
+import { silentLogger } from '../agent/log.js';
+import { makeClient, pushStream } from '../agent/push.js';
+import { ResourceStore, type StoreEvent } from '../agent/store.js';
+import { NullDataplane } from '../dataplane/api.js';
+import { neighborState, portState, subnetState, withAgent } from './helpers/agents.js';
+
+async function push(addr: string, gs: GoalStateV2): Promise<GoalStateOperationReply> {
+  const c = makeClient(addr);
+  try {
+    const [r] = await pushStream(c, [gs]);
+    return r!;
+  } finally {
+    c.close();
+  }
+}
+const statusOf = (r: GoalStateOperationReply, id: string) => r.operationStatuses.find((s) => s.resourceId === id);
+
+test('good and bad resources mixed: the good apply, each bad one gets INVALID_ARG with its reason', async (t) => {
+  await withAgent(async (agent, addr) => {
+    const r = await push(addr, GoalStateV2.fromPartial({
+      subnetStates: {
+        S: subnetState('S'),
+        BADCIDR: subnetState('BADCIDR', { cidr: '10.1.0.0/33' }),
+        BIGVNI: subnetState('BIGVNI', { tunnelId: '16777216' }),
+        VLAN0: subnetState('VLAN0', { networkType: 1, tunnelId: '0' }),
+        VLAN4095: subnetState('VLAN4095', { networkType: 1, tunnelId: '4095' }),
+        GRE: subnetState('GRE', { networkType: 2, tunnelId: '77' }),
+      },
+      portStates: {
+        P1: portState('P1'),
+        BADMAC: portState('BADMAC', { macAddress: '00:11:22:33:44' }),
+        BADIP: portState('BADIP', { fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.300' }] }),
+        NOSUBNET: portState('NOSUBNET', { fixedIps: [{ subnetId: 'nope', ipAddress: '10.1.0.9' }] }),
+        BADOP: { ...portState('BADOP'), operationType: 9 as OperationType },
+      },
+      dhcpStates: {
+        d1: { operationType: 1, configuration: { revisionNumber: 1, requestId: '', id: 'd1', updateType: 0, subnetId: 'missing', macAddress: 'fa:16:3e:00:00:01', ipv4Address: '10.1.0.5', ipv6Address: '', portHostName: '' } },
+      },
+      neighborStates: { 'L2/N1': neighborState('N1', 1), 'L2/BADHOST': neighborState('BADHOST', 2, { hostIpAddress: 'not-an-ip' }) },
+    }));
+    const reason = (id: string): string => {
+      const s = statusOf(r, id);
+      t.is(s?.operationStatus, OperationStatus.INVALID_ARG, id);
+      return s?.statusDetail ?? '';
+    };
+    t.regex(reason('BADCIDR'), /prefix must be 0–32/);
+    t.regex(reason('BIGVNI'), /does not fit in 24 bits/);
+    t.regex(reason('VLAN0'), /VLAN id 0 is out of range 1–4094/);
+    t.regex(reason('VLAN4095'), /VLAN id 4095/);
+    t.regex(reason('GRE'), /GRE is not carried/);
+    t.regex(reason('BADMAC'), /not a MAC address/);
+    t.regex(reason('BADIP'), /not an IP address/);
+    t.regex(reason('NOSUBNET'), /subnet nope is not known/);
+    t.regex(reason('BADOP'), /operation_type: unknown value 9/);
+    t.regex(reason('d1'), /subnet missing is not known/);
+    t.regex(reason('BADHOST'), /host_ip_address/);
+    for (const id of ['S', 'P1', 'N1']) t.is(statusOf(r, id)?.operationStatus, OperationStatus.SUCCESS, id);
+    // Nothing of the bad ones reached the store.
+    t.deepEqual([...agent.store.list('subnet')].map((s) => s.id), ['S']);
+    t.deepEqual([...agent.store.list('port')].map((p) => p.id), ['P1']);
+    t.is(agent.store.count('dhcp'), 0);
+    t.is(agent.store.count('neighbor'), 1);
+  });
+});
+
+test('an identical re-send is SUCCESS and changes nothing', async (t) => {
+  await withAgent(async (agent, addr) => {
+    const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') }, neighborStates: { 'L2/N1': neighborState('N1', 1) } });
+    await push(addr, gs);
+    const events: StoreEvent[] = [];
+    agent.store.subscribe((e) => events.push(...e));
+    const again = await push(addr, gs);
+    t.true(again.operationStatuses.every((s) => s.operationStatus === OperationStatus.SUCCESS));
+    t.is(again.operationStatuses.length, 3);
+    t.deepEqual(events, []);
+  });
+});
+
+test('revisions: older is OUT_OF_ORDER and not applied, equal and newer apply, 0 always applies', async (t) => {
+  await withAgent(async (agent, addr) => {
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') } }));
+    const port = (rev: number, mac: string, op = OperationType.CREATE) => GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: rev, macAddress: mac }, op) } });
+    t.is(statusOf(await push(addr, port(5, 'fa:16:3e:00:00:05')), 'P1')?.operationStatus, OperationStatus.SUCCESS);
+    const old = statusOf(await push(addr, port(4, 'fa:16:3e:00:00:04')), 'P1');
+    t.is(old?.operationStatus, OperationStatus.OUT_OF_ORDER);
+    t.regex(old?.statusDetail ?? '', /revision 4 is older than the stored revision 5/);
+    t.is(agent.store.get('port', 'P1')?.mac, 'fa:16:3e:00:00:05');
+    t.is(statusOf(await push(addr, port(5, 'fa:16:3e:00:00:55')), 'P1')?.operationStatus, OperationStatus.SUCCESS);
+    t.is(agent.store.get('port', 'P1')?.mac, 'fa:16:3e:00:00:55');
+    t.is(statusOf(await push(addr, port(0, 'fa:16:3e:00:00:00')), 'P1')?.operationStatus, OperationStatus.SUCCESS);
+    t.is(agent.store.get('port', 'P1')?.mac, 'fa:16:3e:00:00:00');
+    // A CREATE older than a DELETE stays refused.
+    await push(addr, port(9, 'fa:16:3e:00:00:09', OperationType.DELETE));
+    t.is(agent.store.get('port', 'P1'), undefined);
+    t.is(statusOf(await push(addr, port(8, 'fa:16:3e:00:00:08')), 'P1')?.operationStatus, OperationStatus.OUT_OF_ORDER);
+    t.is(agent.store.get('port', 'P1'), undefined);
+  });
+});
+
+test('deletes: unknown is SUCCESS; DHCP by MAC+IP whatever its id; neighbor by its L2 key; GET is a no-op', async (t) => {
+  await withAgent(async (agent, addr) => {
+    const dhcp = (id: string, op: number) => ({ operationType: op, configuration: { revisionNumber: 1, requestId: '', id, updateType: 0, subnetId: 'S', macAddress: 'FA-16-3E-00-00-01', ipv4Address: '10.1.0.5', ipv6Address: '', portHostName: 'vm1' } });
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, dhcpStates: { u1: dhcp('u1', 1) }, neighborStates: { 'L2/N1': neighborState('N1', 1) } }));
+    t.is(agent.store.count('dhcp'), 1);
+    const r = await push(addr, GoalStateV2.fromPartial({
+      portStates: { GHOST: portState('GHOST', {}, OperationType.DELETE) },
+      dhcpStates: { u2: dhcp('u2', OperationType.DELETE) },
+      neighborStates: { 'L2/N1': { operationType: OperationType.DELETE, configuration: { ...neighborState('N1', 1).configuration!, fixedIps: [] } } },
+      subnetStates: { S: subnetState('S', {}, OperationType.GET) },
+    }));
+    t.true(r.operationStatuses.every((s) => s.operationStatus === OperationStatus.SUCCESS));
+    t.is(agent.store.count('dhcp'), 0);
+    t.is(agent.store.count('neighbor'), 0);
+    t.is(agent.store.count('subnet'), 1);
+  });
+});
+
+test('store events: added, changed, removed, typed and in order', async (t) => {
+  await withAgent(async (agent, addr) => {
+    const seen: string[] = [];
+    agent.store.subscribe((events) => { for (const e of events) seen.push(`${e.type} ${e.kind} ${e.key}`); });
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') } }));
+    await push(addr, GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { name: 'renamed' }, OperationType.UPDATE) } }));
+    await push(addr, GoalStateV2.fromPartial({ portStates: { P1: portState('P1', {}, OperationType.DELETE) } }));
+    t.deepEqual(seen, ['added subnet S', 'added port P1', 'changed port P1', 'removed port P1']);
+  });
+});
+
+test('arbitrary input never crashes the intake and every resource gets a status', async (t) => {
+  const text = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('10.1.0.5', 'fa:16:3e:00:00:01', '0:0:a:1:2:3', 'S', '10.0.0.0/8', '', '::1'));
+  const cfg = fc.record({
+    revisionNumber: fc.nat(), requestId: text, id: text, updateType: fc.integer({ min: -1, max: 3 }), networkType: fc.integer({ min: -1, max: 6 }),
+    vpcId: text, name: text, cidr: text, tunnelId: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map(String), fc.constant('5001')),
+    macAddress: text, hostIpAddress: text, hostMacAddress: text, ipv4Address: text, subnetId: text,
+  });
+  const state = fc.record({ operationType: fc.integer({ min: -2, max: 6 }), configuration: fc.option(cfg, { nil: undefined }) });
+  await fc.assert(fc.asyncProperty(fc.dictionary(text, state, { maxKeys: 5 }), fc.dictionary(text, state, { maxKeys: 5 }), fc.dictionary(text, state, { maxKeys: 5 }), async (subnets, ports, neighbors) => {
+    const gs = GoalStateV2.fromJSON({
+      subnetStates: subnets,
+      portStates: Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, { ...v, configuration: v.configuration && { ...v.configuration, fixedIps: [{ subnetId: v.configuration.subnetId, ipAddress: v.configuration.ipv4Address }] } }])),
+      neighborStates: Object.fromEntries(Object.entries(neighbors).map(([k, v]) => [k, { ...v, configuration: v.configuration && { ...v.configuration, fixedIps: [{ subnetId: v.configuration.subnetId, ipAddress: v.configuration.ipv4Address, neighborType: 'L2' }] } }])),
+    });
+    // Round trip through the wire encoding, as the agent receives it.
+    const decoded = GoalStateV2.decode(GoalStateV2.encode(gs).finish());
+    const intake = new Intake(new ResourceStore(), new NullDataplane(), silentLogger(), '10.0.0.11');
+    const r = await intake.apply({ v2: decoded });
+    return r.results.length === Object.keys(decoded.subnetStates).length + Object.keys(decoded.portStates).length + Object.keys(decoded.neighborStates).length;
+  }), { numRuns: 300 });
+  t.pass();
+});
