@@ -8,15 +8,15 @@ import { type FlowBackend, type FlowChanges, type PacketIn, changeCount } from '
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
 import { DesiredFlows } from './desired.js';
 import { type Flow, flowKey, programmerOf } from './flow.js';
-import type { Kind, ResourceEvent, ResourceView } from './model.js';
+import type { ResourceEvent, ResourceView } from './model.js';
 import type { ProgramContext } from './program-context.js';
 import { gatewayArpFlows } from './programmers/arp-responder.js';
-import { floodFlows } from './programmers/flood.js';
+import { floodLocalFlows, floodRemoteFlows } from './programmers/flood.js';
 import { neighborFlows } from './programmers/neighbors.js';
 import { pipelineFlows } from './programmers/pipeline.js';
 import { portFlows } from './programmers/ports.js';
 import { tunnelFlows } from './programmers/tunnels.js';
-import { CARRIED_NETWORK_TYPES, Topology, networkOf, neighborSubnets, portSubnets } from './topology.js';
+import { CARRIED_NETWORK_TYPES, Topology, networkOf, portSubnets } from './topology.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -45,8 +45,10 @@ export function ownerFlows(ctx: ProgramContext, owner: string): Flow[] {
       const s = ctx.view.get('subnet', key);
       return s ? gatewayArpFlows(ctx, s, owner) : [];
     }
-    case 'flood':
-      return floodFlows(ctx, Number(key), owner);
+    case 'flood-remote':
+      return floodRemoteFlows(ctx, Number(key), owner);
+    case 'flood-local':
+      return floodLocalFlows(ctx, Number(key), owner);
     default:
       return [];
   }
@@ -97,26 +99,39 @@ export class FlowDataplane implements Dataplane {
     }
   }
 
-  private context(view: ResourceView): ProgramContext {
+  /**
+   * The programmers' context. A new view gets indexes built from what it holds, which already
+   * includes the changes being applied (the store changes before the dataplane hears of it).
+   */
+  private context(view: ResourceView): { ctx: ProgramContext; fresh: boolean } {
+    let fresh = false;
     if (this.view !== view || this.topology === null) {
       this.view = view;
-      this.topology = new Topology(view);
+      this.topology = Topology.of(view);
+      fresh = true;
     }
-    return { view, topology: this.topology, bindings: this.backend.bindings };
+    return { ctx: { view, topology: this.topology, bindings: this.backend.bindings }, fresh };
   }
 
   /** Bridge, tunnel ports and the fixed flows. */
   async start(view: ResourceView): Promise<void> {
     await this.backend.start();
-    const ctx = this.context(view);
+    const { ctx } = this.context(view);
     await this.serialized(() => this.reconcile(ctx, new Set(FIXED_OWNERS)));
   }
 
   apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>> {
-    const ctx = this.context(view);
-    for (const e of events) ctx.topology.update(e);
-    const dirty = new Set<string>(this.installed.size === 0 ? FIXED_OWNERS : []);
+    const { ctx, fresh } = this.context(view);
+    const remoteHostsChanged = new Set<string>();
+    if (!fresh) for (const e of events) ctx.topology.update(e, remoteHostsChanged);
+    // Fresh indexes (no start() before): compute everything once.
+    const dirty = fresh ? allOwners(view) : new Set<string>(this.installed.size === 0 ? FIXED_OWNERS : []);
     for (const e of events) this.markDirty(ctx, e, dirty);
+    for (const subnetId of remoteHostsChanged) {
+      const s = view.get('subnet', subnetId);
+      const net = s ? networkOf(s) : null;
+      if (net) dirty.add(`flood-remote:${net.vni}`);
+    }
     return this.serialized(async () => {
       await this.reconcile(ctx, dirty);
       const outcomes = new Map<string, ResourceOutcome>();
@@ -143,13 +158,16 @@ export class FlowDataplane implements Dataplane {
     return run;
   }
 
-  /** Owners whose flows a store change can alter. */
+  /**
+   * Owners whose flows a store change can alter. Remote flooding is marked separately, only when
+   * a network's set of remote hosts changes, so a neighbor change costs O(1) at any scale.
+   */
   private markDirty(ctx: ProgramContext, e: ResourceEvent, dirty: Set<string>): void {
     const floodOf = (subnetIds: string[]): void => {
       for (const id of subnetIds) {
         const s = ctx.view.get('subnet', id);
         const net = s ? networkOf(s) : null;
-        if (net) dirty.add(`flood:${net.vni}`);
+        if (net) dirty.add(`flood-local:${net.vni}`);
       }
     };
     const sides = (e.type === 'added' ? [e.after] : e.type === 'removed' ? [e.before] : [e.before, e.after]) as unknown[];
@@ -160,7 +178,6 @@ export class FlowDataplane implements Dataplane {
         break;
       case 'neighbor':
         dirty.add(`neighbor:${e.key}`);
-        for (const n of sides as Parameters<typeof neighborSubnets>[0][]) floodOf(neighborSubnets(n));
         break;
       case 'subnet': {
         dirty.add(`subnet:${e.key}`);
@@ -168,7 +185,7 @@ export class FlowDataplane implements Dataplane {
         for (const key of ctx.topology.neighborsOf(e.key)) dirty.add(`neighbor:${key}`);
         for (const s of sides as { tunnelId: number; networkType: string }[]) {
           const net = networkOf(s as Parameters<typeof networkOf>[0]);
-          if (net) dirty.add(`flood:${net.vni}`);
+          if (net) dirty.add(`flood-local:${net.vni}`).add(`flood-remote:${net.vni}`);
         }
         break;
       }
@@ -221,7 +238,7 @@ export class FlowDataplane implements Dataplane {
       for (const s of portSubnets(port)) {
         const subnet = view.get('subnet', s);
         const net = subnet ? networkOf(subnet) : null;
-        if (net) dirty.add(`flood:${net.vni}`);
+        if (net) dirty.add(`flood-local:${net.vni}`);
       }
     }
     if (dirty.size === 0) return;
@@ -239,22 +256,11 @@ export class FlowDataplane implements Dataplane {
 
   /** Every desired flow computed from scratch, for checking the incremental result. */
   static recompute(view: ResourceView, bindings: ProgramContext['bindings']): DesiredFlows {
-    const topology = new Topology(view);
-    for (const kind of ['port', 'neighbor'] as Kind[]) {
-      for (const r of view.list(kind)) topology.update({ type: 'added', kind, key: r.key, after: r } as ResourceEvent);
-    }
+    const topology = Topology.of(view);
     const ctx: ProgramContext = { view, topology, bindings };
-    const owners = new Set<string>(FIXED_OWNERS);
-    for (const p of view.list('port')) owners.add(`port:${p.key}`);
-    for (const n of view.list('neighbor')) owners.add(`neighbor:${n.key}`);
-    for (const s of view.list('subnet')) {
-      owners.add(`subnet:${s.key}`);
-      const net = networkOf(s);
-      if (net) owners.add(`flood:${net.vni}`);
-    }
     const desired = new DesiredFlows();
     const touched = new Set<string>();
-    for (const owner of owners) desired.set(owner, ownerFlows(ctx, owner), touched);
+    for (const owner of allOwners(view)) desired.set(owner, ownerFlows(ctx, owner), touched);
     return desired;
   }
 
@@ -283,6 +289,19 @@ export class FlowDataplane implements Dataplane {
   close(): Promise<void> {
     return this.backend.close();
   }
+}
+
+/** Every owner the desired state has. */
+function allOwners(view: ResourceView): Set<string> {
+  const owners = new Set<string>(FIXED_OWNERS);
+  for (const p of view.list('port')) owners.add(`port:${p.key}`);
+  for (const n of view.list('neighbor')) owners.add(`neighbor:${n.key}`);
+  for (const s of view.list('subnet')) {
+    owners.add(`subnet:${s.key}`);
+    const net = networkOf(s);
+    if (net) owners.add(`flood-local:${net.vni}`).add(`flood-remote:${net.vni}`);
+  }
+  return owners;
 }
 
 export function sortFlows(flows: Flow[]): Flow[] {

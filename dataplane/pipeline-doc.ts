@@ -28,7 +28,7 @@ export function pipelineMarkdown(): string {
   for (const [encap, p] of Object.entries(TUNNEL_PORTS)) lines.push(`| ${encap} | \`${p.name}\` | ${p.type} | ${p.ofport} |`);
   lines.push('', '## Cookies', '',
     `\`cookie = programmer << ${COOKIE.programmerShift} | hash48(owner)\`: the top byte names the programmer, the low 48 bits`,
-    'are an FNV-1a hash of the owner (`port:<id>`, `neighbor:L2/<id>`, `subnet:<id>`, `flood:<vni>`, `pipeline`,',
+    'are an FNV-1a hash of the owner (`port:<id>`, `neighbor:L2/<id>`, `subnet:<id>`, `flood-local:<vni>`, `flood-remote:<vni>`, `pipeline`,',
     '`tunnels`). The dataplane keeps the owners of every installed flow, so traces and `aca render --format json`',
     'name the resource behind each flow.', '', '| programmer | id | makes |', '|---|---|---|');
   for (const [name, p] of Object.entries(PROGRAMMERS)) lines.push(`| ${name} | 0x${p.id.toString(16).padStart(2, '0')} | ${p.purpose} |`);

@@ -25,10 +25,17 @@ export const neighborSubnets = (n: Neighbor): string[] => [...new Set(n.fixedIps
 
 class RefCount<K> {
   readonly counts = new Map<K, number>();
-  add(k: K): void { this.counts.set(k, (this.counts.get(k) ?? 0) + 1); }
-  remove(k: K): void {
+  /** True when the key is new. */
+  add(k: K): boolean {
+    const n = this.counts.get(k) ?? 0;
+    this.counts.set(k, n + 1);
+    return n === 0;
+  }
+  /** True when the key is gone. */
+  remove(k: K): boolean {
     const n = (this.counts.get(k) ?? 0) - 1;
     if (n <= 0) this.counts.delete(k); else this.counts.set(k, n);
+    return n <= 0;
   }
 }
 
@@ -37,6 +44,8 @@ export class Topology {
   readonly portsBySubnet = new Map<string, Set<string>>();
   /** subnet id → keys of neighbors with an address in it (local ones included) */
   readonly neighborsBySubnet = new Map<string, Set<string>>();
+  /** VNI → ids of the subnets on it */
+  private readonly subnetsByVni = new Map<number, Set<string>>();
   /** MAC → keys of DHCP bindings for it */
   readonly dhcpByMac = new Map<string, Set<string>>();
   /** subnet id → remote host IPs with neighbors in it, counted */
@@ -44,38 +53,58 @@ export class Topology {
 
   constructor(private readonly view: ResourceView) {}
 
-  /** Follow one store change. Call for every event, in order. */
-  update(e: ResourceEvent): void {
+  /** Indexes over everything the view already holds. */
+  static of(view: ResourceView): Topology {
+    const t = new Topology(view);
+    for (const kind of ['subnet', 'port', 'neighbor', 'dhcp'] as const) {
+      for (const r of view.list(kind)) t.update({ type: 'added', kind, key: r.key, after: r } as ResourceEvent);
+    }
+    return t;
+  }
+
+  /**
+   * Follow one store change. Call for every event, in order. Subnets whose set of remote hosts
+   * changed are added to `remoteHostsChanged` (flooding to remote hosts depends on nothing else).
+   */
+  update(e: ResourceEvent, remoteHostsChanged?: Set<string>): void {
     if (e.kind === 'port') {
       if (e.type !== 'added') for (const s of portSubnets(e.before)) setOf(this.portsBySubnet, s).delete(e.key);
       if (e.type !== 'removed') for (const s of portSubnets(e.after)) setOf(this.portsBySubnet, s).add(e.key);
+    } else if (e.kind === 'subnet') {
+      const before = e.type !== 'added' ? networkOf(e.before) : null;
+      const after = e.type !== 'removed' ? networkOf(e.after) : null;
+      if (before) setOf(this.subnetsByVni, before.vni).delete(e.key);
+      if (after) setOf(this.subnetsByVni, after.vni).add(e.key);
     } else if (e.kind === 'dhcp') {
       if (e.type !== 'added') setOf(this.dhcpByMac, e.before.mac).delete(e.key);
       if (e.type !== 'removed') setOf(this.dhcpByMac, e.after.mac).add(e.key);
     } else if (e.kind === 'neighbor') {
-      if (e.type !== 'added') this.removeNeighbor(e.before);
-      if (e.type !== 'removed') this.addNeighbor(e.after);
+      if (e.type !== 'added') this.removeNeighbor(e.before, remoteHostsChanged);
+      if (e.type !== 'removed') this.addNeighbor(e.after, remoteHostsChanged);
     }
   }
 
-  private addNeighbor(n: Neighbor): void {
+  private addNeighbor(n: Neighbor, changed?: Set<string>): void {
     for (const s of neighborSubnets(n)) {
       setOf(this.neighborsBySubnet, s).add(n.key);
-      if (!n.local) refOf(this.remoteHosts, s).add(n.hostIp);
+      if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).add(n.hostIp)) changed?.add(s);
     }
   }
 
-  private removeNeighbor(n: Neighbor): void {
+  private removeNeighbor(n: Neighbor, changed?: Set<string>): void {
     for (const s of neighborSubnets(n)) {
       setOf(this.neighborsBySubnet, s).delete(n.key);
-      if (!n.local) refOf(this.remoteHosts, s).remove(n.hostIp);
+      if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).remove(n.hostIp)) changed?.add(s);
     }
   }
 
   /** Subnets (present in the store) on a VNI, sorted by id for a stable choice of encapsulation. */
   subnetsOfVni(vni: number): Subnet[] {
     const out: Subnet[] = [];
-    for (const s of this.view.list('subnet')) if (networkOf(s)?.vni === vni) out.push(s);
+    for (const id of this.subnetsByVni.get(vni) ?? []) {
+      const s = this.view.get('subnet', id);
+      if (s) out.push(s);
+    }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 

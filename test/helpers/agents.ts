@@ -67,12 +67,12 @@ export function neighborState(id: string, i: number, over: Partial<NonNullable<N
 }
 
 /** 1 port + N L2 neighbors in one subnet, keyed as DPM keys them. */
-export function bigState(n: number): GoalStateV2 {
+export function bigState(n: number, idSalt = '111111111111'): GoalStateV2 {
   const gs = GoalStateV2.fromPartial({ hostResources: { [HOST_IP]: { resources: [] } } });
   gs.subnetStates.S = subnetState('S', { cidr: '10.0.0.0/8' });
   gs.portStates.P1 = portState('P1');
   for (let i = 0; i < n; i++) {
-    const id = `${i.toString(16).padStart(8, '0')}-b718-11ea-b3de-111111111111`;
+    const id = `${i.toString(16).padStart(8, '0')}-b718-11ea-b3de-${idSalt}`;
     gs.neighborStates[`L2/${id}`] = neighborState(id, i);
   }
   return gs;
