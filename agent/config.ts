@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseIPv4 } from './addr.js';
 import type { LogFormat, LogLevel } from './log.js';
 
-export const DATAPLANES = ['dry-run', 'ovs', 'none'] as const;
+export const DATAPLANES = ['sim', 'dry-run', 'ovs', 'none'] as const;
 export type DataplaneKind = (typeof DATAPLANES)[number];
 
 export interface AgentConfig {
@@ -64,7 +64,7 @@ export function defaultHostIp(): string {
 
 function defaults(): AgentConfig {
   return {
-    listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'dry-run',
+    listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'sim',
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
     dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500,

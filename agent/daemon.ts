@@ -8,6 +8,8 @@ import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import { DryRunBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
+import { SimBackend } from '../dataplane/backends/sim.js';
+import { Fabric } from '../ovs-sim/fabric.js';
 import { flowKey } from '../dataplane/flow.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
@@ -31,6 +33,10 @@ export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
     dns: config.dhcpDns === '' ? [] : config.dhcpDns.split(','),
   };
   switch (config.dataplane) {
+    case 'sim':
+      // A standalone simulated host (ports plugged as they appear): flows can be listed and
+      // traced. Tests and the demo put several hosts on one simulated underlay instead.
+      return new FlowDataplane(new SimBackend(new Fabric().addHost('local', config.hostIp), true), log, dhcp);
     case 'dry-run':
       return new FlowDataplane(new DryRunBackend(), log, dhcp);
     case 'ovs':

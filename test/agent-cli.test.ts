@@ -76,9 +76,19 @@ test.serial('aca ctl state, the admin API and aca ctl flows show what was pushed
   t.is((await fetch(`http://${adminAddr}/nope`)).status, 404);
   const flows = await run(['ctl', 'flows', '--admin', adminAddr]);
   t.regex(flows.stdout, /table=20,priority=100,cookie=0x[0-9a-f]+,arp,metadata=5001,arp_tpa=10\.1\.0\.4,arp_op=1 actions=/);
-  const trace = await run(['ctl', 'trace', 'br-int', 'in_port=1,arp', '--admin', adminAddr]);
-  t.is(trace.exitCode, 2);
-  t.regex(trace.stderr, /no switch to trace/);
+  // The default dataplane is the embedded simulator (a standalone host plugs ports as they
+  // appear; P1 came first, so OpenFlow port 1): P1's ARP for P0 is answered by the flow P0's
+  // neighbor entry made, and the trace names both resources.
+  const trace = await run(['ctl', 'trace', 'br-int', 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,arp_op=1,arp_spa=10.1.0.5,arp_tpa=10.1.0.4', '--admin', adminAddr]);
+  t.is(trace.exitCode, 0, trace.stderr);
+  t.regex(trace.stdout, /^Flow: arp,in_port=1,/);
+  t.regex(trace.stdout, / 0\. in_port=1, priority 100, cookie 0x[0-9a-f]+ \[port:P1\]/);
+  t.regex(trace.stdout, /20\. arp,metadata=0x1389,arp_tpa=10\.1\.0\.4,arp_op=1, priority 100, cookie 0x[0-9a-f]+ \[neighbor:L2\/P0\]/);
+  t.regex(trace.stdout, /Final flow: arp,reg6=0x1,metadata=0x1389,in_port=1,.*arp_op=2,arp_sha=00:00:0a:01:02:03/);
+  t.regex(trace.stdout, /Datapath actions: 1$/);
+  const bad = await run(['ctl', 'trace', 'br-int', 'in_port=1,bogus=3', '--admin', adminAddr]);
+  t.is(bad.exitCode, 2);
+  t.regex(bad.stderr, /bogus: unknown field/);
 });
 
 test.serial('aca render prints flows, json with owners, and the minimal change of a second state', async (t) => {

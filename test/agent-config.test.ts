@@ -11,7 +11,7 @@ test('defaults', (t) => {
   const c = resolveConfig({ hostIp: '10.0.0.11' });
   t.is(c.listen, '0.0.0.0:50001');
   t.is(c.admin, '127.0.0.1:50080');
-  t.is(c.dataplane, 'dry-run');
+  t.is(c.dataplane, 'sim');
   t.is(c.maxMessageBytes, 512 * 1024 * 1024);
   t.is(c.controller, '');
   t.regex(resolveConfig({}).hostIp, /^\d+\.\d+\.\d+\.\d+$/);

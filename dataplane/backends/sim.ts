@@ -11,7 +11,11 @@ export class SimBackend implements FlowBackend {
   readonly name = 'sim';
   private readonly listeners: ((p: PacketIn) => void)[] = [];
 
-  constructor(readonly host: SimHost) {}
+  /**
+   * autoPlug: a standalone simulated host has nobody to plug VM taps, so every port gets its
+   * interface (`tap` + id[:11], iface-id = port id) the first time it is looked up.
+   */
+  constructor(readonly host: SimHost, private readonly autoPlug = false) {}
 
   private get bridge() {
     return this.host.bridge(BRIDGE);
@@ -25,6 +29,7 @@ export class SimBackend implements FlowBackend {
         if (p.externalIds.get('iface-id') === portId) return p.ofport;
         if (p.name === tap) byName = p.ofport;
       }
+      if (byName === undefined && this.autoPlug) byName = this.bridge.addPort(tap, 'system', { externalIds: { 'iface-id': portId } }).ofport;
       return byName;
     },
   };

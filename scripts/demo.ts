@@ -1,0 +1,112 @@
+// npm run demo: three simulated hypervisors on one simulated underlay, each running the agent
+// (embedded simulator dataplane). A controller pushes goal states to the agents over gRPC, as
+// NCM does; VMs boot, get their addresses by DHCP and ping across hosts over Geneve and VXLAN.
+// Prints the flows one agent programmed and a trace of a cross-host ping naming the resource
+// behind every flow.
+import { resolveConfig } from '../agent/config.js';
+import { type Agent, startAgent } from '../agent/daemon.js';
+import { silentLogger } from '../agent/log.js';
+import { formatReply, makeClient, pushStream } from '../agent/push.js';
+import { SimBackend } from '../dataplane/backends/sim.js';
+import { formatFlow } from '../dataplane/flow.js';
+import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { Fabric } from '../ovs-sim/fabric.js';
+import { ipv4Frame, icmpEcho } from '../ovs-sim/frames.js';
+import { SimVm } from '../ovs-sim/vm.js';
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+
+const HOSTS = ['10.0.0.11', '10.0.0.12', '10.0.0.13'];
+const SUBNETS = {
+  web: { id: 'subnet-web', cidr: '10.1.0.0/24', gw: '10.1.0.1', gwMac: 'fe:16:11:00:01:01', vni: 5001, type: 'GENEVE' },
+  db: { id: 'subnet-db', cidr: '10.2.0.0/24', gw: '10.2.0.1', gwMac: 'fe:16:11:00:02:01', vni: 6001, type: 'VXLAN' },
+} as const;
+const VMS = [
+  { id: 'port-web-1', name: 'web-1', mac: 'fa:16:3e:01:00:01', ip: '10.1.0.11', subnet: SUBNETS.web, host: HOSTS[0]! },
+  { id: 'port-web-2', name: 'web-2', mac: 'fa:16:3e:01:00:02', ip: '10.1.0.12', subnet: SUBNETS.web, host: HOSTS[1]! },
+  { id: 'port-web-3', name: 'web-3', mac: 'fa:16:3e:01:00:03', ip: '10.1.0.13', subnet: SUBNETS.web, host: HOSTS[2]! },
+  { id: 'port-db-1', name: 'db-1', mac: 'fa:16:3e:02:00:01', ip: '10.2.0.21', subnet: SUBNETS.db, host: HOSTS[0]! },
+  { id: 'port-db-2', name: 'db-2', mac: 'fa:16:3e:02:00:02', ip: '10.2.0.22', subnet: SUBNETS.db, host: HOSTS[2]! },
+];
+
+/** The GoalStateV2 NCM would send one host: VPC and subnets as INFO, its ports and DHCP, all neighbors. */
+function goalStateFor(host: string): GoalStateV2 {
+  const subnetStates = Object.fromEntries(Object.values(SUBNETS).map((s) => [s.id, {
+    operationType: 'INFO', configuration: { revisionNumber: 1, id: s.id, vpcId: 'vpc-demo', name: s.id, cidr: s.cidr, tunnelId: String(s.vni), networkType: s.type, gateway: { ipAddress: s.gw, macAddress: s.gwMac }, dhcpEnable: true, dnsEntryList: [{ entry: '10.1.0.2' }] },
+  }]));
+  const mine = VMS.filter((v) => v.host === host);
+  return GoalStateV2.fromJSON({
+    hostResources: { [host]: { resources: [] } },
+    vpcStates: { 'vpc-demo': { operationType: 'INFO', configuration: { revisionNumber: 1, id: 'vpc-demo', cidr: '10.0.0.0/8' } } },
+    subnetStates,
+    portStates: Object.fromEntries(mine.map((v) => [v.id, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, updateType: 'FULL', vpcId: 'vpc-demo', macAddress: v.mac, adminStateUp: true, fixedIps: [{ subnetId: v.subnet.id, ipAddress: v.ip }] } }])),
+    dhcpStates: Object.fromEntries(mine.map((v) => [`dhcp-${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: `dhcp-${v.id}`, subnetId: v.subnet.id, macAddress: v.mac, ipv4Address: v.ip, portHostName: v.name } }])),
+    neighborStates: Object.fromEntries(VMS.map((v) => [`L2/${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, vpcId: 'vpc-demo', macAddress: v.mac, hostIpAddress: v.host, fixedIps: [{ neighborType: 'L2', subnetId: v.subnet.id, ipAddress: v.ip }] } }])),
+  });
+}
+
+const line = (title: string): void => console.log(`\n=== ${title} ${'='.repeat(Math.max(0, 70 - title.length))}`);
+
+const fabric = new Fabric();
+const agents: { host: string; agent: Agent; dataplane: FlowDataplane }[] = [];
+try {
+  line('3 simulated hypervisors, one agent each (gRPC on loopback)');
+  for (const [i, ip] of HOSTS.entries()) {
+    const host = fabric.addHost(`hv${i + 1}`, ip);
+    const dataplane = new FlowDataplane(new SimBackend(host), undefined, { leaseSeconds: 86400, domain: 'demo.internal', dns: [], underlayMtu: 1500 });
+    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip }), silentLogger(), dataplane);
+    agents.push({ host: ip, agent, dataplane });
+    console.log(`hv${i + 1}  underlay ${ip}  agent gRPC 127.0.0.1:${agent.grpcPort}  admin 127.0.0.1:${agent.adminPort}`);
+  }
+
+  line('VMs boot; Nova plugs their taps (external_ids:iface-id)');
+  const vms = new Map<string, SimVm>();
+  for (const v of VMS) {
+    const vm = new SimVm(v.name, v.mac);
+    vms.set(v.name, vm);
+    const h = fabric.hosts.get(v.host)!;
+    const ofport = h.plug('br-int', vm, `tap${v.id.slice(0, 11)}`, { 'iface-id': v.id });
+    console.log(`${v.name.padEnd(6)} ${v.mac}  on ${h.name} br-int port ${ofport}  (${v.subnet.type} subnet ${v.subnet.cidr})`);
+  }
+
+  line('The controller pushes one GoalStateV2 per host, each on a new stream');
+  for (const a of agents) {
+    const c = makeClient(`127.0.0.1:${a.agent.grpcPort}`);
+    await pushStream(c, [GoalStateV2.fromPartial({})]); // NCM's warm-up
+    const [reply] = await pushStream(c, [goalStateFor(a.host)]);
+    c.close();
+    console.log(formatReply(`to ${a.host}`, reply!).split('\n').slice(0, 1).join('\n'), `(${reply!.operationStatuses.filter((s) => s.operationStatus === 0).length} SUCCESS)`);
+  }
+
+  line('DHCP: every VM asks for its address');
+  for (const vm of vms.values()) vm.startDhcp();
+  fabric.run();
+  for (const vm of vms.values()) {
+    const c = vm.dhcp.config;
+    console.log(`${vm.name.padEnd(6)} ${vm.dhcp.state}  ${c ? `${c.ip}/${c.mask} router ${c.router} dns ${c.dns.join(',')} mtu ${c.mtu} hostname ${c.hostName} lease ${c.lease}s` : ''}`);
+  }
+
+  line('Pings');
+  const ping = (from: string, to: string): void => {
+    const vm = vms.get(from)!;
+    const before = fabric.delivered;
+    const seq = vm.ping(to);
+    fabric.run();
+    console.log(`${from.padEnd(6)} -> ${to.padEnd(10)} ${vm.pings.get(seq)!.state.padEnd(8)} (${fabric.delivered - before} tunnel crossings)`);
+  };
+  ping('web-1', '10.1.0.12');
+  ping('web-1', '10.1.0.13');
+  ping('db-1', '10.2.0.22');
+  ping('web-3', '10.1.0.11');
+
+  const hv1 = agents[0]!;
+  line(`Flows on hv1 (${hv1.dataplane.flows().length}), as ovs-ofctl add-flows lines`);
+  for (const f of hv1.dataplane.flows()) console.log(formatFlow(f));
+
+  line('Trace of web-1 pinging web-2 (hv1 → hv2 over Geneve), each flow with its resource');
+  const web1 = VMS[0]!;
+  const frame = ipv4Frame(VMS[1]!.mac, web1.mac, web1.ip, VMS[1]!.ip, 1, icmpEcho(8, 1, 1));
+  const ofport = fabric.hosts.get(web1.host)!.bridge('br-int').portByName(`tap${web1.id.slice(0, 11)}`)!.ofport;
+  console.log(await hv1.dataplane.trace(`in_port=${ofport},${Buffer.from(frame).toString('hex')}`));
+} finally {
+  for (const a of agents) await a.agent.stop();
+}
