@@ -33,6 +33,8 @@ export interface WalkResult {
   outputs: Output[];
   packetIns: PacketInEvent[];
   trace: string[];
+  /** The packet's fields when the walk ended. */
+  final: Packet;
 }
 
 const MAX_RESUBMIT_DEPTH = 64;
@@ -149,7 +151,7 @@ export class Bridge {
   process(packet: Packet): WalkResult {
     const p = new Map(packet);
     const inPort = Number(p.get('in_port') ?? 0n);
-    const out: WalkResult = { outputs: [], packetIns: [], trace: [] };
+    const out: WalkResult = { outputs: [], packetIns: [], trace: [], final: p };
     let resubmits = 0;
     const walk = (tableId: number, depth: number, indent: string): void => {
       const flow = this.table(tableId).lookup(p);
@@ -236,9 +238,9 @@ export function formatFlowFields(p: Packet): string {
   if (dl === 0x0806n || dl === 0x0800n) parts.push(head);
   const f = (name: FieldName): string => `${name}=${formatValue(FIELDS.get(name)!, p.get(name) ?? 0n)}`;
   for (let i = 0; i < 16; i++) if ((p.get(`reg${i}`) ?? 0n) !== 0n) parts.push(f(`reg${i}`));
-  if ((p.get('tun_dst') ?? 0n) !== 0n || (p.get('tun_id') ?? 0n) !== 0n) {
-    if ((p.get('tun_id') ?? 0n) !== 0n) parts.push(f('tun_id'));
-    parts.push(f('tun_src'), f('tun_dst'));
+  if ((p.get('tun_dst') ?? 0n) !== 0n || (p.get('tun_src') ?? 0n) !== 0n) {
+    // As OVS 3.1 prints a tunnel in a trace's flows (tun_id is not among them).
+    parts.push(f('tun_src'), f('tun_dst'), 'tun_ipv6_src=::', 'tun_ipv6_dst=::', 'tun_gbp_id=0', 'tun_gbp_flags=0', 'tun_tos=0', 'tun_ttl=0', 'tun_erspan_ver=0', 'gtpu_flags=0', 'gtpu_msgtype=0', 'tun_flags=0');
   }
   if ((p.get('metadata') ?? 0n) !== 0n) parts.push(f('metadata'));
   parts.push(f('in_port'), `vlan_tci=0x${(p.get('vlan_tci') ?? 0n).toString(16).padStart(4, '0')}`, f('dl_src'), f('dl_dst'));

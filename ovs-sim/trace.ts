@@ -36,7 +36,8 @@ export function tracePacket(spec: string): Packet {
 export function trace(bridge: Bridge, spec: string): string {
   const p = tracePacket(spec);
   const r = bridge.process(p);
-  const last = r.outputs.at(-1)?.packet ?? r.packetIns.at(-1)?.packet ?? p;
+  const last = r.final;
+  const unchanged = [...new Set([...p.keys(), ...last.keys()])].every((k) => (p.get(k) ?? 0n) === (last.get(k) ?? 0n));
   const dp = [
     ...r.outputs.map((o) => String(o.port)),
     ...r.packetIns.map((pi) => `userspace(pid=0,controller(reason=${pi.userdata !== null ? 'action' : 'no_match'},cookie=0x${pi.cookie.toString(16)}${pi.userdata ? `,userdata=${pi.userdata}` : ''}))`),
@@ -48,7 +49,7 @@ export function trace(bridge: Bridge, spec: string): string {
     '-'.repeat(bridge.name.length + 10),
     ...r.trace,
     '',
-    `Final flow: ${formatFlowFields(last)}`,
+    `Final flow: ${unchanged ? 'unchanged' : formatFlowFields(last)}`,
     `Datapath actions: ${dp.length > 0 ? dp.join(',') : 'drop'}`,
   ].join('\n');
 }

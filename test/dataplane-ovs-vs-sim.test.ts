@@ -1,0 +1,72 @@
+// The simulator held to real OVS 3.1 on the agent's own flows: the same flows installed in a
+// private OVS sandbox and in ovs-sim give the same dump-flows, and the same forwarding
+// decisions (table steps and actions of ofproto/trace) for a set of packets.
+import { writeFileSync } from 'node:fs';
+import test from 'ava';
+import { formatOfctl, render } from '../agent/render.js';
+import { formatFlow } from '../dataplane/flow.js';
+import { TUNNEL_PORTS } from '../dataplane/pipeline.js';
+import { Bridge } from '../ovs-sim/bridge.js';
+import { trace } from '../ovs-sim/trace.js';
+import { dumpLines, finalFlow, traceSteps } from './helpers/ovs-compare.js';
+import { ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+
+const missing = await ovsMissing();
+if (missing) console.log(`dataplane-ovs-vs-sim: ${missing}`);
+const maybe = missing ? test.skip : test;
+
+const fixtures = ['01-first-port.json', '02-remote-neighbor-only.json', '03-second-local-port.json', '04-router-attach.json']
+  .map((f) => new URL(`./fixtures/ncm-sequence/${f}`, import.meta.url).pathname);
+
+// P1 (00:aa:bb:15:eb:3f, 10.1.0.5) is on OpenFlow port 1, P3 (fa:16:3e:5a:00:03, 10.1.0.7) on 2;
+// P0 (10.1.0.4) is behind 10.0.0.12 and P2 (10.1.0.6) behind 10.0.0.13, VNI 5001 over VXLAN.
+const PACKETS: Record<string, string> = {
+  'ARP for a remote neighbor': 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.1.0.5,arp_tpa=10.1.0.4,arp_sha=00:aa:bb:15:eb:3f',
+  'ARP for the gateway': 'in_port=2,arp,dl_src=fa:16:3e:5a:00:03,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.1.0.7,arp_tpa=10.1.0.1,arp_sha=fa:16:3e:5a:00:03',
+  'ARP for an unknown address': 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.1.0.5,arp_tpa=10.1.0.99',
+  'ARP probe for its own address': 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=0.0.0.0,arp_tpa=10.1.0.5',
+  'gratuitous ARP reply': 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=2,arp_spa=10.1.0.5,arp_tpa=10.1.0.5',
+  'unicast to a local port': 'in_port=1,ip,dl_src=00:aa:bb:15:eb:3f,dl_dst=fa:16:3e:5a:00:03,nw_src=10.1.0.5,nw_dst=10.1.0.7',
+  'unicast to a remote port': 'in_port=1,ip,dl_src=00:aa:bb:15:eb:3f,dl_dst=fa:16:3e:5a:00:02,nw_src=10.1.0.5,nw_dst=10.1.0.6',
+  'broadcast from a local port': 'in_port=1,ip,dl_src=00:aa:bb:15:eb:3f,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.5,nw_dst=10.1.0.255',
+  'DHCP discover': 'in_port=2,udp,dl_src=fa:16:3e:5a:00:03,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67',
+  'rogue DHCP server': 'in_port=2,udp,dl_src=fa:16:3e:5a:00:03,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.7,nw_dst=255.255.255.255,udp_src=67,udp_dst=68',
+  'from the VXLAN tunnel to a local port': 'in_port=4097,tun_id=0x1389,tun_src=10.0.0.12,tun_dst=10.0.0.11,ip,dl_src=00:00:0a:01:02:03,dl_dst=00:aa:bb:15:eb:3f,nw_src=10.1.0.4,nw_dst=10.1.0.5',
+  'broadcast from the tunnel': 'in_port=4097,tun_id=0x1389,tun_src=10.0.0.12,tun_dst=10.0.0.11,ip,dl_src=00:00:0a:01:02:03,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.4,nw_dst=10.1.0.255',
+  'from an unknown port': 'in_port=9,ip,dl_src=00:11:22:33:44:55,dl_dst=fa:16:3e:5a:00:03,nw_src=10.9.9.9,nw_dst=10.1.0.7',
+};
+
+maybe('dump-flows and ofproto/trace decisions match real OVS 3.1 on the agent\'s flows', async (t) => {
+  const r = await render(fixtures, '10.0.0.11');
+  const flows = r.flows();
+  t.true(flows.length > 20);
+
+  const sim = new Bridge('br-int');
+  sim.addPort('p1', 'system', { ofportRequest: 1 });
+  sim.addPort('p2', 'system', { ofportRequest: 2 });
+  sim.addPort('p9', 'system', { ofportRequest: 9 });
+  for (const tun of Object.values(TUNNEL_PORTS)) sim.addPort(tun.name, tun.type, { ofportRequest: tun.ofport });
+  sim.bundle(flows.map(formatFlow));
+
+  const sb = await startSandbox();
+  try {
+    const tunnels = Object.values(TUNNEL_PORTS).flatMap((tun) => ['--', 'add-port', 'br-int', tun.name, '--', 'set', 'interface', tun.name, `type=${tun.type}`, 'options:remote_ip=flow', 'options:key=flow', `ofport_request=${tun.ofport}`]);
+    await sb.vsctl('add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=dummy', 'fail-mode=secure',
+      ...[1, 2, 9].flatMap((n) => ['--', 'add-port', 'br-int', `p${n}`, '--', 'set', 'interface', `p${n}`, 'type=dummy', `ofport_request=${n}`]), ...tunnels);
+    const file = `${sb.dir}/flows.txt`;
+    writeFileSync(file, `${formatOfctl(flows)}\n`);
+    await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-int', file);
+
+    t.deepEqual(dumpLines(sim.dumpFlows()), dumpLines(await sb.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', 'br-int')), 'dump-flows');
+
+    for (const [name, packet] of Object.entries(PACKETS)) {
+      const real = await sb.appctl('ofproto/trace', 'br-int', packet);
+      const ours = trace(sim, packet);
+      t.deepEqual(traceSteps(ours), traceSteps(real), `trace steps: ${name}`);
+      t.true(traceSteps(real).length > 0, name);
+      if (!/tunnel/.test(real)) t.is(finalFlow(ours), finalFlow(real), `final flow: ${name}`);
+    }
+  } finally {
+    await sb.stop();
+  }
+});
