@@ -68,13 +68,13 @@ export function parseFlowMod(line: string, defaultCommand: FlowModCommand = 'add
 
 /** As `ovs-ofctl --no-stats dump-flows` prints it (OpenFlow 1.3). */
 export function formatFlowEntry(f: FlowEntry): string {
-  const parts = [` cookie=0x${f.cookie.toString(16)}`];
-  if (f.table !== 0) parts.push(` table=${f.table}`);
-  let head = parts.join(',');
-  const match = formatMatch(f.match);
-  const prio = f.priority !== DEFAULT_PRIORITY ? `priority=${f.priority}` : '';
+  // OVS leaves out a zero cookie, table 0 and the default priority.
+  const head: string[] = [];
+  if (f.cookie !== 0n) head.push(`cookie=0x${f.cookie.toString(16)}`);
+  if (f.table !== 0) head.push(`table=${f.table}`);
   const timeouts = [f.idleTimeout ? `idle_timeout=${f.idleTimeout}` : '', f.hardTimeout ? `hard_timeout=${f.hardTimeout}` : ''].filter(Boolean);
-  const fields = [...timeouts, prio, match].filter((s) => s !== '').join(',');
-  head += fields === '' ? ', ' : `, ${fields} `;
-  return `${head}actions=${formatActions(f.actions)}`.replace(/, actions=/, ', actions=');
+  const prio = f.priority !== DEFAULT_PRIORITY ? `priority=${f.priority}` : '';
+  const fields = [...timeouts, prio, formatMatch(f.match)].filter((s) => s !== '').join(',');
+  const parts = [...head.map((h) => ` ${h},`), fields === '' ? '' : ` ${fields}`].join('');
+  return `${parts} actions=${formatActions(f.actions)}`;
 }
