@@ -25,10 +25,13 @@ export class Renderer {
   }
 
   async applyFile(path: string): Promise<void> {
-    const gs = readGoalStateFile(path, GoalStateV2);
+    await this.intakeFor(readGoalStateFile(path, GoalStateV2), path);
+  }
+
+  async intakeFor(gs: GoalStateV2, source = 'goal state'): Promise<void> {
     const result = await this.intake.apply({ v2: gs });
     for (const r of result.results.toArray()) {
-      if (r.status !== 'SUCCESS') this.problems.push(`${path}: ${r.kind} ${r.id}: ${r.status} ${r.detail}`);
+      if (r.status !== 'SUCCESS') this.problems.push(`${source}: ${r.kind} ${r.id}: ${r.status} ${r.detail}`);
     }
   }
 

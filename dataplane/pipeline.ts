@@ -54,9 +54,19 @@ export const TABLES = {
     purpose: 'Traffic from local ports to remote ports: unicast per neighbor MAC to its host (tun_id = VNI, tun_dst = host IP, out the tunnel port of the network type); broadcast and multicast to every remote host with ports in the network (head-end replication), then local flooding.',
     miss: 'continue to local_l2',
   },
+  FLOOD_REMOTE: {
+    id: 45, name: 'flood_remote',
+    purpose: 'Head-end replication beyond the first chunk of remote hosts: one flow per further chunk of a network\'s hosts (reg7 = chunk), reached by resubmit from remote_l2, so no flow outgrows an OpenFlow message.',
+    miss: 'drop',
+  },
   LOCAL_L2: {
     id: 50, name: 'local_l2',
     purpose: 'Delivery to local ports: unicast per port MAC, broadcast and multicast to every local port of the network (never back to the input port).',
+    miss: 'drop',
+  },
+  FLOOD_LOCAL: {
+    id: 55, name: 'flood_local',
+    purpose: 'Local flooding beyond the first chunk of ports: one flow per further chunk (reg7 = chunk), reached by resubmit from local_l2.',
     miss: 'drop',
   },
 } as const satisfies Record<string, TableSpec>;
@@ -67,6 +77,7 @@ export type TableName = keyof typeof TABLES;
 export const REGISTERS = {
   network: { field: 'metadata', bits: '0..23', purpose: 'the network (VNI) the packet belongs to, set at classification' },
   inPort: { field: 'reg6', bits: '0..31', purpose: 'the local input port (OpenFlow port number); 0 when the packet came from a tunnel' },
+  floodChunk: { field: 'reg7', bits: '0..31', purpose: 'which chunk of a long flood list a flood_remote or flood_local flow holds' },
 } as const;
 
 /**
@@ -98,6 +109,12 @@ export const TUNNEL_PORTS = {
 } as const;
 
 export type Encapsulation = keyof typeof TUNNEL_PORTS;
+
+/**
+ * Outputs per flood flow. An OpenFlow message is at most 64 KB; a tunnel copy costs 32 bytes of
+ * actions and a local one 16, so 256 per flow keeps every flow far below it at any scale.
+ */
+export const FLOOD_CHUNK = 256;
 
 /** Packet-in userdata, so the agent knows why a packet came up. */
 export const PUNT = {

@@ -153,16 +153,18 @@ export class Bridge {
     const inPort = Number(p.get('in_port') ?? 0n);
     const out: WalkResult = { outputs: [], packetIns: [], trace: [], final: p };
     let resubmits = 0;
-    const walk = (tableId: number, depth: number, indent: string): void => {
+    // OVS nests a resubmit's steps under it (4 more columns for the step, 8 for its actions),
+    // except a resubmit that ends an action list, which continues at the same level.
+    const walk = (tableId: number, depth: number, indent: string, nested = false): void => {
       const flow = this.table(tableId).lookup(p);
       const label = `${String(tableId).padStart(2, ' ')}. `;
       if (!flow) {
-        out.trace.push(`${indent}${label}No match.`, `${indent}    drop`);
+        out.trace.push(`${indent}${label}No match.`, `${indent}${nested ? '        ' : '    '}drop`);
         return;
       }
       const m = formatMatch(flow.match);
       out.trace.push(`${indent}${label}${m === '' ? '' : `${m}, `}priority ${flow.priority}${flow.cookie !== 0n ? `, cookie 0x${flow.cookie.toString(16)}` : ''}`);
-      const body = `${indent}    `;
+      const body = `${indent}${nested ? '        ' : '    '}`;
       if (flow.actions.length === 0) out.trace.push(`${body}drop`);
       flow.actions.forEach((a, i) => {
         out.trace.push(`${body}${formatAction(a)}`);
@@ -187,7 +189,8 @@ export class Bridge {
           case 'output': {
             const port = typeof a.port === 'number' ? a.port : this.portByName(a.port)?.ofport;
             if (port === undefined) break;
-            if (port === inPort) out.trace.push(`${body} >> skipping output to input port`);
+            if (!this.ports.has(port)) out.trace.push(`${body} >> Nonexistent output port`);
+            else if (port === inPort) out.trace.push(`${body} >> skipping output to input port`);
             else out.outputs.push({ port, packet: new Map(p) });
             break;
           }
@@ -198,7 +201,7 @@ export class Bridge {
             out.packetIns.push({ inPort, cookie: flow.cookie, tableId, userdata: a.userdata, packet: new Map(p) });
             break;
           case 'goto_table':
-            walk(a.table, depth, indent);
+            walk(a.table, depth, indent, nested);
             break;
           case 'resubmit': {
             if (++resubmits > MAX_RESUBMITS || depth + 1 > MAX_RESUBMIT_DEPTH) {
@@ -208,7 +211,8 @@ export class Bridge {
             const savedPort = p.get('in_port');
             if (a.port !== null) p.set('in_port', BigInt(a.port));
             // A resubmit that ends the action list continues at the same level, as OVS prints it.
-            walk(a.table ?? tableId, depth + 1, last ? indent : `${indent}    `);
+            if (last) walk(a.table ?? tableId, depth + 1, indent, nested);
+            else walk(a.table ?? tableId, depth + 1, body, true);
             if (a.port !== null && savedPort !== undefined) p.set('in_port', savedPort);
             break;
           }

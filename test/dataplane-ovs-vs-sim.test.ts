@@ -70,3 +70,40 @@ maybe('dump-flows and ofproto/trace decisions match real OVS 3.1 on the agent\'s
     await sb.stop();
   }
 });
+
+maybe('a network of 600 remote hosts and 300 local ports: flood flows fit OpenFlow messages, and OVS and the simulator flood alike', async (t) => {
+  const { Renderer } = await import('../agent/render.js');
+  const { GoalStateV2 } = await import('../proto/gen/alcor/goalstate.js');
+  const { neighborState, portState, subnetState } = await import('./helpers/agents.js');
+  const r = new Renderer('10.0.0.11');
+  await r.start();
+  const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { cidr: '10.0.0.0/8' }) } });
+  for (let i = 0; i < 300; i++) gs.portStates[`P${i}`] = portState(`P${i}`, { macAddress: `fa:16:3e:00:${(i >> 8).toString(16)}:${(i & 255).toString(16)}`, fixedIps: [{ subnetId: 'S', ipAddress: `10.1.${i >> 8}.${i & 255}` }] });
+  for (let i = 0; i < 600; i++) gs.neighborStates[`L2/N${i}`] = neighborState(`N${i}`, i, { hostIpAddress: `10.0.${1 + (i >> 8)}.${i & 255}` });
+  await r.intakeFor(gs);
+  const flows = r.flows();
+  t.true(flows.some((f) => f.table === 45), 'remote flooding spilled into flood_remote');
+  t.true(flows.some((f) => f.table === 55), 'local flooding spilled into flood_local');
+  const sim = new Bridge('br-int');
+  for (let p = 1; p <= 300; p++) sim.addPort(`p${p}`, 'system', { ofportRequest: p });
+  for (const tun of Object.values(TUNNEL_PORTS)) sim.addPort(tun.name, tun.type, { ofportRequest: tun.ofport });
+  sim.bundle(flows.map(formatFlow));
+  const sb = await startSandbox();
+  try {
+    const tunnels = Object.values(TUNNEL_PORTS).flatMap((tun) => ['--', 'add-port', 'br-int', tun.name, '--', 'set', 'interface', tun.name, `type=${tun.type}`, 'options:remote_ip=flow', 'options:key=flow', `ofport_request=${tun.ofport}`]);
+    const vmPorts = Array.from({ length: 300 }, (_, i) => i + 1).flatMap((n) => ['--', 'add-port', 'br-int', `p${n}`, '--', 'set', 'interface', `p${n}`, 'type=dummy', `ofport_request=${n}`]);
+    await sb.vsctl('add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=dummy', 'fail-mode=secure', ...tunnels, ...vmPorts);
+    const file = `${sb.dir}/flows.txt`;
+    writeFileSync(file, `${formatOfctl(flows)}\n`);
+    await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-int', file);
+    t.deepEqual(dumpLines(sim.dumpFlows()), dumpLines(await sb.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', 'br-int')));
+    const packet = 'in_port=1,ip,dl_src=fa:16:3e:00:00:00,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.0,nw_dst=10.255.255.255';
+    const real = await sb.appctl('ofproto/trace', 'br-int', packet);
+    const ours = trace(sim, packet);
+    t.is(traceSteps(ours).filter((l) => l.trim() === 'output:4097').length, 600);
+    t.is(traceSteps(ours).filter((l) => /^\s*output:\d+$/.test(l) && !l.includes('4097')).length, 300);
+    t.deepEqual(traceSteps(ours), traceSteps(real));
+  } finally {
+    await sb.stop();
+  }
+});

@@ -1,0 +1,139 @@
+// npm run bench:dataplane [-- --sizes 1000,10000,100000] [--quick]
+// Goal state pushed over gRPC to flows installed (reply after the backend confirmed), for
+// 1 port + N neighbors: in the embedded simulator, and in a real Open vSwitch 3.1 sandbox (to
+// 100,000) beside `ovs-ofctl --bundle add-flows` of the same flows measured in the same run.
+// Then p50/p99 of adding one neighbor on a host with 10,000 ports. Each size runs in its own
+// child process so peak RSS is its own.
+import { writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { resolveConfig } from '../agent/config.js';
+import { startAgent } from '../agent/daemon.js';
+import { silentLogger } from '../agent/log.js';
+import { makeClient, pushStream } from '../agent/push.js';
+import { formatOfctl } from '../agent/render.js';
+import { SimBackend } from '../dataplane/backends/sim.js';
+import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { Fabric } from '../ovs-sim/fabric.js';
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { bigState, neighborState, portState, subnetState } from '../test/helpers/agents.js';
+import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const fmt = (n: number, d = 1): string => n.toFixed(d);
+const now = (): number => performance.now();
+
+async function child(mode: string, n: number): Promise<Record<string, number | string>> {
+  const r = await execa(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--child', mode, String(n)], {
+    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
+  });
+  if (r.exitCode !== 0) return { error: (r.stderr || r.stdout).split('\n').slice(-3).join(' ') };
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number | string>;
+}
+
+async function runChild(mode: string, n: number): Promise<void> {
+  const gs = bigState(n);
+  if (mode === 'sim') {
+    const host = new Fabric().addHost('hv', '10.0.0.11');
+    const dp = new FlowDataplane(new SimBackend(host, true));
+    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11' }), silentLogger(), dp);
+    const c = makeClient(`127.0.0.1:${agent.grpcPort}`);
+    const t0 = now();
+    const [reply] = await pushStream(c, [gs]);
+    const ms = now() - t0;
+    c.close();
+    const flows = dp.installed.size;
+    await agent.stop();
+    process.stdout.write(`${JSON.stringify({ ms, flows, dpMs: (reply?.operationStatuses[2]?.dataplaneProgrammingTime ?? 0) / 1000, rssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
+    return;
+  }
+  // Real OVS: the agent creates br-int in a sandbox; then the same flows go into a second
+  // bridge with one `ovs-ofctl --bundle add-flows`, the floor for installing them.
+  const sb = await startSandbox();
+  try {
+    await sb.vsctl('add-br', 'br-ref', '--', 'set', 'bridge', 'br-ref', 'datapath_type=dummy', 'fail-mode=secure');
+    const agent = await startAgent(resolveConfig({
+      listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11', dataplane: 'ovs', ovsDb: `unix:${sb.dbSocket}`, ovsRundir: sb.dir, ovsDatapathType: 'dummy',
+    }), silentLogger());
+    await sb.vsctl('add-port', 'br-int', 'tapP1', '--', 'set', 'interface', 'tapP1', 'type=dummy', 'external_ids:iface-id=P1');
+    const c = makeClient(`127.0.0.1:${agent.grpcPort}`);
+    const t0 = now();
+    const [reply] = await pushStream(c, [gs]);
+    const ms = now() - t0;
+    c.close();
+    const failed = reply!.operationStatuses.find((s) => s.operationStatus !== 0 && s.operationStatus !== 3);
+    if (failed) throw new Error(`the agent answered ${failed.operationStatus} for ${failed.resourceId}: ${failed.statusDetail}`);
+    const dp = agent.dataplane as FlowDataplane;
+    const file = `${sb.dir}/flows.txt`;
+    writeFileSync(file, `${formatOfctl(dp.flows())}\n`);
+    const t1 = now();
+    await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-ref', file);
+    const bundleMs = now() - t1;
+    if (process.env.BENCH_DEBUG) process.stderr.write(`lines ${dp.flows().length} dumped ${(await sb.ofctl('-O', 'OpenFlow13', 'dump-flows', 'br-ref')).split('\n').length}\n`);
+    const flows = dp.installed.size;
+    await agent.stop();
+    process.stdout.write(`${JSON.stringify({ ms, bundleMs, flows, rssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
+  } finally {
+    await sb.stop();
+  }
+}
+
+async function oneNeighbor(ports: number, samples: number): Promise<void> {
+  const host = new Fabric().addHost('hv', '10.0.0.11');
+  const dp = new FlowDataplane(new SimBackend(host, true));
+  const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11' }), silentLogger(), dp);
+  const c = makeClient(`127.0.0.1:${agent.grpcPort}`);
+  // 10,000 ports in 100 subnets (networks), with 2,000 remote neighbors on 50 hosts.
+  const base = GoalStateV2.fromPartial({});
+  for (let s = 0; s < 100; s++) base.subnetStates[`S${s}`] = subnetState(`S${s}`, { tunnelId: String(1000 + s), cidr: `10.${s}.0.0/16`, networkType: 3 });
+  for (let i = 0; i < ports; i++) {
+    const s = i % 100;
+    base.portStates[`P${i}`] = portState(`P${i}`, { macAddress: `fa:16:3e:00:${((i >> 8) & 255).toString(16)}:${(i & 255).toString(16)}`, fixedIps: [{ subnetId: `S${s}`, ipAddress: `10.${s}.${(i >> 8) & 255}.${i & 255}` }] });
+  }
+  for (let i = 0; i < 2000; i++) base.neighborStates[`L2/N${i}`] = neighborState(`N${i}`, i, { hostIpAddress: `10.0.9.${1 + (i % 50)}`, fixedIps: [{ neighborType: 0, subnetId: `S${i % 100}`, ipAddress: `10.${i % 100}.200.${i % 250}`, arionGroup: '', tunnelId: 0 }] });
+  await pushStream(c, [base]);
+  const rt: number[] = [];
+  const dpUs: number[] = [];
+  for (let k = 0; k < samples + 50; k++) {
+    const i = 100_000 + k;
+    const gs = GoalStateV2.fromPartial({ neighborStates: { [`L2/M${i}`]: neighborState(`M${i}`, i, { hostIpAddress: `10.0.9.${1 + (k % 50)}`, fixedIps: [{ neighborType: 0, subnetId: `S${k % 100}`, ipAddress: `10.${k % 100}.201.${k % 250}`, arionGroup: '', tunnelId: 0 }] }) } });
+    const t0 = now();
+    const [r] = await pushStream(c, [gs]);
+    if (k >= 50) {
+      rt.push(now() - t0);
+      dpUs.push(r!.operationStatuses[0]!.dataplaneProgrammingTime + r!.operationStatuses[0]!.networkConfigurationTime);
+    }
+  }
+  c.close();
+  const flows = dp.installed.size;
+  await agent.stop();
+  const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+  console.log(`\n## Adding one neighbor on a host with ${ports.toLocaleString('en')} ports (${flows.toLocaleString('en')} flows installed), ${samples} samples, simulator\n`);
+  console.log('| measure | p50 | p99 | target |');
+  console.log('|---|---|---|---|');
+  console.log(`| agent: validate + store + flows computed, diffed and committed (from the reply) | ${fmt(pct(dpUs, 50) / 1000, 3)} ms | ${fmt(pct(dpUs, 99) / 1000, 3)} ms | p99 ≤ 2 ms |`);
+  console.log(`| gRPC round trip, one new stream per change | ${fmt(pct(rt, 50), 3)} ms | ${fmt(pct(rt, 99), 3)} ms | |`);
+}
+
+if (args[0] === '--child') {
+  await runChild(args[1]!, Number(args[2]));
+} else {
+  const quick = args.includes('--quick');
+  const sizes = arg('--sizes')?.split(',').map(Number) ?? (quick ? [1000, 10_000] : [1000, 10_000, 100_000, 1_000_000]);
+  const missing = await ovsMissing();
+  console.log(`# bench:dataplane (${new Date().toISOString()}, node ${process.version})`);
+  console.log('\n## 1 port + N neighbors: goal state over gRPC until the reply (flows confirmed)\n');
+  console.log('| neighbors | flows | simulator | sim peak RSS | real OVS 3.1 | ovs-ofctl --bundle add-flows of the same flows | agent ÷ bundle | targets | C++ agent |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const n of sizes) {
+    const sim = await child('sim', n);
+    const ovs = !missing && n <= 100_000 ? await child('ovs', n) : null;
+    const simCell = 'error' in sim ? `failed: ${String(sim.error)}` : `${fmt(Number(sim.ms))} ms`;
+    const ovsCell = ovs === null ? (missing ? 'no OVS here' : '(not run above 100,000)') : 'error' in ovs ? `failed: ${String(ovs.error)}` : `${fmt(Number(ovs.ms))} ms`;
+    const bundle = ovs && !('error' in ovs) ? `${fmt(Number(ovs.bundleMs))} ms` : '';
+    const ratio = ovs && !('error' in ovs) ? `${fmt(Number(ovs.ms) / Number(ovs.bundleMs), 2)}×` : '';
+    const target = n === 10_000 ? 'sim ≤ 500 ms; OVS ≤ 1.25× bundle' : 'OVS ≤ 1.25× bundle';
+    console.log(`| ${n.toLocaleString('en')} | ${String(sim.flows ?? ovs?.flows ?? '')} | ${simCell} | ${'rssMB' in sim ? `${fmt(Number(sim.rssMB), 0)} MB` : ''} | ${ovsCell} | ${bundle} | ${ratio} | ${target} | ${n === 10_000 ? '237 s' : n === 1000 ? '2.73 s' : ''} |`);
+  }
+  await oneNeighbor(quick ? 2000 : 10_000, quick ? 100 : 500);
+}
