@@ -17,19 +17,20 @@ export type Action =
 export function splitTop(text: string): string[] {
   const out: string[] = [];
   let depth = 0;
-  let cur = '';
-  for (const c of text) {
-    if (c === '(') depth += 1;
-    if (c === ')') depth -= 1;
-    if (c === ',' && depth === 0) {
-      out.push(cur);
-      cur = '';
-    } else {
-      cur += c;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 40) depth += 1; // (
+    else if (c === 41) depth -= 1; // )
+    else if (c === 44 && depth === 0) { // ,
+      const part = text.slice(start, i).trim();
+      if (part !== '') out.push(part);
+      start = i + 1;
     }
   }
-  if (cur.trim() !== '') out.push(cur);
-  return out.map((s) => s.trim()).filter((s) => s !== '');
+  const last = text.slice(start).trim();
+  if (last !== '') out.push(last);
+  return out;
 }
 
 const portOf = (t: string): number | string => (/^\d+$/.test(t) ? Number(t) : t);
@@ -41,12 +42,20 @@ export function parseActions(text: string): Action[] {
 }
 
 function parseAction(a: string): Action {
+  // The common ones first: a flow table is mostly set_field, output, load, move and resubmit.
+  let m = /^set_field:(.+)->([a-z_0-9]+)$/.exec(a);
+  if (m) {
+    const spec = FIELDS.get(m[2]!);
+    if (!spec) throw new FieldError(`${m[2]}: unknown field for set_field`);
+    return { type: 'set_field', spec, value: parseValue(spec, m[1]!) & mask(spec.bits) };
+  }
+  if (a.startsWith('output:')) return { type: 'output', port: portOf(a.slice(7)) };
   const lower = a.toLowerCase();
   if (lower === 'in_port') return { type: 'in_port' };
   if (lower === 'drop') throw new FieldError('drop must be the only action');
   if (lower === 'dec_ttl') return { type: 'dec_ttl' };
   if (lower === 'controller') return { type: 'controller', userdata: null, maxLen: 65535 };
-  let m = /^controller:(\d+)$/i.exec(a);
+  m = /^controller:(\d+)$/i.exec(a);
   if (m) return { type: 'controller', userdata: null, maxLen: Number(m[1]) };
   m = /^controller\((.*)\)$/i.exec(a);
   if (m) {
@@ -68,12 +77,6 @@ function parseAction(a: string): Action {
   if (m) return { type: 'resubmit', port: Number(m[1]), table: null };
   m = /^goto_table:(\d+)$/.exec(a);
   if (m) return { type: 'goto_table', table: Number(m[1]) };
-  m = /^set_field:(.+)->([a-z_0-9]+)$/.exec(a);
-  if (m) {
-    const spec = FIELDS.get(m[2]!);
-    if (!spec) throw new FieldError(`${m[2]}: unknown field for set_field`);
-    return { type: 'set_field', spec, value: parseValue(spec, m[1]!) & mask(spec.bits) };
-  }
   m = /^mod_dl_(src|dst):(.+)$/.exec(a);
   if (m) {
     const spec = FIELDS.get(`dl_${m[1]}`)!;

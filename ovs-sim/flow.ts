@@ -1,5 +1,5 @@
 // Flow entries and the flow-mod text syntax of ovs-ofctl (add-flow / add-flows lines).
-import { type Action, formatActions, parseActions, splitTop } from './actions.js';
+import { type Action, formatActions, parseActions } from './actions.js';
 import { FieldError } from './fields.js';
 import { type Match, formatMatch, parseMatch } from './match.js';
 
@@ -34,12 +34,12 @@ export function parseFlowMod(line: string, defaultCommand: FlowModCommand = 'add
     command = verb[1] as FlowModCommand;
     text = text.slice(verb[0].length);
   }
-  const at = text.search(/(^|[\s,])actions=/);
+  // `actions=` cannot occur inside a match, so its first occurrence splits the line.
+  const idx = text.indexOf('actions=');
   let head = text;
   let acts = '';
-  if (at >= 0) {
-    const idx = text.indexOf('actions=', at);
-    head = text.slice(0, idx).replace(/[\s,]+$/, '');
+  if (idx >= 0 && (idx === 0 || text[idx - 1] === ',' || text[idx - 1] === ' ' || text[idx - 1] === '\t')) {
+    head = text.slice(0, idx);
     acts = text.slice(idx + 'actions='.length);
   } else if (command === 'add' || command.startsWith('modify')) {
     throw new FieldError('must specify an action');
@@ -51,8 +51,12 @@ export function parseFlowMod(line: string, defaultCommand: FlowModCommand = 'add
   let idleTimeout = 0;
   let hardTimeout = 0;
   const rest: string[] = [];
-  for (const item of splitTop(head.replace(/\s+/g, ','))) {
-    const [k, v = ''] = item.split('=');
+  for (const raw of head.split(/[\s,]+/)) {
+    if (raw === '') continue;
+    const item = raw;
+    const eq = item.indexOf('=');
+    const k = eq < 0 ? item : item.slice(0, eq);
+    const v = eq < 0 ? '' : item.slice(eq + 1);
     if (k === 'table') { table = Number(v); hasTable = true; }
     else if (k === 'priority') priority = Number(v);
     else if (k === 'cookie') cookie = BigInt(v.split('/')[0]!);

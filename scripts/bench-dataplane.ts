@@ -69,7 +69,6 @@ async function runChild(mode: string, n: number): Promise<void> {
     const t1 = now();
     await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-ref', file);
     const bundleMs = now() - t1;
-    if (process.env.BENCH_DEBUG) process.stderr.write(`lines ${dp.flows().length} dumped ${(await sb.ofctl('-O', 'OpenFlow13', 'dump-flows', 'br-ref')).split('\n').length}\n`);
     const flows = dp.installed.size;
     await agent.stop();
     process.stdout.write(`${JSON.stringify({ ms, bundleMs, flows, rssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
