@@ -1,6 +1,7 @@
 // DHCP on the wire: the client's frame (Ethernet, optional 802.1Q tags, IPv4, UDP 68→67, BOOTP
 // with DHCP options) to a DhcpClientMessage, and a DhcpReply back to a frame. Parsing is
 // defensive: anything malformed is a WireError, which the caller drops and counts.
+import { ipBytes, ipv4Frame, macBytes, udp } from '../ovs-sim/frames.js';
 import type { DhcpClientMessage, DhcpOptionValues, DhcpReply } from './dhcp-server.js';
 
 export class WireError extends Error {}
@@ -77,8 +78,6 @@ export function parseBootp(b: Buffer): DhcpClientMessage {
   };
 }
 
-const ipBytes = (ip: string): number[] => ip.split('.').map(Number);
-const macBytes = (m: string): number[] => m.split(':').map((x) => parseInt(x, 16));
 
 function options(type: number, serverId: string, o: DhcpOptionValues): number[] {
   const out: number[] = [OPT.MESSAGE_TYPE, 1, type, OPT.SERVER_ID, 4, ...ipBytes(serverId)];
@@ -104,14 +103,6 @@ function options(type: number, serverId: string, o: DhcpOptionValues): number[] 
   return out;
 }
 
-function checksum(b: Buffer, start: number, end: number, initial = 0): number {
-  let sum = initial;
-  for (let i = start; i + 1 < end; i += 2) sum += b.readUInt16BE(i);
-  if ((end - start) % 2 === 1) sum += b[end - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 /** The reply as an Ethernet/IPv4/UDP frame from the server (gateway) to the client. */
 export function buildDhcpReplyFrame(r: DhcpReply): Buffer {
   const opts = options(r.type, r.serverId, r.options);
@@ -128,30 +119,7 @@ export function buildDhcpReplyFrame(r: DhcpReply): Buffer {
   bootp.writeUInt32BE(MAGIC, BOOTP_FIXED);
   Buffer.from(opts).copy(bootp, BOOTP_FIXED + 4);
 
-  const udpLen = 8 + bootp.length;
-  const ipLen = 20 + udpLen;
-  const f = Buffer.alloc(14 + ipLen);
-  Buffer.from(macBytes(r.to.mac)).copy(f, 0);
-  Buffer.from(macBytes(r.serverMac)).copy(f, 6);
-  f.writeUInt16BE(0x0800, 12);
-  const ip = 14;
-  f[ip] = 0x45;
-  f.writeUInt16BE(ipLen, ip + 2);
-  f[ip + 8] = 64; // TTL
-  f[ip + 9] = 17;
-  Buffer.from(ipBytes(r.serverId)).copy(f, ip + 12);
-  Buffer.from(ipBytes(r.to.ip)).copy(f, ip + 16);
-  f.writeUInt16BE(checksum(f, ip, ip + 20), ip + 10);
-  const udp = ip + 20;
-  f.writeUInt16BE(67, udp);
-  f.writeUInt16BE(68, udp + 2);
-  f.writeUInt16BE(udpLen, udp + 4);
-  bootp.copy(f, udp + 8);
-  // UDP checksum over the IPv4 pseudo-header
-  const pseudo = f.readUInt16BE(ip + 12) + f.readUInt16BE(ip + 14) + f.readUInt16BE(ip + 16) + f.readUInt16BE(ip + 18) + 17 + udpLen;
-  const sum = checksum(f, udp, udp + udpLen, pseudo);
-  f.writeUInt16BE(sum === 0 ? 0xffff : sum, udp + 6);
-  return f;
+  return Buffer.from(ipv4Frame(r.to.mac, r.serverMac, r.serverId, r.to.ip, 17, udp(67, 68, bootp)));
 }
 
 /** Read back a reply frame's DHCP fields (tests and tracing). */
@@ -188,24 +156,5 @@ export function buildDhcpClientFrame(m: DhcpClientMessage & { srcIp?: string; ds
   Buffer.from(macBytes(m.chaddr)).copy(bootp, 28);
   bootp.writeUInt32BE(MAGIC, BOOTP_FIXED);
   Buffer.from(opts).copy(bootp, BOOTP_FIXED + 4);
-  const udpLen = 8 + bootp.length;
-  const ipLen = 20 + udpLen;
-  const f = Buffer.alloc(14 + ipLen);
-  Buffer.from(macBytes(m.dstMac ?? 'ff:ff:ff:ff:ff:ff')).copy(f, 0);
-  Buffer.from(macBytes(m.chaddr)).copy(f, 6);
-  f.writeUInt16BE(0x0800, 12);
-  const ip = 14;
-  f[ip] = 0x45;
-  f.writeUInt16BE(ipLen, ip + 2);
-  f[ip + 8] = 64;
-  f[ip + 9] = 17;
-  Buffer.from(ipBytes(m.srcIp ?? m.ciaddr)).copy(f, ip + 12);
-  Buffer.from(ipBytes(m.dstIp ?? '255.255.255.255')).copy(f, ip + 16);
-  f.writeUInt16BE(checksum(f, ip, ip + 20), ip + 10);
-  const udp = ip + 20;
-  f.writeUInt16BE(68, udp);
-  f.writeUInt16BE(67, udp + 2);
-  f.writeUInt16BE(udpLen, udp + 4);
-  bootp.copy(f, udp + 8);
-  return f;
+  return Buffer.from(ipv4Frame(m.dstMac ?? 'ff:ff:ff:ff:ff:ff', m.chaddr, m.srcIp ?? m.ciaddr, m.dstIp ?? '255.255.255.255', 17, udp(68, 67, bootp)));
 }
