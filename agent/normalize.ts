@@ -246,7 +246,7 @@ const builders: { [K in Kind]: Builder<K> } = {
       const ip = normalizeIp(f.ipAddress);
       if (ip === null) throw new Invalid(`fixed_ips[${i}].ip_address: "${f.ipAddress}" is not an IP address`);
       if (f.tunnelId > MAX_VNI) throw new Invalid(`fixed_ips[${i}].tunnel_id: ${f.tunnelId} is out of range 0–${MAX_VNI}`);
-      const entry: NeighborFixedIp = { subnetId: ctx.intern(f.subnetId), ip, arionGroup: ctx.intern(f.arionGroup), tunnelId: f.tunnelId };
+      const entry: NeighborFixedIp = { subnetId: ctx.intern(f.subnetId), ip, arionGroup: f.arionGroup === '' ? '' : ctx.intern(f.arionGroup), tunnelId: f.tunnelId };
       if (f.neighborType === PbNeighborType.L2) (l2 ??= []).push(entry);
       else (l3 ??= []).push(entry);
     }

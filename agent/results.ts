@@ -6,6 +6,7 @@ import { KINDS } from '../dataplane/model.js';
 
 export type Status = 'SUCCESS' | 'FAILURE' | 'INVALID_ARG' | 'PENDING' | 'OUT_OF_ORDER';
 const STATUS_NAMES: Status[] = ['SUCCESS', 'FAILURE', 'INVALID_ARG', 'PENDING', 'OUT_OF_ORDER'];
+const KIND_INDEX = Object.fromEntries(KINDS.map((k, i) => [k, i])) as Record<Kind, number>;
 
 /** One resource of a goal state and what became of it. */
 export interface ResourceResult {
@@ -37,7 +38,7 @@ export class ResultTable {
     const i = this.length;
     if (i === this.kinds.length) this.grow();
     this.ids.push(id);
-    this.kinds[i] = KINDS.indexOf(kind);
+    this.kinds[i] = KIND_INDEX[kind];
     this.operationTypes[i] = operationType;
     this.length = i + 1;
     return i;
