@@ -4,7 +4,7 @@ import type { Action } from './actions.js';
 import { formatAction } from './actions.js';
 import { FIELDS, FieldError, type FieldName, type FieldRef, formatValue, mask } from './fields.js';
 import { type FlowEntry, type FlowMod, formatFlowEntry, parseFlowMod } from './flow.js';
-import { type Match, type Packet, formatMatch, matches } from './match.js';
+import { type Match, type Packet, formatMatch } from './match.js';
 import { FlowTable } from './table.js';
 
 export type PortType = 'internal' | 'dummy' | 'system' | 'patch' | 'vxlan' | 'geneve';
@@ -177,7 +177,7 @@ export class Bridge {
             writeRef(p, a.dst, a.value);
             break;
           case 'move': {
-            writeRef(p, a.src.spec === a.dst.spec ? a.dst : a.dst, readRef(p, a.src));
+            writeRef(p, a.dst, readRef(p, a.src));
             const v = readRef(p, a.dst);
             const shown = a.dst.ofs === 0 && a.dst.nBits === a.dst.spec.bits ? formatValue(a.dst.spec, v) : `0x${v.toString(16)}`;
             out.trace.push(`${body} -> ${a.dst.spec.nxm}[${a.dst.ofs === 0 && a.dst.nBits === a.dst.spec.bits ? '' : `${a.dst.ofs}..${a.dst.ofs + a.dst.nBits - 1}`}] is now ${shown}`);
@@ -254,11 +254,9 @@ export function formatFlowFields(p: Packet): string {
     if (head === 'ip') parts.push(f('nw_proto'));
     parts.push(f('nw_tos'), 'nw_ecn=0', f('nw_ttl'), 'nw_frag=no');
     if (head !== 'ip') parts.push(head === 'icmp' ? `icmp_type=${p.get('tp_src') ?? 0n}` : f('tp_src'), head === 'icmp' ? `icmp_code=${p.get('tp_dst') ?? 0n}` : f('tp_dst'));
-  } else if (head.startsWith('dl_type')) {
-    parts.splice(parts.indexOf(f('in_port')), 0);
-    parts.push(head);
+  } else {
+    parts.push(head); // OVS ends a non-IP, non-ARP flow with its dl_type
   }
   return parts.join(',');
 }
 
-export { matches };
