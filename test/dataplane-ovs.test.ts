@@ -124,3 +124,24 @@ maybe('ovs dataplane: bridge, PENDING until the tap appears, ARP responder, tunn
     await agent.stop();
   }
 });
+
+maybe('an existing br-int is adopted as it is: datapath type and fail mode untouched, tunnel ports added', async (t) => {
+  const own = await startSandbox();
+  try {
+    await own.vsctl('add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=dummy', 'fail-mode=standalone');
+    const agent = await startAgent(resolveConfig({
+      listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11', dataplane: 'ovs',
+      ovsDb: `unix:${own.dbSocket}`, ovsRundir: own.dir, ovsDatapathType: 'netdev',
+    }), silentLogger());
+    try {
+      t.is((await own.vsctl('get', 'bridge', 'br-int', 'datapath_type')).trim(), 'dummy');
+      t.is((await own.vsctl('get', 'bridge', 'br-int', 'fail_mode')).trim(), 'standalone');
+      t.is((await own.vsctl('get', 'interface', 'gnv-tun', 'ofport')).trim(), '4096');
+      t.regex(await own.ofctl('-O', 'OpenFlow13', 'dump-flows', 'br-int'), /priority=0 actions=drop/);
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    await own.stop();
+  }
+});
