@@ -13,6 +13,7 @@ import { SecurityGroupState } from '../proto/gen/alcor/securitygroup.js';
 import { SubnetState } from '../proto/gen/alcor/subnet.js';
 import { VpcState } from '../proto/gen/alcor/vpc.js';
 import type { Kind } from '../dataplane/model.js';
+import { decodeNeighborState } from './neighbor-decoder.js';
 import type { StateOf } from './normalize.js';
 
 export interface GoalStateSource {
@@ -124,6 +125,7 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
     throw new UndecodableError((e as Error).message);
   }
   const decoder = new TextDecoder();
+  const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   return {
     formatVersion,
     hostResources,
@@ -141,7 +143,8 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
         try {
           // proto3: an absent map value is the default message
           reader.pos = valueStart < 0 ? 0 : valueStart;
-          state = codec.decode(reader, valueStart < 0 ? 0 : list[i + 3]!);
+          const len = valueStart < 0 ? 0 : list[i + 3]!;
+          state = kind === 'neighbor' ? decodeNeighborState(reader, bytes, len) as StateOf[typeof kind] : codec.decode(reader, len);
         } catch (e) {
           state = new Error(`undecodable state: ${(e as Error).message}`);
         }
