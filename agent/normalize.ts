@@ -155,7 +155,7 @@ export function idFromMapKey(configId: string, mapKey: string | undefined): stri
   return slash >= 0 ? mapKey.slice(slash + 1) : mapKey;
 }
 
-type Builder<K extends Kind> = (state: StateOf[K], id: string, ctx: NormalizeContext, warnings: string[]) => ResourceOf[K][];
+type Builder<K extends Kind> = (state: StateOf[K], id: string, ctx: NormalizeContext, warnings: string[], mapKey: string | undefined) => ResourceOf[K][];
 
 const builders: { [K in Kind]: Builder<K> } = {
   vpc(state, id) {
@@ -229,7 +229,7 @@ const builders: { [K in Kind]: Builder<K> } = {
 
   // The hot path of a large state (a million neighbors): no field-name strings, closures or
   // result objects unless something is wrong.
-  neighbor(state, id, ctx) {
+  neighbor(state, id, ctx, _warnings, mapKey) {
     const c = state.configuration!;
     if (!isStrictIPv4(c.hostIpAddress)) throw new Invalid(`host_ip_address: "${c.hostIpAddress}" is not an IPv4 address`);
     const hostIp = ctx.intern(c.hostIpAddress);
@@ -262,8 +262,8 @@ const builders: { [K in Kind]: Builder<K> } = {
     const vpcId = ctx.intern(c.vpcId);
     const local = hostIp === ctx.hostIp;
     const out: Neighbor[] = [];
-    if (l2) out.push(neighborEntry('L2', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs));
-    if (l3) out.push(neighborEntry('L3', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs));
+    if (l2) out.push(neighborEntry(keyOf('L2', id, mapKey), 'L2', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs));
+    if (l3) out.push(neighborEntry(keyOf('L3', id, mapKey), 'L3', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs));
     return out;
   },
 
@@ -349,11 +349,21 @@ const builders: { [K in Kind]: Builder<K> } = {
   },
 };
 
+/**
+ * `<type>/<id>`. DPM's V2 map key is exactly that: reuse it rather than compose a new string per
+ * neighbor (at a million neighbors each composed key is two more objects to trace and re-hash).
+ */
+function keyOf(type: NeighborType, id: string, mapKey: string | undefined): string {
+  if (mapKey !== undefined && mapKey.length === id.length + 3 && mapKey.startsWith(type) && mapKey.charCodeAt(2) === 47 && mapKey.endsWith(id)) return mapKey;
+  return `${type}/${id}`;
+}
+
 function neighborEntry(
+  key: string,
   type: NeighborType, id: string, revision: number, vpcId: string, name: string, macAddress: string,
   hostIp: string, hostMac: string | null, local: boolean, fixedIps: NeighborFixedIp[], allowedAddressPairs: AddressPair[],
 ): Neighbor {
-  return { key: `${type}/${id}`, id, revision, type, vpcId, name, mac: macAddress, hostIp, hostMac, local, fixedIps, allowedAddressPairs };
+  return { key, id, revision, type, vpcId, name, mac: macAddress, hostIp, hostMac, local, fixedIps, allowedAddressPairs };
 }
 
 function vniOf(text: string, field: string): number {
@@ -399,7 +409,7 @@ function intentOf<K extends Kind>(
   try {
     if (operation === 'DELETE') return { op: 'delete', keys: deleteKeys(kind, state, id, mapKey) };
     scratchWarnings.length = 0;
-    const values = builders[kind](state, id, ctx, scratchWarnings);
+    const values = builders[kind](state, id, ctx, scratchWarnings, mapKey);
     return { op: 'upsert', values, warnings: scratchWarnings.length === 0 ? NO_WARNINGS : [...scratchWarnings] };
   } catch (e) {
     if (e instanceof Invalid) return { op: 'invalid', reason: e.message };
