@@ -7,7 +7,7 @@ import { outcomeKey } from './api.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, changeCount } from './backend.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
 import { DesiredFlows } from './desired.js';
-import { type Flow, flowKey, programmerOf } from './flow.js';
+import { type Flow, programmerOf } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { ProgramContext } from './program-context.js';
 import { gatewayArpFlows } from './programmers/arp-responder.js';
@@ -199,12 +199,22 @@ export class FlowDataplane implements Dataplane {
     const touched = new Set<string>(this.retry);
     for (const owner of dirty) this.desired.set(owner, ownerFlows(ctx, owner), touched);
     const changes: FlowChanges = { add: [], modify: [], remove: [] };
+    // The keys the desired table already made, kept for `installed` (no second string per flow).
+    const setKeys: string[] = [];
+    const removeKeys: string[] = [];
     for (const key of touched) {
       const want = this.desired.active(key);
       const have = this.installed.get(key);
-      if (want && !have) changes.add.push(want);
-      else if (!want && have) changes.remove.push(have);
-      else if (want && have && (want.actions !== have.actions || want.cookie !== have.cookie)) changes.modify.push(want);
+      if (want && !have) {
+        changes.add.push(want);
+        setKeys.push(key);
+      } else if (!want && have) {
+        changes.remove.push(have);
+        removeKeys.push(key);
+      } else if (want && have && (want.actions !== have.actions || want.cookie !== have.cookie)) {
+        changes.modify.push(want);
+        setKeys.push(key);
+      }
     }
     if (changeCount(changes) === 0) return changes;
     try {
@@ -214,9 +224,8 @@ export class FlowDataplane implements Dataplane {
       throw e;
     }
     this.retry.clear();
-    for (const f of changes.remove) this.installed.delete(flowKey(f));
-    for (const f of changes.add) this.installed.set(flowKey(f), f);
-    for (const f of changes.modify) this.installed.set(flowKey(f), f);
+    for (const key of removeKeys) this.installed.delete(key);
+    for (const key of setKeys) this.installed.set(key, this.desired.active(key)!);
     return changes;
   }
 
