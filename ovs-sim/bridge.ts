@@ -50,6 +50,8 @@ function writeRef(p: Packet, r: FieldRef, v: bigint): void {
 
 export class Bridge {
   readonly ports = new Map<number, BridgePort>();
+  /** Bumped whenever a port is added or removed, so callers can cache port lookups. */
+  portsVersion = 0;
   private readonly tables = new Map<number, FlowTable>();
 
   constructor(readonly name: string) {}
@@ -74,12 +76,16 @@ export class Bridge {
       name, ofport, type, externalIds: new Map(Object.entries(opts.externalIds ?? {})), options: new Map(Object.entries(opts.options ?? {})),
     };
     this.ports.set(ofport, port);
+    this.portsVersion += 1;
     return port;
   }
 
   removePort(name: string): BridgePort | undefined {
     const p = this.portByName(name);
-    if (p) this.ports.delete(p.ofport);
+    if (p) {
+      this.ports.delete(p.ofport);
+      this.portsVersion += 1;
+    }
     return p;
   }
 

@@ -21,16 +21,36 @@ export class SimBackend implements FlowBackend {
     return this.host.bridge(BRIDGE);
   }
 
+  /** iface-id and name → OpenFlow port, rebuilt when the bridge's ports change. */
+  private index: { version: number; byIfaceId: Map<string, number>; byName: Map<string, number> } | null = null;
+
+  private ports(): { byIfaceId: Map<string, number>; byName: Map<string, number> } {
+    const b = this.bridge;
+    if (this.index?.version !== b.portsVersion) {
+      const byIfaceId = new Map<string, number>();
+      const byName = new Map<string, number>();
+      for (const p of b.ports.values()) {
+        const id = p.externalIds.get('iface-id');
+        if (id !== undefined) byIfaceId.set(id, p.ofport);
+        byName.set(p.name, p.ofport);
+      }
+      this.index = { version: b.portsVersion, byIfaceId, byName };
+    }
+    return this.index;
+  }
+
   readonly bindings: PortBindings = {
     ofport: (portId) => {
+      const { byIfaceId, byName } = this.ports();
       const tap = `tap${portId.slice(0, 11)}`;
-      let byName: number | undefined;
-      for (const p of this.bridge.ports.values()) {
-        if (p.externalIds.get('iface-id') === portId) return p.ofport;
-        if (p.name === tap) byName = p.ofport;
-      }
-      if (byName === undefined && this.autoPlug) byName = this.bridge.addPort(tap, 'system', { externalIds: { 'iface-id': portId } }).ofport;
-      return byName;
+      const found = byIfaceId.get(portId) ?? byName.get(tap);
+      if (found !== undefined || !this.autoPlug) return found;
+      const port = this.bridge.addPort(tap, 'system', { externalIds: { 'iface-id': portId } });
+      // Keep the index current rather than rebuilding it for every port plugged.
+      byIfaceId.set(portId, port.ofport);
+      byName.set(tap, port.ofport);
+      this.index!.version = this.bridge.portsVersion;
+      return port.ofport;
     },
   };
 
