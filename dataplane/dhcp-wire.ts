@@ -1,7 +1,7 @@
 // DHCP on the wire: the client's frame (Ethernet, optional 802.1Q tags, IPv4, UDP 68→67, BOOTP
 // with DHCP options) to a DhcpClientMessage, and a DhcpReply back to a frame. Parsing is
 // defensive: anything malformed is a WireError, which the caller drops and counts.
-import { ipBytes, ipv4Frame, macBytes, udp } from '../ovs-sim/frames.js';
+import { bootp, ipBytes, ipv4Frame, udp } from '../ovs-sim/frames.js';
 import type { DhcpClientMessage, DhcpOptionValues, DhcpReply } from './dhcp-server.js';
 
 export class WireError extends Error {}
@@ -105,21 +105,11 @@ function options(type: number, serverId: string, o: DhcpOptionValues): number[] 
 
 /** The reply as an Ethernet/IPv4/UDP frame from the server (gateway) to the client. */
 export function buildDhcpReplyFrame(r: DhcpReply): Buffer {
-  const opts = options(r.type, r.serverId, r.options);
-  const bootp = Buffer.alloc(Math.max(BOOTP_FIXED + 4 + opts.length, 300));
-  bootp[0] = 2; // BOOTREPLY
-  bootp[1] = 1;
-  bootp[2] = 6;
-  bootp.writeUInt32BE(r.xid >>> 0, 4);
-  bootp.writeUInt16BE(r.broadcastFlag ? 0x8000 : 0, 10);
-  Buffer.from(ipBytes(r.ciaddr)).copy(bootp, 12);
-  Buffer.from(ipBytes(r.yiaddr)).copy(bootp, 16);
-  Buffer.from(ipBytes(r.serverId)).copy(bootp, 20); // siaddr
-  Buffer.from(macBytes(r.chaddr)).copy(bootp, 28);
-  bootp.writeUInt32BE(MAGIC, BOOTP_FIXED);
-  Buffer.from(opts).copy(bootp, BOOTP_FIXED + 4);
-
-  return Buffer.from(ipv4Frame(r.to.mac, r.serverMac, r.serverId, r.to.ip, 17, udp(67, 68, bootp)));
+  const payload = bootp({
+    op: 2, xid: r.xid, broadcast: r.broadcastFlag, ciaddr: r.ciaddr, yiaddr: r.yiaddr, siaddr: r.serverId, chaddr: r.chaddr,
+    options: options(r.type, r.serverId, r.options),
+  });
+  return Buffer.from(ipv4Frame(r.to.mac, r.serverMac, r.serverId, r.to.ip, 17, udp(67, 68, payload)));
 }
 
 /** Read back a reply frame's DHCP fields (tests and tracing). */
@@ -145,16 +135,6 @@ export function buildDhcpClientFrame(m: DhcpClientMessage & { srcIp?: string; ds
   if (m.requestedIp) opts.push(OPT.REQUESTED_IP, 4, ...ipBytes(m.requestedIp));
   if (m.serverId) opts.push(OPT.SERVER_ID, 4, ...ipBytes(m.serverId));
   opts.push(55, 6, OPT.SUBNET_MASK, OPT.ROUTER, OPT.DNS, OPT.HOSTNAME, OPT.DOMAIN, OPT.MTU, OPT.END);
-  const bootp = Buffer.alloc(Math.max(BOOTP_FIXED + 4 + opts.length, 300));
-  bootp[0] = 1;
-  bootp[1] = 1;
-  bootp[2] = 6;
-  bootp.writeUInt32BE(m.xid >>> 0, 4);
-  bootp.writeUInt16BE(m.broadcast ? 0x8000 : 0, 10);
-  Buffer.from(ipBytes(m.ciaddr)).copy(bootp, 12);
-  Buffer.from(ipBytes(m.giaddr)).copy(bootp, 24);
-  Buffer.from(macBytes(m.chaddr)).copy(bootp, 28);
-  bootp.writeUInt32BE(MAGIC, BOOTP_FIXED);
-  Buffer.from(opts).copy(bootp, BOOTP_FIXED + 4);
-  return Buffer.from(ipv4Frame(m.dstMac ?? 'ff:ff:ff:ff:ff:ff', m.chaddr, m.srcIp ?? m.ciaddr, m.dstIp ?? '255.255.255.255', 17, udp(68, 67, bootp)));
+  const payload = bootp({ op: 1, xid: m.xid, broadcast: m.broadcast, ciaddr: m.ciaddr, giaddr: m.giaddr, chaddr: m.chaddr, options: opts });
+  return Buffer.from(ipv4Frame(m.dstMac ?? 'ff:ff:ff:ff:ff:ff', m.chaddr, m.srcIp ?? m.ciaddr, m.dstIp ?? '255.255.255.255', 17, udp(68, 67, payload)));
 }

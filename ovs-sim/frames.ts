@@ -132,23 +132,45 @@ export interface DhcpRequestSpec {
   broadcast?: boolean;
 }
 
+export interface BootpFields {
+  /** 1 BOOTREQUEST, 2 BOOTREPLY */
+  op: 1 | 2;
+  xid: number;
+  broadcast: boolean;
+  ciaddr?: string;
+  yiaddr?: string;
+  siaddr?: string;
+  giaddr?: string;
+  chaddr: string;
+  /** Encoded options, END included. */
+  options: number[];
+}
+
+/** A BOOTP/DHCP message (RFC 2131 layout, Ethernet hardware, padded to 300 bytes). */
+export function bootp(f: BootpFields): Uint8Array {
+  const b = new Uint8Array(Math.max(240 + f.options.length, 300));
+  b.set([f.op, 1, 6, 0]);
+  b[4] = (f.xid >>> 24) & 255;
+  b[5] = (f.xid >>> 16) & 255;
+  b[6] = (f.xid >>> 8) & 255;
+  b[7] = f.xid & 255;
+  if (f.broadcast) b[10] = 0x80;
+  b.set(ipBytes(f.ciaddr ?? '0.0.0.0'), 12);
+  b.set(ipBytes(f.yiaddr ?? '0.0.0.0'), 16);
+  b.set(ipBytes(f.siaddr ?? '0.0.0.0'), 20);
+  b.set(ipBytes(f.giaddr ?? '0.0.0.0'), 24);
+  b.set(macBytes(f.chaddr), 28);
+  b.set(MAGIC, 236);
+  b.set(f.options, 240);
+  return b;
+}
+
 export function dhcpClientPayload(s: DhcpRequestSpec): Uint8Array {
   const opts = [53, 1, s.type];
   if (s.requestedIp) opts.push(50, 4, ...ipBytes(s.requestedIp));
   if (s.serverId) opts.push(54, 4, ...ipBytes(s.serverId));
   opts.push(55, 7, 1, 3, 6, 12, 15, 26, 51, 255);
-  const b = new Uint8Array(Math.max(240 + opts.length, 300));
-  b.set([1, 1, 6, 0]);
-  b[4] = (s.xid >>> 24) & 255;
-  b[5] = (s.xid >>> 16) & 255;
-  b[6] = (s.xid >>> 8) & 255;
-  b[7] = s.xid & 255;
-  if (s.broadcast) b[10] = 0x80;
-  b.set(ipBytes(s.ciaddr ?? '0.0.0.0'), 12);
-  b.set(macBytes(s.mac), 28);
-  b.set(MAGIC, 236);
-  b.set(opts, 240);
-  return b;
+  return bootp({ op: 1, xid: s.xid, broadcast: s.broadcast ?? false, ciaddr: s.ciaddr, chaddr: s.mac, options: opts });
 }
 
 export interface DhcpServerMessage {

@@ -9,7 +9,8 @@ export interface MatchField {
 export type Match = Map<FieldName, MatchField>;
 export type Packet = Map<FieldName, bigint>;
 
-const SHORTHANDS: Record<string, [FieldName, bigint][]> = {
+/** Protocol keywords and the fields they set (shared with trace's flow syntax). */
+export const SHORTHANDS: Record<string, [FieldName, bigint][]> = {
   ip: [['dl_type', 0x0800n]],
   arp: [['dl_type', 0x0806n]],
   icmp: [['dl_type', 0x0800n], ['nw_proto', 1n]],

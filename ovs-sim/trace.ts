@@ -2,14 +2,10 @@
 // `in_port=N` plus a hex packet, printed in OVS's layout (Flow:, bridge("…"), one line per
 // table step and action, Final flow:). Datapath actions are listed with OpenFlow port numbers.
 import { type Bridge, formatFlowFields } from './bridge.js';
-import { FIELDS, type FieldName, FieldError, mask, parseValue } from './fields.js';
-import type { Packet } from './match.js';
+import { FIELDS, FieldError, mask, parseValue } from './fields.js';
+import { type Packet, SHORTHANDS } from './match.js';
 import { extract } from './packet.js';
 
-const SHORT: Record<string, [FieldName, bigint][]> = {
-  arp: [['dl_type', 0x0806n]], ip: [['dl_type', 0x0800n]], icmp: [['dl_type', 0x0800n], ['nw_proto', 1n]],
-  tcp: [['dl_type', 0x0800n], ['nw_proto', 6n]], udp: [['dl_type', 0x0800n], ['nw_proto', 17n]],
-};
 
 /** A flow string or `in_port=N,HEX` to the packet to trace. */
 export function tracePacket(spec: string): Packet {
@@ -21,7 +17,7 @@ export function tracePacket(spec: string): Packet {
     if (item === '') continue;
     const eq = item.indexOf('=');
     if (eq < 0) {
-      const sh = SHORT[item];
+      const sh = SHORTHANDS[item];
       if (!sh) throw new FieldError(`${item}: unknown keyword`);
       for (const [f, v] of sh) p.set(f, v);
       continue;

@@ -7,20 +7,11 @@ import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
 import { Intake } from '../agent/intake.js';
 import { silentLogger } from '../agent/log.js';
-import { makeClient, pushStream } from '../agent/push.js';
 import { ResourceStore, type StoreEvent } from '../agent/store.js';
 import { NullDataplane } from '../dataplane/api.js';
-import { neighborState, portState, subnetState, withAgent } from './helpers/agents.js';
+import { neighborState, portState, pushOne, subnetState, withAgent } from './helpers/agents.js';
 
-async function push(addr: string, gs: GoalStateV2): Promise<GoalStateOperationReply> {
-  const c = makeClient(addr);
-  try {
-    const [r] = await pushStream(c, [gs]);
-    return r!;
-  } finally {
-    c.close();
-  }
-}
+const push = pushOne;
 const statusOf = (r: GoalStateOperationReply, id: string) => r.operationStatuses.find((s) => s.resourceId === id);
 
 test('good and bad resources mixed: the good apply, each bad one gets INVALID_ARG with its reason', async (t) => {

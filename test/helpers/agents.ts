@@ -3,6 +3,8 @@ import { createServer } from 'node:net';
 import { type AgentConfig, resolveConfig } from '../../agent/config.js';
 import { type Agent, startAgent } from '../../agent/daemon.js';
 import { silentLogger } from '../../agent/log.js';
+import { makeClient, pushStream } from '../../agent/push.js';
+import type { GoalStateOperationReply } from '../../proto/gen/alcor/goalstateprovisioner.js';
 import { GoalStateV2 } from '../../proto/gen/alcor/goalstate.js';
 import type { NeighborState } from '../../proto/gen/alcor/neighbor.js';
 import type { PortState } from '../../proto/gen/alcor/port.js';
@@ -16,6 +18,18 @@ export async function withAgent<T>(fn: (agent: Agent, addr: string) => Promise<T
     return await fn(agent, `127.0.0.1:${agent.grpcPort}`);
   } finally {
     await agent.stop();
+  }
+}
+
+/** One goal state on a new stream of a new channel, as NCM pushes: its one reply. */
+export async function pushOne(addr: string, gs: GoalStateV2): Promise<GoalStateOperationReply> {
+  const c = makeClient(addr);
+  try {
+    const [r] = await pushStream(c, [gs]);
+    if (!r) throw new Error('the agent closed the stream without a reply');
+    return r;
+  } finally {
+    c.close();
   }
 }
 

@@ -3,7 +3,7 @@
 import { resolveConfig } from '../../agent/config.js';
 import { type Agent, startAgent } from '../../agent/daemon.js';
 import { silentLogger } from '../../agent/log.js';
-import { makeClient, pushStream } from '../../agent/push.js';
+import { pushOne } from './agents.js';
 import { SimBackend } from '../../dataplane/backends/sim.js';
 import { FlowDataplane } from '../../dataplane/flow-dataplane.js';
 import { Fabric, type SimHost } from '../../ovs-sim/fabric.js';
@@ -28,15 +28,7 @@ export async function startCloud(ips: string[], dhcp = { leaseSeconds: 3600, dom
     const addr = `127.0.0.1:${agent.grpcPort}`;
     hosts.push({
       host, agent, dataplane,
-      async push(gs) {
-        const c = makeClient(addr);
-        try {
-          const [r] = await pushStream(c, [gs]);
-          return r!;
-        } finally {
-          c.close();
-        }
-      },
+      push: (gs) => pushOne(addr, gs),
     });
   }
   return { fabric, hosts, stop: async () => { for (const h of hosts) await h.agent.stop(); } };
