@@ -1,13 +1,23 @@
-// A bridge: ports, 254 tables, flow mods (with all-or-nothing bundles), and the packet walk
-// through the pipeline with an ofproto/trace-style record of every step.
-import type { Action } from './actions.js';
-import { formatAction } from './actions.js';
-import { FIELDS, FieldError, type FieldName, type FieldRef, formatValue, mask } from './fields.js';
-import { type FlowEntry, type FlowMod, formatFlowEntry, parseFlowMod } from './flow.js';
-import { type Match, type Packet, formatMatch } from './match.js';
-import { FlowTable } from './table.js';
+// A bridge: OVS's ofproto. Ports (OpenFlow numbers, datapath numbers, types, options,
+// external_ids), 255 tables of rules, groups, the Geneve TLV map, and flow mods with OVS's
+// semantics: add replaces an identical match+priority, non-strict modify/delete act on every
+// rule the criteria subsume, modify may add, cookie masks and out_port/out_group filter,
+// check_overlap, bundles all or nothing, idle and hard timeouts on the datapath clock.
+import type { Ofpact } from './actions.js';
+import { formatActions } from './actions.js';
+import { CheckError, checkActions } from './check.js';
+import { Classifier, type ClsRule, type Conjunction, type Subtable } from './classifier.js';
+import { Datapath } from './datapath.js';
+import { FieldError } from './fields.js';
+import { FLOW_WORDS, type Flow, W, newFlow } from './flow.js';
+import { FF, type FlowMod } from './flowmod.js';
+import type { Group, GroupMod } from './groups.js';
+import { Match, formatMatch } from './match.js';
+import { OFPP, type PortMap } from './text.js';
+import { TunTable } from './tlv.js';
+import { type OfVersion, wire } from './wire.js';
 
-export type PortType = 'internal' | 'dummy' | 'system' | 'patch' | 'vxlan' | 'geneve';
+export type PortType = 'internal' | 'dummy' | 'dummy-internal' | 'system' | 'patch' | 'vxlan' | 'geneve' | 'gre' | 'stt';
 
 export interface BridgePort {
   name: string;
@@ -15,69 +25,180 @@ export interface BridgePort {
   type: PortType;
   externalIds: Map<string, string>;
   options: Map<string, string>;
+  /** Datapath port number (none for patch ports). */
+  odpPort: number | null;
+  noFlood: boolean;
+  noFwd: boolean;
+  noPacketIn: boolean;
 }
 
-/** What a packet's walk produced. */
-export interface Output {
-  port: number;
-  packet: Packet;
-}
-export interface PacketInEvent {
-  inPort: number;
-  cookie: bigint;
-  tableId: number;
-  userdata: string | null;
-  packet: Packet;
-}
-export interface WalkResult {
-  outputs: Output[];
-  packetIns: PacketInEvent[];
-  trace: string[];
-  /** The packet's fields when the walk ended. */
-  final: Packet;
+/** An OpenFlow error the switch answers a request with (OFPFMFC_OVERLAP, ...). */
+export class OfError extends Error {
+  constructor(readonly code: string) {
+    super(code);
+  }
 }
 
-const MAX_RESUBMIT_DEPTH = 64;
-const MAX_RESUBMITS = 4096;
+export class Rule implements ClsRule {
+  vals: number[] = [];
+  subtable: Subtable | null = null;
+  conj: Conjunction[] | null = null;
+  created = 0;
+  used = 0;
+  modified = 0;
+  nPackets = 0;
+  nBytes = 0;
 
-function readRef(p: Packet, r: FieldRef): bigint {
-  return ((p.get(r.spec.name) ?? 0n) >> BigInt(r.ofs)) & mask(r.nBits);
+  constructor(
+    public table: number,
+    public priority: number,
+    public cookie: bigint,
+    public actions: Ofpact[],
+    public idle: number,
+    public hard: number,
+    public importance: number,
+    public flags: number,
+  ) {}
+
+  /** The rule's match, rebuilt from its subtable's mask and its values. */
+  match(): Match {
+    const m = new Match();
+    const st = this.subtable!;
+    for (let i = 0; i < st.idx.length; i++) {
+      m.wc[st.idx[i]!] = st.mask[i]!;
+      m.flow[st.idx[i]!] = this.vals[i]!;
+    }
+    return m;
+  }
 }
-function writeRef(p: Packet, r: FieldRef, v: bigint): void {
-  const m = mask(r.nBits) << BigInt(r.ofs);
-  p.set(r.spec.name, ((p.get(r.spec.name) ?? 0n) & ~m) | ((v << BigInt(r.ofs)) & m));
+
+const conjunctionsOf = (actions: Ofpact[]): Conjunction[] | null => {
+  const c = actions.filter((a) => a.type === 'conjunction');
+  if (c.length === 0) return null;
+  return c.map((a) => ({ id: (a as { id: number }).id, clause: (a as { clause: number }).clause, nClauses: (a as { nClauses: number }).nClauses }));
+};
+
+/** Does the criteria match (`c`) cover rule match `r`? (a loose match, as non-strict mods use) */
+function subsumes(c: Match, r: Match): boolean {
+  for (let i = 0; i < FLOW_WORDS; i++) {
+    const cm = c.wc[i]!;
+    if (cm === 0) continue;
+    if (((r.wc[i]! & cm) >>> 0) !== cm) return false;
+    if (((r.flow[i]! & cm) >>> 0) !== ((c.flow[i]! & cm) >>> 0)) return false;
+  }
+  return true;
+}
+
+/** Do two matches overlap (some packet could match both)? */
+function overlaps(a: Match, b: Match): boolean {
+  for (let i = 0; i < FLOW_WORDS; i++) {
+    const m = (a.wc[i]! & b.wc[i]!) >>> 0;
+    if (((a.flow[i]! ^ b.flow[i]!) & m) !== 0) return false;
+  }
+  return true;
+}
+
+function actionsOutputTo(actions: Ofpact[], port: number): boolean {
+  return actions.some((a) => {
+    if (a.type === 'output' || a.type === 'output_trunc') return a.port === port;
+    if (a.type === 'enqueue') return a.port === port;
+    if (a.type === 'controller') return port === OFPP.CONTROLLER;
+    if (a.type === 'clone' || a.type === 'write_actions' || a.type === 'ct') return actionsOutputTo(a.actions, port);
+    return false;
+  });
+}
+
+function actionsUseGroup(actions: Ofpact[], group: number): boolean {
+  return actions.some((a) => (a.type === 'group' && a.groupId === group) || ((a.type === 'clone' || a.type === 'write_actions') && actionsUseGroup(a.actions, group)));
+}
+
+export interface StatsFormat {
+  version: OfVersion;
+  stats: boolean;
+  ports?: PortMap | null;
+  /** --sort/--rsort output: no idle_age. */
+  sorted?: boolean;
 }
 
 export class Bridge {
   readonly ports = new Map<number, BridgePort>();
   /** Bumped whenever a port is added or removed, so callers can cache port lookups. */
   portsVersion = 0;
-  private readonly tables = new Map<number, FlowTable>();
+  private readonly tables = new Map<number, Classifier<Rule>>();
+  readonly groups = new Map<number, Group>();
+  readonly tun = new TunTable();
+  failMode: 'secure' | 'standalone' = 'standalone';
+  datapathType = 'system';
+  private allocPortNo = 0;
 
-  constructor(readonly name: string) {}
+  /** NORMAL's MAC learning table: VLAN/MAC to OpenFlow port. */
+  readonly macTable = new Map<string, number>();
 
-  table(id: number): FlowTable {
+  constructor(readonly name: string, readonly datapath: Datapath = new Datapath()) {
+    datapath.bridges.set(name, this);
+  }
+
+  /** The bridges sharing this one's datapath (a patch port's peer is among them). */
+  get host(): { bridges: Map<string, Bridge> } {
+    return { bridges: this.datapath.bridges as Map<string, Bridge> };
+  }
+
+  get vlanLimit(): number {
+    return this.datapath.vlanLimit;
+  }
+
+  /** A flow mod from a learn action: modify_strict that adds when missing. */
+  learn(fm: FlowMod): void {
+    this.bundle([fm]);
+  }
+
+  get clock(): { now(): number } {
+    return this.datapath.clock;
+  }
+
+  table(id: number): Classifier<Rule> {
     let t = this.tables.get(id);
-    if (!t) this.tables.set(id, (t = new FlowTable()));
+    if (!t) this.tables.set(id, (t = new Classifier<Rule>()));
     return t;
+  }
+
+  tableIds(): number[] {
+    return [...this.tables.keys()].filter((id) => this.tables.get(id)!.size > 0).sort((a, b) => a - b);
   }
 
   // -- ports --
 
   addPort(name: string, type: PortType, opts: { ofportRequest?: number; externalIds?: Record<string, string>; options?: Record<string, string> } = {}): BridgePort {
-    if ([...this.ports.values()].some((p) => p.name === name)) throw new FieldError(`port ${name} already exists on ${this.name}`);
+    if (this.portByName(name)) throw new FieldError(`port ${name} already exists on ${this.name}`);
     let ofport = opts.ofportRequest;
+    if (name === this.name) ofport = OFPP.LOCAL;
     if (ofport === undefined || this.ports.has(ofport)) {
-      // OVS allocates the lowest free number from 1.
-      ofport = 1;
-      while (this.ports.has(ofport)) ofport += 1;
+      // alloc_ofp_port: the next number after the last one allocated, not reusing at once.
+      let n = this.allocPortNo;
+      for (let i = 0; i < 32767; i++) {
+        n = n + 1 >= 32768 ? 1 : n + 1;
+        if (!this.ports.has(n)) break;
+      }
+      this.allocPortNo = n;
+      ofport = n;
     }
+    const options = new Map(Object.entries(opts.options ?? {}));
+    let odpPort: number | null = null;
+    if (type !== 'patch') odpPort = this.datapath.addPort(this.datapathName(name, type, options)).number;
     const port: BridgePort = {
-      name, ofport, type, externalIds: new Map(Object.entries(opts.externalIds ?? {})), options: new Map(Object.entries(opts.options ?? {})),
+      name, ofport, type, externalIds: new Map(Object.entries(opts.externalIds ?? {})), options, odpPort, noFlood: false, noFwd: false, noPacketIn: false,
     };
     this.ports.set(ofport, port);
     this.portsVersion += 1;
     return port;
+  }
+
+  /** The datapath port a bridge port uses: tunnels share one vport per type and UDP port. */
+  private datapathName(name: string, type: PortType, options: Map<string, string>): string {
+    if (type === 'vxlan') return `vxlan_sys_${options.get('dst_port') ?? '4789'}`;
+    if (type === 'geneve') return `genev_sys_${options.get('dst_port') ?? '6081'}`;
+    if (type === 'gre') return 'gre_sys';
+    return name;
   }
 
   removePort(name: string): BridgePort | undefined {
@@ -85,184 +206,310 @@ export class Bridge {
     if (p) {
       this.ports.delete(p.ofport);
       this.portsVersion += 1;
+      const dpName = this.datapathName(p.name, p.type, p.options);
+      if (p.odpPort !== null && ![...this.ports.values()].some((q) => q.odpPort === p.odpPort)) this.datapath.removePort(dpName);
     }
     return p;
   }
 
   portByName(name: string): BridgePort | undefined {
-    return [...this.ports.values()].find((p) => p.name === name);
+    for (const p of this.ports.values()) if (p.name === name) return p;
+    return undefined;
   }
 
-  // -- flows --
-
-  /** Apply flow mods all or nothing (a bundle); throws, changing nothing, on the first error. */
-  bundle(lines: (string | FlowMod)[]): string[] {
-    const mods = lines.map((l) => (typeof l === 'string' ? parseFlowMod(l) : l));
-    for (const m of mods) for (const a of m.flow.actions) this.checkAction(a, m.flow.table);
-    const warnings = mods.flatMap((m) => m.warnings);
-    for (const m of mods) this.applyMod(m);
-    return warnings;
+  portMap(): PortMap {
+    const byName = new Map<string, number>();
+    const byNumber = new Map<number, string>();
+    for (const p of this.ports.values()) {
+      byName.set(p.name, p.ofport);
+      byNumber.set(p.ofport, p.name);
+    }
+    return { byName, byNumber };
   }
 
-  private checkAction(a: Action, table: number): void {
-    if (a.type === 'goto_table' && a.table <= table) throw new FieldError(`goto_table:${a.table} must go to a later table than ${table}`);
-    if (a.type === 'output' && typeof a.port === 'string' && !this.portByName(a.port)) throw new FieldError(`${a.port}: unknown port`);
+  // -- flow mods --
+
+  /** Apply flow mods all or nothing; throws OfError (changing nothing) on the first failure. */
+  bundle(mods: FlowMod[]): void {
+    const undo: (() => void)[] = [];
+    try {
+      for (const m of mods) this.apply(m, undo);
+    } catch (e) {
+      for (const u of undo.reverse()) u();
+      throw e;
+    }
   }
 
-  private applyMod(m: FlowMod): void {
-    const f = m.flow;
-    switch (m.command) {
-      case 'add':
-        this.table(f.table).insert(f);
-        break;
-      case 'modify_strict': {
-        const old = this.table(f.table).findStrict(f.match, f.priority);
-        if (old) old.actions = f.actions;
-        else this.table(f.table).insert(f);
-        break;
+  flowMod(fm: FlowMod): void {
+    this.bundle([fm]);
+  }
+
+  private insertRule(r: Rule, undo: (() => void)[]): void {
+    const t = this.table(r.table);
+    t.insert(r);
+    undo.push(() => t.remove(r));
+  }
+
+  private removeRule(r: Rule, undo: (() => void)[]): void {
+    const t = this.table(r.table);
+    t.remove(r);
+    undo.push(() => t.insert(r));
+  }
+
+  private newRule(fm: FlowMod, table: number): Rule {
+    const r = new Rule(table, fm.priority, fm.newCookie === 0xffffffffffffffffn ? 0n : fm.newCookie, fm.actions, fm.idle, fm.hard, fm.importance, fm.flags);
+    const st = this.table(table).subtableFor(fm.match.wc);
+    r.subtable = st;
+    r.vals = Classifier.valsOf(st, fm.match.flow);
+    r.conj = conjunctionsOf(fm.actions);
+    r.created = r.used = r.modified = this.clock.now();
+    return r;
+  }
+
+  private checkSwitch(actions: Ofpact[], match: Match, table: number): void {
+    for (const a of actions) {
+      if (a.type === 'group' && !this.groups.has(a.groupId)) throw new OfError('OFPBAC_BAD_OUT_GROUP');
+      if (a.type === 'goto_table' && a.table <= table) throw new OfError('OFPBIC_BAD_TABLE_ID');
+    }
+    try {
+      checkActions(actions, match.clone(), table, { p: 0x1ff });
+    } catch (e) {
+      if (e instanceof CheckError) throw new OfError(e.code);
+      throw e;
+    }
+  }
+
+  /** Rules a loose or strict criteria selects, in table order. */
+  private select(fm: FlowMod, strict: boolean): Rule[] {
+    const tables = fm.table === 255 ? [...this.tables.keys()].sort((a, b) => a - b) : [fm.table];
+    const out: Rule[] = [];
+    for (const id of tables) {
+      const t = this.tables.get(id);
+      if (!t) continue;
+      if (strict) {
+        const st = t.subtableFor(fm.match.wc);
+        const r = t.findExact(st, Classifier.valsOf(st, fm.match.flow), fm.priority);
+        if (r) out.push(r);
+        continue;
       }
-      case 'delete_strict': {
-        const old = this.table(f.table).findStrict(f.match, f.priority);
-        if (old) this.table(f.table).remove(old);
-        break;
+      for (const r of t.rules()) if (subsumes(fm.match, r.match())) out.push(r);
+    }
+    return out.filter((r) => {
+      if (fm.cookieMask !== 0n && ((r.cookie ^ fm.cookie) & fm.cookieMask) !== 0n) return false;
+      if (fm.outPort !== OFPP.NONE && !actionsOutputTo(r.actions, fm.outPort)) return false;
+      if (fm.outGroup !== 0xffffffff && !actionsUseGroup(r.actions, fm.outGroup)) return false;
+      return true;
+    });
+  }
+
+  private apply(fm: FlowMod, undo: (() => void)[]): void {
+    switch (fm.command) {
+      case 'add': {
+        const table = fm.table === 255 ? 0 : fm.table;
+        if (table > 253) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        this.checkSwitch(fm.actions, fm.match, table);
+        const r = this.newRule(fm, table);
+        const t = this.table(table);
+        const old = t.findExact(r.subtable as Subtable<Rule>, r.vals, r.priority);
+        if (!old && fm.flags & FF.CHECK_OVERLAP) {
+          const m = fm.match;
+          for (const other of t.rules()) if (other.priority === r.priority && overlaps(m, other.match())) throw new OfError('OFPFMFC_OVERLAP');
+        }
+        if (old) {
+          // The cookie is replaced when one is given; counters carry over unless reset_counts.
+          if (fm.newCookie === 0xffffffffffffffffn) r.cookie = old.cookie;
+          if (!(fm.flags & FF.RESET_COUNTS)) {
+            r.nPackets = old.nPackets;
+            r.nBytes = old.nBytes;
+          }
+          this.removeRule(old, undo);
+        }
+        this.insertRule(r, undo);
+        return;
       }
       case 'modify':
-      case 'delete': {
-        const tables = m.hasTable ? [f.table] : [...this.tables.keys()];
-        for (const id of tables) {
-          for (const old of [...this.table(id).all()]) {
-            if (!subsumes(f.match, old.match)) continue;
-            if (m.command === 'delete') this.table(id).remove(old);
-            else old.actions = f.actions;
-          }
+      case 'modify_strict': {
+        if (fm.table !== 255 && fm.table > 253) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        const olds = this.select(fm, fm.command === 'modify_strict');
+        if (olds.length === 0) {
+          if (fm.mayAdd ?? (fm.newCookie !== 0xffffffffffffffffn && fm.cookieMask === 0n)) this.apply({ ...fm, command: 'add', flags: fm.flags }, undo);
+          return;
         }
-        break;
+        for (const old of olds) {
+          this.checkSwitch(fm.actions, old.match(), old.table);
+          const r = new Rule(old.table, old.priority, old.cookie, fm.actions, old.idle, old.hard, old.importance, old.flags);
+          r.subtable = old.subtable;
+          r.vals = old.vals;
+          r.conj = conjunctionsOf(fm.actions);
+          r.created = old.created;
+          r.used = old.used;
+          r.modified = this.clock.now();
+          if (fm.modifyCookie && fm.newCookie !== 0xffffffffffffffffn) r.cookie = fm.newCookie;
+          if (!(fm.flags & FF.RESET_COUNTS)) {
+            r.nPackets = old.nPackets;
+            r.nBytes = old.nBytes;
+          }
+          this.removeRule(old, undo);
+          this.insertRule(r, undo);
+        }
+        return;
+      }
+      case 'delete':
+      case 'delete_strict':
+        if (fm.table !== 255 && fm.table > 253) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        for (const r of this.select(fm, fm.command === 'delete_strict')) this.removeRule(r, undo);
+        return;
+    }
+  }
+
+  /** Remove rules whose idle or hard timeout has passed; returns them. */
+  expire(): Rule[] {
+    const now = this.clock.now();
+    const gone: Rule[] = [];
+    for (const t of this.tables.values()) {
+      for (const r of [...t.rules()]) {
+        if ((r.hard && now >= r.created + r.hard * 1000) || (r.idle && now >= r.used + r.idle * 1000)) {
+          t.remove(r);
+          gone.push(r);
+        }
+      }
+    }
+    return gone;
+  }
+
+  /** OVS's flow for a standalone bridge without a controller: priority 0, NORMAL. */
+  addNormalFlow(): void {
+    const m = new Match();
+    this.flowMod({
+      command: 'add', match: m, priority: 0, table: 0, cookie: 0n, cookieMask: 0n, newCookie: 0n, modifyCookie: false, idle: 0, hard: 0, importance: 0,
+      flags: 0, outPort: OFPP.NONE, outGroup: 0xffffffff, actions: [{ type: 'output', port: OFPP.NORMAL, maxLen: 0 }], usable: { p: 0x1ff },
+    });
+  }
+
+  /** Does a flow mod's criteria (match, table, cookie mask, out_port, out_group) select this rule? */
+  criteriaSelects(fm: FlowMod, r: Rule, strict: boolean): boolean {
+    if (fm.table !== 255 && r.table !== fm.table) return false;
+    if (strict) {
+      if (r.priority !== fm.priority) return false;
+      const m = r.match();
+      for (let i = 0; i < FLOW_WORDS; i++) if (m.wc[i] !== fm.match.wc[i] || ((m.flow[i]! & m.wc[i]!) >>> 0) !== ((fm.match.flow[i]! & fm.match.wc[i]!) >>> 0)) return false;
+    } else if (!subsumes(fm.match, r.match())) return false;
+    if (fm.cookieMask !== 0n && ((r.cookie ^ fm.cookie) & fm.cookieMask) !== 0n) return false;
+    if (fm.outPort !== OFPP.NONE && !actionsOutputTo(r.actions, fm.outPort)) return false;
+    if (fm.outGroup !== 0xffffffff && !actionsUseGroup(r.actions, fm.outGroup)) return false;
+    return true;
+  }
+
+  /** Is tun_metadataN used by any flow's match (a TLV mapping cannot be deleted then)? */
+  flowsUseTunMetadata(index: number): boolean {
+    const [word, bit] = [W.tun_md_present + (index >= 32 ? 0 : 1), 1 << (index % 32)];
+    return this.flows().some((r) => (r.match().wc[word]! & bit) !== 0);
+  }
+
+  // -- groups --
+
+  groupMod(gm: GroupMod): void {
+    const now = this.clock.now();
+    switch (gm.command) {
+      case 'add':
+      case 'add_or_mod':
+      case 'modify': {
+        const exists = this.groups.has(gm.id);
+        if (gm.command === 'add' && exists) throw new OfError('OFPGMFC_GROUP_EXISTS');
+        if (gm.command === 'modify' && !exists) throw new OfError('OFPGMFC_UNKNOWN_GROUP');
+        if (gm.type === 'indirect' && gm.buckets.length > 1) throw new OfError('OFPGMFC_INVALID_GROUP');
+        const old = this.groups.get(gm.id);
+        this.groups.set(gm.id, {
+          id: gm.id, type: gm.type ?? 'all', buckets: gm.buckets, selectionMethod: gm.selectionMethod, selectionParam: gm.selectionParam,
+          fields: gm.fields, packets: old?.packets ?? 0, bytes: old?.bytes ?? 0, created: old?.created ?? now,
+        });
+        return;
+      }
+      case 'delete': {
+        const ids = gm.id === 0xfffffffc ? [...this.groups.keys()] : [gm.id];
+        for (const id of ids) {
+          if (!this.groups.delete(id)) continue;
+          // Flows that use the group go with it.
+          for (const r of this.flows()) if (actionsUseGroup(r.actions, id)) this.table(r.table).remove(r);
+        }
+        return;
+      }
+      case 'insert_bucket': {
+        const g = this.groups.get(gm.id);
+        if (!g) throw new OfError('OFPGMFC_UNKNOWN_GROUP');
+        for (const b of gm.buckets) if (g.buckets.some((x) => x.id === b.id)) throw new OfError('OFPGMFC_BUCKET_EXISTS');
+        const where = gm.commandBucketId ?? 'last';
+        let at = where === 'first' ? 0 : where === 'last' || where === 'all' ? g.buckets.length : g.buckets.findIndex((b) => b.id === where) + 1;
+        if (typeof where === 'number' && at === 0) throw new OfError('OFPGMFC_UNKNOWN_BUCKET');
+        if (at < 0) at = g.buckets.length;
+        g.buckets.splice(at, 0, ...gm.buckets);
+        return;
+      }
+      case 'remove_bucket': {
+        const g = this.groups.get(gm.id);
+        if (!g) throw new OfError('OFPGMFC_UNKNOWN_GROUP');
+        const where = gm.commandBucketId ?? 'all';
+        if (where === 'all') g.buckets = [];
+        else if (where === 'first') g.buckets.shift();
+        else if (where === 'last') g.buckets.pop();
+        else {
+          const i = g.buckets.findIndex((b) => b.id === where);
+          if (i < 0) throw new OfError('OFPGMFC_UNKNOWN_BUCKET');
+          g.buckets.splice(i, 1);
+        }
+        return;
       }
     }
   }
 
-  flows(): FlowEntry[] {
-    const out: FlowEntry[] = [];
-    for (const id of [...this.tables.keys()].sort((a, b) => a - b)) out.push(...[...this.table(id).all()].sort((a, b) => b.priority - a.priority));
+  // -- reading flows --
+
+  /** Every rule, by table then priority (highest first). */
+  flows(): Rule[] {
+    const out: Rule[] = [];
+    for (const id of [...this.tables.keys()].sort((a, b) => a - b)) out.push(...[...this.tables.get(id)!.rules()].sort((a, b) => b.priority - a.priority));
     return out;
   }
 
-  dumpFlows(): string {
-    return this.flows().map(formatFlowEntry).join('\n');
+  /** One dump-flows line for a rule, as ovs-ofctl prints a flow stats reply. */
+  formatRule(r: Rule, f: StatsFormat): string {
+    const now = this.clock.now();
+    let s = ' ';
+    if (f.stats || r.cookie !== 0n) s += `cookie=0x${r.cookie.toString(16)}, `;
+    if (f.stats) {
+      const d = Math.max(0, now - r.created);
+      s += `duration=${(d / 1000).toFixed(3)}s, `;
+    }
+    if (f.stats || r.table !== 0) s += `table=${r.table}, `;
+    if (f.stats) s += `n_packets=${r.flags & FF.NO_PKT_COUNTS ? 18446744073709551615n : r.nPackets}, n_bytes=${r.flags & FF.NO_BYT_COUNTS ? 18446744073709551615n : r.nBytes}, `;
+    if (r.idle) s += `idle_timeout=${r.idle}, `;
+    if (r.hard) s += `hard_timeout=${r.hard}, `;
+    // Flow stats carry flags from OpenFlow 1.3 on (OF1.0/NXM dumps have none).
+    if (f.version >= 13 && r.flags) {
+      if (r.flags & FF.SEND_FLOW_REM) s += 'send_flow_rem ';
+      if (r.flags & FF.CHECK_OVERLAP) s += 'check_overlap ';
+      if (r.flags & FF.RESET_COUNTS) s += 'reset_counts ';
+      if (r.flags & FF.NO_PKT_COUNTS) s += 'no_packet_counts ';
+      if (r.flags & FF.NO_BYT_COUNTS) s += 'no_byte_counts ';
+    }
+    if (f.version >= 14 && r.importance) s += `importance=${r.importance}, `;
+    if (f.stats && f.version === 10 && !f.sorted) {
+      s += `idle_age=${Math.floor((now - r.used) / 1000)}, `;
+      const hardAge = Math.floor((now - r.modified) / 1000);
+      if (hardAge !== Math.floor((now - r.created) / 1000)) s += `hard_age=${hardAge}, `;
+    }
+    const m = formatMatch(r.match(), r.priority, f.ports, this.tun);
+    if (m !== '') s += `${m} `;
+    return `${s}actions=${formatActions(wire(r.actions, f.version), { ports: f.ports, tun: this.tun })}`;
   }
 
-  // -- the packet walk --
+  // -- compatibility for the agent's simulator backend and tests --
 
-  /** Run a packet through table 0. Records trace lines in OVS's format. */
-  process(packet: Packet): WalkResult {
-    const p = new Map(packet);
-    const inPort = Number(p.get('in_port') ?? 0n);
-    const out: WalkResult = { outputs: [], packetIns: [], trace: [], final: p };
-    let resubmits = 0;
-    // OVS nests a resubmit's steps under it (4 more columns for the step, 8 for its actions),
-    // except a resubmit that ends an action list, which continues at the same level.
-    const walk = (tableId: number, depth: number, indent: string, nested = false): void => {
-      const flow = this.table(tableId).lookup(p);
-      const label = `${String(tableId).padStart(2, ' ')}. `;
-      if (!flow) {
-        out.trace.push(`${indent}${label}No match.`, `${indent}${nested ? '        ' : '    '}drop`);
-        return;
-      }
-      const m = formatMatch(flow.match);
-      out.trace.push(`${indent}${label}${m === '' ? '' : `${m}, `}priority ${flow.priority}${flow.cookie !== 0n ? `, cookie 0x${flow.cookie.toString(16)}` : ''}`);
-      const body = `${indent}${nested ? '        ' : '    '}`;
-      if (flow.actions.length === 0) out.trace.push(`${body}drop`);
-      flow.actions.forEach((a, i) => {
-        out.trace.push(`${body}${formatAction(a)}`);
-        const last = i === flow.actions.length - 1;
-        switch (a.type) {
-          case 'set_field':
-            p.set(a.spec.name, a.value);
-            break;
-          case 'load':
-            writeRef(p, a.dst, a.value);
-            break;
-          case 'move': {
-            writeRef(p, a.dst, readRef(p, a.src));
-            const v = readRef(p, a.dst);
-            const shown = a.dst.ofs === 0 && a.dst.nBits === a.dst.spec.bits ? formatValue(a.dst.spec, v) : `0x${v.toString(16)}`;
-            out.trace.push(`${body} -> ${a.dst.spec.nxm}[${a.dst.ofs === 0 && a.dst.nBits === a.dst.spec.bits ? '' : `${a.dst.ofs}..${a.dst.ofs + a.dst.nBits - 1}`}] is now ${shown}`);
-            break;
-          }
-          case 'dec_ttl':
-            p.set('nw_ttl', ((p.get('nw_ttl') ?? 0n) - 1n) & 0xffn);
-            break;
-          case 'output': {
-            const port = typeof a.port === 'number' ? a.port : this.portByName(a.port)?.ofport;
-            if (port === undefined) break;
-            if (!this.ports.has(port)) out.trace.push(`${body} >> Nonexistent output port`);
-            else if (port === inPort) out.trace.push(`${body} >> skipping output to input port`);
-            else out.outputs.push({ port, packet: new Map(p) });
-            break;
-          }
-          case 'in_port':
-            out.outputs.push({ port: inPort, packet: new Map(p) });
-            break;
-          case 'controller':
-            out.packetIns.push({ inPort, cookie: flow.cookie, tableId, userdata: a.userdata, packet: new Map(p) });
-            break;
-          case 'goto_table':
-            walk(a.table, depth, indent, nested);
-            break;
-          case 'resubmit': {
-            if (++resubmits > MAX_RESUBMITS || depth + 1 > MAX_RESUBMIT_DEPTH) {
-              out.trace.push(`${body} >>>> over max translation depth ${MAX_RESUBMIT_DEPTH} <<<<`);
-              break;
-            }
-            const savedPort = p.get('in_port');
-            if (a.port !== null) p.set('in_port', BigInt(a.port));
-            // A resubmit that ends the action list continues at the same level, as OVS prints it.
-            if (last) walk(a.table ?? tableId, depth + 1, indent, nested);
-            else walk(a.table ?? tableId, depth + 1, body, true);
-            if (a.port !== null && savedPort !== undefined) p.set('in_port', savedPort);
-            break;
-          }
-        }
-      });
-    };
-    walk(0, 0, '');
-    return out;
+  /** The rules as text lines in table order (no stats). */
+  dumpFlows(version: OfVersion = 13): string {
+    return this.flows().map((r) => this.formatRule(r, { version, stats: false })).join('\n');
   }
 }
 
-/** Does the non-strict match `wide` cover flow match `m`? (every field of wide is in m, at least as specific) */
-function subsumes(wide: Match, m: Match): boolean {
-  for (const [k, f] of wide) {
-    const g = m.get(k);
-    if (!g || (g.mask & f.mask) !== f.mask || (g.value & f.mask) !== f.value) return false;
-  }
-  return true;
-}
-
-/** A flow as `ofproto/trace` prints it in `Flow:` and `Final flow:`. */
-export function formatFlowFields(p: Packet): string {
-  const parts: string[] = [];
-  const dl = p.get('dl_type') ?? 0n;
-  const proto = p.get('nw_proto') ?? 0n;
-  const head = dl === 0x0806n ? 'arp' : dl === 0x0800n ? (proto === 1n ? 'icmp' : proto === 6n ? 'tcp' : proto === 17n ? 'udp' : 'ip') : `dl_type=0x${dl.toString(16).padStart(4, '0')}`;
-  if (dl === 0x0806n || dl === 0x0800n) parts.push(head);
-  const f = (name: FieldName): string => `${name}=${formatValue(FIELDS.get(name)!, p.get(name) ?? 0n)}`;
-  for (let i = 0; i < 16; i++) if ((p.get(`reg${i}`) ?? 0n) !== 0n) parts.push(f(`reg${i}`));
-  if ((p.get('tun_dst') ?? 0n) !== 0n || (p.get('tun_src') ?? 0n) !== 0n) {
-    // As OVS 3.1 prints a tunnel in a trace's flows (tun_id is not among them).
-    parts.push(f('tun_src'), f('tun_dst'), 'tun_ipv6_src=::', 'tun_ipv6_dst=::', 'tun_gbp_id=0', 'tun_gbp_flags=0', 'tun_tos=0', 'tun_ttl=0', 'tun_erspan_ver=0', 'gtpu_flags=0', 'gtpu_msgtype=0', 'tun_flags=0');
-  }
-  if ((p.get('metadata') ?? 0n) !== 0n) parts.push(f('metadata'));
-  parts.push(f('in_port'), `vlan_tci=0x${(p.get('vlan_tci') ?? 0n).toString(16).padStart(4, '0')}`, f('dl_src'), f('dl_dst'));
-  if (dl === 0x0806n) parts.push(f('arp_spa'), f('arp_tpa'), f('arp_op'), f('arp_sha'), f('arp_tha'));
-  else if (dl === 0x0800n) {
-    parts.push(f('nw_src'), f('nw_dst'));
-    if (head === 'ip') parts.push(f('nw_proto'));
-    parts.push(f('nw_tos'), 'nw_ecn=0', f('nw_ttl'), 'nw_frag=no');
-    if (head !== 'ip') parts.push(head === 'icmp' ? `icmp_type=${p.get('tp_src') ?? 0n}` : f('tp_src'), head === 'icmp' ? `icmp_code=${p.get('tp_dst') ?? 0n}` : f('tp_dst'));
-  } else {
-    parts.push(head); // OVS ends a non-IP, non-ARP flow with its dl_type
-  }
-  return parts.join(',');
-}
-
+export { newFlow, W };
+export type { Flow };

@@ -1,38 +1,26 @@
-// The `ovs-sim` command: a script of `ovs-vsctl`, `ovs-ofctl` and `ovs-appctl ofproto/trace`
-// command lines, written exactly as for real OVS, run against one simulated switch. Prints what
-// each command prints; errors go where OVS puts them (`<tool>: <message>` on stderr).
+// The `ovs-sim` command: scripts of `ovs-vsctl`, `ovs-ofctl` and `ovs-appctl` command lines,
+// written exactly as for real OVS, run against one simulated switch (a datapath and its
+// bridges). Each command prints what the real tool prints, errors included, with the same exit
+// status. The OVSDB side is in vsctl.ts; this file is ovs-ofctl and ovs-appctl.
 import { readFileSync } from 'node:fs';
-import { Bridge, type PortType } from './bridge.js';
-import { formatFlowEntry, parseFlowMod } from './flow.js';
-import { trace } from './trace.js';
+import { resolve } from 'node:path';
+import { P, P_ANY_OXM, P_OF10_ANY, P_OF10_NXM_ANY, P_OF10_STD_ANY, formatActions, protocolsText } from './actions.js';
+import { Bridge, OfError, type Rule } from './bridge.js';
+import { type Clock, Datapath } from './datapath.js';
+import { executeDatapath } from './dpexec.js';
+import { FieldError } from './fields.js';
+import { W } from './flow.js';
+import { FF, type FlowMod, parseFlowMod } from './flowmod.js';
+import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.js';
+import { Match, formatMatch, normalizeMatch } from './match.js';
+import { extract } from './packet.js';
+import { OFPP, keyValues, parsePort } from './text.js';
+import { TraceError, traceCommand } from './trace.js';
+import { Vsctl } from './vsctl.js';
+import { type OfVersion, wire } from './wire.js';
+import { words } from './words.js';
 
-/** Shell-like words: spaces separate, single and double quotes group, `\` escapes. */
-export function words(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quote: string | null = null;
-  let any = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quote) {
-      if (c === quote) quote = null;
-      else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      any = true;
-    } else if (c === '\\' && i + 1 < line.length) {
-      cur += line[++i];
-    } else if (/\s/.test(c)) {
-      if (cur !== '' || any) out.push(cur);
-      cur = '';
-      any = false;
-    } else {
-      cur += c;
-    }
-  }
-  if (cur !== '' || any) out.push(cur);
-  return out;
-}
+export { words };
 
 export interface CommandResult {
   stdout: string;
@@ -40,135 +28,574 @@ export interface CommandResult {
   status: number;
 }
 
-export class SimSwitch {
-  readonly bridges = new Map<string, Bridge>();
+class Fail extends Error {
+  constructor(message: string, readonly status = 1, readonly stdout = '') {
+    super(message);
+  }
+}
 
-  private bridge(name: string): Bridge {
-    const b = this.bridges.get(name);
-    if (!b) throw new Error(`no bridge named ${name}`);
-    return b;
+/** A switch error reply as ovs-ofctl prints it: the error, then the request it answers. */
+class SwitchError extends Error {}
+
+const VERSIONS: Record<string, OfVersion> = { OpenFlow10: 10, OpenFlow11: 11, OpenFlow12: 12, OpenFlow13: 13, OpenFlow14: 14, OpenFlow15: 15 };
+const verTag = (v: OfVersion): string => (v === 10 ? '' : `(OF1.${v - 10}) `);
+const VERSION_PROTOCOL: Record<OfVersion, number> = { 10: P_OF10_ANY, 11: P.OF11_STD, 12: P.OF12_OXM, 13: P.OF13_OXM, 14: P.OF14_OXM, 15: P.OF15_OXM };
+
+interface OfctlOptions {
+  version: OfVersion;
+  allowed: number;
+  strict: boolean;
+  bundle: boolean;
+  stats: boolean;
+  names: boolean;
+  sort: { field: string; reverse: boolean } | null;
+  readd: boolean;
+}
+
+/** Logs ovs-ofctl writes on stderr (without their time and sequence prefix). */
+const log = (module: string, level: string, text: string): string => `${module}|${level}|${text}`;
+
+export interface SimSwitchOptions {
+  cwd?: string;
+  clock?: Clock;
+}
+
+export class SimSwitch {
+  readonly datapath: Datapath;
+  private readonly vsctlDb: Vsctl;
+  private readonly cwd: string;
+
+  constructor(opts: SimSwitchOptions = {}) {
+    this.datapath = new Datapath(opts.clock);
+    this.cwd = opts.cwd ?? process.cwd();
+    this.vsctlDb = new Vsctl(this.datapath);
+  }
+
+  get bridges(): Map<string, Bridge> {
+    return this.datapath.bridges as Map<string, Bridge>;
   }
 
   run(line: string): CommandResult {
     const argv = words(line);
     const tool = argv[0] ?? '';
     try {
-      if (tool === 'ovs-vsctl') return { stdout: this.vsctl(argv.slice(1)), stderr: '', status: 0 };
-      if (tool === 'ovs-ofctl') return { stdout: this.ofctl(argv.slice(1)), stderr: '', status: 0 };
-      if (tool === 'ovs-appctl') return { stdout: this.appctl(argv.slice(1)), stderr: '', status: 0 };
+      if (tool === 'ovs-vsctl') return this.vsctlDb.run(argv.slice(1));
+      if (tool === 'ovs-ofctl') return this.ofctl(argv.slice(1));
+      if (tool === 'ovs-appctl') return this.appctl(argv.slice(1));
       return { stdout: '', stderr: `${tool}: command not found`, status: 127 };
     } catch (e) {
-      return { stdout: '', stderr: `${tool}: ${(e as Error).message}`, status: tool === 'ovs-appctl' ? 2 : 1 };
+      if (e instanceof Fail) return { stdout: e.stdout, stderr: e.message, status: e.status };
+      throw e;
     }
   }
 
-  private vsctl(args: string[]): string {
-    const clauses: string[][] = [[]];
-    for (const a of args) {
-      if (a === '--') clauses.push([]);
-      else if (!a.startsWith('--') || clauses.at(-1)!.length > 0) clauses.at(-1)!.push(a);
-    }
-    const out: string[] = [];
-    let lastPort: { bridge: Bridge; name: string; type: PortType; ofportRequest?: number; externalIds: Record<string, string>; options: Record<string, string> } | null = null;
-    const flush = (): void => {
-      if (!lastPort) return;
-      const { bridge, name, ...opts } = lastPort;
-      bridge.removePort(name);
-      bridge.addPort(name, opts.type, opts);
-    };
-    for (const c of clauses) {
-      const [cmd, ...rest] = c;
-      if (cmd === undefined) continue;
-      switch (cmd) {
-        case 'add-br':
-          if (this.bridges.has(rest[0]!)) throw new Error(`cannot create a bridge named ${rest[0]} because a bridge named ${rest[0]} already exists`);
-          this.bridges.set(rest[0]!, new Bridge(rest[0]!));
-          this.bridge(rest[0]!).addPort(rest[0]!, 'internal', { ofportRequest: 65534 });
-          break;
-        case 'del-br':
-          this.bridge(rest[0]!);
-          this.bridges.delete(rest[0]!);
-          break;
-        case 'add-port': {
-          flush();
-          const b = this.bridge(rest[0]!);
-          lastPort = { bridge: b, name: rest[1]!, type: 'system', externalIds: {}, options: {} };
-          b.addPort(rest[1]!, 'system');
-          break;
-        }
-        case 'del-port': {
-          const b = rest.length > 1 ? this.bridge(rest[0]!) : [...this.bridges.values()].find((x) => x.portByName(rest[0]!));
-          if (!b || !b.removePort(rest.at(-1)!)) throw new Error(`no port named ${rest.at(-1)}`);
-          break;
-        }
-        case 'list-ports':
-          out.push(...[...this.bridge(rest[0]!).ports.values()].filter((p) => p.name !== rest[0]).map((p) => p.name).sort());
-          break;
-        case 'set': {
-          const [table, record, ...kvs] = rest;
-          if (table === 'interface' && lastPort && lastPort.name === record) {
-            for (const kv of kvs) {
-              const [k, v = ''] = kv.split('=');
-              if (k === 'type') lastPort.type = v as PortType;
-              else if (k === 'ofport_request') lastPort.ofportRequest = Number(v);
-              else if (k!.startsWith('options:')) lastPort.options[k!.slice(8)] = v;
-              else if (k!.startsWith('external_ids:')) lastPort.externalIds[k!.slice(13)] = v;
-            }
-          }
-          break;
-        }
-        default:
-          throw new Error(`unknown command '${cmd}'; use --help for help`);
-      }
-    }
-    flush();
-    return out.join('\n');
+  private bridge(name: string | undefined): Bridge {
+    const b = name === undefined ? undefined : this.bridges.get(name);
+    if (!b) throw new Fail(`ovs-ofctl: ${name} is not a bridge or a socket`);
+    return b;
   }
 
-  private ofctl(args: string[]): string {
-    let strict = false;
+  private file(path: string): string {
+    return resolve(this.cwd, path);
+  }
+
+  // -- ovs-ofctl --
+
+  private ofctl(args: string[]): CommandResult {
+    const o: OfctlOptions = { version: 10, allowed: P_OF10_STD_ANY | P_OF10_NXM_ANY, strict: false, bundle: false, stats: true, names: false, sort: null, readd: false };
     const rest: string[] = [];
     for (let i = 0; i < args.length; i++) {
       const a = args[i]!;
-      if (a === '-O' || a === '--protocols') { i += 1; continue; }
-      if (a.startsWith('-O')) continue;
-      if (a === '--strict') { strict = true; continue; }
-      if (a === '--bundle' || a === '--no-stats' || a === '--names' || a === '--no-names' || a === '--readd') continue;
-      rest.push(a);
+      if (a === '-O' || a === '--protocols' || a.startsWith('-O') || a.startsWith('--protocols=')) {
+        const v = a === '-O' || a === '--protocols' ? args[++i] ?? '' : a.startsWith('-O') ? a.slice(2) : a.slice(12);
+        const list = v.split(',').map((x) => VERSIONS[x]);
+        if (list.some((x) => x === undefined)) throw new Fail(`ovs-ofctl: ${v}: unknown OpenFlow version`);
+        o.version = Math.max(...(list as OfVersion[])) as OfVersion;
+        o.allowed = (list as OfVersion[]).filter((x) => x === o.version).reduce((acc, x) => acc | VERSION_PROTOCOL[x], 0);
+        if (o.version === 10) o.allowed = P_OF10_STD_ANY | P_OF10_NXM_ANY;
+      } else if (a === '--strict') o.strict = true;
+      else if (a === '--bundle') o.bundle = true;
+      else if (a === '--no-stats') o.stats = false;
+      else if (a === '--names') o.names = true;
+      else if (a === '--no-names') o.names = false;
+      else if (a === '--readd') o.readd = true;
+      else if (a === '--sort' || a.startsWith('--sort=') || a === '--rsort' || a.startsWith('--rsort=')) {
+        const reverse = a.startsWith('--rsort');
+        const field = a.includes('=') ? a.slice(a.indexOf('=') + 1) : '';
+        if (field !== '' && field !== 'priority' && !/^[a-z_0-9]+$/.test(field)) throw new Fail(`ovs-ofctl: ${field}: unknown field name`);
+        if (field === 'table' || (field !== '' && field !== 'priority' && !fieldSortable(field))) throw new Fail(`ovs-ofctl: ${field}: unknown field name`);
+        o.sort = { field: field || 'priority', reverse };
+      } else rest.push(a);
     }
-    const [cmd, br, spec] = rest;
-    const b = this.bridge(br!);
-    switch (cmd) {
-      case 'add-flow':
-        b.bundle([parseFlowMod(spec!, 'add')]);
-        return '';
-      case 'add-flows': {
-        const text = spec === '-' ? '' : readFileSync(spec!, 'utf8');
-        b.bundle(text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')));
-        return '';
+    const [cmd, ...params] = rest;
+    const out: string[] = [];
+    const err: string[] = [];
+    try {
+      switch (cmd) {
+        case 'add-flow': case 'mod-flows': case 'del-flows': {
+          const b = this.bridge(params[0]);
+          const command = cmd === 'add-flow' ? 'add' : cmd === 'mod-flows' ? (o.strict ? 'modify_strict' : 'modify') : o.strict ? 'delete_strict' : 'delete';
+          const text = params[1] ?? '';
+          const fm = this.parseFm(b, text, command, err);
+          this.sendFlowMods(b, [fm], o, err);
+          break;
+        }
+        case 'add-flows': {
+          const b = this.bridge(params[0]);
+          const path = params[1] ?? '';
+          let text: string;
+          try {
+            text = readFileSync(this.file(path), 'utf8');
+          } catch {
+            throw new Fail(`ovs-ofctl: ${path}: open failed (No such file or directory)`);
+          }
+          const fms: FlowMod[] = [];
+          text.split('\n').forEach((raw, i) => {
+            const line = raw.replace(/#.*$/, '').trim();
+            if (line === '') return;
+            try {
+              fms.push(this.parseFm(b, line, null, err));
+            } catch (e) {
+              if (e instanceof Fail) throw new Fail(e.message.replace(/^ovs-ofctl: /, `ovs-ofctl: ${path}:${i + 1}: `));
+              throw e;
+            }
+          });
+          this.sendFlowMods(b, fms, o, err);
+          break;
+        }
+        case 'dump-flows':
+        case 'dump-aggregate': {
+          const b = this.bridge(params[0]);
+          const filter = params[1] ?? '';
+          const rules = this.selectForDump(b, filter, o, err);
+          const v = o.version;
+          const xid = (v === 10 ? 4 : 2) + (filter !== '' ? 4 : 0);
+          if (cmd === 'dump-aggregate') {
+            out.push(`${v === 10 ? 'NXST_AGGREGATE' : 'OFPST_AGGREGATE'} reply ${verTag(v)}(xid=0x${xid.toString(16)}): packet_count=${rules.reduce((s, r) => s + r.nPackets, 0)} byte_count=${rules.reduce((s, r) => s + r.nBytes, 0)} flow_count=${rules.length}`);
+            break;
+          }
+          if (o.stats && !o.sort) out.push(`${v === 10 ? 'NXST_FLOW' : 'OFPST_FLOW'} reply ${verTag(v)}(xid=0x${xid.toString(16)}):`);
+          const ports = o.names ? b.portMap() : null;
+          let list = rules;
+          if (o.sort) list = [...rules].sort((a, c) => (o.sort!.reverse ? c.priority - a.priority : a.priority - c.priority));
+          for (const r of list) out.push(b.formatRule(r, { version: v, stats: o.stats, ports, sorted: o.sort !== null }));
+          break;
+        }
+        case 'replace-flows':
+          this.replaceFlows(this.bridge(params[0]), params[1] ?? '', o, err);
+          break;
+        case 'diff-flows': {
+          const lines = this.diffFlows(params[0] ?? '', params[1] ?? '', err);
+          if (lines.length) throw new Fail(err.join('\n'), 2, lines.join('\n'));
+          break;
+        }
+        case 'add-group': case 'mod-group': case 'add-groups': case 'del-groups': case 'insert-buckets': case 'remove-buckets':
+          this.groupCommand(cmd, params, o, err);
+          break;
+        case 'dump-groups': {
+          const b = this.bridge(params[0]);
+          const v = o.version;
+          out.push(`${v === 10 ? 'NXST_GROUP_DESC' : 'OFPST_GROUP_DESC'} reply ${verTag(v)}(xid=0x2):`);
+          const want = params[1] !== undefined && v !== 13 && v !== 14 && v !== 11 && v !== 12 ? Number(params[1].replace(/^group_id=/, '')) : null;
+          const groups = [...b.groups.values()].filter((g) => want === null || g.id === want).sort((a, c) => a.id - c.id);
+          for (const g of groups) out.push(formatGroup(g, v, o.names ? b.portMap() : null, b.tun));
+          break;
+        }
+        case 'packet-out':
+          this.packetOut(this.bridge(params[0]), params.slice(1), o);
+          break;
+        case 'add-tlv-map': case 'del-tlv-map':
+          this.tlvMod(this.bridge(params[0]), cmd === 'add-tlv-map' ? 'ADD' : 'DEL', params[1], err);
+          break;
+        case 'dump-tlv-map': {
+          const b = this.bridge(params[0]);
+          out.push('NXT_TLV_TABLE_REPLY (xid=0x2):', ' max option space=256 max fields=64', ` allocated option space=${b.tun.allocated()}`, '', ...tlvTable([...b.tun.entries.values()].sort((a, c) => a.index - c.index)));
+          break;
+        }
+        default:
+          throw new Fail(`ovs-ofctl: unknown command '${cmd}'; use --help for help`);
       }
-      case 'mod-flows':
-        b.bundle([parseFlowMod(spec!, strict ? 'modify_strict' : 'modify')]);
-        return '';
-      case 'del-flows':
-        b.bundle([parseFlowMod(spec ?? '', strict ? 'delete_strict' : 'delete')]);
-        return '';
-      case 'dump-flows':
-        return b.flows().map(formatFlowEntry).join('\n');
-      default:
-        throw new Error(`unknown command '${cmd}'; use --help for help`);
+    } catch (e) {
+      if (e instanceof Fail) throw new Fail([...err, e.message].filter(Boolean).join('\n'), e.status, [...out, e.stdout].filter(Boolean).join('\n'));
+      if (e instanceof SwitchError) return { stdout: out.join('\n'), stderr: [...err, e.message].join('\n'), status: 1 };
+      if (e instanceof FieldError) throw new Fail([...err, `ovs-ofctl: ${e.message}`].join('\n'));
+      throw e;
+    }
+    return { stdout: out.join('\n'), stderr: err.join('\n'), status: 0 };
+  }
+
+  /** Parse a flow mod as ovs-ofctl does, logging what its normalization of the match changes. */
+  private parseFm(b: Bridge, text: string, command: FlowMod['command'] | null | 'match', err: string[]): FlowMod {
+    let fm: FlowMod;
+    try {
+      fm = parseFlowMod(text, command, { ports: b.portMap(), tun: b.tun, warn: (m) => err.push(m) });
+    } catch (e) {
+      if (e instanceof FieldError) throw new Fail(`ovs-ofctl: ${e.message}`);
+      throw e;
+    }
+    const changed = normalizeMatch(fm.match.clone(), b.tun);
+    if (changed) err.push(log('ofp_match', 'INFO', 'normalization changed ofp_match, details:'), log('ofp_match', 'INFO', ` pre: ${changed.pre}`), log('ofp_match', 'INFO', `post: ${changed.post}`));
+    return fm;
+  }
+
+  /** Choose the protocol for flow mods (the first usable one allowed); returns it and the xid of the first. */
+  private protocolFor(fms: FlowMod[], o: OfctlOptions): { protocol: number; xid: number } {
+    let usable = 0x1ff;
+    for (const fm of fms) usable &= fm.usable.p;
+    const ok = usable & o.allowed;
+    if (!ok) throw new Fail(`ovs-ofctl: none of the usable flow formats (${protocolsText(usable)}) is among the allowed flow formats (${protocolsText(o.allowed)})`);
+    if (o.version !== 10) return { protocol: ok & -ok, xid: 6 };
+    // OpenFlow 1.0: plain OF1.0 if it will do, else switching to NXM or table ids first.
+    for (const p of [P.OF10_STD, P.OF10_STD_TID, P.OF10_NXM, P.OF10_NXM_TID]) if (ok & p) return { protocol: p, xid: p === P.OF10_STD ? 6 : 8 };
+    return { protocol: ok & -ok, xid: 6 };
+  }
+
+  private sendFlowMods(b: Bridge, fms: FlowMod[], o: OfctlOptions, err: string[]): void {
+    if (fms.length === 0) return;
+    if (o.bundle) {
+      const wired = fms.map((fm) => switchView(fm, 14, P.OF14_OXM));
+      try {
+        b.bundle(wired);
+      } catch (e) {
+        if (e instanceof OfError) throw new Fail('ovs-ofctl: talking to the switch (Protocol error)');
+        throw e;
+      }
+      return;
+    }
+    const { protocol, xid } = this.protocolFor(fms, o);
+    const v: OfVersion = protocol & P_OF10_ANY ? 10 : protocol === P.OF11_STD ? 11 : (Math.log2(protocol) + 7) as OfVersion;
+    fms.forEach((fm, i) => {
+      const wired = switchView(fm, v, protocol);
+      try {
+        b.flowMod(wired);
+      } catch (e) {
+        if (e instanceof OfError) {
+          const x = `0x${(xid + 2 * i).toString(16)}`;
+          const msg = protocol & P_OF10_NXM_ANY ? 'NXT_FLOW_MOD' : 'OFPT_FLOW_MOD';
+          throw new SwitchError(`OFPT_ERROR ${verTag(v)}(xid=${x}): ${e.code}\n${msg} ${verTag(v)}(xid=${x}):${flowModText(wired, v)}`);
+        }
+        throw e;
+      }
+    });
+    void err;
+  }
+
+  private selectForDump(b: Bridge, filter: string, o: OfctlOptions, err: string[]): Rule[] {
+    const fm = this.parseFm(b, filter, 'match', err);
+    const strictNote = o.strict;
+    void strictNote;
+    return b.flows().filter((r) => b.criteriaSelects(fm, r, false));
+  }
+
+  private replaceFlows(b: Bridge, path: string, o: OfctlOptions, err: string[]): void {
+    let text: string;
+    try {
+      text = readFileSync(this.file(path), 'utf8');
+    } catch {
+      throw new Fail(`ovs-ofctl: ${path}: open (No such file or directory)`);
+    }
+    const fms: FlowMod[] = [];
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/#.*$/, '').trim();
+      if (line !== '') fms.push(this.parseFm(b, line, 'add', err));
+    }
+    let usable = 0x1ff;
+    for (const fm of fms) usable &= fm.usable.p;
+    // replace-flows reads the switch's flows back, which needs a protocol with table ids when
+    // the file has other tables.
+    const needTid = fms.some((fm) => fm.table !== 255 && fm.table !== 0);
+    if (needTid) usable &= P.OF10_STD_TID | P.OF10_NXM_TID | P.OF11_STD | P_ANY_OXM;
+    if (!(usable & o.allowed) || (needTid && o.version === 10)) throw new Fail(`ovs-ofctl: switch does not support any of the usable flow formats (${protocolsText(usable)})`);
+    const v = o.version;
+    const key = (table: number, priority: number, m: Match): string => `${table}|${priority}|${formatMatch(m, priority)}`;
+    const have = new Map<string, Rule>();
+    for (const r of b.flows()) have.set(key(r.table, r.priority, r.match()), r);
+    const want = new Map<string, FlowMod>();
+    for (const fm of fms) want.set(key(fm.table === 255 ? 0 : fm.table, fm.priority, fm.match), fm);
+    for (const [k, fm] of want) {
+      const r = have.get(k);
+      const stored = wire(fm.actions, v);
+      if (!r || o.readd || formatActions(r.actions) !== formatActions(stored) || r.cookie !== fm.newCookie) b.flowMod(switchView(fm, v, v === 10 ? P.OF10_NXM : VERSION_PROTOCOL[v]));
+    }
+    for (const [k, r] of have) {
+      if (want.has(k)) continue;
+      const m = r.match();
+      b.flowMod({ command: 'delete_strict', match: m, priority: r.priority, table: r.table, cookie: 0n, cookieMask: 0n, newCookie: 0xffffffffffffffffn, modifyCookie: false, idle: 0, hard: 0, importance: 0, flags: 0, outPort: OFPP.NONE, outGroup: 0xffffffff, actions: [], usable: { p: 0x1ff } });
     }
   }
 
-  private appctl(args: string[]): string {
-    const [cmd, br, ...spec] = args;
-    if (cmd !== 'ofproto/trace') throw new Error(`"${cmd}" is not a valid command`);
-    return trace(this.bridge(br!), spec.join(','));
+  /** diff-flows: the flows of two sources (bridges or files), as -/+ lines. */
+  private diffFlows(a: string, c: string, err: string[]): string[] {
+    const read = (src: string): Map<string, string> => {
+      const out = new Map<string, string>();
+      const b = this.bridges.get(src);
+      const fmt = (table: number, priority: number, m: Match, cookie: bigint, actions: string, tun: Bridge['tun'] | null): [string, string] => {
+        const match = formatMatch(m, priority, null, tun);
+        return [`${table}|${match}`, `${table ? `table=${table} ` : ''}${match}${cookie ? ` cookie=0x${cookie.toString(16)}` : ''} actions=${actions}`];
+      };
+      if (b) {
+        for (const r of b.flows()) {
+          const [k, v] = fmt(r.table, r.priority, r.match(), r.cookie, formatActions(wire(r.actions, 10), { tun: b.tun }), b.tun);
+          out.set(k, v);
+        }
+        return out;
+      }
+      let text: string;
+      try {
+        text = readFileSync(this.file(src), 'utf8');
+      } catch {
+        throw new Fail(`ovs-ofctl: ${src} is not a bridge or a socket`);
+      }
+      const any = [...this.bridges.values()][0] ?? new Bridge('-', new Datapath());
+      for (const raw of text.split('\n')) {
+        const line = raw.replace(/#.*$/, '').trim();
+        if (line === '') continue;
+        const fm = this.parseFm(any, line, 'add', err);
+        const [k, v] = fmt(fm.table === 255 ? 0 : fm.table, fm.priority, fm.match, fm.newCookie, formatActions(wire(fm.actions, 10)), any.tun);
+        out.set(k, v);
+      }
+      return out;
+    };
+    const x = read(a);
+    const y = read(c);
+    const lines: string[] = [];
+    for (const [k, v] of x) {
+      const w = y.get(k);
+      if (w === undefined) lines.push(`-${v}`);
+      else if (w !== v) lines.push(`-${v}`, `+${w}`);
+    }
+    for (const [k, w] of y) if (!x.has(k)) lines.push(`+${w}`);
+    return lines;
+  }
+
+  private groupCommand(cmd: string, params: string[], o: OfctlOptions, err: string[]): void {
+    const b = this.bridge(params[0]);
+    const v = o.version;
+    if ((cmd === 'insert-buckets' || cmd === 'remove-buckets') && v < 15) {
+      throw new Fail(`ovs-ofctl: ${cmd === 'insert-buckets' ? 'insert-bucket' : 'remove-bucket'} needs OpenFlow 1.5 or later ('-O OpenFlow15')`);
+    }
+    const ctx = { ports: b.portMap(), tun: b.tun };
+    let mods: GroupMod[];
+    try {
+      if (cmd === 'add-groups') {
+        const path = params[1] ?? '';
+        let text: string;
+        try {
+          text = readFileSync(this.file(path), 'utf8');
+        } catch {
+          throw new Fail(`ovs-ofctl: ${path}: open failed (No such file or directory)`);
+        }
+        mods = text.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => l !== '').map((l) => parseGroupMod(l, 'add', ctx));
+      } else if (cmd === 'del-groups') {
+        mods = [parseGroupMod(params[1] ?? 'group_id=all', 'delete', ctx)];
+      } else {
+        const command = cmd === 'add-group' ? 'add' : cmd === 'mod-group' ? (o.strict ? 'modify' : 'modify') : cmd === 'insert-buckets' ? 'insert_bucket' : 'remove_bucket';
+        mods = [parseGroupMod(params[1] ?? '', command, ctx)];
+      }
+    } catch (e) {
+      if (e instanceof FieldError) throw new Fail(`ovs-ofctl: ${e.message}`);
+      throw e;
+    }
+    mods.forEach((gm, i) => {
+      try {
+        b.groupMod(gm);
+      } catch (e) {
+        if (e instanceof OfError) {
+          const x = `0x${(6 + 2 * i).toString(16)}`;
+          throw new SwitchError(`OFPT_ERROR ${verTag(v)}(xid=${x}): ${e.code}\n${v === 10 ? 'NXT_GROUP_MOD' : 'OFPT_GROUP_MOD'} ${verTag(v)}(xid=${x}):\n${groupModText(gm, v)}`);
+        }
+        throw e;
+      }
+    });
+    void err;
+  }
+
+  private packetOut(b: Bridge, params: string[], o: OfctlOptions): void {
+    let inPort: number = OFPP.CONTROLLER;
+    let actionsText = '';
+    let hex = '';
+    if (params.length === 1) {
+      for (const [k, val] of keyValues(params[0]!.replace(/\s+actions=/, ',actions=').replace(/\s+packet=/, ',packet='))) {
+        if (k === 'in_port') inPort = this.portArg(b, val);
+        else if (k === 'packet') hex = val;
+        else if (k === 'actions') actionsText = val;
+      }
+      const ai = params[0]!.indexOf('actions=');
+      if (ai >= 0) actionsText = params[0]!.slice(ai + 8);
+    } else {
+      inPort = this.portArg(b, params[0] ?? '');
+      actionsText = params[1] ?? '';
+      hex = params.slice(2).join('');
+    }
+    const clean = hex.replace(/\s+/g, '');
+    if (!/^[0-9a-fA-F]*$/.test(clean) || clean.length % 2) throw new Fail('ovs-ofctl: Trailing garbage in packet data');
+    const bytes = Uint8Array.from(Buffer.from(clean, 'hex'));
+    const fm = this.parseFm(b, `actions=${actionsText}`, 'add', []);
+    const actions = wire(fm.actions, o.version);
+    const flow = extract(bytes, inPort, undefined, b.vlanLimit);
+    executeDatapath(b, flow, bytes, { actions });
+  }
+
+  private portArg(b: Bridge, v: string): number {
+    if (v.toLowerCase() === 'none') return OFPP.NONE;
+    const p = parsePort(v, b.portMap());
+    if (p === null) throw new Fail(`ovs-ofctl: ${v}: unknown port`);
+    return p;
+  }
+
+  private tlvMod(b: Bridge, command: 'ADD' | 'DEL', spec: string | undefined, err: string[]): void {
+    const maps = parseTlvMaps(spec ?? '');
+    if (command === 'ADD') {
+      for (const m of maps) {
+        const code = b.tun.add(m.index, m.optClass, m.type, m.len);
+        if (code) {
+          // Undo what this message added: it is one transaction.
+          for (const n of maps) if (n !== m && b.tun.entries.get(n.index)?.optClass === n.optClass) b.tun.delete(n.index);
+          throw new SwitchError(`OFPT_ERROR (xid=0x4): ${code}\nNXT_TLV_TABLE_MOD (xid=0x4):\n ADD mapping table:\n${tlvTable(maps.map((x) => ({ ...x, offset: 0 }))).join('\n')}`);
+        }
+      }
+      return;
+    }
+    const targets = spec === undefined ? [...b.tun.entries.values()] : maps;
+    for (const m of targets) {
+      if (b.flowsUseTunMetadata(m.index)) {
+        throw new SwitchError(`OFPT_ERROR (xid=0x4): NXTTMFC_INVALID_TLV_DEL\nNXT_TLV_TABLE_MOD (xid=0x4):\n DEL mapping table:\n${tlvTable(maps.map((x) => ({ ...x, offset: 0 }))).join('\n')}`);
+      }
+    }
+    if (spec === undefined) b.tun.clear();
+    else for (const m of maps) b.tun.delete(m.index);
+    void err;
+  }
+
+  // -- ovs-appctl --
+
+  private appctl(args: string[]): CommandResult {
+    const [cmd, ...rest] = args;
+    if (cmd === 'ofproto/trace') {
+      try {
+        return { stdout: traceCommand(rest, this.bridges), stderr: '', status: 0 };
+      } catch (e) {
+        if (e instanceof TraceError || e instanceof FieldError) return { stdout: '', stderr: `${e.message}\novs-appctl: ovs-vswitchd: server returned an error`, status: 2 };
+        throw e;
+      }
+    }
+    if (cmd === 'dpif/show') return { stdout: this.dpifShow(), stderr: '', status: 0 };
+    return { stdout: '', stderr: `"${cmd}" is not a valid command\novs-appctl: ovs-vswitchd: server returned an error`, status: 2 };
+  }
+
+  private dpifShow(): string {
+    const lines = ['dummy@ovs-dummy: hit:0 missed:0'];
+    for (const b of [...this.bridges.values()].sort((a, c) => (a.name < c.name ? -1 : 1))) {
+      lines.push(`  ${b.name}:`);
+      for (const p of [...b.ports.values()].sort((a, c) => (a.name < c.name ? -1 : 1))) {
+        const opts = [...p.options.entries()].sort((a, c) => (a[0] < c[0] ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(', ');
+        const type = p.name === b.name ? 'dummy-internal' : p.type === 'internal' ? 'dummy-internal' : p.type;
+        lines.push(`    ${p.name} ${p.ofport}/${p.odpPort ?? 'none'}: (${type}${opts ? `: ${opts}` : ''})`);
+      }
+    }
+    return lines.join('\n');
   }
 }
 
+const fieldSortable = (f: string): boolean => /^[a-z]/.test(f);
+
+/** What the switch sees of a flow mod sent in a protocol (ofputil_decode_flow_mod). */
+export function switchView(fm: FlowMod, v: OfVersion, protocol: number): FlowMod {
+  const out: FlowMod = { ...fm, actions: wire(fm.actions, v) };
+  const ALL = 0xffffffffffffffffn;
+  if (v === 10) {
+    if (fm.command === 'add') out.flags |= FF.RESET_COUNTS;
+    out.modifyCookie = out.newCookie !== ALL;
+    if (fm.command === 'modify' || fm.command === 'modify_strict') out.mayAdd = out.newCookie !== ALL && out.cookieMask === 0n;
+    if (protocol & P_OF10_STD_ANY && fm.command === 'add' && exactInOf10(fm.match)) out.priority = 65535;
+  } else {
+    if (fm.command === 'add') {
+      if (v === 11) out.flags |= FF.RESET_COUNTS;
+    } else if ((fm.command === 'modify' || fm.command === 'modify_strict') && v === 11 && fm.cookieMask === 0n) {
+      out.mayAdd = true;
+    } else {
+      out.newCookie = ALL;
+      out.modifyCookie = false;
+      out.mayAdd = false;
+    }
+  }
+  return out;
+}
+
+/** An OpenFlow 1.0 match with no wildcards at all (such a flow gets the highest priority). */
+function exactInOf10(m: Match): boolean {
+  const full = (w: number, mask: number): boolean => (m.wc[w]! & mask) >>> 0 === mask >>> 0;
+  return full(W.in_port, 0xffff) && full(W.dl_src, 0xffff) && full(W.dl_src + 1, 0xffffffff) && full(W.dl_dst, 0xffff) && full(W.dl_dst + 1, 0xffffffff)
+    && full(W.vlan0, 0xffff) && full(W.dl_type, 0xffff) && full(W.nw_tos, 0xfc) && full(W.nw_proto, 0xff) && full(W.nw_src, 0xffffffff)
+    && full(W.nw_dst, 0xffffffff) && full(W.tp_src, 0xffff) && full(W.tp_dst, 0xffff);
+}
+
+/** A flow mod as ovs-ofctl prints a request (ofputil_flow_mod_format). */
+export function flowModText(fm: FlowMod, v: OfVersion): string {
+  const cmd = { add: 'ADD', modify: 'MOD', modify_strict: 'MOD_STRICT', delete: 'DEL', delete_strict: 'DEL_STRICT' }[fm.command];
+  let s = ` ${cmd}`;
+  const table = fm.table === 255 ? (fm.command === 'add' ? 0 : 255) : fm.table;
+  if (table !== 0) s += ` table:${table}`;
+  s += ' ';
+  s += formatMatch(fm.match, fm.priority);
+  if (!s.endsWith(' ')) s += ' ';
+  if (fm.newCookie !== 0n && fm.newCookie !== 0xffffffffffffffffn) s += `cookie:0x${fm.newCookie.toString(16)} `;
+  if (fm.cookieMask !== 0n) s += `cookie:0x${fm.cookie.toString(16)}/0x${fm.cookieMask.toString(16)} `;
+  if (fm.idle) s += `idle:${fm.idle} `;
+  if (fm.hard) s += `hard:${fm.hard} `;
+  if (fm.importance) s += `importance:${fm.importance} `;
+  if (fm.outPort !== OFPP.NONE) s += `out_port:${fm.outPort} `;
+  let flags = fm.flags;
+  if (v <= 11) flags &= ~FF.RESET_COUNTS;
+  if (flags & FF.SEND_FLOW_REM) s += 'send_flow_rem ';
+  if (flags & FF.CHECK_OVERLAP) s += 'check_overlap ';
+  if (flags & FF.RESET_COUNTS) s += 'reset_counts ';
+  if (flags & FF.NO_PKT_COUNTS) s += 'no_packet_counts ';
+  if (flags & FF.NO_BYT_COUNTS) s += 'no_byte_counts ';
+  return `${s}actions=${formatActions(fm.actions)}`;
+}
+
+function groupModText(gm: GroupMod, v: OfVersion): string {
+  const cmd = { add: 'ADD', modify: 'MOD', add_or_mod: 'ADD_OR_MOD', delete: 'DEL', insert_bucket: 'INSERT_BUCKET', remove_bucket: 'REMOVE_BUCKET' }[gm.command];
+  const g: Group = { id: gm.id, type: gm.type ?? 'all', buckets: gm.buckets, selectionMethod: gm.selectionMethod, selectionParam: gm.selectionParam, fields: gm.fields, packets: 0, bytes: 0, created: 0 };
+  let body = formatGroup(g, v).slice(1);
+  if (gm.command === 'insert_bucket' || gm.command === 'remove_bucket') {
+    body = `command_bucket_id:${gm.commandBucketId ?? 'all'},group_id=${gm.id}${gm.buckets.length ? `,${formatGroup(g, v).replace(/^ group_id=\d+,type=\w+,?/, '')}` : ''}`;
+  }
+  return ` ${cmd} ${body}`;
+}
+
+interface TlvSpec {
+  index: number;
+  optClass: number;
+  type: number;
+  len: number;
+}
+
+function parseTlvMaps(s: string): TlvSpec[] {
+  const out: TlvSpec[] = [];
+  const re = /\{\s*class=([^,]+),\s*type=([^,]+),\s*len=([^}]+)\}->tun_metadata(\d+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    out.push({ optClass: Number(m[1]), type: Number(m[2]), len: Number(m[3]), index: Number(m[4]) });
+  }
+  if (out.length === 0 && s.trim() !== '') throw new Fail(`ovs-ofctl: ${s}: unknown TLV map syntax`);
+  return out;
+}
+
+/** printf's %#x: 0x-prefixed hex, but plain 0. */
+const hexAlt = (v: number): string => (v === 0 ? '0' : `0x${v.toString(16)}`);
+
+function tlvTable(entries: TlvSpec[]): string[] {
+  const lines = [' mapping table:', '  class  type  length  match field', ' ------  ----  ------  --------------'];
+  for (const e of entries) {
+    lines.push(` ${hexAlt(e.optClass).padStart(6)}  ${hexAlt(e.type).padStart(4)}  ${String(e.len).padStart(6)}  tun_metadata${e.index}`);
+  }
+  return lines;
+}
+
 /** Run a whole script; `#` lines are comments. */
-export function runScript(text: string): CommandResult[] {
-  const sw = new SimSwitch();
+export function runScript(text: string, opts: SimSwitchOptions = {}): CommandResult[] {
+  const sw = new SimSwitch(opts);
   return text.split('\n').filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#')).map((l) => sw.run(l));
 }
