@@ -7,7 +7,7 @@ import { type LearnAction, formatLearn, parseLearn } from './learn.js';
 import { formatFieldValue, parseFieldValue } from './match.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, parseSubfield, parseSubfieldPrefix } from './subfield.js';
 import {
-  OFPP, type PortMap, ipText, ipv6Text, keyValues, parseEth, parseIntString, parseIp, parseIpv6, parsePort, portText,
+  OFPP, type PortMap, ipText, ipv6Text, keyValues, parseEth, parseIntString, parseIp, parseIpv6, parsePort, parseTable as parseTableText, portText,
 } from './text.js';
 import type { TunTable } from './tlv.js';
 
@@ -318,7 +318,8 @@ function parseSetField(arg: string, ctx: ParseContext): Ofpact {
   const v = parseFieldValue(mf, value, ctx.ports);
   if ((v.value & ~mf.valueMask) !== 0n && mf.tunMetadata === undefined) throw new FieldError(`${value} is not a valid value for field ${key}`);
   if (mf.name === 'vlan_vid' && (v.value & ~0x1fffn) !== 0n) throw new FieldError(`${value} is not a valid value for field ${key}`);
-  return { type: 'set_field', field: mf, value: v.value & v.mask, mask: v.mask === -1n ? mf.valueMask : v.mask, load: false };
+  const mask = v.mask === -1n ? mf.valueMask : v.mask & (mf.tunMetadata !== undefined ? v.mask : mf.valueMask);
+  return { type: 'set_field', field: mf, value: v.value & mask, mask, load: false };
 }
 
 function parseNatRange(s: string, n: Nat): void {
@@ -415,8 +416,8 @@ function parseController(arg: string): Ofpact {
 }
 
 function parseTable(s: string, err: string): number {
-  const v = strToInt(s);
-  if (v === null || v < 0 || v > 255) throw new FieldError(err);
+  const v = parseTableText(s);
+  if (v === null) throw new FieldError(err);
   return v;
 }
 
@@ -596,9 +597,14 @@ function parseOne(type: OfpactType, key: string, value: string, ctx: ParseContex
       out.push({ type, id: Number(BigInt(m[1]!) & 0xffffffffn), clause: clause - 1, nClauses: n });
       return;
     }
-    case 'note':
-      out.push({ type, data: parseHex(value, "`note' argument") });
+    case 'note': {
+      // The NX action is padded to a multiple of 8 bytes (10 bytes of header): the note with it.
+      const data = parseHex(value, "`note' argument");
+      const padded = new Uint8Array(Math.ceil((10 + data.length) / 8) * 8 - 10);
+      padded.set(data);
+      out.push({ type, data: padded });
       return;
+    }
     case 'exit':
     case 'ct_clear':
     case 'clear_actions':
@@ -839,7 +845,8 @@ export function loadSegments(a: { field: MfField; value: bigint; mask: bigint })
   while (m !== 0n) {
     while (((m >> BigInt(ofs)) & 1n) === 0n) ofs++;
     let n = 0;
-    while (((m >> BigInt(ofs + n)) & 1n) === 1n) n++;
+    // NXAST_REG_LOAD carries at most 64 bits: a longer run is two loads.
+    while (((m >> BigInt(ofs + n)) & 1n) === 1n && (n === 0 || (ofs + n) % 64 !== 0)) n++;
     out.push([{ field: a.field, ofs, nBits: n }, (a.value >> BigInt(ofs)) & bitsMask(n)]);
     m &= ~(bitsMask(n) << BigInt(ofs));
     ofs += n;

@@ -126,6 +126,8 @@ export class Bridge {
   portsVersion = 0;
   private readonly tables = new Map<number, Classifier<Rule>>();
   readonly groups = new Map<number, Group>();
+  /** Meters by id (none can be added yet: flows naming one are refused, as OVS refuses them). */
+  readonly meters = new Set<number>();
   readonly tun = new TunTable();
   failMode: 'secure' | 'standalone' = 'standalone';
   datapathType = 'system';
@@ -270,6 +272,7 @@ export class Bridge {
     for (const a of actions) {
       if (a.type === 'group' && !this.groups.has(a.groupId)) throw new OfError('OFPBAC_BAD_OUT_GROUP');
       if (a.type === 'goto_table' && a.table <= table) throw new OfError('OFPBIC_BAD_TABLE_ID');
+      if (a.type === 'meter' && !this.meters.has(a.meterId)) throw new OfError('OFPMMFC_INVALID_METER');
     }
     try {
       checkActions(actions, match.clone(), table, { p: 0x1ff });

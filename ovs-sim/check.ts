@@ -5,8 +5,10 @@
 import { type Ofpact, P_OF10_ANY, type Usable, restrict } from './actions.js';
 import { FieldError, matchPrereqsOk } from './fields.js';
 import { ETH_TYPE, FRAG, IPPROTO, VLAN_CFI, W } from './flow.js';
-import type { Match } from './match.js';
+import { Match as MatchCtor, type Match } from './match.js';
+import { writeSubfield } from './subfield.js';
 import type { Subfield } from './subfield.js';
+import { warn } from './log.js';
 import { OFPP } from './text.js';
 
 export class CheckError extends FieldError {
@@ -18,8 +20,15 @@ export class CheckError extends FieldError {
 const inconsistent = (u: Usable): void => restrict(u, P_OF10_ANY);
 
 function checkSubfield(sf: Subfield, m: Match | null, dst: boolean): void {
-  if (m && !matchPrereqsOk(sf.field.prereq, m.flow, m.wc)) throw new CheckError('OFPBAC_MATCH_INCONSISTENT');
-  if (dst && !sf.field.writable) throw new CheckError('OFPBAC_BAD_SET_ARGUMENT');
+  const type = dst ? 'destination' : 'source';
+  if (m && !matchPrereqsOk(sf.field.prereq, m.flow, m.wc)) {
+    warn('meta_flow', `${type} field ${sf.field.name} lacks correct prerequisites`);
+    throw new CheckError('OFPBAC_MATCH_INCONSISTENT');
+  }
+  if (dst && !sf.field.writable) {
+    warn('meta_flow', `destination field ${sf.field.name} is not writable`);
+    throw new CheckError('OFPBAC_BAD_SET_ARGUMENT');
+  }
 }
 
 function checkOutputPort(port: number): void {
@@ -95,7 +104,10 @@ function checkOne(a: Ofpact, m: Match, tableId: number, usable: Usable): void {
       checkSubfield(a.dst, m, true);
       return;
     case 'set_field':
-      if (!matchPrereqsOk(a.field.prereq, f, m.wc) || (a.field.name === 'vlan_vid' && !hasVlan())) throw new CheckError('OFPBAC_MATCH_INCONSISTENT');
+      if (!matchPrereqsOk(a.field.prereq, f, m.wc) || (a.field.name === 'vlan_vid' && !hasVlan())) {
+        warn('ofp_actions', `set_field ${a.field.name} lacks correct prerequisites`);
+        throw new CheckError('OFPBAC_MATCH_INCONSISTENT');
+      }
       a.flowHasVlan = hasVlan();
       if (a.field.name === 'vlan_tci') f[W.vlan0] = ((f[W.vlan0]! & 0xffff0000) | Number(a.value & 0xffffn)) >>> 0;
       return;
@@ -111,12 +123,23 @@ function checkOne(a: Ofpact, m: Match, tableId: number, usable: Usable): void {
     case 'resubmit':
       if (a.ct && !matchPrereqsOk('ct', f, m.wc)) throw new CheckError('OFPBAC_MATCH_INCONSISTENT');
       return;
-    case 'learn':
+    case 'learn': {
+      // learn_check: sources against this flow's match, destinations against the learned match
+      // as the specs build it.
+      const dst = new MatchCtor();
       for (const sp of a.specs) {
         if (sp.src) checkSubfield(sp.src, m, false);
-        if (sp.kind === 'load' && sp.dst) checkSubfield(sp.dst, null, true);
+        if (sp.kind === 'match' && sp.dst) {
+          checkSubfield(sp.dst, dst, false);
+          if (!sp.src) {
+            writeSubfield(dst.flow, sp.dst, sp.imm);
+            writeSubfield(dst.wc, sp.dst, (1n << BigInt(sp.dst.nBits)) - 1n);
+          }
+        }
+        if (sp.kind === 'load' && sp.dst) checkSubfield(sp.dst, dst, true);
       }
       return;
+    }
     case 'clone': {
       const sub = { p: usable.p };
       checkActions(a.actions, m, tableId, sub);

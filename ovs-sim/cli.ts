@@ -9,6 +9,7 @@ import { Bridge, OfError, type Rule } from './bridge.js';
 import { type Clock, Datapath } from './datapath.js';
 import { executeDatapath } from './dpexec.js';
 import { FieldError } from './fields.js';
+import { collectWarnings } from './log.js';
 import { W } from './flow.js';
 import { FF, type FlowMod, parseFlowMod } from './flowmod.js';
 import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.js';
@@ -131,6 +132,18 @@ export class SimSwitch {
     const out: string[] = [];
     const err: string[] = [];
     try {
+      collectWarnings(err, () => this.ofctlCommand(cmd, params, o, out, err));
+    } catch (e) {
+      if (e instanceof Fail) throw new Fail([...err, e.message].filter(Boolean).join('\n'), e.status, [...out, e.stdout].filter(Boolean).join('\n'));
+      if (e instanceof SwitchError) return { stdout: out.join('\n'), stderr: [...err, e.message].join('\n'), status: 1 };
+      if (e instanceof FieldError) throw new Fail([...err, `ovs-ofctl: ${e.message}`].join('\n'));
+      throw e;
+    }
+    return { stdout: out.join('\n'), stderr: err.join('\n'), status: 0 };
+  }
+
+  private ofctlCommand(cmd: string | undefined, params: string[], o: OfctlOptions, out: string[], err: string[]): void {
+    {
       switch (cmd) {
         case 'add-flow': case 'mod-flows': case 'del-flows': {
           const b = this.bridge(params[0]);
@@ -215,13 +228,7 @@ export class SimSwitch {
         default:
           throw new Fail(`ovs-ofctl: unknown command '${cmd}'; use --help for help`);
       }
-    } catch (e) {
-      if (e instanceof Fail) throw new Fail([...err, e.message].filter(Boolean).join('\n'), e.status, [...out, e.stdout].filter(Boolean).join('\n'));
-      if (e instanceof SwitchError) return { stdout: out.join('\n'), stderr: [...err, e.message].join('\n'), status: 1 };
-      if (e instanceof FieldError) throw new Fail([...err, `ovs-ofctl: ${e.message}`].join('\n'));
-      throw e;
     }
-    return { stdout: out.join('\n'), stderr: err.join('\n'), status: 0 };
   }
 
   /** Parse a flow mod as ovs-ofctl does, logging what its normalization of the match changes. */

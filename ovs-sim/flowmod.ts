@@ -8,7 +8,7 @@ import { FieldError, fieldByName } from './fields.js';
 import { ETH_TYPE, W } from './flow.js';
 import { Match, parseFieldValue, setField } from './match.js';
 import { parseSubfield, writeSubfield } from './subfield.js';
-import { type PortMap, keyValues, parsePort } from './text.js';
+import { type PortMap, keyValues, parsePort, parseTable } from './text.js';
 import type { TunTable } from './tlv.js';
 
 export type Command = 'add' | 'modify' | 'modify_strict' | 'delete' | 'delete_strict';
@@ -83,12 +83,7 @@ export interface FlowModContext {
 }
 
 /** A table name or number (ofputil_table_from_string). */
-export function parseTableId(v: string): number | null {
-  const m = /^\d+$/.exec(v);
-  if (!m) return null;
-  const n = Number(v);
-  return n <= 255 ? n : null;
-}
+export const parseTableId = parseTable;
 
 /**
  * Parse one flow-mod text. `command` null means the line may start with a command word

@@ -296,6 +296,8 @@ export function formatMatch(m: { flow: Flow; wc: Flow }, priority: number, ports
     s += be16Masked('ct_tp_src', w(f, 'ct_tp_src'), w(wc, 'ct_tp_src'));
     s += be16Masked('ct_tp_dst', w(f, 'ct_tp_dst'), w(wc, 'ct_tp_dst'));
   }
+  // A megaflow (recirc_id matched) also shows its packet type.
+  if (w(wc, 'recirc_id')) s += 'eth,';
   const dlType = w(f, 'dl_type');
   let skipType = false;
   let skipProto = false;

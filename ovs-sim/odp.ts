@@ -4,8 +4,8 @@
 // flow and what the datapath's packet already looks like become set() and push/pop_vlan actions.
 // Outputs, ct and packet-ins keep a copy of the flow, so a datapath can run them on a packet.
 import type { Nat } from './actions.js';
-import { ETH_TYPE, FRAG, type Flow, IPPROTO, W, getMac, getWords } from './flow.js';
-import { ethText, formatFlags, hexBytes, ipText, ipv6Text, TCP_FLAG_NAMES, flagName } from './text.js';
+import { ETH_TYPE, FRAG, type Flow, IPPROTO, W, getWords, setWords } from './flow.js';
+import { ethText, ipText, ipv6Text } from './text.js';
 
 export interface ControllerCookie {
   reason: number;
@@ -31,6 +31,7 @@ export type OdpAction =
   | { t: 'trunc'; maxLen: number }
   | { t: 'hash'; text: string }
   | { t: 'tunnel'; text: string }
+  | { t: 'check_pkt_len'; size: number; gt: OdpAction[]; le: OdpAction[] }
   | { t: 'drop' };
 
 function natText(n: Nat): string {
@@ -98,6 +99,8 @@ export function formatOdpAction(a: OdpAction, names?: Map<number, string> | null
     case 'hash':
     case 'tunnel':
       return a.text;
+    case 'check_pkt_len':
+      return `check_pkt_len(size=${a.size},gt(${formatOdpActions(a.gt, names)}),le(${formatOdpActions(a.le, names)}))`;
     case 'drop':
       return 'drop';
   }
@@ -116,73 +119,68 @@ export function formatOdpActions(list: OdpAction[], names?: Map<number, string> 
 
 // -- committing header changes (commit_odp_actions) --
 
+/**
+ * One field of a datapath key. `wc` holds the bits translation has looked at or written (the
+ * megaflow mask): a changed field is written with that mask, which is left out when full.
+ */
 interface KeyField {
   name: string;
-  /** Value text, changed?, mask text when partial. */
-  text: (f: Flow) => string;
-  differs: (a: Flow, b: Flow) => boolean;
-  /** The bits of this field written by actions, if partial (null: whole field). */
-  partial?: (wc: Flow) => string | null;
-  copy: (from: Flow, to: Flow) => void;
+  member: keyof typeof W;
+  words: number;
+  /** The field's bits in its storage word(s) (narrow fields). */
+  bits: number;
+  text: (v: bigint) => string;
+  maskText: (v: bigint) => string;
 }
 
-const word = (m: keyof typeof W, n = 1, bits = 0xffffffff): Pick<KeyField, 'differs' | 'copy'> => ({
-  differs: (a, b) => {
-    for (let i = 0; i < n; i++) if (((a[W[m] + i]! ^ b[W[m] + i]!) & bits) !== 0) return true;
-    return false;
-  },
-  copy: (from, to) => {
-    for (let i = 0; i < n; i++) to[W[m] + i] = ((to[W[m] + i]! & ~bits) | (from[W[m] + i]! & bits)) >>> 0;
-  },
-});
+const val = (f: Flow, k: KeyField): bigint => getWords(f, W[k.member], k.words) & (k.words === 1 ? BigInt(k.bits) : (1n << BigInt(32 * k.words)) - 1n);
+const full = (k: KeyField): bigint => (k.words === 1 ? BigInt(k.bits) : k.member === 'dl_src' || k.member === 'dl_dst' || k.member === 'arp_sha' || k.member === 'arp_tha' ? 0xffffffffffffn : (1n << BigInt(32 * k.words)) - 1n);
 
-const macField = (name: string, m: 'dl_src' | 'dl_dst' | 'arp_sha' | 'arp_tha'): KeyField => ({
-  name, text: (f) => ethText(getMac(f, W[m])), ...word(m, 2),
-});
-const ip4Field = (name: string, m: 'nw_src' | 'nw_dst'): KeyField => ({ name, text: (f) => ipText(f[W[m]]!), ...word(m) });
-const ip6Field = (name: string, m: 'ipv6_src' | 'ipv6_dst' | 'nd_target'): KeyField => ({ name, text: (f) => ipv6Text(getWords(f, W[m], 4)), ...word(m, 4) });
-const decField = (name: string, m: keyof typeof W, bits = 0xffffffff): KeyField => ({ name, text: (f) => String(f[W[m]]! & bits), ...word(m, 1, bits) });
-
-/**
- * Emit one set() for a key: the fields that differ (all of them, as a plain set, when every
- * field differs), then make the base equal to the flow for those fields.
- */
-function commitKey(key: string, fields: KeyField[], flow: Flow, base: Flow, odp: OdpAction[], settable = fields, alwaysFull = false): boolean {
-  const changed = settable.filter((k) => k.differs(flow, base));
-  if (changed.length === 0) return false;
-  const full = alwaysFull || changed.length === fields.length;
-  const shown = full ? fields : changed;
-  odp.push({ t: 'set', text: `set(${key}(${shown.map((k) => `${k.name}=${k.text(flow)}`).join(',')}))` });
-  for (const k of changed) k.copy(flow, base);
-  return true;
-}
+const macK = (name: string, m: 'dl_src' | 'dl_dst' | 'arp_sha' | 'arp_tha'): KeyField => ({ name, member: m, words: 2, bits: 0, text: (v) => ethText(v & 0xffffffffffffn), maskText: (v) => ethText(v & 0xffffffffffffn) });
+const ip4K = (name: string, m: 'nw_src' | 'nw_dst'): KeyField => ({ name, member: m, words: 1, bits: 0xffffffff, text: (v) => ipText(v), maskText: (v) => ipText(v) });
+const ip6K = (name: string, m: 'ipv6_src' | 'ipv6_dst' | 'nd_target'): KeyField => ({ name, member: m, words: 4, bits: 0, text: (v) => ipv6Text(v), maskText: (v) => ipv6Text(v) });
+const decK = (name: string, m: keyof typeof W, bits: number): KeyField => ({ name, member: m, words: 1, bits, text: (v) => String(v), maskText: (v) => `0x${v.toString(16)}` });
+const hexK = (name: string, m: keyof typeof W, bits: number): KeyField => ({ name, member: m, words: 1, bits, text: (v) => (v === 0n ? '0' : `0x${v.toString(16)}`), maskText: (v) => (v === 0n ? '0' : `0x${v.toString(16)}`) });
 
 const FRAG_NAMES = ['no', 'first', 'later'];
-const fragText = (f: Flow): string => {
-  const v = f[W.nw_frag]!;
-  return FRAG_NAMES[!(v & FRAG.ANY) ? 0 : v & FRAG.LATER ? 2 : 1]!;
-};
+const fragK: KeyField = { name: 'frag', member: 'nw_frag', words: 1, bits: 3, text: (v) => FRAG_NAMES[!(Number(v) & FRAG.ANY) ? 0 : Number(v) & FRAG.LATER ? 2 : 1]!, maskText: () => '' };
 
-export const ETH_KEY: KeyField[] = [macField('src', 'dl_src'), macField('dst', 'dl_dst')];
+export const ETH_KEY: KeyField[] = [macK('src', 'dl_src'), macK('dst', 'dl_dst')];
+const IPV4_KEY: KeyField[] = [ip4K('src', 'nw_src'), ip4K('dst', 'nw_dst'), decK('proto', 'nw_proto', 0xff), hexK('tos', 'nw_tos', 0xff), decK('ttl', 'nw_ttl', 0xff), fragK];
+const IPV6_KEY: KeyField[] = [ip6K('src', 'ipv6_src'), ip6K('dst', 'ipv6_dst'), hexK('label', 'ipv6_label', 0xfffff), decK('proto', 'nw_proto', 0xff), hexK('tclass', 'nw_tos', 0xff), decK('hlimit', 'nw_ttl', 0xff), fragK];
+const ARP_KEY: KeyField[] = [ip4K('sip', 'nw_src'), ip4K('tip', 'nw_dst'), decK('op', 'nw_proto', 0xff), macK('sha', 'arp_sha'), macK('tha', 'arp_tha')];
+const ND_KEY: KeyField[] = [ip6K('target', 'nd_target'), macK('sll', 'arp_sha'), macK('tll', 'arp_tha')];
+const L4_KEY: KeyField[] = [decK('src', 'tp_src', 0xffff), decK('dst', 'tp_dst', 0xffff)];
+const ICMP_KEY: KeyField[] = [decK('type', 'tp_src', 0xff), decK('code', 'tp_dst', 0xff)];
 
-const IPV4_KEY: KeyField[] = [
-  ip4Field('src', 'nw_src'), ip4Field('dst', 'nw_dst'), decField('proto', 'nw_proto'),
-  { name: 'tos', text: (f) => hex8(f[W.nw_tos]!), ...word('nw_tos', 1, 0xff) }, decField('ttl', 'nw_ttl'),
-  { name: 'frag', text: fragText, ...word('nw_frag', 1, 3) },
-];
-const hex8 = (v: number): string => (v === 0 ? '0' : `0x${v.toString(16)}`);
-const IPV6_KEY: KeyField[] = [
-  ip6Field('src', 'ipv6_src'), ip6Field('dst', 'ipv6_dst'),
-  { name: 'label', text: (f) => hex32(f[W.ipv6_label]!), ...word('ipv6_label', 1, 0xfffff) }, decField('proto', 'nw_proto'),
-  { name: 'tclass', text: (f) => hex8(f[W.nw_tos]!), ...word('nw_tos', 1, 0xff) }, decField('hlimit', 'nw_ttl'),
-  { name: 'frag', text: fragText, ...word('nw_frag', 1, 3) },
-];
-const ARP_KEY: KeyField[] = [
-  ip4Field('sip', 'nw_src'), ip4Field('tip', 'nw_dst'), decField('op', 'nw_proto'), macField('sha', 'arp_sha'), macField('tha', 'arp_tha'),
-];
-const ND_KEY: KeyField[] = [ip6Field('target', 'nd_target'), macField('sll', 'arp_sha'), macField('tll', 'arp_tha')];
-const L4_KEY: KeyField[] = [decField('src', 'tp_src', 0xffff), decField('dst', 'tp_dst', 0xffff)];
-const ICMP_KEY: KeyField[] = [decField('type', 'tp_src', 0xff), decField('code', 'tp_dst', 0xff)];
+function setWordsMasked(f: Flow, k: KeyField, v: bigint): void {
+  const all = getWords(f, W[k.member], k.words);
+  const m = full(k);
+  setWords(f, W[k.member], k.words, (all & ~m) | (v & m));
+}
+
+/**
+ * commit(): a set() for one key with the fields that differ; a plain set with every field when
+ * all of them differ and are fully masked, else a masked set of the changed ones. The base then
+ * takes the flow's values.
+ */
+function commitKey(key: string, fields: KeyField[], flow: Flow, base: Flow, wc: Flow | null, odp: OdpAction[], settable = fields, masked = true): boolean {
+  const changed = settable.filter((k) => val(flow, k) !== val(base, k));
+  if (changed.length === 0) return false;
+  const maskOf = (k: KeyField): bigint => (wc ? val(wc, k) | (val(flow, k) ^ val(base, k)) : full(k)) & full(k);
+  const plain = !masked || (changed.length === fields.length && changed.every((k) => maskOf(k) === full(k)));
+  let text: string;
+  if (plain) text = fields.map((k) => `${k.name}=${k.text(val(flow, k))}`).join(',');
+  else {
+    text = changed.map((k) => {
+      const mk = maskOf(k);
+      return mk === full(k) ? `${k.name}=${k.text(val(flow, k))}` : `${k.name}=${k.text(val(flow, k) & mk)}/${k.maskText(mk)}`;
+    }).join(',');
+  }
+  odp.push({ t: 'set', text: `set(${key}(${text}))` });
+  for (const k of changed) setWordsMasked(base, k, val(flow, k));
+  return true;
+}
 
 export interface CommitResult {
   /** A set the datapath cannot do itself (ARP, ND, ICMP): the flow takes the slow path. */
@@ -192,29 +190,30 @@ export interface CommitResult {
 const vlanCount = (f: Flow): number => ((f[W.vlan0]! & 0x1000) ? ((f[W.vlan1]! & 0x1000) ? 2 : 1) : 0);
 
 /** Commit the differences between `flow` and `base` as datapath actions; `base` becomes `flow`. */
-export function commit(flow: Flow, base: Flow, odp: OdpAction[]): CommitResult {
+export function commit(flow: Flow, base: Flow, odp: OdpAction[], wc: Flow | null = null): CommitResult {
   let slow = false;
-  commitKey('eth', ETH_KEY, flow, base, odp);
-  const dl = flow[W.dl_type]!;
-  if (dl === ETH_TYPE.IP && base[W.dl_type] === ETH_TYPE.IP) {
-    commitKey('ipv4', IPV4_KEY, flow, base, odp, IPV4_KEY.filter((k) => k.name !== 'proto' && k.name !== 'frag'));
-  } else if (dl === ETH_TYPE.IPV6 && base[W.dl_type] === ETH_TYPE.IPV6) {
-    commitKey('ipv6', IPV6_KEY, flow, base, odp, IPV6_KEY.filter((k) => k.name !== 'proto' && k.name !== 'frag'));
-    const p = flow[W.nw_proto];
-    if (p === IPPROTO.ICMPV6 && flow[W.tp_dst] === 0 && (flow[W.tp_src] === 135 || flow[W.tp_src] === 136)) {
-      if (commitKey('nd', ND_KEY, flow, base, odp)) slow = true;
-    }
-  } else if ((dl === ETH_TYPE.ARP || dl === ETH_TYPE.RARP) && base[W.dl_type] === dl) {
-    if (commitKey('arp', ARP_KEY, flow, base, odp)) slow = true;
-  }
-  const isIp = dl === ETH_TYPE.IP || dl === ETH_TYPE.IPV6;
+  commitKey('eth', ETH_KEY, flow, base, wc, odp);
+  const dl = base[W.dl_type]!;
   const proto = flow[W.nw_proto]!;
+  // No L3 set for a packet without an L3 protocol (commit_set_nw_action).
+  if (proto !== 0) {
+    if (dl === ETH_TYPE.IP) {
+      commitKey('ipv4', IPV4_KEY, flow, base, wc, odp, IPV4_KEY.filter((k) => k.name !== 'proto' && k.name !== 'frag'));
+    } else if (dl === ETH_TYPE.IPV6) {
+      commitKey('ipv6', IPV6_KEY, flow, base, wc, odp, IPV6_KEY.filter((k) => k.name !== 'proto' && k.name !== 'frag'));
+      if (base[W.nw_proto] === IPPROTO.ICMPV6 && commitKey('nd', ND_KEY, flow, base, wc, odp)) slow = true;
+    } else if (dl === ETH_TYPE.ARP) {
+      if (commitKey('arp', ARP_KEY, flow, base, wc, odp)) slow = true;
+    }
+  }
+  const fdl = flow[W.dl_type]!;
+  const isIp = fdl === ETH_TYPE.IP || fdl === ETH_TYPE.IPV6;
   const laterFrag = (flow[W.nw_frag]! & FRAG.LATER) !== 0;
   if (isIp && !laterFrag && (proto === IPPROTO.TCP || proto === IPPROTO.UDP || proto === IPPROTO.SCTP)) {
-    commitKey(proto === IPPROTO.TCP ? 'tcp' : proto === IPPROTO.UDP ? 'udp' : 'sctp', L4_KEY, flow, base, odp);
+    commitKey(proto === IPPROTO.TCP ? 'tcp' : proto === IPPROTO.UDP ? 'udp' : 'sctp', L4_KEY, flow, base, wc, odp);
   }
-  if ((dl === ETH_TYPE.IP && proto === IPPROTO.ICMP) || (dl === ETH_TYPE.IPV6 && proto === IPPROTO.ICMPV6)) {
-    if (commitKey(dl === ETH_TYPE.IP ? 'icmp' : 'icmpv6', ICMP_KEY, flow, base, odp, ICMP_KEY, true)) slow = true;
+  if ((fdl === ETH_TYPE.IP && proto === IPPROTO.ICMP) || (fdl === ETH_TYPE.IPV6 && proto === IPPROTO.ICMPV6)) {
+    if (commitKey(fdl === ETH_TYPE.IP ? 'icmp' : 'icmpv6', ICMP_KEY, flow, base, wc, odp, ICMP_KEY, false)) slow = true;
   }
   commitVlan(flow, base, odp);
   if (flow[W.skb_priority] !== base[W.skb_priority]) {
@@ -232,7 +231,7 @@ export function commit(flow: Flow, base: Flow, odp: OdpAction[]): CommitResult {
 function commitVlan(flow: Flow, base: Flow, odp: OdpAction[]): void {
   let bn = vlanCount(base) - 1;
   let fn = vlanCount(flow) - 1;
-  // Skip common headers, innermost first.
+  // Skip the common headers, innermost first.
   const bv = (i: number): number => base[W.vlan0 + i]!;
   const fv = (i: number): number => flow[W.vlan0 + i]!;
   while (bn >= 0 && fn >= 0 && bv(bn) === fv(fn)) {
@@ -244,5 +243,3 @@ function commitVlan(flow: Flow, base: Flow, odp: OdpAction[]): void {
   base[W.vlan0] = flow[W.vlan0]!;
   base[W.vlan1] = flow[W.vlan1]!;
 }
-
-export { formatFlags, hexBytes, TCP_FLAG_NAMES, flagName };

@@ -1,6 +1,7 @@
 // Text forms OVS reads and prints: MAC, IPv4 and IPv6 addresses (with masks), hex byte strings,
 // flag sets, port numbers, and the key=value tokenizer of ovs-ofctl's flow and action syntax.
 import { FieldError } from './fields.js';
+import { warn } from './log.js';
 
 // -- Ethernet --
 
@@ -232,44 +233,61 @@ export function formatFlagsMasked(flags: number, mask: number, maxMask: number, 
   return out;
 }
 
-/**
- * parse_flags: `+a-b` (masked) or `a|b` (exact) forms. Returns value and mask; errors as OVS
- * words them.
- */
+/** parse_flags: `v/m` numbers, `+a-b` (masked) or `a|b|0x4` (exact); errors as OVS words them. */
 export function parseFlags(s: string, names: [string, number][], fieldName: string, allowed: number): { value: number; mask: number } {
-  const lookup = (n: string): number | undefined => names.find(([k]) => k === n)?.[1];
+  const unknown = (rest: string): never => {
+    throw new FieldError(`${rest}: unknown ${fieldName} flag(s)`);
+  };
+  const num = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\/(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)/.exec(s);
+  const toNum = (t: string): number => (/^0[xX]/.test(t) ? parseInt(t, 16) : t.length > 1 && t.startsWith('0') ? parseInt(t, 8) : Number(t));
+  if (num) {
+    const value = toNum(num[1]!) >>> 0;
+    const mask = toNum(num[2]!) >>> 0;
+    if (value & ~allowed || mask & ~allowed) unknown(s);
+    return { value, mask };
+  }
+  const sorted = [...names].sort((a, b) => a[1] - b[1]);
   if (s.startsWith('+') || s.startsWith('-')) {
     let value = 0;
     let mask = 0;
-    const re = /([+-])([^+-]*)/g;
-    let m: RegExpExecArray | null;
-    let consumed = 0;
-    while ((m = re.exec(s)) !== null) {
-      consumed += m[0].length;
-      const bit = lookup(m[2]!);
-      if (bit === undefined) throw new FieldError(`${s}: unknown ${fieldName} flag '${m[2]}'`);
-      if (mask & bit) throw new FieldError(`${fieldName}: Each ${fieldName} flag can be specified only once`);
-      if (!(bit & allowed)) throw new FieldError(`${s}: ${fieldName} flag '${m[2]}' not supported`);
+    let rest = s;
+    while (rest !== '') {
+      const set = rest[0] === '+';
+      if (rest[0] !== '+' && rest[0] !== '-') throw new FieldError(`${rest}: ${fieldName} must be preceded by '+' (for SET) or '-' (NOT SET)`);
+      rest = rest.slice(1);
+      const hit = sorted.find(([n]) => rest.startsWith(n) && (rest.length === n.length || rest[n.length] === '+' || rest[n.length] === '-'));
+      if (!hit) unknown(rest);
+      const [n, bit] = hit!;
+      if (mask & bit) throw new FieldError(`${rest}: Each ${fieldName} flag can be specified only once`);
+      if (!(bit & allowed)) unknown(rest);
+      if (set) value |= bit;
       mask |= bit;
-      if (m[1] === '+') value |= bit;
+      rest = rest.slice(n.length);
     }
-    if (consumed !== s.length) throw new FieldError(`${s}: bad ${fieldName} flags`);
     return { value, mask };
   }
-  // An integer, or names joined by '|'.
-  const n = parseIntString(s, 4);
-  if (n !== null && n !== 'range' && n.rest === '') return { value: Number(n.value), mask: 0xffffffff >>> 0 };
   let value = 0;
-  for (const part of s.split('|')) {
-    const bit = lookup(part);
-    if (bit === undefined) throw new FieldError(`${s}: unknown ${fieldName} flag '${part}'`);
-    value |= bit;
+  let i = 0;
+  while (i < s.length) {
+    const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)/.exec(s.slice(i));
+    if (m) {
+      const v = toNum(m[1]!);
+      if (v & ~allowed) unknown(s);
+      value |= v;
+      i += m[1]!.length + (s[i + m[1]!.length] === '|' ? 1 : 0);
+      continue;
+    }
+    const hit = sorted.find(([n]) => s.startsWith(n, i) && (s[i + n.length] === '|' || i + n.length === s.length));
+    if (!hit) unknown(s);
+    if (!(hit![1] & allowed)) unknown(s);
+    value |= hit![1];
+    i += hit![0].length + (s[i + hit![0].length] === '|' ? 1 : 0);
   }
-  return { value, mask: 0xffffffff >>> 0 };
+  return { value, mask: 0xffffffff };
 }
 
 export const CT_STATE_NAMES: [string, number][] = [['new', 0x01], ['est', 0x02], ['rel', 0x04], ['rpl', 0x08], ['inv', 0x10], ['trk', 0x20], ['snat', 0x40], ['dnat', 0x80]];
-export const TCP_FLAG_NAMES: [string, number][] = [['fin', 0x001], ['syn', 0x002], ['rst', 0x004], ['psh', 0x008], ['ack', 0x010], ['urg', 0x020], ['ece', 0x040], ['cwr', 0x080], ['ns', 0x100]];
+export const TCP_FLAG_NAMES: [string, number][] = [['fin', 0x001], ['syn', 0x002], ['rst', 0x004], ['psh', 0x008], ['ack', 0x010], ['urg', 0x020], ['ece', 0x040], ['cwr', 0x080], ['ns', 0x100], ['[200]', 0x200], ['[400]', 0x400], ['[800]', 0x800]];
 export const TUN_FLAG_NAMES: [string, number][] = [['oam', 0x1], ['df', 0x2], ['csum', 0x4], ['key', 0x8]];
 export const flagName = (names: [string, number][]) => (bit: number): string | null => names.find(([, b]) => b === bit)?.[0] ?? null;
 
@@ -297,19 +315,52 @@ export function portText(port: number, map?: PortMap | null): string {
 
 /** ofputil_port_from_string: a number, a reserved name, or a port name from the map. */
 export function parsePort(s: string, map?: PortMap | null): number | null {
-  let t = s;
-  if (t.startsWith('"') && t.endsWith('"') && t.length >= 2) t = t.slice(1, -1);
-  else if (/^\d+$/.test(t)) {
-    const n = Number(t);
-    if (n < OFPP.MAX) return n;
-    if (n >= 0xffffff00 && n <= 0xffffffff) return n - 0xffffff00 + 0xff00;
-    if (n <= 0xffff) return n >= OFPP.MAX && n < OFPP.UNSET ? null : n;
+  if (s.startsWith('-')) {
+    warn('ofp_port', `Negative value ${s} is not a valid port number.`);
     return null;
   }
-  const r = RESERVED.find(([n]) => n === t.toUpperCase());
-  if (r && !map?.byName.has(t)) return r[1];
-  if (t.toUpperCase() === 'NONE') return OFPP.NONE;
-  return map?.byName.get(t) ?? null;
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n > 0xffffffff) return null;
+    if (n < OFPP.MAX) return n;
+    if (n < 0xfff8) {
+      warn('ofp_port', `port ${n} is a reserved OF1.0 port number that will be translated to ${n + 0xffff0000} when talking to an OF1.1 or later controller`);
+      return n;
+    }
+    if (n <= 0xffff) {
+      warn('ofp_port', `referring to port ${portText(n)} as ${n} is deprecated for compatibility with OpenFlow 1.1 and later`);
+      return n;
+    }
+    if (n < 0xffffff00) {
+      warn('ofp_port', `port ${n} is outside the supported range 0 through ffff or 0xffffff00 through 0xffffffff`);
+      return null;
+    }
+    return n - 0xffff0000;
+  }
+  const r = RESERVED.find(([n]) => n === s.toUpperCase());
+  if (r) return r[1];
+  if (s.toUpperCase() === 'NONE') return OFPP.NONE;
+  let name = s;
+  if (s.startsWith('"')) {
+    if (s.length < 2 || !s.endsWith('"')) return null;
+    name = s.slice(1, -1);
+  }
+  return map?.byName.get(name) ?? null;
+}
+
+/** ofputil_table_from_string: a table number 0..255. */
+export function parseTable(s: string): number | null {
+  if (s.startsWith('-')) {
+    warn('ofp_table', `Negative value ${s} is not a valid table number.`);
+    return null;
+  }
+  if (!/^\d+$/.test(s)) return null;
+  const n = Number(s);
+  if (n > 255) {
+    warn('ofp_table', `table ${n} is outside the supported range 0 through 255`);
+    return null;
+  }
+  return n;
 }
 
 // -- the key=value tokenizer (ofputil_parse_key_value) --

@@ -65,10 +65,17 @@ function wireOne(a: Ofpact, v: OfVersion): Ofpact[] {
       return [{ ...a, actions: wire(a.actions, v) }];
     case 'ct':
       return [{ ...a, actions: wire(a.actions, v) }];
-    case 'write_actions':
-      return [{ ...a, actions: wire(a.actions, v) }];
     case 'controller':
       return [{ ...a, v2: a.v2 || a.userdata !== null || a.pause || a.meterId !== null }];
+    case 'push_vlan':
+      // OpenFlow 1.0 has no push: the tag comes with the set_vlan_vid that follows.
+      return v === 10 ? [] : [a];
+    case 'goto_table':
+      return v === 10 ? [{ type: 'resubmit', inPort: 0xfff8, table: a.table, ct: false, short: false }] : [a];
+    case 'write_actions':
+    case 'clear_actions':
+    case 'meter':
+      return v === 10 ? [] : a.type === 'write_actions' ? [{ ...a, actions: wire(a.actions, v) }] : [a];
     default:
       return [a];
   }

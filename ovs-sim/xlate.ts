@@ -114,6 +114,8 @@ class Ctx {
   ctMarkMask = 0;
   ctLabelMask = 0n;
   readonly origSkbPriority: number;
+  /** Bits looked at or written so far (the megaflow mask); set() actions are masked by it. */
+  wc: Flow = new Uint32Array(FLOW_WORDS);
   /** Recirculation ids this translation holds, by frozen state: identical states share one. */
   private readonly recircIds = new Map<string, number>();
 
@@ -151,7 +153,12 @@ class Ctx {
   }
 
   commit(): void {
-    if (commit(this.flow, this.base, this.odp).slowAction) this.slowAction = true;
+    if (commit(this.flow, this.base, this.odp, this.wc).slowAction) this.slowAction = true;
+  }
+
+  /** Mark bits of a field as looked at or written. */
+  touch(member: keyof typeof W, bits: number, words = 1): void {
+    for (let i = 0; i < words; i++) this.wc[W[member] + i] = (this.wc[W[member] + i]! | bits) >>> 0;
   }
 }
 
@@ -180,6 +187,10 @@ function lookupFromTable(ctx: Ctx, tableId: number, inPort: number, mayPacketIn:
   f[W.tp_src] = oldTpSrc;
   f[W.tp_dst] = oldTpDst;
   f[W.in_port] = oldInPort;
+  if (rule?.subtable) {
+    const st = rule.subtable;
+    for (let i = 0; i < st.idx.length; i++) ctx.wc[st.idx[i]!] = (ctx.wc[st.idx[i]!]! | st.mask[i]!) >>> 0;
+  }
   return { rule: rule ?? null, table: t > 254 ? tableId : t };
 }
 
@@ -739,6 +750,7 @@ const isIpAny = (f: Flow): boolean => f[W.dl_type] === ETH_TYPE.IP || f[W.dl_typ
 function decTtl(ctx: Ctx, ids: number[] | null): boolean {
   const f = ctx.flow;
   if (!isIpAny(f)) return false;
+  ctx.touch('nw_ttl', 0xff);
   if (f[W.nw_ttl]! > 1) {
     f[W.nw_ttl] = f[W.nw_ttl]! - 1;
     return false;
@@ -815,6 +827,7 @@ function setFieldAction(ctx: Ctx, a: Extract<Ofpact, { type: 'set_field' }>): vo
   if (mf.name === 'ct_mark') ctx.ctMarkMask |= Number(a.mask);
   if (mf.name === 'ct_label') ctx.ctLabelMask |= a.mask;
   writeField(f, mf, a.value, a.mask);
+  writeField(ctx.wc, mf, a.mask, a.mask);
   if (mf.name === 'vlan_tci' && (Number(a.value & a.mask) & VLAN_CFI) === 0 && (Number(a.mask) & VLAN_CFI)) {
     // A TCI without CFI means no tag.
     f[W.vlan0] = f[W.vlan1]!;
@@ -828,6 +841,8 @@ function moveAction(ctx: Ctx, a: Extract<Ofpact, { type: 'reg_move' }>): void {
   if (a.dst.field.name === 'ct_mark') ctx.ctMarkMask |= Number(bitsMask(a.dst.nBits) << BigInt(a.dst.ofs));
   if (a.dst.field.name === 'ct_label') ctx.ctLabelMask |= bitsMask(a.dst.nBits) << BigInt(a.dst.ofs);
   writeSubfield(ctx.flow, a.dst, v, tun);
+  writeSubfield(ctx.wc, a.dst, bitsMask(a.dst.nBits), tun);
+  writeSubfield(ctx.wc, a.src, bitsMask(a.src.nBits), tun);
   reportSubfield(ctx, a.dst);
 }
 
@@ -918,28 +933,34 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
         break;
       case 'set_eth_src':
         setWords(flow, W.dl_src, 2, a.mac);
+        ctx.touch('dl_src', 0xffffffff, 2);
         break;
       case 'set_eth_dst':
         setWords(flow, W.dl_dst, 2, a.mac);
+        ctx.touch('dl_dst', 0xffffffff, 2);
         break;
       case 'set_ipv4_src':
-        if (flow[W.dl_type] === ETH_TYPE.IP) flow[W.nw_src] = a.ip;
+        if (flow[W.dl_type] === ETH_TYPE.IP) { flow[W.nw_src] = a.ip; ctx.touch('nw_src', 0xffffffff); }
         break;
       case 'set_ipv4_dst':
-        if (flow[W.dl_type] === ETH_TYPE.IP) flow[W.nw_dst] = a.ip;
+        if (flow[W.dl_type] === ETH_TYPE.IP) { flow[W.nw_dst] = a.ip; ctx.touch('nw_dst', 0xffffffff); }
         break;
       case 'set_ip_dscp':
-        if (isIpAny(flow)) flow[W.nw_tos] = (flow[W.nw_tos]! & 0x03) | a.dscp;
+        if (isIpAny(flow)) { flow[W.nw_tos] = (flow[W.nw_tos]! & 0x03) | a.dscp; ctx.touch('nw_tos', 0xfc); }
         break;
       case 'set_ip_ecn':
-        if (isIpAny(flow)) flow[W.nw_tos] = (flow[W.nw_tos]! & 0xfc) | a.ecn;
+        if (isIpAny(flow)) { flow[W.nw_tos] = (flow[W.nw_tos]! & 0xfc) | a.ecn; ctx.touch('nw_tos', 0x03); }
         break;
       case 'set_ip_ttl':
-        if (isIpAny(flow)) flow[W.nw_ttl] = a.ttl;
+        if (isIpAny(flow)) { flow[W.nw_ttl] = a.ttl; ctx.touch('nw_ttl', 0xff); }
         break;
       case 'set_l4_src_port':
       case 'set_l4_dst_port':
-        if (isIpAny(flow) && !(flow[W.nw_frag]! & FRAG.LATER)) flow[a.type === 'set_l4_src_port' ? W.tp_src : W.tp_dst] = a.port;
+        if (isIpAny(flow) && !(flow[W.nw_frag]! & FRAG.LATER)) {
+          flow[a.type === 'set_l4_src_port' ? W.tp_src : W.tp_dst] = a.port;
+          ctx.touch(a.type === 'set_l4_src_port' ? 'tp_src' : 'tp_dst', 0xffff);
+          ctx.touch('nw_proto', 0xff);
+        }
         break;
       case 'resubmit': {
         const inPort = a.inPort === OFPP.IN_PORT ? flow[W.in_port]! : a.inPort;
@@ -1034,13 +1055,44 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
       case 'debug_slow':
         ctx.slowAction = true;
         break;
-      case 'check_pkt_larger': {
-        const len = ctx.xin.packetLength ?? 0;
-        writeSubfield(flow, a.dst, len > a.len ? 1n : 0n, ctx.bridge.tun);
-        break;
-      }
+      case 'check_pkt_larger':
+        checkPktLarger(ctx, a, list.slice(i + 1));
+        return;
     }
   }
+}
+
+/**
+ * check_pkt_larger with a datapath that can check lengths: the rest of the actions translated
+ * twice, with the bit set and clear, into check_pkt_len(size=N,gt(...),le(...)).
+ */
+function checkPktLarger(ctx: Ctx, a: Extract<Ofpact, { type: 'check_pkt_larger' }>, rest: Ofpact[]): void {
+  const oldFlow = clone(ctx.flow);
+  const oldStack = [...ctx.stack];
+  const oldSet = [...ctx.actionSet];
+  ctx.commit();
+  const oldBase = clone(ctx.base);
+  const oldConntracked = ctx.conntracked;
+  const outer = ctx.odp;
+  const branch = (bit: bigint): OdpAction[] => {
+    ctx.odp = [];
+    ctx.stack = [...oldStack];
+    ctx.actionSet = [...oldSet];
+    writeSubfield(ctx.flow, a.dst, bit, ctx.bridge.tun);
+    doXlateActions(rest, ctx, true, false);
+    actionSet(ctx);
+    const got = ctx.odp;
+    ctx.base = clone(oldBase);
+    ctx.conntracked = oldConntracked;
+    ctx.flow = clone(oldFlow);
+    ctx.exit = false;
+    return got;
+  };
+  const gt = branch(1n);
+  const le = branch(0n);
+  ctx.odp = outer;
+  ctx.odp.push({ t: 'check_pkt_len', size: a.len, gt, le });
+  ctx.exit = true;
 }
 
 // -- the entry point --

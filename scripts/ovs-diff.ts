@@ -46,6 +46,23 @@ async function realOutcomes(file: string, lines: string[], cwd: string): Promise
   }
 }
 
+/** A small line diff: `-` real only, `+` simulator only, ` ` both. */
+function lineDiff(a: string[], b: string[]): string {
+  const n = a.length;
+  const m = b.length;
+  const L: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i]![j] = a[i] === b[j] ? L[i + 1]![j + 1]! + 1 : Math.max(L[i + 1]![j]!, L[i]![j + 1]!);
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) { out.push(`  ${a[i]}`); i++; j++; }
+    else if (j < m && (i >= n || L[i]![j + 1]! >= L[i + 1]![j]!)) { out.push(`+ ${b[j]}`); j++; }
+    else { out.push(`- ${a[i]}`); i++; }
+  }
+  return out.join('\n');
+}
+
 let differs = 0;
 let same = 0;
 for (const file of files) {
@@ -82,8 +99,11 @@ for (const file of files) {
       bad += 1;
       if (quiet) continue;
       console.log(`--- ${file}: ${c.what} of: ${line}`);
-      console.log(`real: ${typeof c.real === 'string' ? c.real : JSON.stringify(c.real, null, 1)}`);
-      console.log(`sim:  ${typeof c.ours === 'string' ? c.ours : JSON.stringify(c.ours, null, 1)}`);
+      if (Array.isArray(c.real) && Array.isArray(c.ours)) console.log(lineDiff(c.real as string[], c.ours as string[]));
+      else {
+        console.log(`real: ${typeof c.real === 'string' ? c.real : JSON.stringify(c.real, null, 1)}`);
+        console.log(`sim:  ${typeof c.ours === 'string' ? c.ours : JSON.stringify(c.ours, null, 1)}`);
+      }
     }
   });
   if (!showReal && !showSim) console.log(`${bad === 0 ? 'same' : `DIFFERS (${bad})`}: ${file}`);
