@@ -610,7 +610,7 @@ function parseOne(type: OfpactType, key: string, value: string, ctx: ParseContex
     case 'clear_actions':
     case 'debug_recirc':
     case 'debug_slow':
-      out.push({ type } as Ofpact);
+      out.push({ type });
       return;
     case 'clone':
       out.push({ type, actions: parseActions(value, ctx, false, 'clone') });

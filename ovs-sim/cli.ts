@@ -529,6 +529,28 @@ export function switchView(fm: FlowMod, v: OfVersion, protocol: number): FlowMod
   return out;
 }
 
+/**
+ * What `ovs-ofctl --bundle add-flows BRIDGE -` does with these lines (each `add`, `modify[_strict]`
+ * or `delete[_strict]` and a flow): parsed against the bridge's ports and TLV map, sent as
+ * OpenFlow 1.4 in one bundle, applied all or nothing. Throws with ovs-ofctl's reason.
+ */
+export function bundleFlowText(b: Bridge, lines: string[]): void {
+  const fms = lines.map((l) => {
+    try {
+      return switchView(parseFlowMod(l, null, { ports: b.portMap(), tun: b.tun }), 14, P.OF14_OXM);
+    } catch (e) {
+      if (e instanceof FieldError) throw new Error(`${l}: ${e.message}`);
+      throw e;
+    }
+  });
+  try {
+    b.bundle(fms);
+  } catch (e) {
+    if (e instanceof OfError) throw new Error(`bundle refused by the switch: ${e.code}`);
+    throw e;
+  }
+}
+
 /** An OpenFlow 1.0 match with no wildcards at all (such a flow gets the highest priority). */
 function exactInOf10(m: Match): boolean {
   const full = (w: number, mask: number): boolean => (m.wc[w]! & mask) >>> 0 === mask >>> 0;

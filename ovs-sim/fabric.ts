@@ -1,32 +1,60 @@
-// Several simulated hosts on one simulated underlay. Each host has bridges; a packet sent out
-// of a flow-based tunnel port (remote_ip=flow, key=flow) reaches the tunnel port of the same
-// type on the host whose underlay IP is tun_dst, with tun_id and tun_src/tun_dst set, as OVS's
-// native tunnelling delivers it (encapsulation headers are not materialized). Deliveries are
-// queued and run until idle, so a test drives the whole network deterministically.
-import { Bridge, type PacketInEvent, type PortType } from './bridge.js';
-import { extract, writeBack } from './packet.js';
-import type { Packet } from './match.js';
+// Several simulated hosts on one simulated underlay. Each host is one datapath its bridges share
+// (as ovs-vswitchd's one datapath per type); a packet is translated and executed as OVS would
+// (ct, recirculation, packet-ins, outputs). An output to a tunnel vport is encapsulated for real
+// (VXLAN or Geneve over IPv4/UDP, from this host's underlay IP) and carried to the host whose
+// underlay IP is tun_dst, which decapsulates it and receives it on its tunnel port whose options
+// (remote_ip, key) accept it, as the kernel's tunnel ports do. Deliveries are queued and run until
+// idle, so a test drives the whole network deterministically.
+import type { Ofpact } from './actions.js';
+import { Bridge, type PortType } from './bridge.js';
+import { type Clock, Datapath, wallClock } from './datapath.js';
+import { executeDatapath } from './dpexec.js';
+import { type Flow, W, getWords } from './flow.js';
+import type { OdpAction } from './odp.js';
+import { type TunnelType, decapsulate, encapsulate, extract, writeBack } from './packet.js';
+import { OFPP } from './text.js';
 import type { SimVm } from './vm.js';
 
-export interface PacketInFrame extends PacketInEvent {
+export interface PacketInFrame {
   bridge: string;
+  /** The OpenFlow port the packet came in on. */
+  inPort: number;
+  /** The cookie of the rule that sent it. */
+  cookie: bigint;
+  tableId: number;
+  /** The controller action's userdata, if any. */
+  userdata: Uint8Array | null;
+  /** The packet's metadata field when it was sent. */
+  metadata: bigint;
+  /** The flow as it was when sent (registers, tunnel, ...). */
+  flow: Flow;
+  /** The frame as it was when sent (with the actions before it applied). */
   frame: Uint8Array;
 }
 
-interface Delivery {
-  host: SimHost;
-  bridge: Bridge;
-  inPort: number;
-  frame: Uint8Array;
-  meta?: Packet;
+type Delivery =
+  | { kind: 'port'; host: SimHost; bridge: Bridge; inPort: number; frame: Uint8Array }
+  | { kind: 'underlay'; host: SimHost; type: TunnelType; frame: Uint8Array };
+
+const ipNumber = (ip: string): number => ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+const ipString = (n: number): string => [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join('.');
+
+export interface FabricOptions {
+  clock?: Clock;
 }
 
 export class Fabric {
   readonly hosts = new Map<string, SimHost>();
   private readonly queue: Delivery[] = [];
-  /** Tunnel packets to an underlay IP no host has. */
+  readonly clock: Clock;
+  /** Tunnel packets to an underlay IP no host has, or that no tunnel port there accepted. */
   lost = 0;
+  /** Tunnel packets carried across the underlay. */
   delivered = 0;
+
+  constructor(opts: FabricOptions = {}) {
+    this.clock = opts.clock ?? wallClock;
+  }
 
   addHost(name: string, underlayIp: string): SimHost {
     const h = new SimHost(name, underlayIp, this);
@@ -44,38 +72,49 @@ export class Fabric {
     while (this.queue.length > 0) {
       if (++n > limit) throw new Error(`fabric did not settle after ${limit} deliveries (loop?)`);
       const d = this.queue.shift()!;
-      d.host.process(d);
+      if (d.kind === 'port') d.host.process(d.bridge, d.inPort, d.frame);
+      else d.host.receiveTunnel(d.type, d.frame);
     }
     return n;
   }
 
-  tunnel(from: SimHost, type: PortType, p: Packet, frame: Uint8Array): void {
-    const dst = p.get('tun_dst') ?? 0n;
-    const ip = [24n, 16n, 8n, 0n].map((s) => Number((dst >> s) & 0xffn)).join('.');
-    const host = this.hosts.get(ip);
-    const target = host && [...host.bridges.values()].flatMap((b) => [...b.ports.values()].map((port) => ({ b, port }))).find((x) => x.port.type === type);
-    if (!host || !target) {
+  /** An encapsulated packet on the underlay, to the host that has its destination IP. */
+  carry(outer: Uint8Array, dst: number, type: TunnelType): void {
+    const host = this.hosts.get(ipString(dst));
+    if (!host) {
       this.lost += 1;
       return;
     }
-    const srcIp = from.underlayIp.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n);
     this.delivered += 1;
-    this.enqueue({ host, bridge: target.b, inPort: target.port.ofport, frame, meta: new Map([['tun_id', p.get('tun_id') ?? 0n], ['tun_src', srcIp], ['tun_dst', dst]]) });
+    this.enqueue({ kind: 'underlay', host, type, frame: outer });
   }
 }
 
+/** A MAC for a host's underlay interface, from its IP (locally administered). */
+const underlayMac = (ip: number): number => 0x020000000000 + ip;
+
 export class SimHost {
   readonly bridges = new Map<string, Bridge>();
+  readonly datapath: Datapath;
   /** Endpoints by bridge/ofport. */
   private readonly vms = new Map<string, SimVm>();
   private readonly listeners: ((e: PacketInFrame) => void)[] = [];
   private readonly portListeners: ((keys: string[]) => void)[] = [];
   readonly packetIns: PacketInFrame[] = [];
+  private readonly ip: number;
+  /** Every host reaches every underlay IP (the fabric counts what nobody receives). */
+  readonly underlayRoute = { route: (): boolean => true };
 
-  constructor(readonly name: string, readonly underlayIp: string, readonly fabric: Fabric) {}
+  constructor(readonly name: string, readonly underlayIp: string, readonly fabric: Fabric) {
+    this.datapath = new Datapath(fabric.clock);
+    this.ip = ipNumber(underlayIp);
+  }
 
+  /** A bridge in fail-mode secure (no NORMAL flow: the agent programs everything). */
   addBridge(name: string): Bridge {
-    const b = new Bridge(name);
+    const b = new Bridge(name, this.datapath);
+    b.failMode = 'secure';
+    b.addPort(name, 'internal', { ofportRequest: OFPP.LOCAL });
     this.bridges.set(name, b);
     return b;
   }
@@ -100,7 +139,7 @@ export class SimHost {
     const b = this.bridge(bridgeName);
     const port = b.addPort(portName, 'system', { externalIds });
     this.vms.set(`${bridgeName}/${port.ofport}`, vm);
-    vm.attach((frame) => this.fabric.enqueue({ host: this, bridge: b, inPort: port.ofport, frame }));
+    vm.attach((frame) => this.fabric.enqueue({ kind: 'port', host: this, bridge: b, inPort: port.ofport, frame }));
     const keys = [portName, ...Object.values(externalIds)];
     for (const l of this.portListeners) l(keys);
     return port.ofport;
@@ -114,31 +153,85 @@ export class SimHost {
     for (const l of this.portListeners) l(keys);
   }
 
-  /** A packet-out from a controller: the frame leaves by that port. */
-  packetOut(bridgeName: string, port: number, frame: Uint8Array): void {
-    this.emit(this.bridge(bridgeName), port, extract(frame, port), frame);
+  /** A packet-out from a controller (in_port CONTROLLER): run these actions on the frame. */
+  packetOut(bridgeName: string, actions: Ofpact[], frame: Uint8Array, inPort: number = OFPP.CONTROLLER): void {
+    const b = this.bridge(bridgeName);
+    this.execute(b, extract(frame, inPort, undefined, b.vlanLimit), frame, actions);
   }
 
-  process(d: Delivery): void {
-    const p = extract(d.frame, d.inPort);
-    if (d.meta) for (const [k, v] of d.meta) p.set(k, v);
-    const result = d.bridge.process(p);
-    for (const o of result.outputs) this.emit(d.bridge, o.port, o.packet, writeBack(d.frame, o.packet));
-    for (const pi of result.packetIns) {
-      const e: PacketInFrame = { ...pi, bridge: d.bridge.name, frame: writeBack(d.frame, pi.packet) };
-      this.packetIns.push(e);
-      for (const l of this.listeners) l(e);
-    }
+  process(b: Bridge, inPort: number, frame: Uint8Array): void {
+    if (![...b.ports.values()].some((p) => p.ofport === inPort)) return;
+    this.execute(b, extract(frame, inPort, undefined, b.vlanLimit), frame, null);
   }
 
-  private emit(bridge: Bridge, port: number, p: Packet, frame: Uint8Array): void {
-    const bp = bridge.ports.get(port);
-    if (!bp) return;
-    if (bp.type === 'vxlan' || bp.type === 'geneve') {
-      this.fabric.tunnel(this, bp.type, p, frame);
+  /** An encapsulated packet from the underlay: the tunnel port that accepts it receives it. */
+  receiveTunnel(type: TunnelType, outer: Uint8Array): void {
+    for (const b of this.bridges.values()) {
+      const d = decapsulate(outer, b.tun);
+      if (!d || d.type !== type) continue;
+      const port = [...b.ports.values()].find((p) => p.type === type && accepts(p.options, d.meta, this.ip));
+      if (!port) continue;
+      this.execute(b, extract(d.inner, port.ofport, d.meta, b.vlanLimit), d.inner, null);
       return;
     }
-    const vm = this.vms.get(`${bridge.name}/${port}`);
-    if (vm) vm.receive(frame);
+    this.fabric.lost += 1;
+  }
+
+  private execute(b: Bridge, flow: Flow, frame: Uint8Array, actions: Ofpact[] | null): void {
+    executeDatapath(b, flow, frame, {
+      actions,
+      underlay: this.underlayRoute,
+      sinks: {
+        output: (port, f, bridge) => this.output(bridge, port, f, frame),
+        packetIn: (a, bridge) => this.packetIn(a, bridge, frame),
+      },
+    });
+  }
+
+  private output(bridge: Bridge, odpPort: number, f: Flow, original: Uint8Array): void {
+    const frame = writeBack(original, f, bridge.vlanLimit);
+    const dp = this.datapath.names().get(odpPort) ?? '';
+    const type: TunnelType | null = dp.startsWith('vxlan_sys_') ? 'vxlan' : dp.startsWith('genev_sys_') ? 'geneve' : null;
+    if (type) {
+      const hop = { srcMac: underlayMac(this.ip), dstMac: underlayMac(f[W.tun_dst]!) };
+      const src = f[W.tun_src] || this.ip;
+      const t = Uint32Array.from(f);
+      t[W.tun_src] = src;
+      this.fabric.carry(encapsulate(frame, t, type, hop, bridge.tun), f[W.tun_dst]!, type);
+      return;
+    }
+    // A local port: the VM on it (any bridge of this datapath), or an internal port nobody reads.
+    for (const b of this.bridges.values()) {
+      for (const p of b.ports.values()) {
+        if (p.odpPort !== odpPort) continue;
+        this.vms.get(`${b.name}/${p.ofport}`)?.receive(frame);
+        return;
+      }
+    }
+  }
+
+  private packetIn(a: Extract<OdpAction, { t: 'userspace' }>, bridge: Bridge, original: Uint8Array): void {
+    const f = a.flow;
+    const e: PacketInFrame = {
+      bridge: a.bridge || bridge.name, inPort: f[W.in_port]!, cookie: a.cookie.ruleCookie, tableId: a.tableId, userdata: a.userdata,
+      metadata: getWords(f, W.metadata, 2), flow: f, frame: writeBack(original, f, bridge.vlanLimit),
+    };
+    this.packetIns.push(e);
+    for (const l of this.listeners) l(e);
   }
 }
+
+/** Does a tunnel port with these options receive a packet with this tunnel metadata? */
+function accepts(options: Map<string, string>, meta: Flow, localIp: number): boolean {
+  const remote = options.get('remote_ip');
+  if (remote !== undefined && remote !== 'flow' && ipNumber(remote) !== meta[W.tun_src]) return false;
+  const local = options.get('local_ip');
+  if (local !== undefined && local !== 'flow' && ipNumber(local) !== meta[W.tun_dst]) return false;
+  if (local === undefined && meta[W.tun_dst] !== localIp) return false;
+  // No key option is key 0, as a tunnel port without one receives only VNI 0.
+  const key = options.get('in_key') ?? options.get('key') ?? '0';
+  if (key !== 'flow' && BigInt(Number(key)) !== getWords(meta, W.tun_id, 2)) return false;
+  return true;
+}
+
+export type { PortType };

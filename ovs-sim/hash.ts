@@ -115,3 +115,19 @@ export function flowHashSymmetricL4(f: Flow, basis: number): number {
   }
   return jhashBytes(b, basis);
 }
+
+/** hash_bytes(p, n, basis) as a little-endian host computes it (words read in host order). */
+export function hashBytes(bytes: Uint8Array, basis: number): number {
+  let hash = basis >>> 0;
+  let i = 0;
+  for (; i + 4 <= bytes.length; i += 4) hash = mhashAdd(hash, (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) >>> 0);
+  if (i < bytes.length) {
+    let tmp = 0;
+    for (let k = 0; i + k < bytes.length; k++) tmp |= bytes[i + k]! << (8 * k);
+    hash = mhashAdd(hash, tmp >>> 0);
+  }
+  return hashFinish(hash, bytes.length);
+}
+
+/** hash_string(s, basis): an shash's hash of a name. */
+export const hashString = (s: string, basis = 0): number => hashBytes(new TextEncoder().encode(s), basis);

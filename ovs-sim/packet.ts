@@ -317,7 +317,7 @@ function writeL4(b: Uint8Array, l3: number, l4: number, end: number, proto: numb
   } else if (v6 && proto === IPPROTO.ICMPV6 && end >= l4 + 4) {
     b[l4] = f[W.tp_src]!;
     b[l4 + 1] = f[W.tp_dst]!;
-    const type = b[l4]!;
+    const type = b[l4];
     if ((type === 135 || type === 136) && end >= l4 + 24) {
       put128(b, l4 + 8, getWords(f, W.nd_target, 4));
       let o = l4 + 24;
@@ -337,13 +337,13 @@ function writeL4(b: Uint8Array, l3: number, l4: number, end: number, proto: numb
 
 export type TunnelType = 'vxlan' | 'geneve';
 
-export interface Underlay {
+export interface UnderlayHop {
   srcMac: number;
   dstMac: number;
 }
 
 /** The inner frame in a VXLAN or Geneve packet to the flow's tun_dst, from tun_src. */
-export function encapsulate(inner: Uint8Array, f: Flow, type: TunnelType, u: Underlay, tun?: TunTable | null): Uint8Array {
+export function encapsulate(inner: Uint8Array, f: Flow, type: TunnelType, u: UnderlayHop, tun?: TunTable | null): Uint8Array {
   const vni = Number(getWords(f, W.tun_id, 2) & 0xffffffn);
   let opts = new Uint8Array(0);
   if (type === 'geneve' && tun) {

@@ -5,6 +5,8 @@
 import { Bridge, type PortType } from './bridge.js';
 import type { Datapath } from './datapath.js';
 import { FieldError } from './fields.js';
+import { hashString } from './hash.js';
+import { hashOrder } from './hmap.js';
 import { OFPP } from './text.js';
 
 interface Result {
@@ -51,6 +53,10 @@ export class Vsctl {
   private readonly otherConfig = new Map<string, string>();
   /** Bridges created by the transaction being run. */
   private created: Bridge[] = [];
+  /** Interface rows the transaction added or changed: vswitchd makes their ports at its end. */
+  private dirty = new Set<IfaceRow>();
+  /** Bridges in creation order (all_bridges is walked in hash order of these). */
+  private bridgeNames: string[] = [];
 
   constructor(private readonly dp: Datapath) {}
 
@@ -67,6 +73,7 @@ export class Vsctl {
         else clauses.at(-1)!.push(a);
       }
       this.created = [];
+      this.dirty = new Set();
       for (const c of clauses) {
         const opts = new Set<string>();
         while (c.length && c[0]!.startsWith('--') && c[0] !== '--') opts.add(c.shift()!);
@@ -74,6 +81,7 @@ export class Vsctl {
         const r = this.command(c[0]!, c.slice(1), opts);
         if (r !== null) out.push(r);
       }
+      this.reconfigure();
       // A new bridge in standalone mode with no controller gets OVS's NORMAL flow.
       for (const b of this.created) {
         const row = this.bridgeRows.get(b.name);
@@ -114,7 +122,7 @@ export class Vsctl {
         if (p) throw new VsctlError(`cannot create a bridge named ${name} because a port named ${name} already exists on bridge ${p.bridge}`);
         const b = new Bridge(name, this.dp);
         this.bridgeRows.set(name, { name, datapathType: '', failMode: '', otherConfig: new Map(), externalIds: new Map() });
-        b.addPort(name, 'internal', { ofportRequest: OFPP.LOCAL });
+        this.bridgeNames.push(name);
         this.created.push(b);
         return null;
       }
@@ -131,6 +139,7 @@ export class Vsctl {
         }
         this.bridges.delete(name);
         this.bridgeRows.delete(name);
+        this.bridgeNames = this.bridgeNames.filter((n) => n !== name);
         return null;
       }
       case 'add-port': {
@@ -163,8 +172,9 @@ export class Vsctl {
           if (ifExists) return null;
           throw new VsctlError(`no port named ${name}`);
         }
-        this.bridgeOf(row!.bridge).removePort(name);
+        this.bridgeOf(row.bridge).removePort(name);
         this.ifaces.delete(name);
+        this.dirty.delete(row);
         return null;
       }
       case 'list-br':
@@ -286,8 +296,52 @@ export class Vsctl {
     else throw new VsctlError(`${this.tableName(t)} does not contain a column whose name matches "${name}"`);
   }
 
-  /** Make the bridge's port match the interface row (re-creating it when its type or number changes). */
-  private materialize(b: Bridge, row: IfaceRow): void {
+  /** The interface row changed: its port follows when the transaction commits. */
+  private materialize(_b: Bridge, row: IfaceRow): void {
+    this.dirty.add(row);
+  }
+
+  /**
+   * bridge_reconfigure: ports whose type or requested number changed go first; then, bridge by
+   * bridge (in all_bridges' hash order), the new interfaces that request an OpenFlow number, then
+   * the rest (the bridge's own port among them), each pass in the hash order of the bridge's
+   * wanted ports, as that order decides who gets which datapath and OpenFlow number.
+   */
+  private reconfigure(): void {
+    const pending = [...this.dirty].filter((r) => this.ifaces.get(r.name) === r && this.bridges.has(r.bridge));
+    for (const row of pending) {
+      const b = this.bridgeOf(row.bridge);
+      const existing = b.portByName(row.name);
+      if (!existing) continue;
+      const type = (row.type || 'system') as PortType;
+      if (existing.type === type && (row.ofportRequest === null || row.ofportRequest === existing.ofport)) {
+        this.apply(b, row);
+        continue;
+      }
+      b.removePort(row.name);
+    }
+    const created = new Set(this.created.map((b) => b.name));
+    for (const brName of hashOrder(this.bridgeNames, (n) => hashString(n))) {
+      const b = this.bridges.get(brName);
+      if (!b) continue;
+      const rows = [...this.ifaces.values()].filter((r) => r.bridge === brName);
+      const wanted = hashOrder([brName, ...rows.map((r) => r.name)], (n) => hashString(n));
+      const todo = new Set(pending.filter((r) => r.bridge === brName && !b.portByName(r.name)).map((r) => r.name));
+      for (const requested of [true, false]) {
+        for (const name of wanted) {
+          if (name === brName) {
+            if (!requested && created.has(brName) && !b.portByName(brName)) b.addPort(brName, 'internal', { ofportRequest: OFPP.LOCAL });
+            continue;
+          }
+          const row = this.ifaces.get(name)!;
+          if (todo.has(name) && (row.ofportRequest !== null) === requested) this.apply(b, row);
+        }
+      }
+    }
+  }
+
+  /** Make the bridge's port match the interface row. */
+  private apply(b: Bridge, row: IfaceRow): void {
     const existing = b.portByName(row.name);
     const type = (row.type || 'system') as PortType;
     const options = Object.fromEntries(row.options);

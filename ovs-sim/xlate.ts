@@ -10,7 +10,7 @@ import { CS, ETH_TYPE, FLOW_WORDS, FRAG, type Flow, IPPROTO, TNL_F, VLAN_CFI, W,
 import { prereqsOk, readField, writeField } from './fields.js';
 import type { Group } from './groups.js';
 import { learnExecute } from './learn.js';
-import { Match, formatFieldValue, formatMatch, setField } from './match.js';
+import { Match, formatFieldValue, formatMatch } from './match.js';
 import { type OdpAction, commit } from './odp.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, readSubfield, readWhole, writeSubfield } from './subfield.js';
 import { OFPP, type PortMap, hexBytes, ipText } from './text.js';

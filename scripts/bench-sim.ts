@@ -6,8 +6,8 @@
 // (real OVS: about 1.46 KB per flow).
 import { writeFileSync } from 'node:fs';
 import { Bridge } from '../ovs-sim/bridge.js';
-import { parseFlowMod } from '../ovs-sim/flow.js';
-import type { Packet } from '../ovs-sim/match.js';
+import { type Flow, W, newFlow, setMac, setWords } from '../ovs-sim/flow.js';
+import { parseFlowMod } from '../ovs-sim/flowmod.js';
 import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';
 
 const args = process.argv.slice(2);
@@ -34,7 +34,7 @@ const lines = flowLines(N);
 global.gc?.();
 const heapBefore = process.memoryUsage().heapUsed;
 let t = performance.now();
-const mods = lines.map((l) => parseFlowMod(l));
+const mods = lines.map((l) => parseFlowMod(l, 'add'));
 const parseS = (performance.now() - t) / 1000;
 const bridge = new Bridge('br0');
 t = performance.now();
@@ -46,11 +46,19 @@ global.gc?.();
 const bytesPerFlow = (process.memoryUsage().heapUsed - heapBefore) / N;
 
 // Lookups: packets that hit the table-20 and table-30 flows, and misses.
-const packets: Packet[] = [];
+const packets: Flow[] = [];
 for (let i = 0; i < 10_000; i++) {
   const k = (i * 7919) % N;
-  const p: Packet = new Map([['in_port', 1n], ['metadata', BigInt(1 + (k % 500))], ['dl_dst', BigInt(`0x${mac(k).replace(/:/g, '')}`)], ['dl_type', 0x0800n], ['nw_proto', 6n],
-    ['nw_src', BigInt((10 << 24) | (k & 0xffff00))], ['nw_dst', BigInt((10 << 24) | k)], ['tp_dst', BigInt(1 + (k % 60000))], ['reg6', BigInt(k % 4096)]]);
+  const p = newFlow();
+  p[W.in_port] = 1;
+  setWords(p, W.metadata, 2, BigInt(1 + (k % 500)));
+  setMac(p, W.dl_dst, Number(`0x${mac(k).replace(/:/g, '')}`));
+  p[W.dl_type] = 0x0800;
+  p[W.nw_proto] = 6;
+  p[W.nw_src] = ((10 << 24) | (k & 0xffff00)) >>> 0;
+  p[W.nw_dst] = ((10 << 24) | k) >>> 0;
+  p[W.tp_dst] = 1 + (k % 60000);
+  p[W.regs + 6] = k % 4096;
   packets.push(p);
 }
 const tables = [bridge.table(20), bridge.table(30), bridge.table(4)];

@@ -8,10 +8,9 @@
 // Exit status 1 when a script differs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { execa } from 'execa';
 import { words } from '../ovs-sim/words.js';
 import { type Outcome, compareOutputs, scriptLines } from '../test/helpers/ovs-compare.js';
-import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';
+import { ovsMissing, runOnRealOvs } from '../test/helpers/ovs-sandbox.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | null => (args.includes(name) ? args[args.indexOf(name) + 1] ?? null : null);
@@ -27,22 +26,6 @@ if (!cachedDir) {
   if (missing) {
     console.error(missing);
     process.exit(2);
-  }
-}
-
-async function realOutcomes(file: string, lines: string[], cwd: string): Promise<Outcome[]> {
-  const sb = await startSandbox();
-  try {
-    const out: Outcome[] = [];
-    for (const line of lines) {
-      const argv = words(line);
-      const r = await execa(argv[0]!, argv.slice(1), { env: sb.env, cwd, reject: false, stdin: 'ignore' });
-      out.push({ stdout: r.stdout, stderr: r.stderr, status: r.exitCode ?? 1 });
-    }
-    return out;
-  } finally {
-    await sb.stop();
-    void file;
   }
 }
 
@@ -73,7 +56,7 @@ for (const file of files) {
   if (cachedDir) {
     real = JSON.parse(readFileSync(join(cachedDir, `${basename(file)}.json`), 'utf8')) as Outcome[];
   } else {
-    real = await realOutcomes(file, lines, cwd);
+    real = await runOnRealOvs(lines, cwd);
   }
   if (recordDir) {
     mkdirSync(recordDir, { recursive: true });

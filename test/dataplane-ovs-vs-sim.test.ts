@@ -1,15 +1,17 @@
-// The simulator held to real OVS 3.1 on the agent's own flows: the same flows installed in a
-// private OVS sandbox and in ovs-sim give the same dump-flows, and the same forwarding
-// decisions (table steps and actions of ofproto/trace) for a set of packets.
-import { writeFileSync } from 'node:fs';
-import test from 'ava';
+// The simulator held to real OVS 3.1 on the agent's own flows: the same command lines (build
+// br-int, bundle the rendered flows, dump them, trace packets) run against a private OVS sandbox
+// and against ovs-sim, and every output must agree after the corpus's one normalization.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { formatOfctl, render } from '../agent/render.js';
-import { formatFlow } from '../dataplane/flow.js';
+import type { Flow } from '../dataplane/flow.js';
 import { TUNNEL_PORTS } from '../dataplane/pipeline.js';
-import { Bridge } from '../ovs-sim/bridge.js';
-import { trace } from '../ovs-sim/trace.js';
-import { dumpLines, finalFlow, traceSteps } from './helpers/ovs-compare.js';
-import { ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+import { SimSwitch } from '../ovs-sim/cli.js';
+import { words } from '../ovs-sim/words.js';
+import { compareOutputs } from './helpers/ovs-compare.js';
+import { ovsMissing, runOnRealOvs } from './helpers/ovs-sandbox.js';
 
 const missing = await ovsMissing();
 if (missing) console.log(`dataplane-ovs-vs-sim: ${missing}`);
@@ -36,39 +38,42 @@ const PACKETS: Record<string, string> = {
   'from an unknown port': 'in_port=9,ip,dl_src=00:11:22:33:44:55,dl_dst=fa:16:3e:5a:00:03,nw_src=10.9.9.9,nw_dst=10.1.0.7',
 };
 
-maybe('dump-flows and ofproto/trace decisions match real OVS 3.1 on the agent\'s flows', async (t) => {
+
+/** br-int as the agent's OVS backend makes it, with VM ports 1..n (type dummy) and the tunnels. */
+function bridgeLine(vmPorts: number[]): string {
+  const tunnels = Object.values(TUNNEL_PORTS).map((tun) => `-- add-port br-int ${tun.name} -- set interface ${tun.name} type=${tun.type} options:remote_ip=flow options:key=flow ofport_request=${tun.ofport}`);
+  const vms = vmPorts.map((n) => `-- add-port br-int p${n} -- set interface p${n} type=dummy ofport_request=${n}`);
+  return ['ovs-vsctl add-br br-int -- set bridge br-int datapath_type=dummy fail-mode=secure', ...tunnels, ...vms].join(' ');
+}
+
+/** Run the lines on both (flows.txt holding the flows), compare every output; returns the simulator's outputs. */
+async function both(t: ExecutionContext, flows: Flow[], lines: string[]): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'ovs-vs-sim-'));
+  try {
+    writeFileSync(join(dir, 'flows.txt'), `${formatOfctl(flows)}\n`);
+    const real = await runOnRealOvs(lines, dir);
+    const sim = new SimSwitch({ cwd: dir });
+    return lines.map((line, i) => {
+      const ours = sim.run(line);
+      for (const c of compareOutputs(words(line), real[i]!, ours)) t.deepEqual(c.ours, c.real, `${c.what} of: ${line}`);
+      return ours.stdout;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+maybe('dump-flows and ofproto/trace match real OVS 3.1 on the agent\'s flows', async (t) => {
   const r = await render(fixtures, '10.0.0.11');
   const flows = r.flows();
   t.true(flows.length > 20);
-
-  const sim = new Bridge('br-int');
-  sim.addPort('p1', 'system', { ofportRequest: 1 });
-  sim.addPort('p2', 'system', { ofportRequest: 2 });
-  sim.addPort('p9', 'system', { ofportRequest: 9 });
-  for (const tun of Object.values(TUNNEL_PORTS)) sim.addPort(tun.name, tun.type, { ofportRequest: tun.ofport });
-  sim.bundle(flows.map(formatFlow));
-
-  const sb = await startSandbox();
-  try {
-    const tunnels = Object.values(TUNNEL_PORTS).flatMap((tun) => ['--', 'add-port', 'br-int', tun.name, '--', 'set', 'interface', tun.name, `type=${tun.type}`, 'options:remote_ip=flow', 'options:key=flow', `ofport_request=${tun.ofport}`]);
-    await sb.vsctl('add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=dummy', 'fail-mode=secure',
-      ...[1, 2, 9].flatMap((n) => ['--', 'add-port', 'br-int', `p${n}`, '--', 'set', 'interface', `p${n}`, 'type=dummy', `ofport_request=${n}`]), ...tunnels);
-    const file = `${sb.dir}/flows.txt`;
-    writeFileSync(file, `${formatOfctl(flows)}\n`);
-    await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-int', file);
-
-    t.deepEqual(dumpLines(sim.dumpFlows()), dumpLines(await sb.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', 'br-int')), 'dump-flows');
-
-    for (const [name, packet] of Object.entries(PACKETS)) {
-      const real = await sb.appctl('ofproto/trace', 'br-int', packet);
-      const ours = trace(sim, packet);
-      t.deepEqual(traceSteps(ours), traceSteps(real), `trace steps: ${name}`);
-      t.true(traceSteps(real).length > 0, name);
-      if (!/tunnel/.test(real)) t.is(finalFlow(ours), finalFlow(real), `final flow: ${name}`);
-    }
-  } finally {
-    await sb.stop();
-  }
+  const out = await both(t, flows, [
+    bridgeLine([1, 2, 9]),
+    'ovs-ofctl -O OpenFlow13 --bundle add-flows br-int flows.txt',
+    'ovs-ofctl -O OpenFlow13 --no-stats dump-flows br-int',
+    ...Object.values(PACKETS).map((p) => `ovs-appctl ofproto/trace br-int ${p}`),
+  ]);
+  t.true(out[2]!.split('\n').length > 20);
 });
 
 maybe('a network of 600 remote hosts and 300 local ports: flood flows fit OpenFlow messages, and OVS and the simulator flood alike', async (t) => {
@@ -84,26 +89,14 @@ maybe('a network of 600 remote hosts and 300 local ports: flood flows fit OpenFl
   const flows = r.flows();
   t.true(flows.some((f) => f.table === 45), 'remote flooding spilled into flood_remote');
   t.true(flows.some((f) => f.table === 55), 'local flooding spilled into flood_local');
-  const sim = new Bridge('br-int');
-  for (let p = 1; p <= 300; p++) sim.addPort(`p${p}`, 'system', { ofportRequest: p });
-  for (const tun of Object.values(TUNNEL_PORTS)) sim.addPort(tun.name, tun.type, { ofportRequest: tun.ofport });
-  sim.bundle(flows.map(formatFlow));
-  const sb = await startSandbox();
-  try {
-    const tunnels = Object.values(TUNNEL_PORTS).flatMap((tun) => ['--', 'add-port', 'br-int', tun.name, '--', 'set', 'interface', tun.name, `type=${tun.type}`, 'options:remote_ip=flow', 'options:key=flow', `ofport_request=${tun.ofport}`]);
-    const vmPorts = Array.from({ length: 300 }, (_, i) => i + 1).flatMap((n) => ['--', 'add-port', 'br-int', `p${n}`, '--', 'set', 'interface', `p${n}`, 'type=dummy', `ofport_request=${n}`]);
-    await sb.vsctl('add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=dummy', 'fail-mode=secure', ...tunnels, ...vmPorts);
-    const file = `${sb.dir}/flows.txt`;
-    writeFileSync(file, `${formatOfctl(flows)}\n`);
-    await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-int', file);
-    t.deepEqual(dumpLines(sim.dumpFlows()), dumpLines(await sb.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', 'br-int')));
-    const packet = 'in_port=1,ip,dl_src=fa:16:3e:00:00:00,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.0,nw_dst=10.255.255.255';
-    const real = await sb.appctl('ofproto/trace', 'br-int', packet);
-    const ours = trace(sim, packet);
-    t.is(traceSteps(ours).filter((l) => l.trim() === 'output:4097').length, 600);
-    t.is(traceSteps(ours).filter((l) => /^\s*output:\d+$/.test(l) && !l.includes('4097')).length, 300);
-    t.deepEqual(traceSteps(ours), traceSteps(real));
-  } finally {
-    await sb.stop();
-  }
+  const packet = 'in_port=1,ip,dl_src=fa:16:3e:00:00:00,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.0,nw_dst=10.255.255.255';
+  const out = await both(t, flows, [
+    bridgeLine(Array.from({ length: 300 }, (_, i) => i + 1)),
+    'ovs-ofctl -O OpenFlow13 --bundle add-flows br-int flows.txt',
+    'ovs-ofctl -O OpenFlow13 --no-stats dump-flows br-int',
+    `ovs-appctl ofproto/trace br-int ${packet}`,
+  ]);
+  const trace = out[3]!.split('\n');
+  t.is(trace.filter((l) => l.trim() === 'output:4097').length, 600);
+  t.is(trace.filter((l) => /^\s*output:\d+$/.test(l) && !l.includes('4097')).length, 300);
 });

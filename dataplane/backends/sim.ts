@@ -4,8 +4,9 @@ import type { FlowBackend, FlowChanges, PacketIn, PacketIo } from '../backend.js
 import { formatFlow, formatMatch } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
+import { bundleFlowText } from '../../ovs-sim/cli.js';
 import type { SimHost } from '../../ovs-sim/fabric.js';
-import { trace } from '../../ovs-sim/trace.js';
+import { traceCommand } from '../../ovs-sim/trace.js';
 
 export class SimBackend implements FlowBackend {
   readonly name = 'sim';
@@ -56,7 +57,8 @@ export class SimBackend implements FlowBackend {
 
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.listeners.push(l); },
-    packetOut: (port, frame) => this.host.packetOut(BRIDGE, port, frame),
+    // As the OpenFlow backend sends it: in_port CONTROLLER, output to the port, whole frame.
+    packetOut: (port, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port, maxLen: 0xffff }], frame),
   };
 
   start(): Promise<void> {
@@ -66,7 +68,7 @@ export class SimBackend implements FlowBackend {
     }
     this.host.onPacketIn((e) => {
       if (e.bridge !== BRIDGE) return;
-      const p: PacketIn = { inPort: e.inPort, metadata: e.packet.get('metadata') ?? 0n, cookie: e.cookie, data: Buffer.from(e.frame) };
+      const p: PacketIn = { inPort: e.inPort, metadata: e.metadata, cookie: e.cookie, data: Buffer.from(e.frame) };
       for (const l of this.listeners) l(p);
     });
     return Promise.resolve();
@@ -74,7 +76,7 @@ export class SimBackend implements FlowBackend {
 
   commit(changes: FlowChanges): Promise<void> {
     try {
-      this.bridge.bundle([
+      bundleFlowText(this.bridge, [
         ...changes.remove.map((f) => `delete_strict ${formatMatch(f)}`),
         ...changes.modify.map((f) => `modify_strict ${formatFlow(f)}`),
         ...changes.add.map((f) => `add ${formatFlow(f)}`),
@@ -89,9 +91,12 @@ export class SimBackend implements FlowBackend {
     this.host.onPortsChanged(listener);
   }
 
+  /** ofproto/trace as the OVS backend runs it: a packet is `in_port=N,HEX` or `in_port=N HEX`. */
   trace(spec: string): Promise<string> {
     try {
-      return Promise.resolve(trace(this.bridge, spec));
+      const m = /^(in_port=[^,\s]+)[,\s]+([0-9a-fA-F]+)$/.exec(spec.trim());
+      const args = m ? [BRIDGE, m[1]!, m[2]!] : [BRIDGE, spec];
+      return Promise.resolve(traceCommand(args, this.host.bridges, { underlay: this.host.underlayRoute }));
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }

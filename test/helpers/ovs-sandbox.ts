@@ -48,3 +48,20 @@ export async function startSandbox(): Promise<OvsSandbox> {
     },
   };
 }
+
+/** Run each command line of a script against a fresh sandbox (file arguments relative to cwd). */
+export async function runOnRealOvs(lines: string[], cwd: string): Promise<{ stdout: string; stderr: string; status: number }[]> {
+  const { words } = await import('../../ovs-sim/words.js');
+  const sb = await startSandbox();
+  try {
+    const out: { stdout: string; stderr: string; status: number }[] = [];
+    for (const line of lines) {
+      const argv = words(line);
+      const r = await execa(argv[0]!, argv.slice(1), { env: sb.env, cwd, reject: false, stdin: 'ignore' });
+      out.push({ stdout: r.stdout, stderr: r.stderr, status: r.exitCode ?? 1 });
+    }
+    return out;
+  } finally {
+    await sb.stop();
+  }
+}
