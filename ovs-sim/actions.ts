@@ -846,7 +846,7 @@ export function loadSegments(a: { field: MfField; value: bigint; mask: bigint })
     while (((m >> BigInt(ofs)) & 1n) === 0n) ofs++;
     let n = 0;
     // NXAST_REG_LOAD carries at most 64 bits: a longer run is two loads.
-    while (((m >> BigInt(ofs + n)) & 1n) === 1n && (n === 0 || (ofs + n) % 64 !== 0)) n++;
+    while (((m >> BigInt(ofs + n)) & 1n) === 1n && n < 64) n++;
     out.push([{ field: a.field, ofs, nBits: n }, (a.value >> BigInt(ofs)) & bitsMask(n)]);
     m &= ~(bitsMask(n) << BigInt(ofs));
     ofs += n;

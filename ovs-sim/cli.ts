@@ -15,7 +15,7 @@ import { FF, type FlowMod, parseFlowMod } from './flowmod.js';
 import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.js';
 import { Match, formatMatch, normalizeMatch } from './match.js';
 import { extract } from './packet.js';
-import { OFPP, keyValues, parsePort } from './text.js';
+import { OFPP, hexAlt, keyValues, parsePort } from './text.js';
 import { TraceError, traceCommand } from './trace.js';
 import { Vsctl } from './vsctl.js';
 import { type OfVersion, wire } from './wire.js';
@@ -611,9 +611,6 @@ function parseTlvMaps(s: string): TlvSpec[] {
   if (out.length === 0 && s.trim() !== '') throw new Fail(`ovs-ofctl: ${s}: unknown TLV map syntax`);
   return out;
 }
-
-/** printf's %#x: 0x-prefixed hex, but plain 0. */
-const hexAlt = (v: number): string => (v === 0 ? '0' : `0x${v.toString(16)}`);
 
 function tlvTable(entries: TlvSpec[]): string[] {
   const lines = [' mapping table:', '  class  type  length  match field', ' ------  ----  ------  --------------'];

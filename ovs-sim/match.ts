@@ -194,9 +194,13 @@ export function setField(m: Match, mf: MfField, value: bigint, mask: bigint, tun
     }
   }
   const mk = exact ? ones : mask & ones;
-  writeField(wc, mf, mk, ones);
+  // match_set_icmp_type/code: an exact ICMP type or code matches all 16 bits of tp_src/tp_dst.
+  if (exact && ICMP_FIELDS.has(mf.name)) wc[W[mf.member as 'tp_src']] = 0xffff;
+  else writeField(wc, mf, mk, ones);
   writeField(f, mf, value & mk, ones);
 }
+
+const ICMP_FIELDS = new Set(['icmp_type', 'icmp_code', 'icmpv6_type', 'icmpv6_code']);
 
 // -- prerequisite normalization (ofputil_normalize_match) --
 

@@ -410,3 +410,6 @@ export function keyValues(s: string): [string, string][] {
     out.push([key, value]);
   }
 }
+
+/** printf's %#x: 0x-prefixed hex, but a plain 0. */
+export const hexAlt = (v: number): string => (v === 0 ? '0' : `0x${v.toString(16)}`);

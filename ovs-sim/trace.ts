@@ -64,20 +64,21 @@ export function parseExactFlow(s: string, bridge: Bridge): Flow {
 
 const STATE_NAMES = new Map(CT_STATE_NAMES);
 
-/** --ct-next STATE: comma-separated flag names, validated as OVS does. */
+/** --ct-next STATE: flag names split at commas and spaces, validated as validate_ct_state does. */
 export function parseCtNext(s: string): number {
   let state = 0;
-  for (const part of s.split(',')) {
-    const bit = STATE_NAMES.get(part.trim());
-    if (bit === undefined) throw new TraceError(`${s}: unknown connection tracking state flag`);
+  for (const part of s.split(/[, ]+/).filter((p) => p !== '')) {
+    const bit = STATE_NAMES.get(part);
+    if (bit === undefined) throw new TraceError(`${part}: unknown connection tracking state flag`);
     state |= bit;
   }
-  if (!(state & CS.TRACKED) && state) throw new TraceError(`${s}: invalid connection state: If "trk" is unset, no other flags are set`);
-  if (state & CS.TRACKED) {
-    if ((state & CS.NEW) && (state & CS.REPLY_DIR)) throw new TraceError(`${s}: invalid connection state: "new" and "rpy" are mutually exclusive`);
-    if ((state & CS.INVALID) && (state & ~(CS.INVALID | CS.TRACKED))) throw new TraceError(`${s}: invalid connection state: "inv" flag cannot be set with other flags except "trk"`);
-    if ((state & CS.NEW) && (state & CS.ESTABLISHED)) throw new TraceError(`${s}: invalid connection state: "new" and "est" are mutually exclusive`);
-  }
+  const text = formatFlags(state, flagName(CT_STATE_NAMES), '|');
+  const errors: string[] = [];
+  if (state && !(state & CS.TRACKED)) errors.push('If "trk" is unset, no other flags are set');
+  if (state & CS.INVALID && state & ~(CS.TRACKED | CS.INVALID)) errors.push('when "inv" is set, only "trk" may also be set');
+  if (state & CS.NEW && state & CS.ESTABLISHED) errors.push('"new" and "est" are mutually exclusive');
+  if (state & CS.NEW && state & CS.REPLY_DIR) errors.push('"new" and "rpy" are mutually exclusive');
+  if (errors.length) throw new TraceError(errors.map((e) => `${text}: invalid connection state: ${e}`).join('\n'));
   return state;
 }
 

@@ -3,7 +3,7 @@
 // Set-Field in 1.2+; set_field on a register is an NXAST_REG_LOAD in 1.0), and decoding gives the
 // action that form stands for. A flow's actions as stored are the parsed ones after the round
 // trip of the add; as dumped, the stored ones after the round trip of the dump.
-import type { Ofpact } from './actions.js';
+import { type Ofpact, loadSegments } from './actions.js';
 import { type MfField, fieldByName } from './fields.js';
 
 export type OfVersion = 10 | 11 | 12 | 13 | 14 | 15;
@@ -81,10 +81,24 @@ function wireOne(a: Ofpact, v: OfVersion): Ofpact[] {
   }
 }
 
-function wireSetField(a: Extract<Ofpact, { type: 'set_field' }>, v: OfVersion): Ofpact[] {
+type SetField = Extract<Ofpact, { type: 'set_field' }>;
+
+/**
+ * NXAST_REG_LOAD: one action per contiguous run of the mask (at most 64 bits each), which the
+ * switch decodes as that many actions.
+ */
+function regLoads(a: SetField): Ofpact[] {
+  if (a.field.tunMetadata !== undefined) return [{ ...a, load: true }];
+  return loadSegments(a).map(([sf, value]) => {
+    const at = BigInt(sf.ofs);
+    return { ...a, load: true, value: value << at, mask: ((1n << BigInt(sf.nBits)) - 1n) << at };
+  });
+}
+
+function wireSetField(a: SetField, v: OfVersion): Ofpact[] {
   if (v >= 15) return [{ ...a, load: false }];
-  if (a.load) return [a];
-  if (v >= 12) return (a.mask & full(a.field)) === full(a.field) || a.field.tunMetadata !== undefined ? [a] : [{ ...a, load: true }];
+  if (a.load) return regLoads(a);
+  if (v >= 12) return (a.mask & full(a.field)) === full(a.field) || a.field.tunMetadata !== undefined ? [a] : regLoads(a);
   // OpenFlow 1.0 and 1.1: the legacy action for the field, else NXAST_REG_LOAD.
   const name = a.field.name;
   const n = Number(a.value);
@@ -110,7 +124,7 @@ function wireSetField(a: Extract<Ofpact, { type: 'set_field' }>, v: OfVersion): 
     case 'ip_dscp':
       return [{ type: 'set_ip_dscp', dscp: (n << 2) & 0xfc }];
     case 'nw_ecn':
-      return v === 10 ? [{ ...a, load: true }] : [{ type: 'set_ip_ecn', ecn: n }];
+      return v === 10 ? regLoads(a) : [{ type: 'set_ip_ecn', ecn: n }];
     case 'tcp_src':
     case 'udp_src':
       return [{ type: 'set_l4_src_port', port: n }];
@@ -118,6 +132,6 @@ function wireSetField(a: Extract<Ofpact, { type: 'set_field' }>, v: OfVersion): 
     case 'udp_dst':
       return [{ type: 'set_l4_dst_port', port: n }];
     default:
-      return [{ ...a, load: true }];
+      return regLoads(a);
   }
 }

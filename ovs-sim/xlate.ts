@@ -3,6 +3,7 @@
 // OVS's miss rules and depth limits), patch ports into the peer bridge, groups, learn, conntrack
 // with its recirculation, the action set; it produces the datapath actions in order and, when
 // asked, the trace tree ofproto/trace prints.
+import { hashOrder } from './hmap.js';
 import { type Ct, type Nat, type Ofpact, formatAction, formatActions } from './actions.js';
 import type { Bridge, BridgePort, Rule } from './bridge.js';
 import { flowHashSymmetricL4, hashInt } from './hash.js';
@@ -13,7 +14,7 @@ import { learnExecute } from './learn.js';
 import { Match, formatFieldValue, formatMatch } from './match.js';
 import { type OdpAction, commit } from './odp.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, readSubfield, readWhole, writeSubfield } from './subfield.js';
-import { OFPP, type PortMap, hexBytes, ipText } from './text.js';
+import { OFPP, type PortMap, hexAlt, hexBytes, ipText } from './text.js';
 import type { NodeType, TraceNode } from './trace-tree.js';
 
 const MAX_DEPTH = 64;
@@ -318,8 +319,9 @@ function outputAction(ctx: Ctx, p: number, maxLen: number, mayPacketIn: boolean,
   }
 }
 
+/** FLOOD and ALL walk the bridge's xports hmap (hashed by OpenFlow port, filled in creation order). */
 function flood(ctx: Ctx, all: boolean, last: boolean): void {
-  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== ctx.flow[W.in_port] && (all || !x.noFlood)).sort((a, b) => a.ofport - b.ofport);
+  const targets = hashOrder([...ctx.bridge.ports.values()], (x) => hashInt(x.ofport, 0)).filter((x) => x.ofport !== ctx.flow[W.in_port] && (all || !x.noFlood));
   targets.forEach((x, i) => composeOutput(ctx, x.ofport, last && i === targets.length - 1));
 }
 
@@ -526,6 +528,14 @@ function isTableMiss(r: Rule): boolean {
 
 // -- L2 learning switch (the NORMAL action), for bridges that use it --
 
+/** eth_addr_is_reserved: STP and other IEEE 802.1D, Extreme and Cisco protocol addresses. */
+const RESERVED_MACS = new Set<bigint>([
+  ...Array.from({ length: 16 }, (_, i) => 0x0180c2000000n + BigInt(i)),
+  0x00e02b000000n, 0x00e02b000004n, 0x00e02b000006n,
+  0x01000c000000n, 0x01000cccccccn, 0x01000ccccccdn, 0x01000ccdcdcdn,
+  ...Array.from({ length: 8 }, (_, i) => 0x01000cccccc0n + BigInt(i)),
+]);
+
 function xlateNormal(ctx: Ctx): void {
   const inPort = port(ctx, ctx.flow[W.in_port]!);
   if (!inPort) {
@@ -537,12 +547,14 @@ function xlateNormal(ctx: Ctx): void {
   const mac = ctx.bridge.macTable;
   const vlan = (f[W.vlan0]! & VLAN_CFI) ? f[W.vlan0]! & 0xfff : 0;
   const src = getWords(f, W.dl_src, 2) & 0xffffffffffffn;
-  if (!(src >> 40n & 1n)) {
-    const known = mac.get(`${vlan}/${src}`);
-    if (known !== inPort.ofport) {
-      if (ctx.xin.packet) mac.set(`${vlan}/${src}`, inPort.ofport);
-      ctx.report('detail', `learned that ${ethStr(src)} is on port ${inPort.name} in VLAN ${vlan}`);
-    }
+  if (RESERVED_MACS.has(dst)) {
+    ctx.report('detail', 'packet has reserved destination MAC, dropping');
+    return;
+  }
+  // Learning is a side effect: only a packet (not a plain trace) learns, and says so.
+  if (!(src >> 40n & 1n) && ctx.xin.packet && mac.get(`${vlan}/${src}`) !== inPort.ofport) {
+    mac.set(`${vlan}/${src}`, inPort.ofport);
+    ctx.report('detail', `learned that ${ethStr(src)} is on port ${inPort.name} in VLAN ${vlan}`);
   }
   const learned = (dst >> 40n) & 1n ? undefined : mac.get(`${vlan}/${dst}`);
   if (learned !== undefined && port(ctx, learned)) {
@@ -554,8 +566,10 @@ function xlateNormal(ctx: Ctx): void {
     composeOutput(ctx, learned, false);
     return;
   }
-  ctx.report('detail', (dst >> 40n) & 1n ? 'multicast traffic, flooding' : 'no learned MAC for destination, flooding');
-  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== inPort.ofport && !x.noFlood && x.type !== 'patch').sort((a, b) => a.ofport - b.ofport);
+  // (OVS says "multicast traffic" only with multicast snooping on, which the model has not.)
+  ctx.report('detail', 'no learned MAC for destination, flooding');
+  // xlate_normal_flood walks the bundles in creation order.
+  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== inPort.ofport && !x.noFlood && x.type !== 'patch');
   for (const t of targets) composeOutput(ctx, t.ofport, false);
 }
 
@@ -980,7 +994,7 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
       case 'pop_queue':
         if (flow[W.skb_priority] !== ctx.origSkbPriority) {
           flow[W.skb_priority] = ctx.origSkbPriority;
-          ctx.report('detail', `queue = 0x${ctx.origSkbPriority.toString(16)}`);
+          ctx.report('detail', `queue = ${hexAlt(ctx.origSkbPriority)}`);
         }
         break;
       case 'reg_move':
