@@ -132,7 +132,17 @@ export class Classifier<R extends ClsRule = ClsRule> {
 
   /** Insert a rule whose subtable and vals are set; the caller removed any rule it replaces. */
   insert(r: R): void {
-    const st = r.subtable as Subtable<R>;
+    // The rule's subtable may have been dropped since (its last rule removed, as when an add
+    // replaces the only rule of its shape): bring it back, or use the one that took its place.
+    let st = r.subtable as Subtable<R>;
+    const current = this.subtables.get(st.key);
+    if (current === undefined) {
+      this.subtables.set(st.key, st);
+      this.ordered = null;
+    } else if (current !== st) {
+      st = current;
+      r.subtable = st;
+    }
     const h = st.hashVals(r.vals);
     const b = st.buckets.get(h);
     if (b === undefined) st.buckets.set(h, r);
