@@ -14,6 +14,7 @@ import { W } from './flow.js';
 import { FF, type FlowMod, parseFlowMod } from './flowmod.js';
 import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.js';
 import { Match, formatMatch, normalizeMatch } from './match.js';
+import { nxRoundTrip } from './nx-match.js';
 import { extract } from './packet.js';
 import { OFPP, hexAlt, keyValues, parsePort } from './text.js';
 import { TraceError, traceCommand } from './trace.js';
@@ -508,7 +509,15 @@ const fieldSortable = (f: string): boolean => /^[a-z]/.test(f);
 
 /** What the switch sees of a flow mod sent in a protocol (ofputil_decode_flow_mod). */
 export function switchView(fm: FlowMod, v: OfVersion, protocol: number): FlowMod {
-  const out: FlowMod = { ...fm, actions: wire(fm.actions, v) };
+  // The match: NXM and OXM send only what nx_put_raw sends; a standard OpenFlow 1.0/1.1 match
+  // arrives as it was and the switch normalizes it.
+  let match: Match;
+  if (protocol & (P_OF10_NXM_ANY | P_ANY_OXM)) match = nxRoundTrip(fm.match, (protocol & P_ANY_OXM) !== 0);
+  else {
+    match = fm.match.clone();
+    normalizeMatch(match);
+  }
+  const out: FlowMod = { ...fm, match, actions: wire(fm.actions, v) };
   const ALL = 0xffffffffffffffffn;
   if (v === 10) {
     if (fm.command === 'add') out.flags |= FF.RESET_COUNTS;
