@@ -13,6 +13,7 @@ import { FLOW_WORDS, type Flow, W, newFlow } from './flow.js';
 import { FF, type FlowMod } from './flowmod.js';
 import type { Group, GroupMod } from './groups.js';
 import { Match, formatMatch } from './match.js';
+import { nxRoundTrip } from './nx-match.js';
 import { OFPP, type PortMap } from './text.js';
 import { TunTable } from './tlv.js';
 import { type OfVersion, wire } from './wire.js';
@@ -484,7 +485,7 @@ export class Bridge {
       s += `duration=${(d / 1000).toFixed(3)}s, `;
     }
     if (f.stats || r.table !== 0) s += `table=${r.table}, `;
-    if (f.stats) s += `n_packets=${r.flags & FF.NO_PKT_COUNTS ? 18446744073709551615n : r.nPackets}, n_bytes=${r.flags & FF.NO_BYT_COUNTS ? 18446744073709551615n : r.nBytes}, `;
+    if (f.stats) s += `n_packets=${r.nPackets}, n_bytes=${r.nBytes}, `;
     if (r.idle) s += `idle_timeout=${r.idle}, `;
     if (r.hard) s += `hard_timeout=${r.hard}, `;
     // Flow stats carry flags from OpenFlow 1.3 on (OF1.0/NXM dumps have none).
@@ -501,7 +502,8 @@ export class Bridge {
       const hardAge = Math.floor((now - r.modified) / 1000);
       if (hardAge !== Math.floor((now - r.created) / 1000)) s += `hard_age=${hardAge}, `;
     }
-    const m = formatMatch(r.match(), r.priority, f.ports, this.tun);
+    // The match comes back in the flow stats reply as NXM (OpenFlow 1.0) or OXM.
+    const m = formatMatch(nxRoundTrip(r.match(), f.version >= 12), r.priority, f.ports, this.tun);
     if (m !== '') s += `${m} `;
     return `${s}actions=${formatActions(wire(r.actions, f.version), { ports: f.ports, tun: this.tun })}`;
   }

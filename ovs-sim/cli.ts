@@ -517,7 +517,8 @@ export function switchView(fm: FlowMod, v: OfVersion, protocol: number): FlowMod
     match = fm.match.clone();
     normalizeMatch(match);
   }
-  const out: FlowMod = { ...fm, match, actions: wire(fm.actions, v) };
+  // Only OpenFlow 1.4 and later carry a flow's importance.
+  const out: FlowMod = { ...fm, match, actions: wire(fm.actions, v), importance: v >= 14 ? fm.importance : 0 };
   const ALL = 0xffffffffffffffffn;
   if (v === 10) {
     if (fm.command === 'add') out.flags |= FF.RESET_COUNTS;

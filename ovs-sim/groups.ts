@@ -1,7 +1,8 @@
 // Groups: all, select, indirect and fast_failover groups with their buckets, parsed from
 // ovs-ofctl's group syntax and printed as dump-groups prints them.
 import { type Ofpact, type ParseContext, anyUsable, formatActions, parseActions, strToU64 } from './actions.js';
-import { FieldError } from './fields.js';
+import { FieldError, type MfField, fieldByName, fieldOrder } from './fields.js';
+import { formatFieldValue, parseFieldValue } from './match.js';
 import { OFPP, type PortMap, keyValues, parsePort, portText } from './text.js';
 import type { TunTable } from './tlv.js';
 import { type OfVersion, wire } from './wire.js';
@@ -24,7 +25,7 @@ export interface Group {
   buckets: Bucket[];
   selectionMethod: string;
   selectionParam: bigint;
-  fields: string;
+  fields: HashField[];
   packets: number;
   bytes: number;
   created: number;
@@ -39,9 +40,38 @@ export interface GroupMod {
   buckets: Bucket[];
   selectionMethod: string;
   selectionParam: bigint;
-  fields: string;
+  fields: HashField[];
   /** insert/remove bucket: where (first, last, or a bucket id). */
   commandBucketId: 'first' | 'last' | 'all' | number | null;
+}
+
+/** A field selection_method=hash hashes, with the mask its value is taken under. */
+export interface HashField {
+  field: MfField;
+  mask: bigint;
+}
+
+/** fields(...) of a select group (parse_select_group_field), kept in meta-flow order. */
+function parseHashFields(text: string, ports?: PortMap | null): HashField[] {
+  const out: HashField[] = [];
+  for (const [name, value] of keyValues(text)) {
+    const mf = fieldByName(name);
+    if (!mf) throw new FieldError(`${text}: unknown field ${name}`);
+    if (out.some((f) => f.field === mf)) throw new FieldError(`${name}: duplicate field`);
+    let mask = mf.valueMask;
+    if (value !== '') {
+      mask = parseFieldValue(mf, value, ports).value;
+      if (mask === 0n && mf.tunMetadata === undefined) throw new FieldError(`${text}: values are wildcards here and must not be all-zeros`);
+    }
+    out.push({ field: mf, mask });
+  }
+  return out.sort((a, b) => fieldOrder(a.field) - fieldOrder(b.field));
+}
+
+function formatHashFields(fields: HashField[]): string {
+  const one = (f: HashField): string => (f.mask === f.field.valueMask ? f.field.name : `${f.field.name}=${formatFieldValue(f.field, f.mask, null)}`);
+  if (fields.length === 0) return '';
+  return fields.length === 1 ? `,fields=${one(fields[0]!)}` : `,fields(${fields.map(one).join(',')})`;
 }
 
 export const OFPG = { ALL: 0xfffffffc, ANY: 0xffffffff, MAX: 0xffffff00 } as const;
@@ -55,8 +85,8 @@ function parseGroupId(v: string): number {
   return n;
 }
 
-function parseBucket(text: string, ctx: { ports?: PortMap | null; tun?: TunTable | null }, idx: number): Bucket {
-  const b: Bucket = { id: idx, weight: 1, watchPort: null, watchGroup: null, actions: [], packets: 0, bytes: 0 };
+function parseBucket(text: string, ctx: { ports?: PortMap | null; tun?: TunTable | null }, idx: number, weight: number): Bucket {
+  const b: Bucket = { id: idx, weight, watchPort: null, watchGroup: null, actions: [], packets: 0, bytes: 0 };
   // Everything up to "actions=" (or the first action keyword) is bucket properties.
   let actText = text;
   const m = /(^|,)\s*actions=/.exec(text);
@@ -88,7 +118,7 @@ function parseBucket(text: string, ctx: { ports?: PortMap | null; tun?: TunTable
 
 /** One group line: `group_id=1,type=select,bucket=...,bucket=...`. */
 export function parseGroupMod(text: string, command: GroupCommand, ctx: { ports?: PortMap | null; tun?: TunTable | null } = {}): GroupMod {
-  const gm: GroupMod = { command, id: -1, type: null, buckets: [], selectionMethod: '', selectionParam: 0n, fields: '', commandBucketId: null };
+  const gm: GroupMod = { command, id: -1, type: null, buckets: [], selectionMethod: '', selectionParam: 0n, fields: [], commandBucketId: null };
   // Buckets run to the next "bucket=" at the top level.
   const parts = text.split(/,?\s*bucket=/);
   const head = parts.shift() ?? '';
@@ -100,26 +130,30 @@ export function parseGroupMod(text: string, command: GroupCommand, ctx: { ports?
       gm.type = t;
     } else if (k === 'selection_method') gm.selectionMethod = v;
     else if (k === 'selection_method_param') gm.selectionParam = strToU64(v);
-    else if (k === 'fields') gm.fields = v;
+    else if (k === 'fields') gm.fields = parseHashFields(v, ctx.ports);
     else if (k === 'command_bucket_id') gm.commandBucketId = v === 'first' ? 'first' : v === 'last' ? 'last' : v === 'all' ? 'all' : Number(v);
     else throw new FieldError(`unknown keyword ${k}`);
   }
-  gm.buckets = parts.map((p, i) => parseBucket(p, ctx, i));
+  gm.buckets = parts.map((p, i) => parseBucket(p, ctx, i, gm.type === 'select' ? 1 : 0));
   if (gm.id < 0) throw new FieldError('must specify a group_id');
   return gm;
 }
 
+/** A group as ofp_print_group prints it for protocol version `v`. */
 export function formatGroup(g: Group, v: OfVersion, ports?: PortMap | null, tun?: TunTable | null): string {
-  let s = ` group_id=${g.id},type=${g.type === 'ff' ? 'fast_failover' : g.type}`;
-  if (g.selectionMethod) s += `,selection_method=${g.selectionMethod}`;
+  let s = ` group_id=${g.id},type=${g.type}`;
+  if (g.selectionMethod) {
+    s += `,selection_method=${g.selectionMethod}`;
+    if (g.selectionParam) s += `,selection_method_param=${g.selectionParam}`;
+    s += formatHashFields(g.fields);
+  }
   for (const b of g.buckets) {
     s += ',bucket=';
-    const props: string[] = [];
-    if (v >= 15) props.push(`bucket_id:${b.id}`);
-    if (g.type === 'select' && b.weight !== 1) props.push(`weight:${b.weight}`);
-    if (b.watchPort !== null && b.watchPort !== ANY_WATCH) props.push(`watch_port:${portText(b.watchPort, ports)}`);
-    if (b.watchGroup !== null && b.watchGroup !== OFPG.ANY) props.push(`watch_group:${b.watchGroup}`);
-    s += props.length ? `${props.join(',')},` : '';
+    // Bucket ids are in the OpenFlow 1.5 (and Nicira OpenFlow 1.0) group messages only.
+    if (v === 10 || v >= 15) s += `bucket_id:${b.id},`;
+    if (b.weight !== (g.type === 'select' ? 1 : 0)) s += `weight:${b.weight},`;
+    if (b.watchPort !== null && b.watchPort !== ANY_WATCH) s += `watch_port:${portText(b.watchPort, ports)},`;
+    if (b.watchGroup !== null && b.watchGroup !== OFPG.ANY) s += `watch_group:${b.watchGroup},`;
     s += `actions=${formatActions(wire(b.actions, v), { ports, tun })}`;
   }
   return s;

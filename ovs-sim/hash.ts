@@ -131,3 +131,10 @@ export function hashBytes(bytes: Uint8Array, basis: number): number {
 
 /** hash_string(s, basis): an shash's hash of a name. */
 export const hashString = (s: string, basis = 0): number => hashBytes(new TextEncoder().encode(s), basis);
+
+/** hash_uint64_basis(x, basis). */
+export const hashUint64 = (x: bigint, basis = 0): number =>
+  hashFinish(mhashAdd(mhashAdd(basis >>> 0, Number(x & 0xffffffffn)), Number((x >> 32n) & 0xffffffffn)), 8);
+
+/** hash_boolean(x, basis). */
+export const hashBoolean = (x: boolean, basis: number): number => ((x ? 0xc2b73583 : 0xe90f1258) ^ rot(basis >>> 0, 1)) >>> 0;

@@ -4,9 +4,10 @@
 // with its recirculation, the action set; it produces the datapath actions in order and, when
 // asked, the trace tree ofproto/trace prints.
 import { hashOrder } from './hmap.js';
+import { tunMetadataRead } from './tlv.js';
 import { type Ct, type Nat, type Ofpact, formatAction, formatActions } from './actions.js';
 import type { Bridge, BridgePort, Rule } from './bridge.js';
-import { flowHashSymmetricL4, hashInt } from './hash.js';
+import { flowHashSymmetricL4, hashBoolean, hashBytes, hashInt, hashUint64 } from './hash.js';
 import { CS, ETH_TYPE, FLOW_WORDS, FRAG, type Flow, IPPROTO, TNL_F, VLAN_CFI, W, getWords, setWords } from './flow.js';
 import { prereqsOk, readField, writeField } from './fields.js';
 import type { Group } from './groups.js';
@@ -619,8 +620,23 @@ function pickFastFailover(ctx: Ctx, g: Group): Group['buckets'][number] | null {
   return null;
 }
 
+/** selection_method=hash with fields: hash the fields' masked values (pick_hash_fields_select_group). */
+function hashFieldsBasis(ctx: Ctx, g: Group): number {
+  let basis = hashUint64(g.selectionParam);
+  for (const { field, mask } of g.fields) {
+    if (!prereqsOk(field.prereq, ctx.flow)) continue;
+    const v = readField(ctx.flow, field) & mask;
+    const bytes = new Uint8Array(field.nBytes);
+    for (let i = 0; i < field.nBytes; i++) bytes[i] = Number((v >> BigInt(8 * (field.nBytes - 1 - i))) & 0xffn);
+    basis = hashBytes(bytes, basis);
+    if (field.tunMetadata !== undefined) basis = hashBoolean(tunMetadataRead(ctx.flow, field.tunMetadata, ctx.bridge.tun) !== null, basis);
+    writeField(ctx.wc, field, readField(ctx.wc, field) | mask);
+  }
+  return basis;
+}
+
 function pickSelect(ctx: Ctx, g: Group): Group['buckets'][number] | null {
-  const basis = flowHashSymmetricL4(ctx.flow, 0);
+  const basis = g.selectionMethod === 'hash' && g.fields.length > 0 ? hashFieldsBasis(ctx, g) : flowHashSymmetricL4(ctx.flow, 0);
   let best: Group['buckets'][number] | null = null;
   let bestScore = 0;
   for (const b of g.buckets) {
