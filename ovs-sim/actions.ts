@@ -81,6 +81,8 @@ export type Ofpact =
   | { type: 'conjunction'; id: number; clause: number; nClauses: number }
   | { type: 'note'; data: Uint8Array }
   | { type: 'exit' }
+  /** Internal (a frozen translation's): restore the table and rule cookie packet-ins report. */
+  | { type: 'unroll_xlate'; table: number; cookie: bigint }
   | { type: 'clone'; actions: Ofpact[] }
   | Ct
   | { type: 'ct_clear' }
@@ -793,6 +795,8 @@ export function formatAction(a: Ofpact, ctx: FormatContext = {}): string {
       return `note:${hexArg(a.data)}`;
     case 'exit':
       return 'exit';
+    case 'unroll_xlate':
+      return `unroll_xlate(table=${a.table}, cookie=${a.cookie})`;
     case 'clone':
       return `clone(${formatActions(a.actions, ctx)})`;
     case 'ct': {

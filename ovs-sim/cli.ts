@@ -188,11 +188,14 @@ export class SimSwitch {
             out.push(`${v === 10 ? 'NXST_AGGREGATE' : 'OFPST_AGGREGATE'} reply ${verTag(v)}(xid=0x${xid.toString(16)}): packet_count=${rules.reduce((s, r) => s + r.nPackets, 0)} byte_count=${rules.reduce((s, r) => s + r.nBytes, 0)} flow_count=${rules.length}`);
             break;
           }
-          if (o.stats && !o.sort) out.push(`${v === 10 ? 'NXST_FLOW' : 'OFPST_FLOW'} reply ${verTag(v)}(xid=0x${xid.toString(16)}):`);
+          // ovs-ofctl prints the raw reply (its header, idle_age) only with stats, no sort and no
+          // names; otherwise it formats each flow itself.
+          const raw = o.stats && !o.sort && !o.names;
+          if (raw) out.push(`${v === 10 ? 'NXST_FLOW' : 'OFPST_FLOW'} reply ${verTag(v)}(xid=0x${xid.toString(16)}):`);
           const ports = o.names ? b.portMap() : null;
           let list = rules;
           if (o.sort) list = [...rules].sort((a, c) => (o.sort!.reverse ? c.priority - a.priority : a.priority - c.priority));
-          for (const r of list) out.push(b.formatRule(r, { version: v, stats: o.stats, ports, sorted: o.sort !== null }));
+          for (const r of list) out.push(b.formatRule(r, { version: v, stats: o.stats, ports, sorted: !raw }));
           break;
         }
         case 'replace-flows':

@@ -4,6 +4,7 @@
 import type { Ofpact } from './actions.js';
 import type { Bridge } from './bridge.js';
 import { type Flow, W } from './flow.js';
+import { flowHashSymmetricL4 } from './hash.js';
 import type { OdpAction } from './odp.js';
 import { type FrozenState, type Underlay, xlate } from './xlate.js';
 
@@ -31,8 +32,9 @@ export function executeDatapath(bridge: Bridge, flow: Flow, packet: Uint8Array, 
 }
 
 function run(bridge: Bridge, odp: OdpAction[], packet: Uint8Array, opts: ExecOptions, depth: number, inFlow: Flow): void {
-  // The packet as the datapath has it: what the last ct() left.
+  // The packet as the datapath has it: what the last ct() left, and the hash() it got.
   let current: Flow | null = null;
+  let dpHash = 0;
   for (const a of odp) {
     switch (a.t) {
       case 'output':
@@ -47,12 +49,18 @@ function run(bridge: Bridge, odp: OdpAction[], packet: Uint8Array, opts: ExecOpt
         current = f;
         break;
       }
+      case 'hash':
+        // The simulator's datapath hash: symmetric over L3/L4 like sym_l4, not bit-exact with
+        // OVS's, never 0 (0 means "no hash yet").
+        dpHash = flowHashSymmetricL4(current ?? inFlow, a.basis) || 1;
+        break;
       case 'recirc': {
         const state = bridge.datapath.frozen.get(a.id) as FrozenState | undefined;
         bridge.datapath.frozen.delete(a.id);
         if (!state || depth >= MAX_RECIRCULATIONS) break;
         const f = Uint32Array.from(current ?? state.flow);
         f[W.recirc_id] = a.id;
+        if (dpHash) f[W.dp_hash] = dpHash;
         executeDatapath(state.bridge, f, packet, opts, depth + 1, state);
         break;
       }

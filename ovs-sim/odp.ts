@@ -29,7 +29,7 @@ export type OdpAction =
   | { t: 'clone'; actions: OdpAction[] }
   | { t: 'meter'; id: number }
   | { t: 'trunc'; maxLen: number }
-  | { t: 'hash'; text: string }
+  | { t: 'hash'; alg: 'l4' | 'sym_l4'; basis: number }
   | { t: 'tunnel'; text: string }
   | { t: 'check_pkt_len'; size: number; gt: OdpAction[]; le: OdpAction[] }
   | { t: 'drop' };
@@ -97,6 +97,7 @@ export function formatOdpAction(a: OdpAction, names?: Map<number, string> | null
     case 'trunc':
       return `trunc(${a.maxLen})`;
     case 'hash':
+      return `hash(${a.alg}(${a.basis}))`;
     case 'tunnel':
       return a.text;
     case 'check_pkt_len':

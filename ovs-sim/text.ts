@@ -302,14 +302,15 @@ export interface PortMap {
   byNumber: Map<number, string>;
 }
 
-const needsQuotes = (name: string): boolean => !/^[A-Za-z0-9_.-]+$/.test(name) || /^\d+$/.test(name) || RESERVED.some(([n]) => n === name.toUpperCase());
+/** name_needs_quotes: a name is printed bare only when it is a letter then letters and digits. */
+const needsQuotes = (name: string): boolean => !/^[A-Za-z][A-Za-z0-9]*$/.test(name);
 
-/** ofputil_format_port. */
+/** ofputil_format_port: a reserved port by its name, else the port's name (quoted as JSON when needed), else its number. */
 export function portText(port: number, map?: PortMap | null): string {
-  const name = map?.byNumber.get(port);
-  if (name !== undefined) return needsQuotes(name) ? `"${name}"` : name;
   const r = RESERVED.find(([, n]) => n === port);
-  if (r) return r[0] === 'ANY' ? 'ANY' : r[0];
+  if (r) return r[0];
+  const name = map?.byNumber.get(port);
+  if (name !== undefined) return needsQuotes(name) ? JSON.stringify(name) : name;
   return String(port);
 }
 

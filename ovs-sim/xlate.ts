@@ -9,13 +9,13 @@ import { type Ct, type Nat, type Ofpact, formatAction, formatActions } from './a
 import type { Bridge, BridgePort, Rule } from './bridge.js';
 import { flowHashSymmetricL4, hashBoolean, hashBytes, hashInt, hashUint64 } from './hash.js';
 import { CS, ETH_TYPE, FLOW_WORDS, FRAG, type Flow, IPPROTO, TNL_F, VLAN_CFI, W, getWords, setWords } from './flow.js';
-import { prereqsOk, readField, writeField } from './fields.js';
+import { fieldByName, prereqsOk, readField, writeField } from './fields.js';
 import type { Group } from './groups.js';
 import { learnExecute } from './learn.js';
 import { Match, formatFieldValue, formatMatch } from './match.js';
 import { type OdpAction, commit } from './odp.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, readSubfield, readWhole, writeSubfield } from './subfield.js';
-import { OFPP, type PortMap, hexAlt, hexBytes, ipText } from './text.js';
+import { OFPP, type PortMap, hexAlt, hexBytes, ipText, portText } from './text.js';
 import type { NodeType, TraceNode } from './trace-tree.js';
 
 const MAX_DEPTH = 64;
@@ -37,6 +37,8 @@ export interface FrozenState {
   stack: bigint[];
   /** The flow when frozen: its tunnel, metadata, registers and in_port come back on thaw. */
   flow: Flow;
+  /** The rest of the translation, when it was frozen mid-way (else the thaw looks up `table`). */
+  actions?: Ofpact[] | null;
 }
 
 export interface RecircNode {
@@ -118,6 +120,15 @@ class Ctx {
   readonly origSkbPriority: number;
   /** Bits looked at or written so far (the megaflow mask); set() actions are masked by it. */
   wc: Flow = new Uint32Array(FLOW_WORDS);
+  /**
+   * Freezing (ctx->freezing): a select group waiting for a datapath hash, or controller(pause),
+   * stops the translation; what is left of it is saved as frozen actions for a recirculation.
+   */
+  freezing = false;
+  frozenActions: Ofpact[] = [];
+  lastUnroll: Extract<Ofpact, { type: 'unroll_xlate' }> | null = null;
+  freezeHash: { alg: 'l4' | 'sym_l4'; basis: number } | null = null;
+  pause: Extract<Ofpact, { type: 'controller' }> | null = null;
   /** Recirculation ids this translation holds, by frozen state: identical states share one. */
   private readonly recircIds = new Map<string, number>();
 
@@ -457,7 +468,7 @@ function patchOutput(ctx: Ctx, inDev: BridgePort, last: boolean): void {
   if (n) ctx.trace = n.subs;
   ctx.bridge = peerBridge;
   tableAction(ctx, f[W.in_port]!, 0, true, true, false, last, cloneXlateActions);
-  actionSet(ctx);
+  actionSetOrFreeze(ctx);
   ctx.trace = oldTrace;
   ctx.flow = oldFlow;
   ctx.bridge = oldBridge;
@@ -489,7 +500,7 @@ const cloneXlateActions: Xlator = (actions, ctx, last) => {
   const oldFlow = clone(ctx.flow);
   if (reversible(actions) || last) {
     doXlateActions(actions, ctx, last, false);
-    actionSet(ctx);
+    actionSetOrFreeze(ctx);
   } else {
     ctx.commit();
     const oldBase = clone(ctx.base);
@@ -497,7 +508,7 @@ const cloneXlateActions: Xlator = (actions, ctx, last) => {
     const outer = ctx.odp;
     ctx.odp = [];
     doXlateActions(actions, ctx, true, false);
-    actionSet(ctx);
+    actionSetOrFreeze(ctx);
     const inner = ctx.odp;
     ctx.odp = outer;
     if (inner.length) ctx.odp.push({ t: 'clone', actions: inner });
@@ -602,22 +613,41 @@ function groupAction(ctx: Ctx, id: number, last: boolean): boolean {
   return false;
 }
 
-function bucketAlive(ctx: Ctx, b: Group['buckets'][number], depth = 0): boolean {
-  if (depth >= 32) return false;
-  if (b.watchPort !== null && b.watchPort !== OFPP.NONE) {
-    const p = port(ctx, b.watchPort);
-    if (!p) return false;
+/** bucket_is_alive: a bucket with no watch is alive; else its watched port exists or its watched group has a live bucket. */
+function bucketAlive(ctx: Ctx, g: Group, b: Bucket, depth = 0): boolean {
+  if (depth >= 128) {
+    ctx.report('error', 'bucket chaining exceeded 128 links');
+    return false;
   }
-  if (b.watchGroup !== null && b.watchGroup !== 0xffffffff) {
-    const g = ctx.bridge.groups.get(b.watchGroup);
-    if (!g || !g.buckets.some((x) => bucketAlive(ctx, x, depth + 1))) return false;
+  // In select groups a bucket of weight 0 is never used.
+  if (g.type === 'select' && b.weight === 0) return false;
+  const watchPort = b.watchPort ?? OFPP.NONE;
+  const watchGroup = b.watchGroup ?? 0xffffffff;
+  if (watchPort === OFPP.NONE && watchGroup === 0xffffffff) return true;
+  if (watchPort !== OFPP.NONE && watchPort !== OFPP.CONTROLLER && port(ctx, watchPort)) return true;
+  if (watchGroup !== 0xffffffff) {
+    const wg = ctx.bridge.groups.get(watchGroup);
+    if (wg && firstLiveBucket(ctx, wg, depth + 1)) return true;
   }
-  return true;
+  // A CONTROLLER watch is alive only with a controller connected, which a simulated switch has not.
+  return false;
 }
 
-function pickFastFailover(ctx: Ctx, g: Group): Group['buckets'][number] | null {
-  for (const b of g.buckets) if (bucketAlive(ctx, b)) return b;
+/** group_first_live_bucket, saying why each bucket before it is not live. */
+function firstLiveBucket(ctx: Ctx, g: Group, depth: number): Bucket | null {
+  for (const b of g.buckets) {
+    if (bucketAlive(ctx, g, b, depth)) return b;
+    const why: string[] = [];
+    if (b.watchPort !== null && b.watchPort !== OFPP.NONE) why.push(`port ${portText(b.watchPort)}`);
+    // (OVS says "port" for a watched group too.)
+    if (b.watchGroup !== null && b.watchGroup !== 0xffffffff) why.push(`port ${b.watchGroup}`);
+    ctx.report('detail', `bucket ${b.id}: not live due to ${why.join(' and ')}`);
+  }
   return null;
+}
+
+function pickFastFailover(ctx: Ctx, g: Group): Bucket | null {
+  return firstLiveBucket(ctx, g, 0);
 }
 
 /** selection_method=hash with fields: hash the fields' masked values (pick_hash_fields_select_group). */
@@ -635,12 +665,75 @@ function hashFieldsBasis(ctx: Ctx, g: Group): number {
   return basis;
 }
 
-function pickSelect(ctx: Ctx, g: Group): Group['buckets'][number] | null {
-  const basis = g.selectionMethod === 'hash' && g.fields.length > 0 ? hashFieldsBasis(ctx, g) : flowHashSymmetricL4(ctx.flow, 0);
+type Bucket = Group['buckets'][number];
+
+/**
+ * group_setup_dp_hash_table: spread 16 or more hash values over the buckets by weight (Webster's
+ * method); null when that needs more than `max` values (or 256), or no bucket has weight.
+ */
+function dpHashTable(g: Group, max: number): Bucket[] | null {
+  if (g.buckets.length === 0) return null;
+  let total = 0;
+  let minWeight = 0xffff;
+  for (const b of g.buckets) {
+    if (b.weight > 0 && b.weight < minWeight) minWeight = b.weight;
+    total += b.weight;
+  }
+  if (total === 0) return null;
+  const minSlots = Math.ceil(total / minWeight);
+  let pow2 = 1;
+  while (pow2 < minSlots) pow2 *= 2;
+  const nHash = Math.max(16, pow2);
+  if (nHash > 256 || (max !== 0 && nHash > max)) return null;
+  const web = g.buckets.map((b) => ({ b, divisor: 1, value: b.weight }));
+  const map: Bucket[] = [];
+  for (let h = 0; h < nHash; h++) {
+    let winner = web[0]!;
+    for (let i = 1; i < web.length; i++) if (web[i]!.value > winner.value) winner = web[i]!;
+    winner.divisor += 2;
+    winner.value = winner.b.weight / winner.divisor;
+    map.push(winner.b);
+  }
+  return map;
+}
+
+/** group_set_selection_method: without a method, dp_hash when 64 hash values will do. */
+function selectMethod(g: Group): { kind: 'default' | 'hash' } | { kind: 'dp_hash'; alg: 'l4' | 'sym_l4'; basis: number; map: Bucket[] } {
+  if (g.selectionMethod === '') {
+    const map = dpHashTable(g, 64);
+    return map ? { kind: 'dp_hash', alg: 'sym_l4', basis: 0, map } : { kind: 'default' };
+  }
+  if (g.selectionMethod === 'dp_hash') {
+    const map = dpHashTable(g, 0);
+    const alg = Number(g.selectionParam >> 32n) === 1 ? 'sym_l4' : 'l4';
+    return map ? { kind: 'dp_hash', alg, basis: Number(g.selectionParam & 0xffffffffn), map } : { kind: 'default' };
+  }
+  return { kind: g.fields.length > 0 ? 'hash' : 'default' };
+}
+
+function pickSelect(ctx: Ctx, g: Group): Bucket | null {
+  const method = selectMethod(g);
+  if (method.kind === 'dp_hash') {
+    const h = ctx.flow[W.dp_hash]!;
+    // No hash yet: have the datapath compute one and recirculate (the group runs again then).
+    if (h === 0) {
+      ctx.freezeHash = { alg: method.alg, basis: method.basis };
+      triggerFreeze(ctx);
+      return null;
+    }
+    const mask = method.map.length - 1;
+    ctx.wc[W.dp_hash] = (ctx.wc[W.dp_hash]! | mask) >>> 0;
+    for (let i = 0; i <= mask; i++) {
+      const b = method.map[(h + i) & mask]!;
+      if (bucketAlive(ctx, g, b)) return b;
+    }
+    return null;
+  }
+  const basis = method.kind === 'hash' ? hashFieldsBasis(ctx, g) : flowHashSymmetricL4(ctx.flow, 0);
   let best: Group['buckets'][number] | null = null;
   let bestScore = 0;
   for (const b of g.buckets) {
-    if (bucketAlive(ctx, b)) {
+    if (bucketAlive(ctx, g, b)) {
       const score = (hashInt(b.id, basis) & 0xffff) * b.weight;
       if (score >= bestScore) {
         best = b;
@@ -664,6 +757,7 @@ function groupBucket(ctx: Ctx, g: Group, b: Group['buckets'][number], last: bool
   ctx.depth++;
   doXlateActions(actionSetOrder(b.actions), ctx, last, true);
   ctx.depth--;
+  if (ctx.freezing) finishFreezing(ctx);
   ctx.flow = oldFlow;
   ctx.exit = false;
   ctx.trace = oldTrace;
@@ -886,6 +980,83 @@ function pushVlan(f: Flow, tpid: number): void {
   f[W.vlan0] = ((tpid << 16) | VLAN_CFI) >>> 0;
 }
 
+// -- freezing --
+
+function triggerFreeze(ctx: Ctx): void {
+  ctx.exit = true;
+  ctx.freezing = true;
+}
+
+function cancelFreeze(ctx: Ctx): void {
+  ctx.freezing = false;
+  ctx.frozenActions = [];
+  ctx.lastUnroll = null;
+  ctx.freezeHash = null;
+  ctx.pause = null;
+}
+
+/** freeze_unroll_actions: keep the actions from `from` on, with the table and cookie packet-ins need. */
+function freezeUnroll(ctx: Ctx, list: Ofpact[], from: number): void {
+  const unroll = (): void => {
+    if (ctx.lastUnroll && ctx.lastUnroll.table === ctx.tableId && ctx.lastUnroll.cookie === ctx.ruleCookie) return;
+    ctx.lastUnroll = { type: 'unroll_xlate', table: ctx.tableId, cookie: ctx.ruleCookie };
+    ctx.frozenActions.push(ctx.lastUnroll);
+  };
+  for (let j = from; j < list.length; j++) {
+    const a = list[j]!;
+    switch (a.type) {
+      case 'output': case 'output_reg': case 'output_trunc': case 'group': case 'controller': case 'dec_ttl':
+        unroll();
+        break;
+      case 'resubmit':
+        if (a.table === 255) unroll();
+        break;
+      case 'goto_table':
+        ctx.frozenActions.push({ type: 'resubmit', inPort: OFPP.IN_PORT, table: a.table, ct: false, short: false });
+        continue;
+      case 'write_metadata': {
+        const mf = fieldByName('metadata')!;
+        ctx.frozenActions.push({ type: 'set_field', field: mf, value: a.metadata, mask: a.mask, load: false });
+        continue;
+      }
+      case 'note': case 'conjunction':
+        continue;
+      default:
+        break;
+    }
+    ctx.frozenActions.push(a);
+  }
+}
+
+/** finish_freezing: commit, then recirculate (after a hash, or as a paused packet-in) into the frozen actions. */
+function finishFreezing(ctx: Ctx): void {
+  ctx.commit();
+  const actions = [...ctx.frozenActions];
+  const id = ctx.recircFor(0, `frozen:${formatActions(actions)}:${ctx.pause ? 'pause' : ''}`);
+  ctx.bridge.datapath.frozen.set(id, { bridge: ctx.bridge, table: 0, conntracked: ctx.conntracked, actionSet: [...ctx.actionSet], stack: [...ctx.stack], flow: clone(ctx.flow), actions });
+  if (ctx.pause) {
+    // A paused packet-in is a side effect: a plain trace sends nothing.
+    if (ctx.xin.packet) {
+      const p = ctx.pause;
+      ctx.odp.push({
+        t: 'userspace', pid: 0, cookie: {
+          reason: REASON[p.reason] ?? 1, dontSend: false, continuation: true, recircId: id, ruleCookie: ctx.ruleCookie, controllerId: p.id, maxLen: p.maxLen,
+        }, flow: clone(ctx.flow), userdata: p.userdata, tableId: ctx.tableId, bridge: ctx.bridge.name,
+      });
+    }
+  } else {
+    if (ctx.freezeHash) ctx.odp.push({ t: 'hash', ...ctx.freezeHash });
+    ctx.odp.push({ t: 'recirc', id });
+  }
+  cancelFreeze(ctx);
+}
+
+/** The action set at the end of a pipeline, unless the translation froze (then it is frozen too). */
+function actionSetOrFreeze(ctx: Ctx): void {
+  if (!ctx.freezing) actionSet(ctx);
+  if (ctx.freezing) finishFreezing(ctx);
+}
+
 function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: boolean): void {
   const f = ctx.flow;
   if (list.length === 0) {
@@ -898,8 +1069,12 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
     void f;
     const last = isLast && i === list.length - 1 && ctx.actionSet.length === 0;
     if (ctx.error) break;
-    if (ctx.exit) break;
+    if (ctx.exit) {
+      if (ctx.freezing) freezeUnroll(ctx, list, i);
+      break;
+    }
     if (ctx.trace) ctx.report('action', formatAction(a, { ports: ctx.ports(), tun: ctx.bridge.tun }));
+    let next = i;
     switch (a.type) {
       case 'output':
         outputAction(ctx, a.port, a.maxLen, true, last, groupBucket);
@@ -932,7 +1107,17 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
         if (groupAction(ctx, a.groupId, last)) return;
         break;
       case 'controller':
-        controllerAction(ctx, a.maxLen, a.reason, a.id, a.userdata);
+        if (a.pause) {
+          ctx.pause = a;
+          triggerFreeze(ctx);
+          next = i + 1;
+        } else {
+          controllerAction(ctx, a.maxLen, a.reason, a.id, a.userdata);
+        }
+        break;
+      case 'unroll_xlate':
+        ctx.tableId = a.table;
+        ctx.ruleCookie = a.cookie;
         break;
       case 'enqueue': {
         const p = a.port === OFPP.IN_PORT ? flow[W.in_port]! : a.port;
@@ -1089,6 +1274,11 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
         checkPktLarger(ctx, a, list.slice(i + 1));
         return;
     }
+    // The action that froze the translation, or the ones after it, are kept for the thaw.
+    if (!ctx.error && ctx.exit && ctx.freezing && ctx.frozenActions.length === 0) {
+      freezeUnroll(ctx, list, next);
+      break;
+    }
   }
 }
 
@@ -1161,6 +1351,8 @@ export function xlate(xin: XlateIn): XlateOut {
   let actions: Ofpact[];
   if (xin.actions) {
     actions = xin.actions;
+  } else if (frozen?.actions) {
+    actions = frozen.actions;
   } else {
     const { rule, table } = lookupFromTable(ctx, ctx.tableId, f[W.in_port]!, true, true);
     ctx.tableId = table;
@@ -1171,7 +1363,7 @@ export function xlate(xin: XlateIn): XlateOut {
     ctx.ruleCookie = rule?.cookie ?? 0n;
   }
   doXlateActions(actions, ctx, true, false);
-  if (!ctx.error) actionSet(ctx);
+  if (!ctx.error) actionSetOrFreeze(ctx);
   return finish(ctx);
 }
 
