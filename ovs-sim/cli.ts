@@ -409,7 +409,8 @@ export class SimSwitch {
     }
     mods.forEach((gm, i) => {
       try {
-        b.groupMod(gm);
+        // The buckets' actions as the switch decodes them from this protocol version.
+        b.groupMod({ ...gm, buckets: gm.buckets.map((bk) => ({ ...bk, actions: wire(bk.actions, v) })) });
       } catch (e) {
         if (e instanceof OfError) {
           const x = `0x${(6 + 2 * i).toString(16)}`;

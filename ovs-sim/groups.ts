@@ -135,6 +135,7 @@ export function parseGroupMod(text: string, command: GroupCommand, ctx: { ports?
     else throw new FieldError(`unknown keyword ${k}`);
   }
   gm.buckets = parts.map((p, i) => parseBucket(p, ctx, i, gm.type === 'select' ? 1 : 0));
+  if (gm.type === 'indirect' && gm.buckets.length > 1) throw new FieldError('Indirect groups can have at most one bucket.');
   if (gm.id < 0) throw new FieldError('must specify a group_id');
   return gm;
 }

@@ -210,7 +210,9 @@ function lookupFromTable(ctx: Ctx, tableId: number, inPort: number, mayPacketIn:
 function reportTable(ctx: Ctx, rule: Rule | null, tableId: number): void {
   if (!ctx.trace) return;
   let s = `${String(tableId).padStart(2, ' ')}. `;
-  if (!rule) s += 'No match.';
+  // A miss hits the bridge's internal no-packet-in rule; OVS names it "No match." only when it
+  // is the first bridge's, so in a bridge reached over a patch port it prints as the rule it is.
+  if (!rule) s += ctx.bridge === ctx.xin.bridge ? 'No match.' : 'reg0=0x2, priority 0';
   else {
     s += formatMatch(rule.match(), 32768, ctx.ports(), ctx.bridge.tun);
     if (!s.endsWith(' ')) s += ', ';
@@ -443,10 +445,8 @@ function patchOutput(ctx: Ctx, inDev: BridgePort, last: boolean): void {
   const peerName = inDev.options.get('peer');
   const peerBridge = peerName ? findPeerBridge(ctx, peerName) : null;
   const outDev = peerBridge?.portByName(peerName!);
-  if (!peerBridge || !outDev) {
-    ctx.report('warn', 'Nonexistent output port');
-    return;
-  }
+  // A patch port whose peer does not exist has no datapath port: the output goes nowhere, silently.
+  if (!peerBridge || !outDev) return;
   const f = ctx.flow;
   const oldFlow = clone(f);
   const oldStack = ctx.stack;
@@ -1368,7 +1368,8 @@ export function xlate(xin: XlateIn): XlateOut {
 }
 
 function finish(ctx: Ctx): XlateOut {
-  return { trace: ctx.top, odp: ctx.odp, flow: ctx.flow, slowAction: ctx.slowAction, error: ctx.error };
+  // A failed translation drops the packet: none of its datapath actions run.
+  return { trace: ctx.top, odp: ctx.error ? [] : ctx.odp, flow: ctx.flow, slowAction: ctx.slowAction, error: ctx.error };
 }
 
 export { FLOW_WORDS, IPPROTO, readField };
