@@ -310,7 +310,11 @@ export class Bridge {
     switch (fm.command) {
       case 'add': {
         const table = fm.table === 255 ? 0 : fm.table;
-        if (table > 253) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        // Table 254 is OVS's read-only internal table; recirc_id and dp_hash are hidden fields
+        // only internal flows may set.
+        if (table === 254) throw new OfError('OFPBRC_EPERM');
+        if (table > 254) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        if (fm.match.flow[W.recirc_id] !== 0 || fm.match.flow[W.dp_hash] !== 0 || fm.match.wc[W.dp_hash] !== 0) throw new OfError('OFPBRC_EPERM');
         this.checkSwitch(fm.actions, fm.match, table);
         const r = this.newRule(fm, table);
         const t = this.table(table);
@@ -333,7 +337,7 @@ export class Bridge {
       }
       case 'modify':
       case 'modify_strict': {
-        if (fm.table !== 255 && fm.table > 253) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        if (fm.table === 254) throw new OfError('OFPBRC_EPERM');
         const olds = this.select(fm, fm.command === 'modify_strict');
         if (olds.length === 0) {
           if (fm.mayAdd ?? (fm.newCookie !== 0xffffffffffffffffn && fm.cookieMask === 0n)) this.apply({ ...fm, command: 'add', flags: fm.flags }, undo);
@@ -360,7 +364,7 @@ export class Bridge {
       }
       case 'delete':
       case 'delete_strict':
-        if (fm.table !== 255 && fm.table > 253) throw new OfError('OFPBRC_BAD_TABLE_ID');
+        if (fm.table === 254) throw new OfError('OFPBRC_EPERM');
         for (const r of this.select(fm, fm.command === 'delete_strict')) this.removeRule(r, undo);
         return;
     }

@@ -44,6 +44,9 @@ export interface MfField {
 const all: MfField[] = [];
 
 /** A field's place in meta-flow's order (enum mf_field_id): field arrays print and hash in it. */
+/** Every field, in meta-flow order. */
+export const allFields = (): readonly MfField[] => all;
+
 export const fieldOrder = (f: MfField): number => all.indexOf(f);
 const full = (bits: number): bigint => (1n << BigInt(bits)) - 1n;
 

@@ -2,9 +2,9 @@
 // parsed as parse_ofp_str does (match keywords, priority, table, cookie and cookie masks,
 // timeouts, flags, importance, out_port, out_group, then the actions), with the protocol families
 // that can carry the result.
-import { NXM_OF11_UP, NXM_OXM_ANY, OF11_UP, OF12_UP, OF13_UP, type Ofpact, P_TID, type ParseContext, type Usable, anyUsable, parseActions, restrict } from './actions.js';
+import { NXM_OF11_UP, NXM_OXM_ANY, OF11_UP, P_ANY, OF12_UP, OF13_UP, type Ofpact, P_TID, type ParseContext, type Usable, anyUsable, parseActions, restrict } from './actions.js';
 import { CheckError, checkActions } from './check.js';
-import { FieldError, fieldByName } from './fields.js';
+import { FieldError, type MfField, fieldByName, readField } from './fields.js';
 import { ETH_TYPE, W } from './flow.js';
 import { Match, parseFieldValue, setField } from './match.js';
 import { parseSubfield, writeSubfield } from './subfield.js';
@@ -73,6 +73,42 @@ function strToU64(v: string): bigint {
   if (n > ALL64) throw new FieldError(`invalid numeric format ${v}`);
   if (m[1] === '-') n = (ALL64 + 1n - n) & ALL64;
   return n;
+}
+
+/**
+ * What OpenFlow 1.0 and 1.1's standard matches can carry of a field (meta-flow's "OF1.0:" and
+ * "OF1.1:"); the rest needs NXM or OXM, and a field with neither (skb_priority, tun_tos,
+ * tun_ttl) cannot be matched from a controller at all.
+ */
+const STD_MATCH: Record<string, [of10: 'exact' | 'cidr' | null, of11: 'exact' | 'bitwise' | null]> = {
+  metadata: [null, 'bitwise'], in_port: ['exact', 'exact'], in_port_oxm: [null, 'exact'], eth_src: ['exact', 'bitwise'], eth_dst: ['exact', 'bitwise'],
+  eth_type: ['exact', 'exact'], vlan_tci: ['exact', 'exact'], dl_vlan: ['exact', 'exact'], vlan_vid: ['exact', 'exact'], dl_vlan_pcp: ['exact', 'exact'],
+  vlan_pcp: ['exact', 'exact'], mpls_label: [null, 'exact'], mpls_tc: [null, 'exact'], ip_src: ['cidr', 'bitwise'], ip_dst: ['cidr', 'bitwise'],
+  nw_proto: ['exact', 'exact'], nw_tos: ['exact', 'exact'], ip_dscp: ['exact', 'exact'], nw_ecn: [null, 'exact'], arp_op: ['exact', 'exact'],
+  arp_spa: ['cidr', 'bitwise'], arp_tpa: ['cidr', 'bitwise'], tcp_src: ['exact', 'exact'], tcp_dst: ['exact', 'exact'], udp_src: ['exact', 'exact'],
+  udp_dst: ['exact', 'exact'], sctp_src: [null, 'exact'], sctp_dst: [null, 'exact'], icmp_type: ['exact', 'exact'], icmp_code: ['exact', 'exact'],
+};
+
+/** The protocols that can carry a match on `mf` under `mask` (mf_set's return value). */
+export function fieldUsable(mf: MfField, mask: bigint): number {
+  const [of10, of11] = STD_MATCH[mf.name] ?? [null, null];
+  // dl_vlan and dl_vlan_pcp have no NXM/OXM of their own but every protocol can say them.
+  const nx = /^(NXM|OXM|ONFOXM|NXOXM|ERICOXM)/.test(mf.nxm) || mf.name === 'dl_vlan' || mf.name === 'dl_vlan_pcp';
+  const set = (a10: boolean, a11: boolean): number => {
+    if (!nx) return 0;
+    if (a10 && a11) return P_ANY;
+    return a11 ? NXM_OF11_UP : NXM_OXM_ANY;
+  };
+  const all = mf.valueMask;
+  if ((mask & all) === all) return set(of10 !== null, of11 !== null);
+  if ((mask & all) === 0n && mf.tunMetadata === undefined) return P_ANY;
+  if (!mf.maskable) return 0;
+  const cidr = set(of10 === 'cidr', of11 === 'bitwise');
+  const bitwise = set(false, of11 === 'bitwise');
+  if (cidr === bitwise) return cidr;
+  // A CIDR mask: ones then zeros.
+  const inv = ~mask & all;
+  return (inv & (inv + 1n)) === 0n ? cidr : bitwise;
 }
 
 export interface FlowModContext {
@@ -145,6 +181,7 @@ export function parseFlowMod(text: string, command: Command | null | 'match', ct
     else if (mf) {
       const v = parseFieldValue(mf, value === '' ? '0/0' : value, ctx.ports);
       setField(m, mf, v.value, v.mask, ctx.tun);
+      fm.usable.p &= fieldUsable(mf, v.mask);
       if (mf.name === 'dl_vlan' || mf.name === 'dl_vlan_pcp') { /* usable everywhere */ }
     } else if (name.includes('[')) {
       // NXM_NX_REG0[0..3]=5: match on part of a field.
@@ -152,6 +189,7 @@ export function parseFlowMod(text: string, command: Command | null | 'match', ct
       const v = BigInt(value);
       writeSubfield(m.flow, sf, v, ctx.tun);
       writeSubfield(m.wc, sf, (1n << BigInt(sf.nBits)) - 1n, ctx.tun);
+      fm.usable.p &= fieldUsable(sf.field, readField(m.wc, sf.field));
     } else {
       if (value === '') throw new FieldError(`field ${name} missing value`);
       if (name === 'table') {
