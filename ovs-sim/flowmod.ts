@@ -111,6 +111,12 @@ export function fieldUsable(mf: MfField, mask: bigint): number {
   return (inv & (inv + 1n)) === 0n ? cidr : bitwise;
 }
 
+/** match_set_default_packet_type: Ethernet, exactly (what a protocol or an L2+ field implies). */
+function setDefaultPacketType(m: Match): void {
+  m.flow[W.packet_type] = 0;
+  m.wc[W.packet_type] = 0xffffffff;
+}
+
 export interface FlowModContext {
   ports?: PortMap | null;
   tun?: TunTable | null;
@@ -170,8 +176,10 @@ export function parseFlowMod(text: string, command: Command | null | 'match', ct
   const m = fm.match;
   for (const [name, value] of keyValues(s)) {
     const mf = fieldByName(name);
-    if (isProtocolKeyword(name)) setProtocol(m, name);
-    else if (name === 'eth') { /* packet_type=Ethernet, the default */ }
+    if (isProtocolKeyword(name)) {
+      setProtocol(m, name);
+      setDefaultPacketType(m);
+    } else if (name === 'eth') setDefaultPacketType(m);
     else if (fields.flags && name === 'send_flow_rem') fm.flags |= FF.SEND_FLOW_REM;
     else if (fields.flags && name === 'check_overlap') fm.flags |= FF.CHECK_OVERLAP;
     else if (fields.flags && name === 'reset_counts') { fm.flags |= FF.RESET_COUNTS; restrict(fm.usable, OF12_UP); }
@@ -182,6 +190,7 @@ export function parseFlowMod(text: string, command: Command | null | 'match', ct
       const v = parseFieldValue(mf, value === '' ? '0/0' : value, ctx.ports);
       setField(m, mf, v.value, v.mask, ctx.tun);
       fm.usable.p &= fieldUsable(mf, v.mask);
+      if (mf.prereq !== 'none') setDefaultPacketType(m);
       if (mf.name === 'dl_vlan' || mf.name === 'dl_vlan_pcp') { /* usable everywhere */ }
     } else if (name.includes('[')) {
       // NXM_NX_REG0[0..3]=5: match on part of a field.
@@ -190,6 +199,7 @@ export function parseFlowMod(text: string, command: Command | null | 'match', ct
       writeSubfield(m.flow, sf, v, ctx.tun);
       writeSubfield(m.wc, sf, (1n << BigInt(sf.nBits)) - 1n, ctx.tun);
       fm.usable.p &= fieldUsable(sf.field, readField(m.wc, sf.field));
+      if (sf.field.prereq !== 'none') setDefaultPacketType(m);
     } else {
       if (value === '') throw new FieldError(`field ${name} missing value`);
       if (name === 'table') {

@@ -150,6 +150,12 @@ function integerText(mf: MfField, value: bigint, mask: bigint | null): string {
   return mask === null ? v : `${v}/${hexBytes(mask)}`;
 }
 
+/** put_u16_masked: `*` when wild, a value above 9 in hex, with /mask unless exact. */
+function ptMasked(v: number, m: number): string {
+  if (m === 0) return '*';
+  return `${v > 9 ? `0x${v.toString(16)}` : v}${m === 0xffff ? '' : `/0x${m.toString(16)}`}`;
+}
+
 // -- setting fields in a match (mf_set, mf_set_wild) --
 
 export function setField(m: Match, mf: MfField, value: bigint, mask: bigint, tun?: TunTable | null): void {
@@ -300,8 +306,15 @@ export function formatMatch(m: { flow: Flow; wc: Flow }, priority: number, ports
     s += be16Masked('ct_tp_src', w(f, 'ct_tp_src'), w(wc, 'ct_tp_src'));
     s += be16Masked('ct_tp_dst', w(f, 'ct_tp_dst'), w(wc, 'ct_tp_dst'));
   }
-  // A megaflow (recirc_id matched) also shows its packet type.
-  if (w(wc, 'recirc_id')) s += 'eth,';
+  // The packet type shows when it is not the default (Ethernet) or in a megaflow (recirc_id matched).
+  if (w(wc, 'packet_type')) {
+    const pt = w(f, 'packet_type');
+    const ptMask = w(wc, 'packet_type');
+    if (pt !== 0 || ptMask !== 0xffffffff || w(wc, 'recirc_id')) {
+      if (pt === 0 && ptMask === 0xffffffff) s += 'eth,';
+      else s += `packet_type=(${ptMasked(pt >>> 16, ptMask >>> 16)},${ptMasked(pt & 0xffff, ptMask & 0xffff)}),`;
+    }
+  }
   const dlType = w(f, 'dl_type');
   let skipType = false;
   let skipProto = false;
@@ -450,7 +463,7 @@ export function packetWildcards(f: Flow): Flow {
   } else if (nonzero(f, 'tun_id')) {
     mask('tun_id');
   }
-  for (const mb of ['skb_priority', 'pkt_mark', 'ct_state', 'ct_zone', 'ct_mark', 'ct_label', 'recirc_id', 'dp_hash', 'in_port', 'dl_dst', 'dl_src', 'dl_type'] as const) mask(mb);
+  for (const mb of ['packet_type', 'skb_priority', 'pkt_mark', 'ct_state', 'ct_zone', 'ct_mark', 'ct_label', 'recirc_id', 'dp_hash', 'in_port', 'dl_dst', 'dl_src', 'dl_type'] as const) mask(mb);
   wc[W.vlan0] = 0xffffffff;
   if ((f[W.vlan0]! & 0xffff) !== 0) wc[W.vlan1] = 0xffffffff;
   const dlType = f[W.dl_type]!;
