@@ -222,9 +222,11 @@ export function parseActions(text: string, ctx: ParseContext, instructions = tru
   const out: Ofpact[] = [];
   let drop = false;
   for (const [key, value] of keyValues(text)) {
-    const type = ACTION_NAMES[key];
-    if (type && key !== 'bundle') {
-      parseOne(type, key, value, ctx, out);
+    // Action names are case-insensitive (ofpact_type_from_name uses strcasecmp).
+    const lower = key.toLowerCase();
+    const type = ACTION_NAMES[lower];
+    if (type && lower !== 'bundle') {
+      parseOne(type, lower, value, ctx, out);
       if (type === 'meter' && !instructions) restrict(ctx.usable, OF15_UP);
     } else if (key.toLowerCase() === 'mod_vlan_vid') out.push(parseVlanVid(value, true));
     else if (key.toLowerCase() === 'mod_vlan_pcp') out.push(parseVlanPcp(value, true));

@@ -12,12 +12,13 @@ export function ethText(v: number | bigint): string {
   return s;
 }
 
-const ETH_RE = /^([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})$/;
+// ETH_SCAN_FMT: six hex numbers, each kept to its low 8 bits as ovs_scan's %hhx does.
+const ETH_RE = /^([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)$/;
 export function parseEth(s: string): bigint | null {
   const m = ETH_RE.exec(s);
   if (!m) return null;
   let v = 0n;
-  for (let i = 1; i <= 6; i++) v = (v << 8n) | BigInt(parseInt(m[i]!, 16));
+  for (let i = 1; i <= 6; i++) v = (v << 8n) | (BigInt(`0x${m[i]!}`) & 0xffn);
   return v;
 }
 
@@ -32,11 +33,11 @@ export const ipText = (v: number | bigint): string => {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 };
 
+/** IP_SCAN_FMT: four decimal numbers, each kept to its low 8 bits as ovs_scan's %hhu does (10.0.0.256 is 10.0.0.0). */
 export function parseIp(s: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
   if (!m) return null;
-  const b = m.slice(1, 5).map(Number);
-  if (b.some((x) => x > 255)) return null;
+  const b = m.slice(1, 5).map((x) => Number(BigInt(x) & 0xffn));
   return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
 }
 
