@@ -463,7 +463,7 @@ export class SimSwitch {
         if (code) {
           // Undo what this message added: it is one transaction.
           for (const n of maps) if (n !== m && b.tun.entries.get(n.index)?.optClass === n.optClass) b.tun.delete(n.index);
-          throw new SwitchError(`OFPT_ERROR (xid=0x4): ${code}\nNXT_TLV_TABLE_MOD (xid=0x4):\n ADD mapping table:\n${tlvTable(maps.map((x) => ({ ...x, offset: 0 }))).join('\n')}`);
+          throw new SwitchError(`OFPT_ERROR (xid=0x4): ${code}\nNXT_TLV_TABLE_MOD (xid=0x4):\n ADD${tlvTable(maps.map((x) => ({ ...x, offset: 0 }))).join('\n')}`);
         }
       }
       return;
@@ -471,7 +471,7 @@ export class SimSwitch {
     const targets = spec === undefined ? [...b.tun.entries.values()] : maps;
     for (const m of targets) {
       if (b.flowsUseTunMetadata(m.index)) {
-        throw new SwitchError(`OFPT_ERROR (xid=0x4): NXTTMFC_INVALID_TLV_DEL\nNXT_TLV_TABLE_MOD (xid=0x4):\n DEL mapping table:\n${tlvTable(maps.map((x) => ({ ...x, offset: 0 }))).join('\n')}`);
+        throw new SwitchError(`OFPT_ERROR (xid=0x4): NXTTMFC_INVALID_TLV_DEL\nNXT_TLV_TABLE_MOD (xid=0x4):\n DEL${tlvTable(maps.map((x) => ({ ...x, offset: 0 }))).join('\n')}`);
       }
     }
     if (spec === undefined) b.tun.clear();

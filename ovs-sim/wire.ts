@@ -88,7 +88,8 @@ type SetField = Extract<Ofpact, { type: 'set_field' }>;
  * switch decodes as that many actions.
  */
 function regLoads(a: SetField): Ofpact[] {
-  if (a.field.tunMetadata !== undefined) return [{ ...a, load: true }];
+  // Variable-length fields (tun_metadata) go as NXAST_REG_LOAD2, which decodes as a set_field.
+  if (a.field.tunMetadata !== undefined) return [{ ...a, load: false }];
   return loadSegments(a).map(([sf, value]) => {
     const at = BigInt(sf.ofs);
     return { ...a, load: true, value: value << at, mask: ((1n << BigInt(sf.nBits)) - 1n) << at };
