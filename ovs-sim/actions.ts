@@ -322,8 +322,11 @@ function parseSetField(arg: string, ctx: ParseContext): Ofpact {
   const v = parseFieldValue(mf, value, ctx.ports);
   if ((v.value & ~mf.valueMask) !== 0n && mf.tunMetadata === undefined) throw new FieldError(`${value} is not a valid value for field ${key}`);
   if (mf.name === 'vlan_vid' && (v.value & ~0x1fffn) !== 0n) throw new FieldError(`${value} is not a valid value for field ${key}`);
-  const mask = v.mask === -1n ? mf.valueMask : v.mask & (mf.tunMetadata !== undefined ? v.mask : mf.valueMask);
-  return { type: 'set_field', field: mf, value: v.value & mask, mask, load: false };
+  let mask = v.mask === -1n ? mf.valueMask : v.mask & (mf.tunMetadata !== undefined ? v.mask : mf.valueMask);
+  // A whole-field mask is the field's own (shared) value: one less number per action kept.
+  if (mask === mf.valueMask) mask = mf.valueMask;
+  const masked = v.value & mask;
+  return { type: 'set_field', field: mf, value: masked === v.value ? v.value : masked, mask, load: false };
 }
 
 function parseNatRange(s: string, n: Nat): void {

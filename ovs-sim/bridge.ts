@@ -40,26 +40,52 @@ export class OfError extends Error {
   }
 }
 
-export class Rule implements ClsRule {
-  vals: number[] = [];
-  subtable: Subtable | null = null;
-  conj: Conjunction[] | null = null;
-  created = 0;
-  used = 0;
-  modified = 0;
-  nPackets = 0;
-  nBytes = 0;
+/** What a bundle did, to undo it if a later flow mod fails. */
+interface Undo {
+  inserted: boolean;
+  rule: Rule;
+}
 
-  constructor(
-    public table: number,
-    public priority: number,
-    public cookie: bigint,
-    public actions: Ofpact[],
-    public idle: number,
-    public hard: number,
-    public importance: number,
-    public flags: number,
-  ) {}
+const NO_ACTIONS: Ofpact[] = [];
+const NO_VALS: number[] = [];
+
+export class Rule implements ClsRule {
+  // Assigned in the constructor, all of them, in one order: every rule has one compact shape.
+  vals: number[];
+  subtable: Subtable | null;
+  conj: Conjunction[] | null;
+  created: number;
+  used: number;
+  modified: number;
+  nPackets: number;
+  nBytes: number;
+  table: number;
+  priority: number;
+  cookie: bigint;
+  actions: Ofpact[];
+  idle: number;
+  hard: number;
+  importance: number;
+  flags: number;
+
+  constructor(table: number, priority: number, cookie: bigint, actions: Ofpact[], idle: number, hard: number, importance: number, flags: number) {
+    this.vals = NO_VALS;
+    this.subtable = null;
+    this.conj = null;
+    this.created = 0;
+    this.used = 0;
+    this.modified = 0;
+    this.nPackets = 0;
+    this.nBytes = 0;
+    this.table = table;
+    this.priority = priority;
+    this.cookie = cookie;
+    this.actions = actions;
+    this.idle = idle;
+    this.hard = hard;
+    this.importance = importance;
+    this.flags = flags;
+  }
 
   /** The rule's match, rebuilt from its subtable's mask and its values. */
   match(): Match {
@@ -73,11 +99,11 @@ export class Rule implements ClsRule {
   }
 }
 
-const conjunctionsOf = (actions: Ofpact[]): Conjunction[] | null => {
-  const c = actions.filter((a) => a.type === 'conjunction');
-  if (c.length === 0) return null;
-  return c.map((a) => ({ id: (a as { id: number }).id, clause: (a as { clause: number }).clause, nClauses: (a as { nClauses: number }).nClauses }));
-};
+function conjunctionsOf(actions: Ofpact[]): Conjunction[] | null {
+  let out: Conjunction[] | null = null;
+  for (const a of actions) if (a.type === 'conjunction') (out ??= []).push({ id: a.id, clause: a.clause, nClauses: a.nClauses });
+  return out;
+}
 
 /** Does the criteria match (`c`) cover rule match `r`? (a loose match, as non-strict mods use) */
 function subsumes(c: Match, r: Match): boolean {
@@ -137,8 +163,18 @@ export class Bridge {
   /** NORMAL's MAC learning table: VLAN/MAC to OpenFlow port. */
   readonly macTable = new Map<string, number>();
 
+  /** When the bridge was made: rules keep their times relative to it (small integers, not boxed doubles). */
+  private readonly epoch: number;
+
   constructor(readonly name: string, readonly datapath: Datapath = new Datapath()) {
     datapath.bridges.set(name, this);
+    this.epoch = datapath.clock.now();
+  }
+
+  /** Milliseconds since the bridge was made (the time rules record). */
+  now(): number {
+    const d = this.datapath.clock.now() - this.epoch;
+    return d <= 0x3fffffff ? d | 0 : d;
   }
 
   /** The bridges sharing this one's datapath (a patch port's peer is among them). */
@@ -234,11 +270,15 @@ export class Bridge {
 
   /** Apply flow mods all or nothing; throws OfError (changing nothing) on the first failure. */
   bundle(mods: FlowMod[]): void {
-    const undo: (() => void)[] = [];
+    const undo: Undo[] = [];
     try {
       for (const m of mods) this.apply(m, undo);
     } catch (e) {
-      for (const u of undo.reverse()) u();
+      for (let i = undo.length - 1; i >= 0; i--) {
+        const u = undo[i]!;
+        if (u.inserted) this.table(u.rule.table).remove(u.rule);
+        else this.table(u.rule.table).insert(u.rule);
+      }
       throw e;
     }
   }
@@ -247,25 +287,25 @@ export class Bridge {
     this.bundle([fm]);
   }
 
-  private insertRule(r: Rule, undo: (() => void)[]): void {
-    const t = this.table(r.table);
-    t.insert(r);
-    undo.push(() => t.remove(r));
+  private insertRule(r: Rule, undo: Undo[]): void {
+    this.table(r.table).insert(r);
+    undo.push({ inserted: true, rule: r });
   }
 
-  private removeRule(r: Rule, undo: (() => void)[]): void {
-    const t = this.table(r.table);
-    t.remove(r);
-    undo.push(() => t.insert(r));
+  private removeRule(r: Rule, undo: Undo[]): void {
+    this.table(r.table).remove(r);
+    undo.push({ inserted: false, rule: r });
   }
 
   private newRule(fm: FlowMod, table: number): Rule {
-    const r = new Rule(table, fm.priority, fm.newCookie === 0xffffffffffffffffn ? 0n : fm.newCookie, fm.actions, fm.idle, fm.hard, fm.importance, fm.flags);
+    // The actions in an array of exactly their size (a parser's array has room to grow).
+    const actions = fm.actions.length === 0 ? NO_ACTIONS : fm.actions.slice();
+    const r = new Rule(table, fm.priority, fm.newCookie === 0xffffffffffffffffn ? 0n : fm.newCookie, actions, fm.idle, fm.hard, fm.importance, fm.flags);
     const st = this.table(table).subtableFor(fm.match.wc);
     r.subtable = st;
     r.vals = Classifier.valsOf(st, fm.match.flow);
     r.conj = conjunctionsOf(fm.actions);
-    r.created = r.used = r.modified = this.clock.now();
+    r.created = r.used = r.modified = this.now();
     return r;
   }
 
@@ -276,7 +316,8 @@ export class Bridge {
       if (a.type === 'meter' && !this.meters.has(a.meterId)) throw new OfError('OFPMMFC_INVALID_METER');
     }
     try {
-      checkActions(actions, match.clone(), table, { p: 0x1ff });
+      // checkActions restores what it changes in the match: no copy needed.
+      checkActions(actions, match, table, { p: 0x1ff });
     } catch (e) {
       if (e instanceof CheckError) throw new OfError(e.code);
       throw e;
@@ -306,7 +347,7 @@ export class Bridge {
     });
   }
 
-  private apply(fm: FlowMod, undo: (() => void)[]): void {
+  private apply(fm: FlowMod, undo: Undo[]): void {
     switch (fm.command) {
       case 'add': {
         const table = fm.table === 255 ? 0 : fm.table;
@@ -351,7 +392,7 @@ export class Bridge {
           r.conj = conjunctionsOf(fm.actions);
           r.created = old.created;
           r.used = old.used;
-          r.modified = this.clock.now();
+          r.modified = this.now();
           if (fm.modifyCookie && fm.newCookie !== 0xffffffffffffffffn) r.cookie = fm.newCookie;
           if (!(fm.flags & FF.RESET_COUNTS)) {
             r.nPackets = old.nPackets;
@@ -372,7 +413,7 @@ export class Bridge {
 
   /** Remove rules whose idle or hard timeout has passed; returns them. */
   expire(): Rule[] {
-    const now = this.clock.now();
+    const now = this.now();
     const gone: Rule[] = [];
     for (const t of this.tables.values()) {
       for (const r of [...t.rules()]) {
@@ -481,7 +522,7 @@ export class Bridge {
 
   /** One dump-flows line for a rule, as ovs-ofctl prints a flow stats reply. */
   formatRule(r: Rule, f: StatsFormat): string {
-    const now = this.clock.now();
+    const now = this.now();
     let s = ' ';
     if (f.stats || r.cookie !== 0n) s += `cookie=0x${r.cookie.toString(16)}, `;
     if (f.stats) {

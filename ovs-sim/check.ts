@@ -36,6 +36,11 @@ function checkOutputPort(port: number): void {
   if (port === OFPP.NONE || port >= OFPP.MAX) throw new CheckError('OFPBAC_BAD_OUT_PORT');
 }
 
+// (Module-level helpers, not closures inside checkOne: a closure made per action is slow.)
+function vlanPresent(f: Uint32Array): boolean {
+  return (f[W.vlan0]! & VLAN_CFI) !== 0;
+}
+
 const ipAny = (m: Match): boolean => m.flow[W.dl_type] === ETH_TYPE.IP || m.flow[W.dl_type] === ETH_TYPE.IPV6;
 
 /** Check `list` against `match` (which it may temporarily change, as OVS does, then restores). */
@@ -54,7 +59,6 @@ export function checkActions(list: Ofpact[], match: Match, tableId: number, usab
 
 function checkOne(a: Ofpact, m: Match, tableId: number, usable: Usable): void {
   const f = m.flow;
-  const hasVlan = (): boolean => (f[W.vlan0]! & VLAN_CFI) !== 0;
   switch (a.type) {
     case 'output':
     case 'output_trunc':
@@ -68,12 +72,12 @@ function checkOne(a: Ofpact, m: Match, tableId: number, usable: Usable): void {
       return;
     case 'set_vlan_vid':
     case 'set_vlan_pcp':
-      a.flowHasVlan = hasVlan();
+      a.flowHasVlan = vlanPresent(f);
       if (!a.flowHasVlan && !a.push) inconsistent(usable);
       f[W.vlan0] = (f[W.vlan0]! | VLAN_CFI) >>> 0;
       return;
     case 'strip_vlan':
-      if (!hasVlan()) inconsistent(usable);
+      if (!vlanPresent(f)) inconsistent(usable);
       f[W.vlan0] = f[W.vlan1]!;
       f[W.vlan1] = 0;
       return;
@@ -104,11 +108,11 @@ function checkOne(a: Ofpact, m: Match, tableId: number, usable: Usable): void {
       checkSubfield(a.dst, m, true);
       return;
     case 'set_field':
-      if (!matchPrereqsOk(a.field.prereq, f, m.wc) || (a.field.name === 'vlan_vid' && !hasVlan())) {
+      if (!matchPrereqsOk(a.field.prereq, f, m.wc) || (a.field.name === 'vlan_vid' && !vlanPresent(f))) {
         warn('ofp_actions', `set_field ${a.field.name} lacks correct prerequisites`);
         throw new CheckError('OFPBAC_MATCH_INCONSISTENT');
       }
-      a.flowHasVlan = hasVlan();
+      a.flowHasVlan = vlanPresent(f);
       if (a.field.name === 'vlan_tci') f[W.vlan0] = ((f[W.vlan0]! & 0xffff0000) | Number(a.value & 0xffffn)) >>> 0;
       return;
     case 'stack_push':

@@ -3,7 +3,12 @@
 // subtables are visited in order of their highest priority, so a lookup stops as soon as no
 // remaining subtable can hold a better rule. Conjunctive rules (actions that are all
 // conjunction(id,k/n)) are soft matches, resolved as OVS's classifier_lookup__ resolves them.
-import { FLOW_WORDS, type Flow, W } from './flow.js';
+import { FLOW_WORDS, type Flow, W, WIDTH } from './flow.js';
+
+const WORDS = FLOW_WORDS;
+const MD = W.tun_md;
+const MD_WORDS = WIDTH.tun_md;
+const MD_PRESENT = W.tun_md_present;
 
 /** What the classifier needs from a rule; the bridge's rules carry more. */
 export interface ClsRule {
@@ -29,12 +34,16 @@ const mix = (h: number, v: number): number => {
   h = (h << 13) | (h >>> 19);
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 };
+/** Map keys within V8's small-integer range (a larger number is a boxed double). */
+const smi = (h: number): number => h & 0x3fffffff;
 
 export class Subtable<R extends ClsRule = ClsRule> {
   /** Rules by hash of masked values: one rule, or rules sharing a hash, highest priority first. */
   readonly buckets = new Map<number, R | R[]>();
   maxPriority = -1;
   count = 0;
+  /** In its classifier's table (a subtable leaves it when its last rule goes). */
+  live = true;
   /** Priority counts, to keep maxPriority right on removals. */
   private readonly priorities = new Map<number, number>();
 
@@ -43,13 +52,13 @@ export class Subtable<R extends ClsRule = ClsRule> {
   hashFlow(f: Flow): number {
     let h = 0;
     for (let i = 0; i < this.idx.length; i++) h = mix(h, f[this.idx[i]!]! & this.mask[i]!);
-    return h;
+    return smi(h);
   }
 
   hashVals(v: number[]): number {
     let h = 0;
     for (let i = 0; i < v.length; i++) h = mix(h, v[i]!);
-    return h;
+    return smi(h);
   }
 
   matches(r: R, f: Flow): boolean {
@@ -90,26 +99,63 @@ export class Subtable<R extends ClsRule = ClsRule> {
   }
 }
 
+function sameMask(st: Subtable, mask: Flow): boolean {
+  for (let j = 0; j < st.idx.length; j++) if (mask[st.idx[j]!] !== st.mask[j]) return false;
+  return true;
+}
+
 export class Classifier<R extends ClsRule = ClsRule> {
   private readonly subtables = new Map<string, Subtable<R>>();
   private ordered: Subtable<R>[] | null = null;
   private created = 0;
   size = 0;
 
+  /** Subtables by a hash of their mask, for finding a mask's subtable without building a key. */
+  private readonly byMaskHash = new Map<number, Subtable<R>[]>();
+
   /** The subtable for a mask (words of a flow-sized mask), created when missing. */
   subtableFor(mask: Flow): Subtable<R> {
+    let h = 0;
+    let n = 0;
+    // The 64 words of Geneve option data matter only when some option's presence is matched.
+    const skipMd = mask[MD_PRESENT] === 0 && mask[MD_PRESENT + 1] === 0;
+    for (let i = 0; i < WORDS; i++) {
+      if (skipMd && i === MD) i = MD + MD_WORDS;
+      const m = mask[i]!;
+      if (m !== 0) {
+        h = mix(mix(h, i), m);
+        n++;
+      }
+    }
+    h = smi(h);
+    const candidates = this.byMaskHash.get(h);
+    if (candidates) {
+      for (const st of candidates) if (st.idx.length === n && sameMask(st, mask)) return this.revive(st);
+    }
+    const idx = new Int32Array(n);
+    const words = new Uint32Array(n);
     let key = '';
-    const idx: number[] = [];
-    for (let i = 0; i < FLOW_WORDS; i++) {
+    for (let i = 0, j = 0; i < WORDS; i++) {
+      if (skipMd && i === MD) i = MD + MD_WORDS;
       if (mask[i] !== 0) {
-        idx.push(i);
+        idx[j] = i;
+        words[j++] = mask[i]!;
         key += `${i}:${mask[i]!.toString(36)},`;
       }
     }
-    let st = this.subtables.get(key);
-    if (!st) {
-      st = new Subtable<R>(key, Int32Array.from(idx), Uint32Array.from(idx.map((i) => mask[i]!)), this.created++);
-      this.subtables.set(key, st);
+    const st = new Subtable<R>(key, idx, words, this.created++);
+    if (candidates) candidates.push(st);
+    else this.byMaskHash.set(h, [st]);
+    this.subtables.set(key, st);
+    this.ordered = null;
+    return st;
+  }
+
+  /** A subtable that emptied (and left the table) comes back when a rule is put in it again. */
+  private revive(st: Subtable<R>): Subtable<R> {
+    if (!st.live) {
+      st.live = true;
+      this.subtables.set(st.key, st);
       this.ordered = null;
     }
     return st;
@@ -132,17 +178,9 @@ export class Classifier<R extends ClsRule = ClsRule> {
 
   /** Insert a rule whose subtable and vals are set; the caller removed any rule it replaces. */
   insert(r: R): void {
-    // The rule's subtable may have been dropped since (its last rule removed, as when an add
-    // replaces the only rule of its shape): bring it back, or use the one that took its place.
-    let st = r.subtable as Subtable<R>;
-    const current = this.subtables.get(st.key);
-    if (current === undefined) {
-      this.subtables.set(st.key, st);
-      this.ordered = null;
-    } else if (current !== st) {
-      st = current;
-      r.subtable = st;
-    }
+    // The rule's subtable may have emptied and left the table since (as when an add replaces
+    // the only rule of its shape): it comes back.
+    const st = this.revive(r.subtable as Subtable<R>);
     const h = st.hashVals(r.vals);
     const b = st.buckets.get(h);
     if (b === undefined) st.buckets.set(h, r);
@@ -179,6 +217,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
     this.size--;
     if (st.count === 0) {
       this.subtables.delete(st.key);
+      st.live = false;
       this.ordered = null;
     } else if (st.maxPriority !== before) {
       this.ordered = null;

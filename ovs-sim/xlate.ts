@@ -227,7 +227,7 @@ function creditRule(ctx: Ctx, rule: Rule): void {
   if (!ctx.xin.stats) return;
   rule.nPackets += 1;
   rule.nBytes += ctx.xin.stats.bytes;
-  rule.used = ctx.bridge.clock.now();
+  rule.used = ctx.bridge.now();
 }
 
 function resourceCheck(ctx: Ctx): boolean {

@@ -38,7 +38,8 @@ const mods = lines.map((l) => parseFlowMod(l, 'add'));
 const parseS = (performance.now() - t) / 1000;
 const bridge = new Bridge('br0');
 t = performance.now();
-for (const m of mods) bridge.bundle([m]);
+// One bundle of all the adds, as `ovs-ofctl --bundle add-flows` sends them.
+bridge.bundle(mods);
 const insertS = (performance.now() - t) / 1000;
 mods.length = 0;
 global.gc?.();
@@ -88,7 +89,7 @@ if (!(await ovsMissing())) {
 } else {
   ovsInsert = 'OVS not installed';
 }
-console.log(`| inserts (parsed flow mods into tables) | ${Math.round(N / insertS).toLocaleString('en')} /s | ≥ 500,000 /s | |`);
+console.log(`| inserts (parsed adds applied in one bundle: flow-mod checks, classifier insert) | ${Math.round(N / insertS).toLocaleString('en')} /s | ≥ 500,000 /s | |`);
 console.log(`| parse + insert (text flows in, as add-flows does) | ${Math.round(N / (parseS + insertS)).toLocaleString('en')} /s | | ${ovsInsert} |`);
 console.log(`| lookups on one core (${hits.toLocaleString('en')} hits of ${lookups.toLocaleString('en')}) | ${Math.round(lookups / lookupS).toLocaleString('en')} /s | ≥ 1,000,000 /s | |`);
 console.log(`| heap per flow (parsed flows and tables)${global.gc ? '' : ' (run with --expose-gc for an exact figure)'} | ${Math.round(bytesPerFlow)} B | ≤ 400 B | about 1,460 B |`);
