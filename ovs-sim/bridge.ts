@@ -13,6 +13,7 @@ import { FLOW_WORDS, type Flow, W, newFlow } from './flow.js';
 import { FF, type FlowMod } from './flowmod.js';
 import type { Group, GroupMod } from './groups.js';
 import { Match, formatMatch } from './match.js';
+import { info } from './log.js';
 import { nxRoundTrip } from './nx-match.js';
 import { OFPP, type PortMap } from './text.js';
 import { TunTable } from './tlv.js';
@@ -310,17 +311,23 @@ export class Bridge {
   }
 
   private checkSwitch(actions: Ofpact[], match: Match, table: number): void {
-    for (const a of actions) {
-      if (a.type === 'group' && !this.groups.has(a.groupId)) throw new OfError('OFPBAC_BAD_OUT_GROUP');
-      if (a.type === 'goto_table' && a.table <= table) throw new OfError('OFPBIC_BAD_TABLE_ID');
-      if (a.type === 'meter' && !this.meters.has(a.meterId)) throw new OfError('OFPMMFC_INVALID_METER');
-    }
+    this.checkResources(actions, table);
     try {
       // checkActions restores what it changes in the match: no copy needed.
       checkActions(actions, match, table, { p: 0x1ff });
     } catch (e) {
       if (e instanceof CheckError) throw new OfError(e.code);
       throw e;
+    }
+  }
+
+  /** ofproto_check_ofpacts, over the actions flattened (write_actions, clone and ct lists too). */
+  private checkResources(list: Ofpact[], table: number): void {
+    for (const a of list) {
+      if (a.type === 'group' && !this.groups.has(a.groupId)) throw new OfError('OFPBAC_BAD_OUT_GROUP');
+      if (a.type === 'goto_table' && a.table <= table) throw new OfError('OFPBIC_BAD_TABLE_ID');
+      if (a.type === 'meter' && !this.meters.has(a.meterId)) throw new OfError('OFPMMFC_INVALID_METER');
+      if (a.type === 'write_actions' || a.type === 'clone' || a.type === 'ct') this.checkResources(a.actions, table);
     }
   }
 
@@ -550,7 +557,15 @@ export class Bridge {
     // The match comes back in the flow stats reply as NXM (OpenFlow 1.0) or OXM.
     const m = formatMatch(nxRoundTrip(r.match(), f.version >= 12), r.priority, f.ports, this.tun);
     if (m !== '') s += `${m} `;
-    return `${s}actions=${formatActions(wire(r.actions, f.version), { ports: f.ports, tun: this.tun })}`;
+    const actions = wire(r.actions, f.version);
+    // ovs-ofctl decoding the reply notes the OpenFlow 1.1 port-rewrite actions that OXM versions
+    // still carry when the flow's L4 protocol is unknown.
+    if (f.version >= 12) {
+      for (const a of actions) {
+        if (a.type === 'set_l4_src_port' || a.type === 'set_l4_dst_port') info('ofp_actions', `OFPAT_SET_TP_${a.type === 'set_l4_src_port' ? 'SRC' : 'DST'} is deprecated in OpenFlow1${f.version - 10} (use Set-Field)`);
+      }
+    }
+    return `${s}actions=${formatActions(actions, { ports: f.ports, tun: this.tun })}`;
   }
 
   // -- compatibility for the agent's simulator backend and tests --

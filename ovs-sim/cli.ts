@@ -8,7 +8,7 @@ import { P, P_ANY_OXM, P_OF10_ANY, P_OF10_NXM_ANY, P_OF10_STD_ANY, formatActions
 import { Bridge, OfError, type Rule } from './bridge.js';
 import { type Clock, Datapath } from './datapath.js';
 import { executeDatapath } from './dpexec.js';
-import { FieldError } from './fields.js';
+import { FieldError, fieldByName, prereqsOk, readField } from './fields.js';
 import { collectWarnings } from './log.js';
 import { W } from './flow.js';
 import { FF, type FlowMod, parseFlowMod } from './flowmod.js';
@@ -124,9 +124,9 @@ export class SimSwitch {
       else if (a === '--sort' || a.startsWith('--sort=') || a === '--rsort' || a.startsWith('--rsort=')) {
         const reverse = a.startsWith('--rsort');
         const field = a.includes('=') ? a.slice(a.indexOf('=') + 1) : '';
-        if (field !== '' && field !== 'priority' && !/^[a-z_0-9]+$/.test(field)) throw new Fail(`ovs-ofctl: ${field}: unknown field name`);
-        if (field === 'table' || (field !== '' && field !== 'priority' && !fieldSortable(field))) throw new Fail(`ovs-ofctl: ${field}: unknown field name`);
-        o.sort = { field: field || 'priority', reverse };
+        // A meta-flow field name, or priority (the default).
+        if (field !== '' && field.toLowerCase() !== 'priority' && !fieldByName(field)) throw new Fail(`ovs-ofctl: ${field}: unknown field name`);
+        o.sort = { field: field === '' || field.toLowerCase() === 'priority' ? 'priority' : field, reverse };
       } else rest.push(a);
     }
     const [cmd, ...params] = rest;
@@ -194,7 +194,7 @@ export class SimSwitch {
           if (raw) out.push(`${v === 10 ? 'NXST_FLOW' : 'OFPST_FLOW'} reply ${verTag(v)}(xid=0x${xid.toString(16)}):`);
           const ports = o.names ? b.portMap() : null;
           let list = rules;
-          if (o.sort) list = [...rules].sort((a, c) => (o.sort!.reverse ? c.priority - a.priority : a.priority - c.priority));
+          if (o.sort) list = sortFlows(rules, o.sort.field, o.sort.reverse);
           for (const r of list) out.push(b.formatRule(r, { version: v, stats: o.stats, ports, sorted: !raw }));
           break;
         }
@@ -509,7 +509,26 @@ export class SimSwitch {
   }
 }
 
-const fieldSortable = (f: string): boolean => /^[a-z]/.test(f);
+/**
+ * --sort/--rsort (compare_flows): by priority, or by a field's value; flows that do not match on
+ * the field (or lack its prerequisites) go last either way; ties keep the dump's order.
+ */
+function sortFlows(rules: Rule[], field: string, reverse: boolean): Rule[] {
+  const mf = field === 'priority' ? null : fieldByName(field)!;
+  const key = (r: Rule): bigint | null => {
+    if (!mf) return BigInt(r.priority);
+    const m = r.match();
+    if (!prereqsOk(mf.prereq, m.flow) || readField(m.wc, mf) === 0n) return null;
+    return readField(m.flow, mf);
+  };
+  const keyed = rules.map((r, i) => ({ r, i, k: key(r) }));
+  keyed.sort((a, b) => {
+    if ((a.k === null) !== (b.k === null)) return a.k === null ? 1 : -1;
+    if (a.k !== null && b.k !== null && a.k !== b.k) return (a.k < b.k ? -1 : 1) * (reverse ? -1 : 1);
+    return a.i - b.i;
+  });
+  return keyed.map((x) => x.r);
+}
 
 /** What the switch sees of a flow mod sent in a protocol (ofputil_decode_flow_mod). */
 export function switchView(fm: FlowMod, v: OfVersion, protocol: number): FlowMod {

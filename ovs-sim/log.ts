@@ -17,3 +17,7 @@ export function collectWarnings<T>(into: string[], fn: () => T): T {
     sink = saved;
   }
 }
+
+export function info(module: string, text: string): void {
+  sink?.push(`${module}|INFO|${text}`);
+}
