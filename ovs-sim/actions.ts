@@ -247,6 +247,20 @@ export function parseActions(text: string, ctx: ParseContext, instructions = tru
   return out;
 }
 
+/** The ofpacts_verify ordering complaint about a decoded action list, if it has one. */
+export function instructionOrderProblem(list: Ofpact[]): string | null {
+  let inst = 0;
+  for (let i = 0; i < list.length; i++) {
+    const next = instructionOf(list[i]!);
+    if (i > 0 && (inst === 1 ? next < inst : next <= inst)) {
+      if (next === inst) return `duplicate ${INSTRUCTION_NAMES[inst]} instruction not allowed, for OpenFlow 1.1+ compatibility`;
+      return `invalid instruction ordering: ${INSTRUCTION_NAMES[next]} must appear before ${INSTRUCTION_NAMES[inst]}, for OpenFlow 1.1+ compatibility`;
+    }
+    inst = next;
+  }
+  return null;
+}
+
 function verify(list: Ofpact[], instructions: boolean, outer: OfpactType | null): void {
   let inst = 0;
   list.forEach((a, i) => {

@@ -4,7 +4,7 @@
 // status. The OVSDB side is in vsctl.ts; this file is ovs-ofctl and ovs-appctl.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { P, P_ANY_OXM, P_OF10_ANY, P_OF10_NXM_ANY, P_OF10_STD_ANY, formatActions, protocolsText } from './actions.js';
+import { P, P_ANY_OXM, instructionOrderProblem, P_OF10_ANY, P_OF10_NXM_ANY, P_OF10_STD_ANY, formatActions, protocolsText } from './actions.js';
 import { Bridge, OfError, type Rule } from './bridge.js';
 import { type Clock, Datapath } from './datapath.js';
 import { executeDatapath } from './dpexec.js';
@@ -187,6 +187,17 @@ export class SimSwitch {
           if (cmd === 'dump-aggregate') {
             out.push(`${v === 10 ? 'NXST_AGGREGATE' : 'OFPST_AGGREGATE'} reply ${verTag(v)}(xid=0x${xid.toString(16)}): packet_count=${rules.reduce((s, r) => s + r.nPackets, 0)} byte_count=${rules.reduce((s, r) => s + r.nBytes, 0)} flow_count=${rules.length}`);
             break;
+          }
+          // OpenFlow 1.0 carries instructions as actions (goto_table as a resubmit), so a reply
+          // can decode into an order ovs-ofctl refuses: the whole dump fails.
+          if (v === 10) {
+            for (const r of rules) {
+              const problem = instructionOrderProblem(wire(r.actions, 10));
+              if (problem) {
+                err.push(log('ofp_actions', 'WARN', problem), log('ofp_flow', 'WARN', 'OFPST_FLOW reply bad instructions'), log('vconn', 'WARN', 'parse error in reply (OFPBAC_UNSUPPORTED_ORDER)'));
+                throw new Fail('ovs-ofctl: dump flows (Protocol error)');
+              }
+            }
           }
           // ovs-ofctl prints the raw reply (its header, idle_age) only with stats, no sort and no
           // names; otherwise it formats each flow itself.

@@ -5,7 +5,7 @@ import { FieldError } from './fields.js';
 import type { Flow } from './flow.js';
 import { formatFieldValue, parseFieldValue } from './match.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, parseSubfield, parseSubfieldPrefix, readSubfield } from './subfield.js';
-import { type PortMap, hexBytes, keyValues, parseIntString } from './text.js';
+import { type PortMap, hexBytes, keyValues, parseIntString, parseTable } from './text.js';
 import type { TunTable } from './tlv.js';
 
 export interface LearnSpec {
@@ -112,8 +112,9 @@ export function parseLearn(arg: string, ctx: Ctx): LearnAction {
   };
   for (const [name, value] of keyValues(arg)) {
     if (name === 'table') {
-      const t = /^\d+$/.test(value) ? Number(value) : -1;
-      if (t < 0 || t > 255) throw new FieldError(`unknown table "${value}"`);
+      // ofputil_table_from_string: a number above 255 is logged, then refused.
+      const t = parseTable(value) ?? -1;
+      if (t < 0) throw new FieldError(`unknown table "${value}"`);
       if (t === 255) throw new FieldError(`${arg}: table id 255 not valid for \`learn' action`);
       l.table = t;
     } else if (name === 'priority') l.priority = atoi(value) & 0xffff;
