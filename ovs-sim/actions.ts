@@ -2,6 +2,7 @@
 // and printed as OVS prints them. How they change on their way through the wire protocol (an
 // OpenFlow 1.0 mod_dl_src comes back from an OpenFlow 1.3 dump as set_field) is in wire.ts;
 // what they do to a packet is in xlate.ts.
+import { type BundleAction, type Multipath, formatBundle, formatMultipath, parseBundle, parseMultipath } from './multipath.js';
 import { FieldError, type MfField, fieldByName } from './fields.js';
 import { type LearnAction, formatLearn, parseLearn } from './learn.js';
 import { formatFieldValue, parseFieldValue } from './match.js';
@@ -52,6 +53,8 @@ export interface Controller {
 }
 
 export type Ofpact =
+  | Multipath
+  | BundleAction
   | { type: 'output'; port: number; maxLen: number }
   | { type: 'output_reg'; src: Subfield; maxLen: number }
   | { type: 'output_trunc'; port: number; maxLen: number }
@@ -162,7 +165,7 @@ const INSTRUCTION_NAMES = ['meter', 'apply_actions', 'clear_actions', 'write_act
 export const instructionOf = (a: Ofpact): number => INSTRUCTION[a.type] ?? 1;
 
 const ACTION_NAMES: Record<string, OfpactType> = {
-  output: 'output', group: 'group', controller: 'controller', enqueue: 'enqueue', bundle: 'output', set_vlan_vid: 'set_vlan_vid',
+  output: 'output', group: 'group', controller: 'controller', enqueue: 'enqueue', bundle: 'bundle', bundle_load: 'bundle', multipath: 'multipath', set_vlan_vid: 'set_vlan_vid',
   set_vlan_pcp: 'set_vlan_pcp', strip_vlan: 'strip_vlan', push_vlan: 'push_vlan', mod_dl_src: 'set_eth_src', mod_dl_dst: 'set_eth_dst',
   mod_nw_src: 'set_ipv4_src', mod_nw_dst: 'set_ipv4_dst', mod_nw_tos: 'set_ip_dscp', mod_nw_ecn: 'set_ip_ecn', mod_nw_ttl: 'set_ip_ttl',
   mod_tp_src: 'set_l4_src_port', mod_tp_dst: 'set_l4_dst_port', move: 'reg_move', set_field: 'set_field', push: 'stack_push',
@@ -225,7 +228,7 @@ export function parseActions(text: string, ctx: ParseContext, instructions = tru
     // Action names are case-insensitive (ofpact_type_from_name uses strcasecmp).
     const lower = key.toLowerCase();
     const type = ACTION_NAMES[lower];
-    if (type && lower !== 'bundle') {
+    if (type) {
       parseOne(type, lower, value, ctx, out);
       if (type === 'meter' && !instructions) restrict(ctx.usable, OF15_UP);
     } else if (key.toLowerCase() === 'mod_vlan_vid') out.push(parseVlanVid(value, true));
@@ -633,6 +636,12 @@ function parseOne(type: OfpactType, key: string, value: string, ctx: ParseContex
     case 'debug_slow':
       out.push({ type });
       return;
+    case 'multipath':
+      out.push(parseMultipath(value, ctx.tun));
+      return;
+    case 'bundle':
+      out.push(parseBundle(value, key === 'bundle_load', ctx.ports, ctx.tun));
+      return;
     case 'clone':
       out.push({ type, actions: parseActions(value, ctx, false, 'clone') });
       return;
@@ -857,6 +866,10 @@ export function formatAction(a: Ofpact, ctx: FormatContext = {}): string {
       return 'debug_recirc';
     case 'debug_slow':
       return 'debug_slow';
+    case 'multipath':
+      return formatMultipath(a, ctx.tun);
+    case 'bundle':
+      return formatBundle(a, ctx.ports, ctx.tun);
   }
 }
 

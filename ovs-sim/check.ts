@@ -9,6 +9,7 @@ import { Match as MatchCtor, type Match } from './match.js';
 import { writeSubfield } from './subfield.js';
 import type { Subfield } from './subfield.js';
 import { warn } from './log.js';
+import { bundleMemberProblem } from './multipath.js';
 import { OFPP } from './text.js';
 
 export class CheckError extends FieldError {
@@ -70,6 +71,18 @@ function checkOne(a: Ofpact, m: Match, tableId: number, usable: Usable): void {
     case 'output_reg':
       checkSubfield(a.src, m, false);
       return;
+    case 'multipath':
+      checkSubfield(a.dst, m, true);
+      return;
+    case 'bundle': {
+      if (a.dst) checkSubfield(a.dst, m, true);
+      const bad = bundleMemberProblem(a);
+      if (bad !== null) {
+        warn('bundle', bad === OFPP.CONTROLLER ? 'unsupported controller member' : `invalid member ${bad}`);
+        throw new CheckError('OFPBAC_BAD_OUT_PORT');
+      }
+      return;
+    }
     case 'set_vlan_vid':
     case 'set_vlan_pcp':
       a.flowHasVlan = vlanPresent(f);

@@ -138,3 +138,33 @@ export const hashUint64 = (x: bigint, basis = 0): number =>
 
 /** hash_boolean(x, basis). */
 export const hashBoolean = (x: boolean, basis: number): number => ((x ? 0xc2b73583 : 0xe90f1258) ^ rot(basis >>> 0, 1)) >>> 0;
+
+const bswap32 = (v: number): number => (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
+const bswap16 = (v: number): number => ((v & 0xff) << 8) | ((v >> 8) & 0xff);
+
+/** flow_hash_symmetric_l2 (words as a little-endian host reads the big-endian fields). */
+function flowHashSymmetricL2(f: Flow, basis: number): number {
+  if (f[W.packet_type] !== 0) return 0;
+  const tci = ((f[W.vlan0]! ^ f[W.vlan1]!) & 0xfff);
+  const b = new Uint8Array(12);
+  b[0] = f[W.dl_type]! >> 8; b[1] = f[W.dl_type]! & 255; b[2] = tci >> 8; b[3] = tci & 255;
+  const x = [(f[W.dl_src]! ^ f[W.dl_dst]!) & 0xffff, (f[W.dl_src + 1]! ^ f[W.dl_dst + 1]!) >>> 0];
+  b[4] = x[0]! >> 8; b[5] = x[0]! & 255; b[6] = x[1]! >>> 24; b[7] = (x[1]! >>> 16) & 255; b[8] = (x[1]! >>> 8) & 255; b[9] = x[1]! & 255;
+  let hash = basis >>> 0;
+  for (let i = 0; i < 12; i += 4) hash = mhashAdd(hash, (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0);
+  return hashFinish(hash, basis);
+}
+
+/** flow_hash_symmetric_l3l4. */
+export function flowHashSymmetricL3L4(f: Flow, basis: number, withUdp: boolean): number {
+  let hash = basis >>> 0;
+  const dl = f[W.dl_type]!;
+  if (dl === ETH_TYPE.IP) hash = mhashAdd(hash, bswap32((f[W.nw_src]! ^ f[W.nw_dst]!) >>> 0));
+  else if (dl === ETH_TYPE.IPV6) {
+    for (let i = 0; i < 4; i++) hash = mhashAdd(hash, bswap32((f[W.ipv6_src + i]! ^ f[W.ipv6_dst + i]!) >>> 0));
+  } else return flowHashSymmetricL2(f, basis);
+  const proto = f[W.nw_proto]!;
+  hash = mhashAdd(hash, proto);
+  if (!(f[W.nw_frag]! & 3) && (proto === IPPROTO.TCP || proto === IPPROTO.SCTP || (withUdp && proto === IPPROTO.UDP))) hash = mhashAdd(hash, bswap16((f[W.tp_src]! ^ f[W.tp_dst]!) & 0xffff));
+  return hashFinish(hash, basis);
+}

@@ -4,6 +4,7 @@
 // with its recirculation, the action set; it produces the datapath actions in order and, when
 // asked, the trace tree ofproto/trace prints.
 import { hashOrder } from './hmap.js';
+import { bundleMember, hashFields, multipathLink } from './multipath.js';
 import { tunMetadataRead } from './tlv.js';
 import { type Ct, type Nat, type Ofpact, formatAction, formatActions } from './actions.js';
 import type { Bridge, BridgePort, Rule } from './bridge.js';
@@ -1270,6 +1271,25 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
       case 'debug_slow':
         ctx.slowAction = true;
         break;
+      case 'multipath': {
+        const link = multipathLink(hashFields(flow, a.fields, a.basis), a.algorithm, a.nLinks, a.arg);
+        writeSubfield(flow, a.dst, BigInt(link), ctx.bridge.tun);
+        writeSubfield(ctx.wc, a.dst, bitsMask(a.dst.nBits), ctx.bridge.tun);
+        reportSubfield(ctx, a.dst);
+        break;
+      }
+      case 'bundle': {
+        // A member is live when its port exists (dummy ports are always up).
+        const member = bundleMember(a, flow, (p) => port(ctx, p) !== undefined);
+        if (a.dst) {
+          writeSubfield(flow, a.dst, BigInt(member), ctx.bridge.tun);
+          writeSubfield(ctx.wc, a.dst, bitsMask(a.dst.nBits), ctx.bridge.tun);
+          reportSubfield(ctx, a.dst);
+        } else if (member !== OFPP.NONE) {
+          outputAction(ctx, member, 0, false, last, groupBucket);
+        }
+        break;
+      }
       case 'check_pkt_larger':
         checkPktLarger(ctx, a, list.slice(i + 1));
         return;
