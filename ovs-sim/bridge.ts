@@ -241,13 +241,36 @@ export class Bridge {
     return name;
   }
 
-  removePort(name: string): BridgePort | undefined {
+  /** New options for a port; a tunnel whose UDP port changes moves to that port's vport. */
+  setPortOptions(p: BridgePort, options: Map<string, string>): void {
+    const before = p.odpPort === null ? null : this.datapathName(p.name, p.type, p.options);
+    p.options.clear();
+    for (const [k, v] of options) p.options.set(k, v);
+    if (before === null) return;
+    const after = this.datapathName(p.name, p.type, p.options);
+    if (after === before) return;
+    const old = p.odpPort;
+    p.odpPort = this.datapath.addPort(after).number;
+    if (![...this.ports.values()].some((q) => q !== p && q.odpPort === old)) this.datapath.removePort(before);
+    this.portsVersion += 1;
+  }
+
+  /**
+   * Remove a port. Its datapath port goes too when no other port uses it, at once or, with
+   * `later`, when the caller says (vswitchd re-creating an interface adds the new datapath port
+   * before the old one is gone).
+   */
+  removePort(name: string, later?: (() => void)[]): BridgePort | undefined {
     const p = this.portByName(name);
     if (p) {
       this.ports.delete(p.ofport);
       this.portsVersion += 1;
       const dpName = this.datapathName(p.name, p.type, p.options);
-      if (p.odpPort !== null && ![...this.ports.values()].some((q) => q.odpPort === p.odpPort)) this.datapath.removePort(dpName);
+      const drop = (): void => {
+        if (p.odpPort !== null && ![...this.ports.values()].some((q) => q.odpPort === p.odpPort)) this.datapath.removePort(dpName);
+      };
+      if (later) later.push(drop);
+      else drop();
     }
     return p;
   }

@@ -309,6 +309,7 @@ export class Vsctl {
    */
   private reconfigure(): void {
     const pending = [...this.dirty].filter((r) => this.ifaces.get(r.name) === r && this.bridges.has(r.bridge));
+    const dropLater: (() => void)[] = [];
     for (const row of pending) {
       const b = this.bridgeOf(row.bridge);
       const existing = b.portByName(row.name);
@@ -318,7 +319,7 @@ export class Vsctl {
         this.apply(b, row);
         continue;
       }
-      b.removePort(row.name);
+      b.removePort(row.name, dropLater);
     }
     const created = new Set(this.created.map((b) => b.name));
     for (const brName of hashOrder(this.bridgeNames, (n) => hashString(n))) {
@@ -338,6 +339,7 @@ export class Vsctl {
         }
       }
     }
+    for (const drop of dropLater) drop();
   }
 
   /** Make the bridge's port match the interface row. */
@@ -349,8 +351,7 @@ export class Vsctl {
       const sameType = existing.type === type;
       const wantNumber = row.ofportRequest;
       if (sameType && (wantNumber === null || wantNumber === existing.ofport)) {
-        existing.options.clear();
-        for (const [k, v] of row.options) existing.options.set(k, v);
+        b.setPortOptions(existing, row.options);
         existing.externalIds.clear();
         for (const [k, v] of row.externalIds) existing.externalIds.set(k, v);
         b.portsVersion += 1;
