@@ -18,6 +18,8 @@ import { tunMetadataWrite } from './tlv.js';
 export class TraceError extends Error {}
 
 /** parse_ofp_exact_flow: a flow string where every field is exact and its prerequisites hold. */
+const FLAG_FORMATS = new Set<string>(['tun_flags', 'tcp_flags', 'ct_state']);
+
 export function parseExactFlow(s: string, bridge: Bridge): Flow {
   const f = newFlow();
   const m = new Match(f);
@@ -42,7 +44,9 @@ export function parseExactFlow(s: string, bridge: Bridge): Flow {
       throw new TraceError(`${s}: bad value for ${key} (${(e as Error).message})`);
     }
     const ones = (1n << BigInt(8 * mf.nBytes)) - 1n;
-    if (v.mask !== -1n && (v.mask & mf.valueMask) !== mf.valueMask && v.mask !== ones && !(mf.fmt === 'frag' && (v.mask & 3n) === 3n)) {
+    // Flags given as +flag/-flag (or value/mask) match only some bits: a wildcard too.
+    const maskedFlags = FLAG_FORMATS.has(mf.fmt) && (/^[+-]/.test(value) || value.includes('/'));
+    if (maskedFlags || (v.mask !== -1n && (v.mask & mf.valueMask) !== mf.valueMask && v.mask !== ones && !(mf.fmt === 'frag' && (v.mask & 3n) === 3n))) {
       throw new TraceError(`${s}: bad value for ${key} (${value}: wildcards not allowed here)`);
     }
     setFields.add(mf.name);
