@@ -100,6 +100,16 @@ export class Rule implements ClsRule {
   }
 }
 
+/** The learn actions (nested ones too) that delete what they learned with their rule. */
+function learnsDeleting(actions: Ofpact[]): Extract<Ofpact, { type: 'learn' }>[] {
+  const out: Extract<Ofpact, { type: 'learn' }>[] = [];
+  for (const a of actions) {
+    if (a.type === 'learn' && a.deleteLearned) out.push(a);
+    else if (a.type === 'write_actions' || a.type === 'clone') out.push(...learnsDeleting(a.actions));
+  }
+  return out;
+}
+
 function conjunctionsOf(actions: Ofpact[]): Conjunction[] | null {
   let out: Conjunction[] | null = null;
   for (const a of actions) if (a.type === 'conjunction') (out ??= []).push({ id: a.id, clause: a.clause, nClauses: a.nClauses });
@@ -436,8 +446,23 @@ export class Bridge {
       case 'delete':
       case 'delete_strict':
         if (fm.table === 254) throw new OfError('OFPBRC_EPERM');
-        for (const r of this.select(fm, fm.command === 'delete_strict')) this.removeRule(r, undo);
+        for (const r of this.select(fm, fm.command === 'delete_strict')) {
+          this.removeRule(r, undo);
+          this.flushLearned(r, undo);
+        }
         return;
+    }
+  }
+
+  /**
+   * learned_cookies: when the last rule whose learn actions say delete_learned for a table and
+   * cookie goes, the flows learned into that table with that cookie go too.
+   */
+  private flushLearned(gone: Rule, undo: Undo[]): void {
+    for (const l of learnsDeleting(gone.actions)) {
+      const still = this.flows().some((r) => learnsDeleting(r.actions).some((x) => x.table === l.table && x.cookie === l.cookie));
+      if (still) continue;
+      for (const r of [...this.table(l.table).rules()]) if (r.cookie === l.cookie) this.removeRule(r, undo);
     }
   }
 

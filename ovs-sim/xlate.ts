@@ -3,6 +3,7 @@
 // OVS's miss rules and depth limits), patch ports into the peer bridge, groups, learn, conntrack
 // with its recirculation, the action set; it produces the datapath actions in order and, when
 // asked, the trace tree ofproto/trace prints.
+import type { FlowMod } from './flowmod.js';
 import { hashOrder } from './hmap.js';
 import { bundleMember, hashFields, multipathLink } from './multipath.js';
 import { tunMetadataRead } from './tlv.js';
@@ -126,6 +127,8 @@ class Ctx {
    * stops the translation; what is left of it is saved as frozen actions for a recirculation.
    */
   freezing = false;
+  /** Flows learned during the translation, installed after it. */
+  learned: FlowMod[] = [];
   frozenActions: Ofpact[] = [];
   lastUnroll: Extract<Ofpact, { type: 'unroll_xlate' }> | null = null;
   freezeHash: { alg: 'l4' | 'sym_l4'; basis: number } | null = null;
@@ -922,7 +925,9 @@ function learnAction(ctx: Ctx, l: Extract<Ofpact, { type: 'learn' }>): void {
     if (existing >= l.limit && !t.findExact(st, [...st.idx].map((i, k) => (m.flow[i]! & st.mask[k]!) >>> 0), l.priority)) success = false;
   }
   if (success) {
-    ctx.bridge.learn({
+    // Installed when the translation ends: this translation looks at the tables as they were
+    // when it started (OVS's tables version), so a flow learned now is not visible to it.
+    ctx.learned.push({
       command: 'modify_strict', match: m, priority: l.priority, table: l.table, cookie: 0n, cookieMask: 0n, newCookie: l.cookie,
       modifyCookie: true, mayAdd: true, idle: l.idle, hard: l.hard, importance: 0, flags: l.sendFlowRem ? 1 : 0,
       outPort: OFPP.NONE, outGroup: 0xffffffff, actions, usable: { p: 0x1ff },
@@ -1388,6 +1393,8 @@ export function xlate(xin: XlateIn): XlateOut {
 }
 
 function finish(ctx: Ctx): XlateOut {
+  for (const fm of ctx.learned) ctx.bridge.learn(fm);
+  ctx.learned = [];
   // A failed translation drops the packet: none of its datapath actions run.
   return { trace: ctx.top, odp: ctx.error ? [] : ctx.odp, flow: ctx.flow, slowAction: ctx.slowAction, error: ctx.error };
 }
