@@ -16,7 +16,7 @@ import { Match, formatMatch } from './match.js';
 import { info } from './log.js';
 import { nxRoundTrip } from './nx-match.js';
 import { OFPP, type PortMap } from './text.js';
-import { TunTable } from './tlv.js';
+import { TunTable, tunMetadataAsClient } from './tlv.js';
 import { type OfVersion, wire } from './wire.js';
 
 export type PortType = 'internal' | 'dummy' | 'dummy-internal' | 'system' | 'patch' | 'vxlan' | 'geneve' | 'gre' | 'stt';
@@ -98,6 +98,16 @@ export class Rule implements ClsRule {
     }
     return m;
   }
+}
+
+function actionsUseTunMetadata(actions: Ofpact[], index: number): boolean {
+  const uses = (f: { tunMetadata?: number } | undefined): boolean => f?.tunMetadata === index;
+  return actions.some((a) => {
+    if (a.type === 'set_field') return uses(a.field);
+    if (a.type === 'reg_move') return uses(a.src.field) || uses(a.dst.field);
+    if (a.type === 'write_actions' || a.type === 'clone' || a.type === 'ct') return actionsUseTunMetadata(a.actions, index);
+    return false;
+  });
 }
 
 /** The learn actions (nested ones too) that delete what they learned with their rule. */
@@ -505,9 +515,10 @@ export class Bridge {
   }
 
   /** Is tun_metadataN used by any flow's match (a TLV mapping cannot be deleted then)? */
+  /** Does a flow match on tun_metadataN or use it in its actions (it is then in use, not deletable)? */
   flowsUseTunMetadata(index: number): boolean {
     const [word, bit] = [W.tun_md_present + (index >= 32 ? 0 : 1), 1 << (index % 32)];
-    return this.flows().some((r) => (r.match().wc[word]! & bit) !== 0);
+    return this.flows().some((r) => (r.match().wc[word]! & bit) !== 0 || actionsUseTunMetadata(r.actions, index));
   }
 
   // -- groups --
@@ -603,7 +614,9 @@ export class Bridge {
       if (hardAge !== Math.floor((now - r.created) / 1000)) s += `hard_age=${hardAge}, `;
     }
     // The match comes back in the flow stats reply as NXM (OpenFlow 1.0) or OXM.
-    const m = formatMatch(nxRoundTrip(r.match(), f.version >= 12), r.priority, f.ports, this.tun);
+    const wired = nxRoundTrip(r.match(), f.version >= 12);
+    tunMetadataAsClient(wired, this.tun);
+    const m = formatMatch(wired, r.priority, f.ports, this.tun);
     if (m !== '') s += `${m} `;
     const actions = wire(r.actions, f.version);
     // ovs-ofctl decoding the reply notes the OpenFlow 1.1 port-rewrite actions that OXM versions

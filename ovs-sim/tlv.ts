@@ -105,6 +105,21 @@ export function tunMetadataWrite(f: Flow, idx: number, tun: TunTable | null, val
   return true;
 }
 
+/**
+ * A tun_metadata match as ovs-ofctl decodes it from a reply: it has no TLV map, so it takes each
+ * option's length from its value and mask (their significant bytes), and a mask of all ones
+ * over that length is exact (0x5/0xff prints as 0x5, 0x500/0xff00 stays masked).
+ */
+export function tunMetadataAsClient(m: { flow: Flow; wc: Flow }, tun: TunTable | null): void {
+  for (const e of tun?.entries.values() ?? []) {
+    const [word, bit] = presentBit(e.index);
+    if ((m.wc[word]! & bit) === 0 || (m.flow[word]! & bit) === 0) continue;
+    const mk = readBytes(m.wc, e.offset, e.len);
+    const n = Math.max(byteLen(readBytes(m.flow, e.offset, e.len)), byteLen(mk), 1);
+    if (mk === (1n << BigInt(8 * n)) - 1n) writeBytes(m.wc, e.offset, e.len, (1n << BigInt(8 * e.len)) - 1n);
+  }
+}
+
 /** tun_metadata_match_format. */
 export function tunMetadataFormat(m: { flow: Flow; wc: Flow }, tun: TunTable | null): string {
   let s = '';
