@@ -206,7 +206,7 @@ function runOne(bridge: Bridge, flow: Flow, packet: boolean, names: boolean, que
   out.push(...printTrace(r.trace));
   out.push('');
   out.push(`Final flow: ${flowEqual(initial, r.flow) ? 'unchanged' : flowText(r.flow, ports, bridge.tun)}`);
-  out.push(`Megaflow: ${formatMatch({ flow: r.flow, wc: newFlow() }, 32768)}`);
+  out.push(`Megaflow: ${formatMatch({ flow: initial, wc: r.wc }, 32768, ports, bridge.tun)}`);
   out.push(`Datapath actions: ${formatOdpActions(r.odp, names ? bridge.datapath.names() : null)}`);
   if (r.error) out.push(`Translation failed (${r.error}), packet is dropped.`);
   else if (r.slowAction) out.push('This flow is handled by the userspace slow path because it:', '  - Uses action(s) not supported by datapath.');

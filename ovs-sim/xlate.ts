@@ -10,7 +10,7 @@ import { tunMetadataRead } from './tlv.js';
 import { type Ct, type Nat, type Ofpact, formatAction, formatActions } from './actions.js';
 import type { Bridge, BridgePort, Rule } from './bridge.js';
 import { flowHashSymmetricL4, hashBoolean, hashBytes, hashInt, hashUint64 } from './hash.js';
-import { CS, ETH_TYPE, FLOW_WORDS, FRAG, type Flow, IPPROTO, TNL_F, VLAN_CFI, W, getWords, setWords } from './flow.js';
+import { CS, ETH_TYPE, FLOW_WORDS, FRAG, type Flow, IPPROTO, TNL_F, VLAN_CFI, W, WIDTH, getWords, setWords } from './flow.js';
 import { fieldByName, prereqsOk, readField, writeField } from './fields.js';
 import type { Group } from './groups.js';
 import { learnExecute } from './learn.js';
@@ -74,6 +74,8 @@ export interface XlateOut {
   trace: TraceNode[];
   odp: OdpAction[];
   flow: Flow;
+  /** The megaflow's mask: what the translation looked at (xlate_wc_init .. xlate_wc_finish). */
+  wc: Flow;
   slowAction: boolean;
   error: string | null;
 }
@@ -889,6 +891,8 @@ function decTtl(ctx: Ctx, ids: number[] | null): boolean {
 }
 
 function learnAction(ctx: Ctx, l: Extract<Ofpact, { type: 'learn' }>): void {
+  // learn_mask: the fields a learn reads are part of the megaflow, learning or not.
+  for (const sp of l.specs) if (sp.src) writeSubfield(ctx.wc, sp.src, bitsMask(sp.src.nBits), ctx.bridge.tun);
   if (!ctx.xin.packet) {
     ctx.report('warn', 'suppressing side effects, so learn action ignored');
     return;
@@ -1344,6 +1348,7 @@ function checkPktLarger(ctx: Ctx, a: Extract<Ofpact, { type: 'check_pkt_larger' 
 
 export function xlate(xin: XlateIn): XlateOut {
   const ctx = new Ctx(xin);
+  wcInit(ctx);
   const f = ctx.flow;
   const bridgeNode = ctx.report('bridge', `bridge("${ctx.bridge.name}")`);
   if (bridgeNode) ctx.trace = bridgeNode.subs;
@@ -1392,11 +1397,45 @@ export function xlate(xin: XlateIn): XlateOut {
   return finish(ctx);
 }
 
+/** xlate_wc_init: what every datapath flow matches on. */
+function wcInit(ctx: Ctx): void {
+  const f = ctx.xin.flow;
+  const wc = ctx.wc;
+  for (const m of ['packet_type', 'in_port', 'dl_type', 'recirc_id'] as const) wc[W[m]] = 0xffffffff;
+  if (f[W.dl_type] === ETH_TYPE.IP || f[W.dl_type] === ETH_TYPE.IPV6) wc[W.nw_frag] = (wc[W.nw_frag]! | FRAG.ANY | FRAG.LATER) >>> 0;
+  // tnl_wc_init: a packet from a tunnel matches its id, addresses, flags and TOS.
+  if (f[W.tun_dst] !== 0) {
+    wc[W.tun_id] = wc[W.tun_id + 1] = 0xffffffff;
+    wc[W.tun_src] = wc[W.tun_dst] = 0xffffffff;
+    wc[W.tun_flags] = (wc[W.tun_flags]! | TNL_F.DONT_FRAGMENT | TNL_F.CSUM | TNL_F.KEY) >>> 0;
+    wc[W.tun_tos] = 0xff;
+  }
+}
+
+/** xlate_wc_finish: no metadata or registers in a datapath flow, ICMP type/code as 8 bits, ... */
+function wcFinish(ctx: Ctx): Flow {
+  const f = ctx.xin.flow;
+  const wc = Uint32Array.from(ctx.wc);
+  for (const m of ['metadata', 'regs', 'actset_output', 'conj_id'] as const) wc.fill(0, W[m], W[m] + WIDTH[m]);
+  const icmp = (f[W.dl_type] === ETH_TYPE.IP && f[W.nw_proto] === IPPROTO.ICMP) || (f[W.dl_type] === ETH_TYPE.IPV6 && f[W.nw_proto] === IPPROTO.ICMPV6);
+  if (icmp) {
+    wc[W.tp_src] = wc[W.tp_src]! & 0xff;
+    wc[W.tp_dst] = wc[W.tp_dst]! & 0xff;
+  }
+  for (const v of [W.vlan0, W.vlan1]) if (wc[v]! & 0xffff) wc[v] = (wc[v]! | VLAN_CFI) >>> 0;
+  if (f[W.nw_frag]! & FRAG.LATER) wc[W.tp_src] = wc[W.tp_dst] = 0;
+  // Nothing of headers the packet did not come with (a VLAN pushed, a tunnel set).
+  if (!(f[W.vlan0]! & VLAN_CFI)) wc[W.vlan0] = 0;
+  if (!(f[W.vlan1]! & VLAN_CFI)) wc[W.vlan1] = 0;
+  if (f[W.tun_dst] === 0) wc.fill(0, W.tun_dst, W.tun_md + WIDTH.tun_md);
+  return wc;
+}
+
 function finish(ctx: Ctx): XlateOut {
   for (const fm of ctx.learned) ctx.bridge.learn(fm);
   ctx.learned = [];
   // A failed translation drops the packet: none of its datapath actions run.
-  return { trace: ctx.top, odp: ctx.error ? [] : ctx.odp, flow: ctx.flow, slowAction: ctx.slowAction, error: ctx.error };
+  return { trace: ctx.top, odp: ctx.error ? [] : ctx.odp, flow: ctx.flow, wc: wcFinish(ctx), slowAction: ctx.slowAction, error: ctx.error };
 }
 
 export { FLOW_WORDS, IPPROTO, readField };
