@@ -5,7 +5,7 @@
 //    and the flow lines are compared as a sorted list (OVS prints a table in its hash order);
 //  - ofproto/trace: the `Megaflow:` line is dropped: it is the datapath's wildcarding, which
 //    depends on OVS's classifier internals (staged lookups, prefix tries), not on what the
-//    flows do. Everything else is compared as printed, native-tunnel notes included: a sandbox
+//    flows do; the simulator prints an approximation of it. Everything else is compared as printed, native-tunnel notes included: a sandbox
 //    has no route to any tunnel endpoint and neither has a standalone simulated switch.
 //  Datapath port numbers are not normalized: the dummy datapath numbers ports predictably
 //  (from the digits in their names), and the simulator numbers them the same way.
