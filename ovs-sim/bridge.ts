@@ -110,6 +110,13 @@ function actionsUseTunMetadata(actions: Ofpact[], index: number): boolean {
   });
 }
 
+/** A replaced or modified rule keeps its counters unless the flow mod says reset_counts. */
+function carryCounters(r: Rule, old: Rule, fm: FlowMod): void {
+  if (fm.flags & FF.RESET_COUNTS) return;
+  r.nPackets = old.nPackets;
+  r.nBytes = old.nBytes;
+}
+
 /** The learn actions (nested ones too) that delete what they learned with their rule. */
 function learnsDeleting(actions: Ofpact[]): Extract<Ofpact, { type: 'learn' }>[] {
   const out: Extract<Ofpact, { type: 'learn' }>[] = [];
@@ -415,12 +422,9 @@ export class Bridge {
           for (const other of t.rules()) if (other.priority === r.priority && overlaps(m, other.match())) throw new OfError('OFPFMFC_OVERLAP');
         }
         if (old) {
-          // The cookie is replaced when one is given; counters carry over unless reset_counts.
+          // The cookie is replaced when one is given.
           if (fm.newCookie === 0xffffffffffffffffn) r.cookie = old.cookie;
-          if (!(fm.flags & FF.RESET_COUNTS)) {
-            r.nPackets = old.nPackets;
-            r.nBytes = old.nBytes;
-          }
+          carryCounters(r, old, fm);
           this.removeRule(old, undo);
         }
         this.insertRule(r, undo);
@@ -444,10 +448,7 @@ export class Bridge {
           r.used = old.used;
           r.modified = this.now();
           if (fm.modifyCookie && fm.newCookie !== 0xffffffffffffffffn) r.cookie = fm.newCookie;
-          if (!(fm.flags & FF.RESET_COUNTS)) {
-            r.nPackets = old.nPackets;
-            r.nBytes = old.nBytes;
-          }
+          carryCounters(r, old, fm);
           this.removeRule(old, undo);
           this.insertRule(r, undo);
         }

@@ -101,6 +101,15 @@ export class SimSwitch {
     return resolve(this.cwd, path);
   }
 
+  /** A file argument's text (relative to the working directory), or ovs-ofctl's error. */
+  private readArg(path: string): string {
+    try {
+      return readFileSync(this.file(path), 'utf8');
+    } catch {
+      throw new Fail(`ovs-ofctl: ${path}: open failed (No such file or directory)`);
+    }
+  }
+
   // -- ovs-ofctl --
 
   private ofctl(args: string[]): CommandResult {
@@ -157,12 +166,7 @@ export class SimSwitch {
         case 'add-flows': {
           const b = this.bridge(params[0]);
           const path = params[1] ?? '';
-          let text: string;
-          try {
-            text = readFileSync(this.file(path), 'utf8');
-          } catch {
-            throw new Fail(`ovs-ofctl: ${path}: open failed (No such file or directory)`);
-          }
+          const text = this.readArg(path);
           const fms: FlowMod[] = [];
           text.split('\n').forEach((raw, i) => {
             const line = raw.replace(/#.*$/, '').trim();
@@ -304,8 +308,6 @@ export class SimSwitch {
 
   private selectForDump(b: Bridge, filter: string, o: OfctlOptions, err: string[]): Rule[] {
     const fm = this.parseFm(b, filter, 'match', err);
-    const strictNote = o.strict;
-    void strictNote;
     return b.flows().filter((r) => b.criteriaSelects(fm, r, false));
   }
 
@@ -400,13 +402,7 @@ export class SimSwitch {
     let mods: GroupMod[];
     try {
       if (cmd === 'add-groups') {
-        const path = params[1] ?? '';
-        let text: string;
-        try {
-          text = readFileSync(this.file(path), 'utf8');
-        } catch {
-          throw new Fail(`ovs-ofctl: ${path}: open failed (No such file or directory)`);
-        }
+        const text = this.readArg(params[1] ?? '');
         mods = text.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => l !== '').map((l) => parseGroupMod(l, 'add', ctx));
       } else if (cmd === 'del-groups') {
         mods = [parseGroupMod(params[1] ?? 'group_id=all', 'delete', ctx)];

@@ -3,7 +3,7 @@
 // live member port (bundle: active_backup, hrw; bundle_load stores it). Parsed, printed and run
 // as OVS's lib/multipath.c and lib/bundle.c do.
 import { FieldError } from './fields.js';
-import { ETH_TYPE, type Flow, IPPROTO, W } from './flow.js';
+import { ETH_TYPE, type Flow, W } from './flow.js';
 import { flowHashSymmetricL3L4, flowHashSymmetricL4, hash2Words, jhashBytes } from './hash.js';
 import { type Subfield, formatSubfield, parseSubfield } from './subfield.js';
 import { OFPP, type PortMap, parsePort, portText } from './text.js';
@@ -192,4 +192,3 @@ export function bundleMember(a: BundleAction, f: Flow, live: (port: number) => b
   return best >= 0 ? a.members[best]! : OFPP.NONE;
 }
 
-void IPPROTO;

@@ -3,8 +3,8 @@
 // --ct-next states), printed in OVS's layout: Flow:, bridge("…"), the steps, Final flow:,
 // Megaflow:, Datapath actions:.
 import type { Bridge } from './bridge.js';
-import { FieldError, fieldByName, prereqsOk, readField, writeField } from './fields.js';
-import { CS, ETH_TYPE, type Flow, IPPROTO, W, flowEqual, getWords, newFlow, setWords } from './flow.js';
+import { fieldByName, prereqsOk, writeField } from './fields.js';
+import { CS, ETH_TYPE, type Flow, W, flowEqual, getWords, newFlow, setWords } from './flow.js';
 import { isProtocolKeyword, setProtocol } from './flowmod.js';
 import { Match, flowText, formatMatch, parseFieldValue } from './match.js';
 import { formatOdpActions } from './odp.js';
@@ -210,7 +210,4 @@ function runOne(bridge: Bridge, flow: Flow, packet: boolean, names: boolean, que
   out.push(`Datapath actions: ${formatOdpActions(r.odp, names ? bridge.datapath.names() : null)}`);
   if (r.error) out.push(`Translation failed (${r.error}), packet is dropped.`);
   else if (r.slowAction) out.push('This flow is handled by the userspace slow path because it:', '  - Uses action(s) not supported by datapath.');
-  void IPPROTO;
-  void readField;
-  void FieldError;
 }
