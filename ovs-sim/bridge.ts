@@ -302,19 +302,25 @@ export class Bridge {
     return p;
   }
 
-  portByName(name: string): BridgePort | undefined {
-    for (const p of this.ports.values()) if (p.name === name) return p;
-    return undefined;
-  }
-
+  /** Port names ↔ numbers, rebuilt only when the ports change (a flow parse asks for it per line). */
   portMap(): PortMap {
+    if (this.portMapCache?.version === this.portsVersion) return this.portMapCache.map;
     const byName = new Map<string, number>();
     const byNumber = new Map<number, string>();
     for (const p of this.ports.values()) {
       byName.set(p.name, p.ofport);
       byNumber.set(p.ofport, p.name);
     }
-    return { byName, byNumber };
+    const map = { byName, byNumber };
+    this.portMapCache = { version: this.portsVersion, map };
+    return map;
+  }
+
+  private portMapCache: { version: number; map: PortMap } | null = null;
+
+  portByName(name: string): BridgePort | undefined {
+    const ofport = this.portMap().byName.get(name);
+    return ofport === undefined ? undefined : this.ports.get(ofport);
   }
 
   // -- flow mods --

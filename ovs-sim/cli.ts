@@ -575,9 +575,10 @@ export function switchView(fm: FlowMod, v: OfVersion, protocol: number): FlowMod
  * OpenFlow 1.4 in one bundle, applied all or nothing. Throws with ovs-ofctl's reason.
  */
 export function bundleFlowText(b: Bridge, lines: string[]): void {
+  const ctx = { ports: b.portMap(), tun: b.tun };
   const fms = lines.map((l) => {
     try {
-      return switchView(parseFlowMod(l, null, { ports: b.portMap(), tun: b.tun }), 14, P.OF14_OXM);
+      return switchView(parseFlowMod(l, null, ctx), 14, P.OF14_OXM);
     } catch (e) {
       if (e instanceof FieldError) throw new Error(`${l}: ${e.message}`);
       throw e;
