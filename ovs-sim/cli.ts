@@ -160,7 +160,7 @@ export class SimSwitch {
           const command = cmd === 'add-flow' ? 'add' : cmd === 'mod-flows' ? (o.strict ? 'modify_strict' : 'modify') : o.strict ? 'delete_strict' : 'delete';
           const text = params[1] ?? '';
           const fm = this.parseFm(b, text, command, err);
-          this.sendFlowMods(b, [fm], o, err);
+          this.sendFlowMods(b, [fm], o);
           break;
         }
         case 'add-flows': {
@@ -178,7 +178,7 @@ export class SimSwitch {
               throw e;
             }
           });
-          this.sendFlowMods(b, fms, o, err);
+          this.sendFlowMods(b, fms, o);
           break;
         }
         case 'dump-flows':
@@ -222,7 +222,7 @@ export class SimSwitch {
           break;
         }
         case 'add-group': case 'mod-group': case 'add-groups': case 'del-groups': case 'insert-buckets': case 'remove-buckets':
-          this.groupCommand(cmd, params, o, err);
+          this.groupCommand(cmd, params, o);
           break;
         case 'dump-groups': {
           const b = this.bridge(params[0]);
@@ -237,7 +237,7 @@ export class SimSwitch {
           this.packetOut(this.bridge(params[0]), params.slice(1), o);
           break;
         case 'add-tlv-map': case 'del-tlv-map':
-          this.tlvMod(this.bridge(params[0]), cmd === 'add-tlv-map' ? 'ADD' : 'DEL', params[1], err);
+          this.tlvMod(this.bridge(params[0]), cmd === 'add-tlv-map' ? 'ADD' : 'DEL', params[1]);
           break;
         case 'dump-tlv-map': {
           const b = this.bridge(params[0]);
@@ -276,7 +276,7 @@ export class SimSwitch {
     return { protocol: ok & -ok, xid: 6 };
   }
 
-  private sendFlowMods(b: Bridge, fms: FlowMod[], o: OfctlOptions, err: string[]): void {
+  private sendFlowMods(b: Bridge, fms: FlowMod[], o: OfctlOptions): void {
     if (fms.length === 0) return;
     if (o.bundle) {
       const wired = fms.map((fm) => switchView(fm, 14, P.OF14_OXM));
@@ -303,7 +303,6 @@ export class SimSwitch {
         throw e;
       }
     });
-    void err;
   }
 
   private selectForDump(b: Bridge, filter: string, o: OfctlOptions, err: string[]): Rule[] {
@@ -392,7 +391,7 @@ export class SimSwitch {
     return lines;
   }
 
-  private groupCommand(cmd: string, params: string[], o: OfctlOptions, err: string[]): void {
+  private groupCommand(cmd: string, params: string[], o: OfctlOptions): void {
     const b = this.bridge(params[0]);
     const v = o.version;
     if ((cmd === 'insert-buckets' || cmd === 'remove-buckets') && v < 15) {
@@ -426,7 +425,6 @@ export class SimSwitch {
         throw e;
       }
     });
-    void err;
   }
 
   private packetOut(b: Bridge, params: string[], o: OfctlOptions): void {
@@ -462,7 +460,7 @@ export class SimSwitch {
     return p;
   }
 
-  private tlvMod(b: Bridge, command: 'ADD' | 'DEL', spec: string | undefined, err: string[]): void {
+  private tlvMod(b: Bridge, command: 'ADD' | 'DEL', spec: string | undefined): void {
     const maps = parseTlvMaps(spec ?? '');
     if (command === 'ADD') {
       for (const m of maps) {
@@ -483,7 +481,6 @@ export class SimSwitch {
     }
     if (spec === undefined) b.tun.clear();
     else for (const m of maps) b.tun.delete(m.index);
-    void err;
   }
 
   // -- ovs-appctl --

@@ -76,6 +76,10 @@ export class Datapath {
     return this.byName.get(name);
   }
 
+  portByNumber(n: number): DpPort | undefined {
+    return this.ports.get(n);
+  }
+
   /** Datapath port names by number (ofproto/trace --names). */
   names(): Map<number, string> {
     return new Map([...this.ports.values()].map((p) => [p.number, p.name]));

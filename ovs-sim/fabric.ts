@@ -12,7 +12,7 @@ import { executeDatapath } from './dpexec.js';
 import { type Flow, W, getWords } from './flow.js';
 import type { OdpAction } from './odp.js';
 import { type TunnelType, decapsulate, encapsulate, extract, writeBack } from './packet.js';
-import { OFPP } from './text.js';
+import { OFPP, ipText, parseIp } from './text.js';
 import type { SimVm } from './vm.js';
 
 export interface PacketInFrame {
@@ -36,8 +36,8 @@ type Delivery =
   | { kind: 'port'; host: SimHost; bridge: Bridge; inPort: number; frame: Uint8Array }
   | { kind: 'underlay'; host: SimHost; type: TunnelType; frame: Uint8Array };
 
-const ipNumber = (ip: string): number => ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
-const ipString = (n: number): string => [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join('.');
+/** An address option's value, or -1 (matching nothing) when it is not an IPv4 address. */
+const ipNumber = (ip: string): number => parseIp(ip) ?? -1;
 
 export interface FabricOptions {
   clock?: Clock;
@@ -80,7 +80,7 @@ export class Fabric {
 
   /** An encapsulated packet on the underlay, to the host that has its destination IP. */
   carry(outer: Uint8Array, dst: number, type: TunnelType): void {
-    const host = this.hosts.get(ipString(dst));
+    const host = this.hosts.get(ipText(dst));
     if (!host) {
       this.lost += 1;
       return;
@@ -160,7 +160,7 @@ export class SimHost {
   }
 
   process(b: Bridge, inPort: number, frame: Uint8Array): void {
-    if (![...b.ports.values()].some((p) => p.ofport === inPort)) return;
+    if (!b.ports.has(inPort)) return;
     this.execute(b, extract(frame, inPort, undefined, b.vlanLimit), frame, null);
   }
 
@@ -190,7 +190,7 @@ export class SimHost {
 
   private output(bridge: Bridge, odpPort: number, f: Flow, original: Uint8Array): void {
     const frame = writeBack(original, f, bridge.vlanLimit);
-    const dp = this.datapath.names().get(odpPort) ?? '';
+    const dp = this.datapath.portByNumber(odpPort)?.name ?? '';
     const type: TunnelType | null = dp.startsWith('vxlan_sys_') ? 'vxlan' : dp.startsWith('genev_sys_') ? 'geneve' : null;
     if (type) {
       const hop = { srcMac: underlayMac(this.ip), dstMac: underlayMac(f[W.tun_dst]!) };
@@ -200,13 +200,13 @@ export class SimHost {
       this.fabric.carry(encapsulate(frame, t, type, hop, bridge.tun), f[W.tun_dst]!, type);
       return;
     }
-    // A local port: the VM on it (any bridge of this datapath), or an internal port nobody reads.
+    // A local port (its datapath port has its name): the VM on it, in whichever bridge of this
+    // datapath has it, or an internal port nobody reads.
     for (const b of this.bridges.values()) {
-      for (const p of b.ports.values()) {
-        if (p.odpPort !== odpPort) continue;
-        this.vms.get(`${b.name}/${p.ofport}`)?.receive(frame);
-        return;
-      }
+      const p = b.portByName(dp);
+      if (p?.odpPort !== odpPort) continue;
+      this.vms.get(`${b.name}/${p.ofport}`)?.receive(frame);
+      return;
     }
   }
 

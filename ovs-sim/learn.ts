@@ -5,7 +5,7 @@ import { FieldError } from './fields.js';
 import type { Flow } from './flow.js';
 import { formatFieldValue, parseFieldValue } from './match.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, parseSubfield, parseSubfieldPrefix, readSubfield } from './subfield.js';
-import { type PortMap, hexBytes, keyValues, parseIntString, parseTable } from './text.js';
+import { type PortMap, atoi, hexBytes, keyValues, parseIntString, parseTable } from './text.js';
 import type { TunTable } from './tlv.js';
 
 export interface LearnSpec {
@@ -39,10 +39,6 @@ interface Ctx {
   tun?: TunTable | null;
 }
 
-const atoi = (s: string): number => {
-  const m = /^\s*[+-]?\d+/.exec(s);
-  return m ? Number(m[0]) : 0;
-};
 
 function parseSpec(orig: string, name: string, value: string, ctx: Ctx): LearnSpec {
   let dst: Subfield | null = null;

@@ -6,7 +6,7 @@ import { FieldError } from './fields.js';
 import { ETH_TYPE, type Flow, W } from './flow.js';
 import { flowHashSymmetricL3L4, flowHashSymmetricL4, hash2Words, jhashBytes } from './hash.js';
 import { type Subfield, formatSubfield, parseSubfield } from './subfield.js';
-import { OFPP, type PortMap, parsePort, portText } from './text.js';
+import { OFPP, type PortMap, atoi, parsePort, portText } from './text.js';
 import type { TunTable } from './tlv.js';
 
 export const HASH_FIELDS = ['eth_src', 'symmetric_l4', 'symmetric_l3l4', 'symmetric_l3l4+udp', 'nw_src', 'nw_dst', 'symmetric_l3'] as const;
@@ -33,11 +33,6 @@ export interface BundleAction {
   dst: Subfield | null;
 }
 
-/** C's atoi: leading digits with an optional sign, 0 if none. */
-const atoi = (s: string | undefined): number => {
-  const m = /^\s*([+-]?\d+)/.exec(s ?? '');
-  return m ? Number(m[1]) | 0 : 0;
-};
 
 const fieldsOf = (s: string, arg: string): HashFields => {
   const f = HASH_FIELDS.find((x) => x === s.toLowerCase());

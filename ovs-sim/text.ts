@@ -415,3 +415,9 @@ export function keyValues(s: string): [string, string][] {
 
 /** printf's %#x: 0x-prefixed hex, but a plain 0. */
 export const hexAlt = (v: number): string => (v === 0 ? '0' : `0x${v.toString(16)}`);
+
+/** C's atoi: an optional sign and leading digits after blanks, 0 when there are none (an int). */
+export function atoi(s: string | undefined): number {
+  const m = /^\s*([+-]?\d+)/.exec(s ?? '');
+  return m ? Number(m[1]) | 0 : 0;
+}

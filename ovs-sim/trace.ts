@@ -156,7 +156,7 @@ export function traceCommand(args: string[], bridges: Map<string, Bridge>, opts:
   const packetLength = packet ? packet.length : generate ? composePacket(flow).length : 0;
   const out: string[] = [];
   const queue: RecircNode[] = [];
-  runOne(bridge, flow, sideEffects, names, queue, out, opts, packetLength, bridges);
+  runOne(bridge, flow, sideEffects, names, queue, out, opts, packetLength);
   while (queue.length > 0) {
     const node = queue.shift()!;
     const f = node.flow;
@@ -190,13 +190,12 @@ export function traceCommand(args: string[], bridges: Map<string, Bridge>, opts:
       out.push(` Modified flow: ${ipFlow()}`);
     }
     out.push('='.repeat(79), '');
-    runOne(bridge, f, sideEffects, names, queue, out, opts, packetLength, bridges);
+    runOne(bridge, f, sideEffects, names, queue, out, opts, packetLength);
   }
   return out.join('\n');
 }
 
-function runOne(bridge: Bridge, flow: Flow, packet: boolean, names: boolean, queue: RecircNode[], out: string[], opts: TraceOptions, packetLength: number, bridges: Map<string, Bridge>): void {
-  void bridges;
+function runOne(bridge: Bridge, flow: Flow, packet: boolean, names: boolean, queue: RecircNode[], out: string[], opts: TraceOptions, packetLength: number): void {
   const frozen = flow[W.recirc_id] ? (bridge.datapath.frozen.get(flow[W.recirc_id]!) as never) ?? null : null;
   const ports = names ? bridge.portMap() : null;
   const initial = Uint32Array.from(flow);

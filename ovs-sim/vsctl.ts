@@ -144,7 +144,7 @@ export class Vsctl {
       }
       case 'add-port': {
         const [brName, name, ...cols] = a as [string, string, ...string[]];
-        const b = this.bridgeOf(brName);
+        this.bridgeOf(brName); // (it must exist)
         const existing = this.portRow(name);
         if (existing) {
           if (mayExist && existing.bridge === brName) return null;
@@ -155,7 +155,7 @@ export class Vsctl {
         const row: IfaceRow = { name, bridge: brName, type: '', options: new Map(), externalIds: new Map(), ofportRequest: null, tag: null, portExternalIds: new Map() };
         this.ifaces.set(name, row);
         for (const c of cols) this.setColumn('port', row, c);
-        this.materialize(b, row);
+        this.materialize(row);
         return null;
       }
       case 'del-port': {
@@ -269,7 +269,7 @@ export class Vsctl {
     }
     const row = r as IfaceRow;
     for (const c of cols) this.setColumn(t, row, c);
-    this.materialize(this.bridgeOf(row.bridge), row);
+    this.materialize(row);
   }
 
   private setColumn(t: string, r: IfaceRow | BridgeRow, c: string): void {
@@ -297,7 +297,7 @@ export class Vsctl {
   }
 
   /** The interface row changed: its port follows when the transaction commits. */
-  private materialize(_b: Bridge, row: IfaceRow): void {
+  private materialize(row: IfaceRow): void {
     this.dirty.add(row);
   }
 
@@ -426,6 +426,6 @@ export class Vsctl {
     else throw new VsctlError(`${this.tableName(t)} does not contain a column whose name matches "${col}"`);
     if (cmd === 'clear') m.clear();
     else for (const k of keys) m.delete(k);
-    if (t !== 'bridge') this.materialize(this.bridgeOf(row.bridge), row);
+    if (t !== 'bridge') this.materialize(row);
   }
 }

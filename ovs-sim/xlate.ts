@@ -183,7 +183,11 @@ class Ctx {
 
 // -- table lookups --
 
-function lookupFromTable(ctx: Ctx, tableId: number, inPort: number, mayPacketIn: boolean, honorMiss: boolean): { rule: Rule | null; table: number } {
+/**
+ * The rule a packet hits in a table (rule_dpif_lookup_from_table). With the default table-miss
+ * configuration a miss does not continue to the next table, whatever the caller.
+ */
+function lookupFromTable(ctx: Ctx, tableId: number, inPort: number): Rule | null {
   const f = ctx.flow;
   const oldTpSrc = f[W.tp_src]!;
   const oldTpDst = f[W.tp_dst]!;
@@ -194,15 +198,7 @@ function lookupFromTable(ctx: Ctx, tableId: number, inPort: number, mayPacketIn:
     f[W.tp_dst] = 0;
   }
   f[W.in_port] = inPort;
-  let rule: Rule | undefined;
-  let t = tableId;
-  for (; t < 255; t++) {
-    if (t === 254) continue;
-    rule = ctx.bridge.table(t).lookup(f);
-    if (rule || !honorMiss) break;
-    break; // table-miss config "default": no continue
-  }
-  void mayPacketIn;
+  const rule = ctx.bridge.table(tableId).lookup(f);
   f[W.tp_src] = oldTpSrc;
   f[W.tp_dst] = oldTpDst;
   f[W.in_port] = oldInPort;
@@ -210,7 +206,7 @@ function lookupFromTable(ctx: Ctx, tableId: number, inPort: number, mayPacketIn:
     const st = rule.subtable;
     for (let i = 0; i < st.idx.length; i++) ctx.wc[st.idx[i]!] = (ctx.wc[st.idx[i]!]! | st.mask[i]!) >>> 0;
   }
-  return { rule: rule ?? null, table: t > 254 ? tableId : t };
+  return rule ?? null;
 }
 
 function reportTable(ctx: Ctx, rule: Rule | null, tableId: number): void {
@@ -269,7 +265,7 @@ function tupleSwap(f: Flow): void {
   swap(W.tp_dst, W.ct_tp_dst);
 }
 
-function tableAction(ctx: Ctx, inPort: number, tableId: number, mayPacketIn: boolean, honorMiss: boolean, withCtOrig: boolean, last: boolean, xlator: Xlator): void {
+function tableAction(ctx: Ctx, inPort: number, tableId: number, withCtOrig: boolean, last: boolean, xlator: Xlator): void {
   if (!resourceCheck(ctx)) return;
   const oldTable = ctx.tableId;
   ctx.tableId = tableId;
@@ -282,7 +278,7 @@ function tableAction(ctx: Ctx, inPort: number, tableId: number, mayPacketIn: boo
     }
     tupleSwap(ctx.flow);
   }
-  const { rule } = lookupFromTable(ctx, tableId, inPort, mayPacketIn, honorMiss);
+  const rule = lookupFromTable(ctx, tableId, inPort);
   if (withCtOrig) tupleSwap(ctx.flow);
   const oldTrace = ctx.trace;
   reportTable(ctx, rule, tableId);
@@ -313,13 +309,13 @@ function port(ctx: Ctx, ofport: number): BridgePort | undefined {
   return ctx.bridge.ports.get(ofport);
 }
 
-function outputAction(ctx: Ctx, p: number, maxLen: number, mayPacketIn: boolean, last: boolean, groupBucket: boolean): void {
+function outputAction(ctx: Ctx, p: number, maxLen: number, last: boolean, groupBucket: boolean): void {
   switch (p) {
     case OFPP.IN_PORT:
       composeOutput(ctx, ctx.flow[W.in_port]!, last);
       break;
     case OFPP.TABLE:
-      tableAction(ctx, ctx.flow[W.in_port]!, 0, mayPacketIn, true, false, false, doXlateActions);
+      tableAction(ctx, ctx.flow[W.in_port]!, 0, false, false, doXlateActions);
       break;
     case OFPP.NORMAL:
       xlateNormal(ctx);
@@ -473,7 +469,7 @@ function patchOutput(ctx: Ctx, inDev: BridgePort, last: boolean): void {
   const n = ctx.report('bridge', `bridge("${peerBridge.name}")`);
   if (n) ctx.trace = n.subs;
   ctx.bridge = peerBridge;
-  tableAction(ctx, f[W.in_port]!, 0, true, true, false, last, cloneXlateActions);
+  tableAction(ctx, f[W.in_port]!, 0, false, last, cloneXlateActions);
   actionSetOrFreeze(ctx);
   ctx.trace = oldTrace;
   ctx.flow = oldFlow;
@@ -605,14 +601,14 @@ function groupAction(ctx: Ctx, id: number, last: boolean): boolean {
   if (ctx.xin.stats) g.packets += 1;
   if (g.type === 'all' || g.type === 'indirect') {
     g.buckets.forEach((b, i) => {
-      groupBucket(ctx, g, b, last && i === g.buckets.length - 1);
+      groupBucket(ctx, b, last && i === g.buckets.length - 1);
     });
     return false;
   }
   const bucket = g.type === 'select' ? pickSelect(ctx, g) : pickFastFailover(ctx, g);
   if (bucket) {
     ctx.report('detail', `using bucket ${bucket.id}`);
-    groupBucket(ctx, g, bucket, last);
+    groupBucket(ctx, bucket, last);
   } else {
     ctx.report('detail', 'no live bucket');
   }
@@ -753,13 +749,12 @@ function pickSelect(ctx: Ctx, g: Group): Bucket | null {
   return best;
 }
 
-function groupBucket(ctx: Ctx, g: Group, b: Group['buckets'][number], last: boolean): void {
+function groupBucket(ctx: Ctx, b: Bucket, last: boolean): void {
   const oldTrace = ctx.trace;
   const n = ctx.report('bucket', `bucket ${b.id}`);
   if (n) ctx.trace = n.subs;
   const oldFlow = clone(ctx.flow);
   b.packets += ctx.xin.stats ? 1 : 0;
-  void g;
   ctx.depth++;
   doXlateActions(actionSetOrder(b.actions), ctx, last, true);
   ctx.depth--;
@@ -1068,7 +1063,6 @@ function actionSetOrFreeze(ctx: Ctx): void {
 }
 
 function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: boolean): void {
-  const f = ctx.flow;
   if (list.length === 0) {
     ctx.report('action', 'drop');
     return;
@@ -1076,7 +1070,6 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
   for (let i = 0; i < list.length; i++) {
     const a = list[i]!;
     const flow = ctx.flow;
-    void f;
     const last = isLast && i === list.length - 1 && ctx.actionSet.length === 0;
     if (ctx.error) break;
     if (ctx.exit) {
@@ -1087,13 +1080,13 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
     let next = i;
     switch (a.type) {
       case 'output':
-        outputAction(ctx, a.port, a.maxLen, true, last, groupBucket);
+        outputAction(ctx, a.port, a.maxLen, last, groupBucket);
         break;
       case 'output_reg': {
         const p = readSubfield(flow, a.src, ctx.bridge.tun);
         if (p <= 0xffffn) {
           ctx.report('detail', `output port is ${p}`);
-          outputAction(ctx, Number(p), a.maxLen, false, last, groupBucket);
+          outputAction(ctx, Number(p), a.maxLen, last, groupBucket);
         } else {
           ctx.report('warn', `output port ${p} is out of range`);
         }
@@ -1190,11 +1183,11 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
       case 'resubmit': {
         const inPort = a.inPort === OFPP.IN_PORT ? flow[W.in_port]! : a.inPort;
         const table = a.table === 255 ? ctx.tableId : a.table;
-        tableAction(ctx, inPort, table, false, false, a.ct, last, doXlateActions);
+        tableAction(ctx, inPort, table, a.ct, last, doXlateActions);
         continue;
       }
       case 'goto_table':
-        tableAction(ctx, flow[W.in_port]!, a.table, true, true, false, last, doXlateActions);
+        tableAction(ctx, flow[W.in_port]!, a.table, false, last, doXlateActions);
         continue;
       case 'set_tunnel':
         setWords(flow, W.tun_id, 2, a.tunId);
@@ -1295,7 +1288,7 @@ function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupBucket: 
           writeSubfield(ctx.wc, a.dst, bitsMask(a.dst.nBits), ctx.bridge.tun);
           reportSubfield(ctx, a.dst);
         } else if (member !== OFPP.NONE) {
-          outputAction(ctx, member, 0, false, last, groupBucket);
+          outputAction(ctx, member, 0, last, groupBucket);
         }
         break;
       }
@@ -1384,11 +1377,10 @@ export function xlate(xin: XlateIn): XlateOut {
   } else if (frozen?.actions) {
     actions = frozen.actions;
   } else {
-    const { rule, table } = lookupFromTable(ctx, ctx.tableId, f[W.in_port]!, true, true);
-    ctx.tableId = table;
+    const rule = lookupFromTable(ctx, ctx.tableId, f[W.in_port]!);
     ctx.rule = rule;
     if (rule) creditRule(ctx, rule);
-    reportTable(ctx, rule, table);
+    reportTable(ctx, rule, ctx.tableId);
     actions = rule?.actions ?? [];
     ctx.ruleCookie = rule?.cookie ?? 0n;
   }
