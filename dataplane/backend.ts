@@ -27,6 +27,15 @@ export interface PacketIo {
 
 export const changeCount = (c: FlowChanges): number => c.add.length + c.modify.length + c.remove.length;
 
+/**
+ * `ofproto/trace`'s arguments after the bridge for a trace spec: a flow string, or a packet given
+ * as `in_port=N,HEX` or `in_port=N HEX` (which ofproto/trace takes as two arguments).
+ */
+export function traceArguments(spec: string): string[] {
+  const m = /^(in_port=[^,\s]+)[,\s]+([0-9a-fA-F]+)$/.exec(spec.trim());
+  return m ? [m[1]!, m[2]!] : [spec];
+}
+
 export interface FlowBackend {
   readonly name: string;
   readonly bindings: PortBindings;

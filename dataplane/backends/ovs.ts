@@ -2,7 +2,7 @@
 // watching VM interfaces come and go; OpenFlow through `ovs-ofctl --bundle add-flows`, fed on
 // stdin, one process and one atomic bundle per change (never a process per flow).
 import { execa } from 'execa';
-import type { FlowBackend, FlowChanges, PacketIn, PacketIo } from '../backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, traceArguments } from '../backend.js';
 import { OpenFlowConnection } from './openflow.js';
 import { formatFlow, formatMatch } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
@@ -153,8 +153,7 @@ export class OvsBackend implements FlowBackend {
 
   /** The real bridge's ofproto/trace; a packet is given as `in_port=N,HEX` or `in_port=N HEX`. */
   async trace(spec: string): Promise<string> {
-    const m = /^(in_port=[^,\s]+)[,\s]+([0-9a-fA-F]+)$/.exec(spec.trim());
-    const args = m ? ['ofproto/trace', BRIDGE, m[1]!, m[2]!] : ['ofproto/trace', BRIDGE, spec];
+    const args = ['ofproto/trace', BRIDGE, ...traceArguments(spec)];
     const r = await execa('ovs-appctl', args, { env: { OVS_RUNDIR: this.opts.rundir }, reject: false });
     if (r.exitCode !== 0) throw new OvsdbError(r.stderr.trim() || `ovs-appctl exited ${r.exitCode}`);
     return r.stdout;

@@ -1,6 +1,6 @@
 // The embedded simulator as a backend: a simulated host's br-int (ovs-sim) gets the same
 // bundles, bindings, packet-ins and packet-outs a real Open vSwitch would.
-import type { FlowBackend, FlowChanges, PacketIn, PacketIo } from '../backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, traceArguments } from '../backend.js';
 import { formatFlow, formatMatch } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
@@ -94,9 +94,7 @@ export class SimBackend implements FlowBackend {
   /** ofproto/trace as the OVS backend runs it: a packet is `in_port=N,HEX` or `in_port=N HEX`. */
   trace(spec: string): Promise<string> {
     try {
-      const m = /^(in_port=[^,\s]+)[,\s]+([0-9a-fA-F]+)$/.exec(spec.trim());
-      const args = m ? [BRIDGE, m[1]!, m[2]!] : [BRIDGE, spec];
-      return Promise.resolve(traceCommand(args, this.host.bridges, { underlay: this.host.underlayRoute }));
+      return Promise.resolve(traceCommand([BRIDGE, ...traceArguments(spec)], this.host.bridges, { underlay: this.host.underlayRoute }));
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
