@@ -1,12 +1,44 @@
 // Where flows go. The reconciler hands a backend the minimal change of one goal state as one
 // unit; the backend applies it atomically (one bundle) or not at all.
-import type { Flow } from './flow.js';
+import type { Flow, Group, Meter } from './flow.js';
 import type { PortBindings } from './program-context.js';
 
-export interface FlowChanges {
-  add: Flow[];
-  modify: Flow[];
-  remove: Flow[];
+/** One kind of object's part of a change. */
+export interface ObjectChanges<T> {
+  add: T[];
+  modify: T[];
+  remove: T[];
+}
+
+/**
+ * The minimal change of one commit. `add` also carries flows whose cookie changes: an add
+ * replaces the flow with the same (table, priority, match) whole, where modify_strict would keep
+ * the old cookie. The bundle orders it: group and meter adds and modifies, flow removes,
+ * modifies and adds, then group and meter removes, so no flow ever points at a missing group.
+ */
+export interface FlowChanges extends ObjectChanges<Flow> {
+  groups: ObjectChanges<Group>;
+  meters: ObjectChanges<Meter>;
+}
+
+export const emptyChanges = (): FlowChanges => ({
+  add: [], modify: [], remove: [],
+  groups: { add: [], modify: [], remove: [] },
+  meters: { add: [], modify: [], remove: [] },
+});
+
+/** The switch refused a commit; nothing of it was applied. */
+export class SwitchRefusedError extends Error {
+  constructor(message: string, readonly reason: string) {
+    super(message);
+  }
+}
+
+/** What the switch holds, read back (for adoption at start and for checking). */
+export interface SwitchContents {
+  flows: Flow[];
+  groups: Group[];
+  meters: Meter[];
 }
 
 /** A packet the pipeline sent up (a `controller` action). */
@@ -25,7 +57,8 @@ export interface PacketIo {
   packetOut(outPort: number, frame: Buffer): void;
 }
 
-export const changeCount = (c: FlowChanges): number => c.add.length + c.modify.length + c.remove.length;
+const objectCount = (c: ObjectChanges<unknown>): number => c.add.length + c.modify.length + c.remove.length;
+export const changeCount = (c: FlowChanges): number => objectCount(c) + objectCount(c.groups) + objectCount(c.meters);
 
 /**
  * `ofproto/trace`'s arguments after the bridge for a trace spec: a flow string, or a packet given
@@ -41,8 +74,19 @@ export interface FlowBackend {
   readonly bindings: PortBindings;
   /** Bridge and tunnel ports exist when this resolves. */
   start(): Promise<void>;
-  /** Apply all of it or none of it; rejects with the switch's error. */
+  /**
+   * Apply all of it or none of it, in one atomic bundle; rejects with a SwitchRefusedError
+   * carrying the switch's reason when the switch refused it (and other errors when the switch
+   * could not be reached).
+   */
   commit(changes: FlowChanges): Promise<void>;
+  /** Read the bridge's flows, groups and meters back (absent in dry-run). */
+  readBack?(): Promise<SwitchContents>;
+  /**
+   * The switch lost everything (OVS restarted, the connection came back): the listener is
+   * called once the bridge and ports are there again, so the dataplane reinstalls all it wants.
+   */
+  onSwitchReset?(listener: () => void): void;
   /**
    * Interfaces that appeared, changed or went away (a VM's tap plugged in later): each key is
    * an `external_ids:iface-id` (a port id) or an interface name.

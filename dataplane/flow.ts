@@ -1,33 +1,189 @@
-// The flow model: what programmers produce and the reconciler installs. Matches and actions are
-// ovs-ofctl syntax, written by the programmers in one fixed form, so equal desired flows are
-// equal strings; the flow's identity is (table, priority, match), as in OpenFlow.
+// The flow model: what features produce and the reconciler installs. A match is typed fields
+// (value and mask), actions are a typed union, registers are declared subfields; text exists
+// only for people and files (flow-text.ts). A flow's identity is (table, priority, match), as in
+// OpenFlow; `flowKey` makes it a compact string for maps.
+import { FIELDS, FIELD_RANK, type Field, type FieldName, fullMask } from './fields.js';
 import { COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
 
-export interface Flow {
-  table: number;
-  priority: number;
-  /** ovs-ofctl match fields, comma-separated, no table/priority/cookie; '' matches everything. */
-  match: string;
-  /** ovs-ofctl actions; 'drop' for none. */
-  actions: string;
-  cookie: bigint;
+export interface MatchField {
+  readonly field: FieldName;
+  readonly value: bigint;
+  /** null: exact match on the whole field. */
+  readonly mask: bigint | null;
 }
+
+/** A match: fields in canonical order (FIELD_ORDER), each at most once. Empty matches all. */
+export type Match = readonly MatchField[];
+
+/** A declared slice of a field: a register, or metadata, or a part of one. */
+export interface RegField {
+  readonly name: string;
+  readonly field: FieldName;
+  /** First bit and width (OVS's `reg6[0..15]` is ofs 0, nbits 16). */
+  readonly ofs: number;
+  readonly nbits: number;
+  readonly purpose: string;
+}
+
+export type Action =
+  | { readonly type: 'output'; readonly port: number }
+  /** Out of the port a register holds (output:NXM_NX_REG5[]). */
+  | { readonly type: 'output_reg'; readonly src: RegField }
+  /** Back out of the input port (OpenFlow's IN_PORT). */
+  | { readonly type: 'in_port' }
+  | { readonly type: 'resubmit'; readonly table: number }
+  /** A whole field (set_field). */
+  | { readonly type: 'set_field'; readonly field: FieldName; readonly value: bigint }
+  /** A slice of a field (load:V->F[ofs..]). */
+  | { readonly type: 'load'; readonly dst: RegField; readonly value: bigint }
+  | { readonly type: 'move'; readonly src: Slice; readonly dst: Slice }
+  | { readonly type: 'controller'; readonly userdata: string }
+  | { readonly type: 'group'; readonly id: number }
+  | { readonly type: 'meter'; readonly id: number }
+  | { readonly type: 'conjunction'; readonly id: number; readonly clause: number; readonly nClauses: number }
+  | { readonly type: 'ct'; readonly commit: boolean; readonly zone: number | RegField | null; readonly table: number | null; readonly nat: string | null }
+  | { readonly type: 'ct_clear' }
+  | { readonly type: 'dec_ttl' };
+
+/** A bit range of a field, for move. */
+export interface Slice {
+  readonly field: FieldName;
+  readonly ofs: number;
+  readonly nbits: number;
+}
+
+export interface Flow {
+  readonly table: number;
+  readonly priority: number;
+  readonly match: Match;
+  /** Empty: drop. */
+  readonly actions: readonly Action[];
+  readonly cookie: bigint;
+}
+
+export type GroupType = 'all' | 'select' | 'indirect' | 'ff';
+
+export interface Bucket {
+  readonly actions: readonly Action[];
+  /** select groups */
+  readonly weight?: number;
+  /** ff groups */
+  readonly watchPort?: number;
+}
+
+/** An OpenFlow group, desired like a flow: one owner, identity by id. */
+export interface Group {
+  readonly id: number;
+  readonly type: GroupType;
+  readonly buckets: readonly Bucket[];
+}
+
+/** An OpenFlow meter (rate limits): drop above `rate` (pktps or kbps). */
+export interface Meter {
+  readonly id: number;
+  readonly unit: 'pktps' | 'kbps';
+  readonly rate: number;
+  readonly burst: number;
+}
+
+// ---- identity ----
 
 /** OpenFlow identity of a flow: a second flow with the same key replaces the first. */
-export const flowKey = (f: Pick<Flow, 'table' | 'priority' | 'match'>): string => `${f.table}/${f.priority}/${f.match}`;
+export function flowKey(f: Pick<Flow, 'table' | 'priority' | 'match'>): string {
+  let k = `${f.table}/${f.priority}`;
+  for (const m of f.match) k += m.mask === null ? `/${m.field}=${m.value.toString(16)}` : `/${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`;
+  return k;
+}
+
+export const sameAction = (a: Action, b: Action): boolean => a === b || actionKey(a) === actionKey(b);
+
+/** A string that is equal exactly when two action lists do the same thing. */
+export function actionsKey(actions: readonly Action[]): string {
+  let k = '';
+  for (const a of actions) k += `${actionKey(a)};`;
+  return k;
+}
+
+function sliceKey(s: Slice): string {
+  return `${s.field}[${s.ofs}+${s.nbits}]`;
+}
+
+function actionKey(a: Action): string {
+  switch (a.type) {
+    case 'output': return `o${a.port}`;
+    case 'output_reg': return `or${sliceKey(a.src)}`;
+    case 'in_port': return 'ip';
+    case 'resubmit': return `r${a.table}`;
+    case 'set_field': return `s${a.field}=${a.value.toString(16)}`;
+    case 'load': return `l${sliceKey(a.dst)}=${a.value.toString(16)}`;
+    case 'move': return `m${sliceKey(a.src)}>${sliceKey(a.dst)}`;
+    case 'controller': return `c${a.userdata}`;
+    case 'group': return `g${a.id}`;
+    case 'meter': return `M${a.id}`;
+    case 'conjunction': return `j${a.id},${a.clause}/${a.nClauses}`;
+    case 'ct': return `ct${a.commit ? 'c' : ''}:${typeof a.zone === 'object' && a.zone !== null ? sliceKey(a.zone) : String(a.zone)}:${String(a.table)}:${a.nat ?? ''}`;
+    case 'ct_clear': return 'cc';
+    case 'dec_ttl': return 'dt';
+  }
+}
+
+export function sameGroup(a: Group, b: Group): boolean {
+  if (a.type !== b.type || a.buckets.length !== b.buckets.length) return false;
+  return a.buckets.every((x, i) => {
+    const y = b.buckets[i]!;
+    return x.weight === y.weight && x.watchPort === y.watchPort && actionsKey(x.actions) === actionsKey(y.actions);
+  });
+}
+
+export const sameMeter = (a: Meter, b: Meter): boolean => a.unit === b.unit && a.rate === b.rate && a.burst === b.burst;
+
+// ---- building ----
+
+/** A flow a table does not allow, caught where it is built: names the feature and the owner. */
+export class FlowBuildError extends Error {}
+
+/** Match on a whole field. */
+export const eq = (field: FieldName, value: bigint | number): MatchField => ({ field, value: BigInt(value), mask: null });
+
+/** Match on a masked field. */
+export const masked = (field: FieldName, value: bigint | number, mask: bigint | number): MatchField => {
+  const m = BigInt(mask);
+  return m === fullMask(FIELDS[field]) ? eq(field, value) : { field, value: BigInt(value) & m, mask: m };
+};
+
+/** Match on a declared register slice. */
+export function reg(r: RegField, value: bigint | number): MatchField {
+  const v = BigInt(value);
+  if (v >> BigInt(r.nbits) !== 0n) throw new FlowBuildError(`${value} does not fit ${r.name} (${r.field}[${r.ofs}..${r.ofs + r.nbits - 1}])`);
+  const mask = ((1n << BigInt(r.nbits)) - 1n) << BigInt(r.ofs);
+  return masked(r.field, v << BigInt(r.ofs), mask);
+}
+
+/** Load a value into a declared register slice. */
+export function load(r: RegField, value: bigint | number): Action {
+  const v = BigInt(value);
+  if (v >> BigInt(r.nbits) !== 0n) throw new FlowBuildError(`${value} does not fit ${r.name} (${r.field}[${r.ofs}..${r.ofs + r.nbits - 1}])`);
+  return { type: 'load', dst: r, value: v };
+}
+
+export const setField = (field: FieldName, value: bigint | number): Action => ({ type: 'set_field', field, value: BigInt(value) });
+export const output = (port: number): Action => ({ type: 'output', port });
+export const resubmit = (table: { id: number } | number): Action => ({ type: 'resubmit', table: typeof table === 'number' ? table : table.id });
+
+/** Sort a match into canonical order and check each field appears once. */
+export function canonicalMatch(fields: MatchField[]): Match {
+  fields.sort((a, b) => FIELD_RANK[a.field] - FIELD_RANK[b.field]);
+  for (let i = 1; i < fields.length; i++) {
+    if (fields[i]!.field === fields[i - 1]!.field) throw new FlowBuildError(`field ${fields[i]!.field} matched twice`);
+  }
+  return fields;
+}
+
+export const fieldOf = (name: FieldName): Field => FIELDS[name];
+
+// ---- cookies ----
 
 export const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
-
-/** A flow as one `ovs-ofctl add-flows` line. */
-export function formatFlow(f: Flow): string {
-  const head = `table=${f.table},priority=${f.priority},cookie=${hex(f.cookie)}`;
-  return `${head}${f.match === '' ? '' : `,${f.match}`} actions=${f.actions}`;
-}
-
-/** The match part alone, as `ovs-ofctl del-flows --strict` wants it. */
-export function formatMatch(f: Pick<Flow, 'table' | 'priority' | 'match'>): string {
-  return `table=${f.table},priority=${f.priority}${f.match === '' ? '' : `,${f.match}`}`;
-}
 
 /**
  * 48-bit hash of a string: the resource part of a cookie. Two 32-bit FNV-1a lanes with
@@ -51,17 +207,6 @@ export function cookieFor(programmer: ProgrammerName, owner: string): bigint {
 }
 
 export function programmerOf(cookie: bigint): ProgrammerName | undefined {
-  const id = Number(cookie >> COOKIE.programmerShift);
+  const id = Number((cookie >> COOKIE.programmerShift) & 0xffn);
   return (Object.keys(PROGRAMMERS) as ProgrammerName[]).find((p) => PROGRAMMERS[p].id === id);
-}
-
-/** IPv4 dotted quad as 0x-hex, for load: actions. */
-export function ipv4Hex(address: string): string {
-  const n = address.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return hex(n);
-}
-
-/** MAC as 0x-hex, for load: actions. */
-export function macHex(mac: string): string {
-  return `0x${mac.replace(/:/g, '')}`;
 }
