@@ -24,7 +24,7 @@ const fmt = (n: number, d = 1): string => n.toFixed(d);
 const now = (): number => performance.now();
 
 async function child(mode: string, n: number): Promise<Record<string, number | string>> {
-  const r = await execa(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--child', mode, String(n)], {
+  const r = await execa(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--child', mode, String(n)], {
     reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
   });
   if (r.exitCode !== 0) return { error: (r.stderr || r.stdout).split('\n').slice(-3).join(' ') };

@@ -21,7 +21,8 @@ const sizesArg = args[args.indexOf('--sizes') + 1];
 const sizes = args.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
 const SMALL_N = quick ? 500 : 2000;
 
-const aca = new URL('../bin/aca.mjs', import.meta.url).pathname;
+// bin/aca.mjs, from the compiled dist/scripts/ (npm run bench:intake) or from scripts/ (tsx).
+const aca = new URL(import.meta.url.includes('/dist/scripts/') ? '../../bin/aca.mjs' : '../bin/aca.mjs', import.meta.url).pathname;
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 const now = (): bigint => process.hrtime.bigint();
 const fmt = (n: number, d = 1): string => n.toFixed(d);

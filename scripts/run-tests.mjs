@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 // `npm test`: runs every ava test (TAP reporter) and ends with the plain line
-// `N passed, M failed[, K skipped]` that CI reads. Exit code is ava's.
-import { spawn } from 'node:child_process';
+// `N passed, M failed[, K skipped]` that CI reads. Exit code is ava's. Builds dist/ first.
+import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// ava runs the .ts tests through tsx, but the tests that spawn `bin/aca.mjs` run the compiled
+// dist/: build it first, so it is what the sources say now.
+const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) {
+  process.stdout.write('\nnpm test: the build (npm run build) failed; no test was run\n');
+  process.exit(1);
+}
 const ava = join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 const child = spawn(process.execPath, [ava, '--tap', ...process.argv.slice(2)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 const counts = { pass: 0, fail: 0, skip: 0, todo: 0 };
