@@ -8,7 +8,7 @@ import { ConfigError, type ConfigInput, readConfigFile, readEnv, resolveConfig }
 import { startAgent } from './daemon.js';
 import { createLogger } from './log.js';
 import { diffFlows, flowJson, formatChanges, formatOfctl, render } from './render.js';
-import { type Flow, flowKey } from '../dataplane/flow.js';
+import type { Flow } from '../dataplane/flow.js';
 import { PushError, allSucceeded, formatReply, makeClient, pushStream, pushUnary, readGoalStateFile } from './push.js';
 
 const program = new Command('aca')
@@ -125,7 +125,7 @@ program.command('render')
   .action(async (files: string[], opts: { hostIp: string; format: string; diff?: string[] }) => {
     if (opts.format !== 'ofctl' && opts.format !== 'json') throw new PushError(`--format must be ofctl or json, not ${opts.format}`);
     const r = await render(files, opts.hostIp);
-    const owners = (f: Flow): string[] => r.dataplane.desired.owners(flowKey(f));
+    const owners = (f: Flow): string[] => r.dataplane.flowOwners(f);
     if (opts.diff) {
       const before = r.flows();
       for (const f of opts.diff) await r.applyFile(f);

@@ -10,7 +10,6 @@ import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { Fabric } from '../ovs-sim/fabric.js';
-import { flowKey } from '../dataplane/flow.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
@@ -62,7 +61,7 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
     }),
     ...(dataplane instanceof FlowDataplane
       ? {
-          flows: () => dataplane.flows().map((f) => flowJson(f, dataplane.desired.owners(flowKey(f)))),
+          flows: () => dataplane.flows().map((f) => flowJson(f, dataplane.flowOwners(f))),
           trace: (spec: string) => dataplane.trace(spec),
         }
       : {}),

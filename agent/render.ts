@@ -1,8 +1,9 @@
 // `aca render`: the flows a goal state (or a sequence of them) produces on a host, without
 // touching any switch; or, with a second sequence, the minimal change between the two.
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { DryRunBackend, type FlowChanges } from '../dataplane/backend.js';
-import { type Flow, formatFlow, formatMatch, hex, programmerOf } from '../dataplane/flow.js';
+import { DryRunBackend, type FlowChanges, emptyChanges } from '../dataplane/backend.js';
+import { type Flow, actionsKey, flowKey, hex, programmerOf } from '../dataplane/flow.js';
+import { actionsText, formatFlow, formatMatch, matchText } from '../dataplane/flow-text.js';
 import { FlowDataplane, sortFlows } from '../dataplane/flow-dataplane.js';
 import { BRIDGE } from '../dataplane/pipeline.js';
 import { Intake } from './intake.js';
@@ -50,17 +51,17 @@ export async function render(files: string[], hostIp: string): Promise<Renderer>
 
 /** The change from one flow set to another, as the backend would get it. */
 export function diffFlows(from: Flow[], to: Flow[]): FlowChanges {
-  const key = (f: Flow): string => `${f.table}/${f.priority}/${f.match}`;
-  const before = new Map(from.map((f) => [key(f), f]));
-  const after = new Map(to.map((f) => [key(f), f]));
-  const changes: FlowChanges = { add: [], modify: [], remove: [] };
+  const before = new Map(from.map((f) => [flowKey(f), f]));
+  const after = new Map(to.map((f) => [flowKey(f), f]));
+  const changes = emptyChanges();
   for (const [k, f] of after) {
     const old = before.get(k);
-    if (!old) changes.add.push(f);
-    else if (old.actions !== f.actions || old.cookie !== f.cookie) changes.modify.push(f);
+    // A new cookie replaces the flow (add); modify_strict would keep the old cookie.
+    if (!old || old.cookie !== f.cookie) changes.add.push(f);
+    else if (actionsKey(old.actions) !== actionsKey(f.actions)) changes.modify.push(f);
   }
   for (const [k, f] of before) if (!after.has(k)) changes.remove.push(f);
-  return { add: sortFlows(changes.add), modify: sortFlows(changes.modify), remove: sortFlows(changes.remove) };
+  return { ...changes, add: sortFlows(changes.add), modify: sortFlows(changes.modify), remove: sortFlows(changes.remove) };
 }
 
 /** ovs-ofctl add-flows text, one section per bridge. */
@@ -81,6 +82,6 @@ export function formatChanges(c: FlowChanges): string {
 export function flowJson(f: Flow, owners: string[] = []): Record<string, unknown> {
   return {
     bridge: BRIDGE, table: f.table, priority: f.priority, cookie: hex(f.cookie),
-    programmer: programmerOf(f.cookie) ?? null, owners, match: f.match, actions: f.actions,
+    programmer: programmerOf(f.cookie) ?? null, owners, match: matchText(f.match), actions: actionsText(f.actions),
   };
 }

@@ -1,51 +1,54 @@
-// Desired flows, grouped by owner (a resource or an aggregate), as OVN's ofctrl keeps them:
-// when an owner is recomputed only its flows change. Two owners may want the same flow key
-// (same table, priority and match); the owner that sorts first wins, so the result does not
-// depend on the order changes arrived in.
-import { type Flow, flowKey } from './flow.js';
+// Desired flows, groups and meters, grouped by owner (a resource or an aggregate), as OVN's
+// ofctrl keeps them: when an owner is recomputed only its objects change. Two owners may want
+// the same flow key (same table, priority and match): when every claim is a conjunction clause
+// the flows merge into one with all their conjunction actions (ofctrl_add_or_append_flow);
+// otherwise the owner that sorts first wins, so the result does not depend on the order changes
+// arrived in. Groups and meters are claimed by id the same way.
+import { type Action, type Flow, type Group, type Meter, actionsKey, flowKey } from './flow.js';
 
-type Claim = { owner: string; flow: Flow };
+/** What one owner wants. */
+export interface OwnerOutput {
+  flows: Flow[];
+  groups: Group[];
+  meters: Meter[];
+}
 
-export class DesiredFlows {
-  private readonly byOwner = new Map<string, Flow[]>();
-  /** flow key → its claim, or all claims (sorted by owner) when several owners want it */
-  private readonly byKey = new Map<string, Claim | Claim[]>();
+export const emptyOutput = (): OwnerOutput => ({ flows: [], groups: [], meters: [] });
 
-  get size(): number {
-    return this.byKey.size;
-  }
+/** Keys whose active object may have changed since the last reconcile. */
+export interface Touched {
+  flows: Set<string>;
+  groups: Set<number>;
+  meters: Set<number>;
+}
 
-  ownerFlows(owner: string): readonly Flow[] {
-    return this.byOwner.get(owner) ?? [];
-  }
+export const newTouched = (): Touched => ({ flows: new Set(), groups: new Set(), meters: new Set() });
 
-  /** Replace an owner's flows; returns the keys whose active flow may have changed. */
-  set(owner: string, flows: Flow[], touched: Set<string>): void {
-    const before = this.byOwner.get(owner);
-    if (before) for (const f of before) this.unclaim(owner, flowKey(f), touched);
-    if (flows.length === 0) this.byOwner.delete(owner);
-    else this.byOwner.set(owner, flows);
-    for (const f of flows) this.claim(owner, f, touched);
-  }
+type Claim<T> = { owner: string; value: T };
 
-  private claim(owner: string, flow: Flow, touched: Set<string>): void {
-    const key = flowKey(flow);
-    touched.add(key);
+/** Claims on keys by owners; one claim per (key, owner). */
+class Claims<K, T> {
+  readonly byKey = new Map<K, Claim<T> | Claim<T>[]>();
+
+  claim(key: K, owner: string, value: T): void {
     const c = this.byKey.get(key);
     if (c === undefined) {
-      this.byKey.set(key, { owner, flow });
+      this.byKey.set(key, { owner, value });
     } else if (Array.isArray(c)) {
-      c.push({ owner, flow });
-      c.sort(byOwner);
+      const mine = c.find((x) => x.owner === owner);
+      if (mine) mine.value = value;
+      else {
+        c.push({ owner, value });
+        c.sort(byOwner);
+      }
     } else if (c.owner === owner) {
-      c.flow = flow; // the same owner asking twice: last wins
+      c.value = value; // the same owner asking twice: last wins
     } else {
-      this.byKey.set(key, [c, { owner, flow }].sort(byOwner));
+      this.byKey.set(key, [c, { owner, value }].sort(byOwner));
     }
   }
 
-  private unclaim(owner: string, key: string, touched: Set<string>): void {
-    touched.add(key);
+  unclaim(key: K, owner: string): void {
     const c = this.byKey.get(key);
     if (c === undefined) return;
     if (!Array.isArray(c)) {
@@ -53,36 +56,143 @@ export class DesiredFlows {
       return;
     }
     const rest = c.filter((x) => x.owner !== owner);
-    this.byKey.set(key, rest.length === 1 ? rest[0]! : rest);
+    if (rest.length === 0) this.byKey.delete(key);
+    else this.byKey.set(key, rest.length === 1 ? rest[0]! : rest);
   }
 
-  /** The flow installed for a key: the claim of the first owner. */
-  active(key: string): Flow | undefined {
+  first(key: K): T | undefined {
     const c = this.byKey.get(key);
     if (c === undefined) return undefined;
-    return Array.isArray(c) ? c[0]?.flow : c.flow;
+    return Array.isArray(c) ? c[0]?.value : c.value;
   }
 
-  /** Owners of a key (for provenance). */
-  owners(key: string): string[] {
+  owners(key: K): string[] {
     const c = this.byKey.get(key);
     if (c === undefined) return [];
     return Array.isArray(c) ? c.map((x) => x.owner) : [c.owner];
   }
+}
 
-  *activeFlows(): IterableIterator<Flow> {
-    for (const c of this.byKey.values()) {
-      const f = Array.isArray(c) ? c[0]?.flow : c.flow;
-      if (f) yield f;
+const isConjunctionOnly = (f: Flow): boolean => f.actions.length > 0 && f.actions.every((a) => a.type === 'conjunction');
+
+/** One flow from several owners' conjunction clauses: the first owner's flow with every clause. */
+function mergeConjunctions(claims: Claim<Flow>[]): Flow {
+  const seen = new Map<string, Action>();
+  for (const c of claims) for (const a of c.value.actions) seen.set(actionsKey([a]), a);
+  const actions = [...seen.values()].sort((a, b) => {
+    const x = a as Extract<Action, { type: 'conjunction' }>;
+    const y = b as Extract<Action, { type: 'conjunction' }>;
+    return x.id - y.id || x.clause - y.clause;
+  });
+  return { ...claims[0]!.value, actions };
+}
+
+export class DesiredFlows {
+  private readonly byOwner = new Map<string, OwnerOutput>();
+  private readonly flows = new Claims<string, Flow>();
+  private readonly groups = new Claims<number, Group>();
+  private readonly meters = new Claims<number, Meter>();
+
+  get size(): number {
+    return this.flows.byKey.size;
+  }
+
+  ownerOutput(owner: string): OwnerOutput | undefined {
+    return this.byOwner.get(owner);
+  }
+
+  ownerFlows(owner: string): readonly Flow[] {
+    return this.byOwner.get(owner)?.flows ?? [];
+  }
+
+  *owners(): IterableIterator<string> {
+    yield* this.byOwner.keys();
+  }
+
+  /** Replace an owner's objects; records every key whose active object may have changed. */
+  set(owner: string, out: OwnerOutput, touched: Touched): void {
+    const before = this.byOwner.get(owner);
+    if (before) {
+      for (const f of before.flows) {
+        const k = flowKey(f);
+        this.flows.unclaim(k, owner);
+        touched.flows.add(k);
+      }
+      for (const g of before.groups) {
+        this.groups.unclaim(g.id, owner);
+        touched.groups.add(g.id);
+      }
+      for (const m of before.meters) {
+        this.meters.unclaim(m.id, owner);
+        touched.meters.add(m.id);
+      }
+    }
+    if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.byOwner.delete(owner);
+    else this.byOwner.set(owner, out);
+    for (const f of out.flows) {
+      const k = flowKey(f);
+      this.flows.claim(k, owner, f);
+      touched.flows.add(k);
+    }
+    for (const g of out.groups) {
+      this.groups.claim(g.id, owner, g);
+      touched.groups.add(g.id);
+    }
+    for (const m of out.meters) {
+      this.meters.claim(m.id, owner, m);
+      touched.meters.add(m.id);
     }
   }
 
-  /** Keys wanted by more than one owner, for diagnostics. */
+  /** The flow to install for a key: merged conjunctions, or the first owner's claim. */
+  active(key: string): Flow | undefined {
+    const c = this.flows.byKey.get(key);
+    if (c === undefined) return undefined;
+    if (!Array.isArray(c)) return c.value;
+    return c.every((x) => isConjunctionOnly(x.value)) ? mergeConjunctions(c) : c[0]?.value;
+  }
+
+  activeGroup(id: number): Group | undefined {
+    return this.groups.first(id);
+  }
+
+  activeMeter(id: number): Meter | undefined {
+    return this.meters.first(id);
+  }
+
+  /** Owners of a flow key (for provenance). */
+  flowOwners(key: string): string[] {
+    return this.flows.owners(key);
+  }
+
+  groupOwners(id: number): string[] {
+    return this.groups.owners(id);
+  }
+
+  *activeFlows(): IterableIterator<Flow> {
+    for (const key of this.flows.byKey.keys()) yield this.active(key)!;
+  }
+
+  *activeGroups(): IterableIterator<Group> {
+    for (const id of this.groups.byKey.keys()) yield this.groups.first(id)!;
+  }
+
+  *activeMeters(): IterableIterator<Meter> {
+    for (const id of this.meters.byKey.keys()) yield this.meters.first(id)!;
+  }
+
+  flowKeys(): IterableIterator<string> {
+    return this.flows.byKey.keys();
+  }
+
+  /** Flow keys wanted by more than one owner that do not merge, for diagnostics. */
   conflicts(): string[] {
-    return [...this.byKey].filter(([, c]) => Array.isArray(c) && c.length > 1).map(([k]) => k);
+    const out: string[] = [];
+    for (const [k, c] of this.flows.byKey) if (Array.isArray(c) && c.length > 1 && !c.every((x) => isConjunctionOnly(x.value))) out.push(k);
+    return out;
   }
 }
 
-function byOwner(a: Claim, b: Claim): number {
+function byOwner<T>(a: Claim<T>, b: Claim<T>): number {
   return a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0;
 }

@@ -1,56 +1,56 @@
-// The dataplane: store changes in, the minimal flow change out, one atomic bundle per goal
-// state. Programmers are pure functions of the desired state; this module decides which owners
-// a change makes dirty, recomputes only those, and diffs desired against what it installed
-// (never reading flows back from the switch, as OVN's ofctrl does).
+// The dataplane: store changes in, the minimal change out, one atomic bundle per goal state.
+// Features (features.ts) are pure functions of the desired state; the dependency index says
+// which owners a change makes dirty; only those are rebuilt; desired is diffed against what the
+// switch holds (installed) and only the difference is committed. Honest by construction:
+// `installed` changes only for what the switch accepted; a refused bundle is split by owner so
+// only the owners the switch refuses fail (retried with backoff until the fault clears); a
+// switch that lost everything gets everything again.
 import type { Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
-import { type FlowBackend, type FlowChanges, type PacketIn, changeCount } from './backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, changeCount, emptyChanges } from './backend.js';
+import { ConjunctionIds, TrackingContext, bindingInput, listInput, resourceInput } from './build-context.js';
+import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
-import { DesiredFlows } from './desired.js';
-import { type Flow, programmerOf } from './flow.js';
+import { DesiredFlows, type Touched, newTouched } from './desired.js';
+import { type Feature, OwnerBuilder, ownerName } from './feature.js';
+import { FeatureRegistry } from './features.js';
+import { type Flow, type Group, type Meter, actionsKey, flowKey, programmerOf, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
-import type { ProgramContext } from './program-context.js';
-import { gatewayArpFlows } from './programmers/arp-responder.js';
-import { floodLocalFlows, floodRemoteFlows } from './programmers/flood.js';
-import { neighborFlows } from './programmers/neighbors.js';
-import { pipelineFlows } from './programmers/pipeline.js';
-import { portFlows } from './programmers/ports.js';
-import { tunnelFlows } from './programmers/tunnels.js';
-import { CARRIED_NETWORK_TYPES, Topology, networkOf, portSubnets } from './topology.js';
+import type { PortBindings } from './program-context.js';
+import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
   warn(message: string, meta?: Record<string, unknown>): void;
 }
 
-const FIXED_OWNERS = ['pipeline', 'tunnels'];
+/** What the switch holds, as far as the agent knows: only what it confirmed. */
+export class Installed {
+  readonly flows = new Map<string, Flow>();
+  readonly groups = new Map<number, Group>();
+  readonly meters = new Map<number, Meter>();
 
-/** The flows of one owner, from the current desired state. */
-export function ownerFlows(ctx: ProgramContext, owner: string): Flow[] {
-  if (owner === 'pipeline') return pipelineFlows();
-  if (owner === 'tunnels') return tunnelFlows();
-  const colon = owner.indexOf(':');
-  const kind = owner.slice(0, colon);
-  const key = owner.slice(colon + 1);
-  switch (kind) {
-    case 'port': {
-      const p = ctx.view.get('port', key);
-      return p ? portFlows(ctx, p, owner) : [];
-    }
-    case 'neighbor': {
-      const n = ctx.view.get('neighbor', key);
-      return n ? neighborFlows(ctx, n, owner) : [];
-    }
-    case 'subnet': {
-      const s = ctx.view.get('subnet', key);
-      return s ? gatewayArpFlows(ctx, s, owner) : [];
-    }
-    case 'flood-remote':
-      return floodRemoteFlows(ctx, Number(key), owner);
-    case 'flood-local':
-      return floodLocalFlows(ctx, Number(key), owner);
-    default:
-      return [];
+  get size(): number {
+    return this.flows.size;
+  }
+
+  clear(): void {
+    this.flows.clear();
+    this.groups.clear();
+    this.meters.clear();
+  }
+}
+
+/** Backoff for refused work: 0.5 s doubling to 30 s. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+/** Every owner a full computation has, by feature. */
+function* allOwnerKeys(registry: FeatureRegistry, view: ResourceView, topology: Topology): Iterable<[Feature, string]> {
+  for (const f of registry.features) {
+    if ('singleton' in f.owners) yield [f, ''];
+    else if ('resource' in f.owners) for (const r of view.list(f.owners.resource)) yield [f, r.key];
+    else for (const k of f.owners.aggregate.all(view, topology)) yield [f, k];
   }
 }
 
@@ -58,36 +58,44 @@ export class FlowDataplane implements Dataplane {
   readonly name: string;
   readonly networkTypes = CARRIED_NETWORK_TYPES;
   readonly desired = new DesiredFlows();
-  /** What the switch has, as we sent it: flow key → flow. */
-  readonly installed = new Map<string, Flow>();
+  readonly installed = new Installed();
+  readonly registry: FeatureRegistry;
+  private readonly deps = new DependencyIndex();
+  private readonly conj = new ConjunctionIds();
   private topology: Topology | null = null;
   private view: ResourceView | null = null;
-  /** Keys whose last commit failed: diffed again next time. */
-  private readonly retry = new Set<string>();
+  private tracker: TrackingContext | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   /** Ports reported PENDING, for the late-completion log. */
   private readonly pending = new Set<string>();
+  /** Owners whose objects the switch refused: owner → the switch's reason. Retried with backoff. */
+  readonly refused = new Map<string, string>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelay = RETRY_MIN_MS;
+  private closed = false;
+  /** Commits sent to the backend (bisection included), for tests and metrics. */
+  commits = 0;
 
   readonly dhcp: DhcpHandler;
   /** Packet-ins by cause. */
   readonly punts = { arpMiss: 0, dhcp: 0, other: 0 };
 
-  constructor(readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP) {
+  constructor(readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP, registry = new FeatureRegistry()) {
     this.name = backend.name;
+    this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
     backend.onBindingsChanged((ids) => void this.rebind(ids));
     backend.packets?.onPacketIn((p) => this.packetIn(p));
+    backend.onSwitchReset?.(() => void this.reinstall());
   }
 
   /** Why the pipeline sent a packet up is in the cookie of the flow that did it. */
   private packetIn(p: PacketIn): void {
-    const view = this.view;
-    const topology = this.topology;
     const io = this.backend.packets;
     switch (programmerOf(p.cookie)) {
       case 'dhcp':
         this.punts.dhcp += 1;
-        if (view && topology && io) this.dhcp.handle(p, view, topology, this.backend.bindings, io);
+        if (this.view && this.topology && io) this.dhcp.handle(p, this.view, this.topology, this.backend.bindings, io);
         break;
       case 'arp':
         // Counted and logged; the on-demand engine will ask the controller about these.
@@ -100,56 +108,126 @@ export class FlowDataplane implements Dataplane {
   }
 
   /**
-   * The programmers' context. A new view gets indexes built from what it holds, which already
-   * includes the changes being applied (the store changes before the dataplane hears of it).
+   * Indexes for a view. A new view gets them built from what it holds, which already includes
+   * the changes being applied (the store changes before the dataplane hears of it).
    */
-  private context(view: ResourceView): { ctx: ProgramContext; fresh: boolean } {
-    let fresh = false;
-    if (this.view !== view || this.topology === null) {
-      this.view = view;
-      this.topology = Topology.of(view);
-      fresh = true;
-    }
-    return { ctx: { view, topology: this.topology, bindings: this.backend.bindings }, fresh };
+  private bind(view: ResourceView): boolean {
+    if (this.view === view && this.topology !== null) return false;
+    this.view = view;
+    this.topology = Topology.of(view);
+    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj);
+    return true;
   }
 
-  /** Bridge, tunnel ports and the fixed flows. */
+  /**
+   * Bridge, tunnel ports, then everything the view wants. When the backend can read the switch
+   * back (an agent restart on a running switch), what it holds is adopted: unchanged flows stay
+   * untouched (no churn, counters keep counting) and only the difference is committed.
+   */
   async start(view: ResourceView): Promise<void> {
     await this.backend.start();
-    const { ctx } = this.context(view);
-    await this.serialized(() => this.reconcile(ctx, new Set(FIXED_OWNERS)));
+    this.bind(view);
+    await this.serialized(async () => {
+      if (this.backend.readBack) {
+        const held = await this.backend.readBack();
+        for (const f of held.flows) this.installed.flows.set(flowKey(f), f);
+        for (const g of held.groups) this.installed.groups.set(g.id, g);
+        for (const m of held.meters) this.installed.meters.set(m.id, m);
+        if (held.flows.length > 0) this.log?.info('adopted the flows the switch holds', { flows: held.flows.length, groups: held.groups.length, meters: held.meters.length });
+      }
+      const touched = this.computeAll();
+      for (const k of this.installed.flows.keys()) touched.flows.add(k);
+      for (const id of this.installed.groups.keys()) touched.groups.add(id);
+      for (const id of this.installed.meters.keys()) touched.meters.add(id);
+      await this.reconcile(touched);
+    });
+  }
+
+  /** Every owner rebuilt from the view (start, or a dataplane that never saw the view). */
+  private computeAll(): Touched {
+    const touched = newTouched();
+    for (const [feature, key] of allOwnerKeys(this.registry, this.view!, this.topology!)) this.rebuild(feature, key, touched);
+    return touched;
   }
 
   apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>> {
-    const { ctx, fresh } = this.context(view);
-    const remoteHostsChanged = new Set<string>();
-    if (!fresh) for (const e of events) ctx.topology.update(e, remoteHostsChanged);
-    // Fresh indexes (no start() before): compute everything once.
-    const dirty = fresh ? allOwners(view) : new Set<string>(this.installed.size === 0 ? FIXED_OWNERS : []);
-    for (const e of events) this.markDirty(ctx, e, dirty);
-    for (const subnetId of remoteHostsChanged) {
-      const s = view.get('subnet', subnetId);
-      const net = s ? networkOf(s) : null;
-      if (net) dirty.add(`flood-remote:${net.vni}`);
-    }
     return this.serialized(async () => {
-      await this.reconcile(ctx, dirty);
-      const outcomes = new Map<string, ResourceOutcome>();
-      for (const e of events) {
-        if (e.kind !== 'port' || e.type === 'removed') {
-          if (e.kind === 'port') this.pending.delete(e.key);
-          continue;
-        }
-        if (this.backend.bindings.ofport(e.key) === undefined) {
-          this.pending.add(e.key);
-          outcomes.set(outcomeKey('port', e.after.id), {
-            status: 'PENDING',
-            detail: `interface for port ${e.key} (external_ids:iface-id=${e.key} or ${e.after.ifaceName}) is not on ${this.name} yet; programmed when it appears`,
-          });
+      const fresh = this.bind(view);
+      let touched: Touched;
+      if (fresh) {
+        touched = this.computeAll();
+        for (const k of this.installed.flows.keys()) touched.flows.add(k);
+      } else {
+        const topics = new Set<string>();
+        for (const e of events) this.topology!.update(e, topics);
+        const dirty = new Set<string>();
+        for (const e of events) this.dirtyOf(e, dirty);
+        for (const t of topics) this.deps.readersOf(t, dirty);
+        touched = newTouched();
+        for (const owner of dirty) {
+          const p = this.registry.parse(owner);
+          if (p) this.rebuild(p.feature, p.key, touched);
         }
       }
-      return outcomes;
+      const failed = await this.reconcile(touched);
+      return this.outcomes(events, failed);
     });
+  }
+
+  /** Owners one store change makes dirty: the resource's own owners and whoever read it. */
+  private dirtyOf(e: ResourceEvent, dirty: Set<string>): void {
+    for (const f of this.registry.byResource.get(e.kind) ?? []) dirty.add(ownerName(f, e.key));
+    for (const f of this.registry.features) {
+      if ('aggregate' in f.owners) for (const k of f.owners.aggregate.created(e)) dirty.add(ownerName(f, k));
+    }
+    this.deps.readersOf(resourceInput(e.kind, e.key), dirty);
+    this.deps.readersOf(listInput(e.kind), dirty);
+  }
+
+  /** Rebuild one owner from the current view and record what it read. */
+  private rebuild(feature: Feature, key: string, touched: Touched): void {
+    const owner = ownerName(feature, key);
+    const tracker = this.tracker!;
+    tracker.begin(owner, 'resource' in feature.owners ? { kind: feature.owners.resource, key } : null);
+    const out = new OwnerBuilder(feature, owner);
+    try {
+      feature.build(tracker, key, out);
+    } finally {
+      this.deps.set(owner, tracker.end());
+    }
+    this.desired.set(owner, out.output(), touched);
+  }
+
+  /** Resources whose flows the switch refused answer FAILURE; unbound ports PENDING. */
+  private outcomes(events: readonly ResourceEvent[], failed: Map<string, string>): Map<string, ResourceOutcome> {
+    const outcomes = new Map<string, ResourceOutcome>();
+    if (failed.size > 0) {
+      for (const e of events) {
+        const mine = new Set<string>();
+        this.dirtyOf(e, mine);
+        const reasons = [...mine].filter((o) => failed.has(o)).map((o) => `${o}: ${failed.get(o)}`);
+        if (reasons.length > 0) {
+          const id = e.type === 'removed' ? e.before.id : e.after.id;
+          outcomes.set(outcomeKey(e.kind, id), { status: 'FAILURE', detail: `the switch refused the flows of ${reasons.join('; ')} (retried until it takes them)` });
+        }
+      }
+    }
+    for (const e of events) {
+      if (e.kind !== 'port' || e.type === 'removed') {
+        if (e.kind === 'port') this.pending.delete(e.key);
+        continue;
+      }
+      const key = outcomeKey('port', e.after.id);
+      if (outcomes.has(key)) continue;
+      if (this.backend.bindings.ofport(e.key) === undefined) {
+        this.pending.add(e.key);
+        outcomes.set(key, {
+          status: 'PENDING',
+          detail: `interface for port ${e.key} (external_ids:iface-id=${e.key} or ${e.after.ifaceName}) is not on ${this.name} yet; programmed when it appears`,
+        });
+      }
+    }
+    return outcomes;
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -158,101 +236,176 @@ export class FlowDataplane implements Dataplane {
     return run;
   }
 
+  /** The difference between desired and installed over the touched keys. */
+  private diff(touched: Touched): FlowChanges {
+    const c = emptyChanges();
+    for (const key of touched.flows) {
+      const want = this.desired.active(key);
+      const have = this.installed.flows.get(key);
+      if (want && !have) c.add.push(want);
+      else if (!want && have) c.remove.push(have);
+      else if (want && have) {
+        // A new cookie needs an add (it replaces the flow whole); modify_strict keeps the old one.
+        if (want.cookie !== have.cookie) c.add.push(want);
+        else if (want !== have && actionsKey(want.actions) !== actionsKey(have.actions)) c.modify.push(want);
+      }
+    }
+    for (const id of touched.groups) diffObject(this.desired.activeGroup(id), this.installed.groups.get(id), sameGroup, c.groups);
+    for (const id of touched.meters) diffObject(this.desired.activeMeter(id), this.installed.meters.get(id), sameMeter, c.meters);
+    return c;
+  }
+
   /**
-   * Owners whose flows a store change can alter. Remote flooding is marked separately, only when
-   * a network's set of remote hosts changes, so a neighbor change costs O(1) at any scale.
+   * Commit the difference. When the switch refuses the bundle, split it by owner and bisect, so
+   * every owner the switch accepts is installed and only the refused ones fail (and are retried
+   * later). Returns the refused owners with the switch's reason. Errors other than a refusal
+   * (the switch unreachable) reject: nothing is installed.
    */
-  private markDirty(ctx: ProgramContext, e: ResourceEvent, dirty: Set<string>): void {
-    const floodOf = (subnetIds: string[]): void => {
-      for (const id of subnetIds) {
-        const s = ctx.view.get('subnet', id);
-        const net = s ? networkOf(s) : null;
-        if (net) dirty.add(`flood-local:${net.vni}`);
-      }
+  private async reconcile(touched: Touched): Promise<Map<string, string>> {
+    const changes = this.diff(touched);
+    const failed = new Map<string, string>();
+    if (changeCount(changes) === 0) return failed;
+    try {
+      await this.commit(changes);
+      return failed;
+    } catch (e) {
+      if (!(e instanceof SwitchRefusedError)) throw e;
+    }
+    const parts = this.splitByOwner(changes);
+    await this.bisect(parts, failed);
+    for (const [owner, reason] of failed) this.refused.set(owner, reason);
+    this.log?.warn('the switch refused flows; the rest is installed, the refused owners are retried', { owners: [...failed.keys()].slice(0, 20), count: failed.size, reason: [...failed.values()][0] });
+    this.scheduleRetry();
+    return failed;
+  }
+
+  private async commit(changes: FlowChanges): Promise<void> {
+    this.commits += 1;
+    await this.backend.commit(changes);
+    const inst = this.installed;
+    for (const f of changes.remove) inst.flows.delete(flowKey(f));
+    for (const f of changes.modify) inst.flows.set(flowKey(f), f);
+    for (const f of changes.add) inst.flows.set(flowKey(f), f);
+    for (const g of changes.groups.remove) inst.groups.delete(g.id);
+    for (const g of [...changes.groups.add, ...changes.groups.modify]) inst.groups.set(g.id, g);
+    for (const m of changes.meters.remove) inst.meters.delete(m.id);
+    for (const m of [...changes.meters.add, ...changes.meters.modify]) inst.meters.set(m.id, m);
+    for (const part of [changes.add, changes.modify]) for (const f of part) this.unrefuse(flowKey(f));
+  }
+
+  private unrefuse(key: string): void {
+    if (this.refused.size === 0) return;
+    for (const o of this.desired.flowOwners(key)) this.refused.delete(o);
+  }
+
+  /** One change per owner (a removed flow belongs to whoever owned it: nobody now, so '' ). */
+  private splitByOwner(c: FlowChanges): [string, FlowChanges][] {
+    const parts = new Map<string, FlowChanges>();
+    const part = (owner: string): FlowChanges => {
+      let p = parts.get(owner);
+      if (!p) parts.set(owner, (p = emptyChanges()));
+      return p;
     };
-    const sides = (e.type === 'added' ? [e.after] : e.type === 'removed' ? [e.before] : [e.before, e.after]) as unknown[];
-    switch (e.kind) {
-      case 'port':
-        dirty.add(`port:${e.key}`);
-        for (const p of sides as Parameters<typeof portSubnets>[0][]) floodOf(portSubnets(p));
-        break;
-      case 'neighbor':
-        dirty.add(`neighbor:${e.key}`);
-        break;
-      case 'subnet': {
-        dirty.add(`subnet:${e.key}`);
-        for (const id of ctx.topology.portsOf(e.key)) dirty.add(`port:${id}`);
-        for (const key of ctx.topology.neighborsOf(e.key)) dirty.add(`neighbor:${key}`);
-        for (const s of sides as { tunnelId: number; networkType: string }[]) {
-          const net = networkOf(s as Parameters<typeof networkOf>[0]);
-          if (net) dirty.add(`flood-local:${net.vni}`).add(`flood-remote:${net.vni}`);
-        }
-        break;
+    const flowOwner = (f: Flow): string => this.desired.flowOwners(flowKey(f))[0] ?? '';
+    for (const f of c.remove) part(flowOwner(f)).remove.push(f);
+    for (const f of c.modify) part(flowOwner(f)).modify.push(f);
+    for (const f of c.add) part(flowOwner(f)).add.push(f);
+    const groupOwner = (g: Group): string => this.desired.groupOwners(g.id)[0] ?? '';
+    for (const g of c.groups.remove) part(groupOwner(g)).groups.remove.push(g);
+    for (const g of c.groups.modify) part(groupOwner(g)).groups.modify.push(g);
+    for (const g of c.groups.add) part(groupOwner(g)).groups.add.push(g);
+    // Meters go with the first part: they are few and refused only for a bad rate.
+    const first = part([...parts.keys()][0] ?? '');
+    first.meters = c.meters;
+    return [...parts];
+  }
+
+  private async bisect(parts: [string, FlowChanges][], failed: Map<string, string>): Promise<void> {
+    if (parts.length === 0) return;
+    try {
+      await this.commit(merge(parts.map(([, p]) => p)));
+      return;
+    } catch (e) {
+      if (!(e instanceof SwitchRefusedError)) throw e;
+      if (parts.length === 1) {
+        failed.set(parts[0]![0] || '(removed flows)', e.reason);
+        return;
       }
-      default:
-        break;
+    }
+    const half = Math.ceil(parts.length / 2);
+    await this.bisect(parts.slice(0, half), failed);
+    await this.bisect(parts.slice(half), failed);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed || this.refused.size === 0) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.serialized(() => this.retryRefused()).catch((e: unknown) => {
+        this.log?.warn('retrying refused flows failed', { error: String(e) });
+        this.scheduleRetry();
+      });
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** Re-diff what the refused owners want; the switch converges once the fault clears. */
+  private async retryRefused(): Promise<void> {
+    const touched = newTouched();
+    for (const owner of this.refused.keys()) {
+      const out = this.desired.ownerOutput(owner);
+      for (const f of out?.flows ?? []) touched.flows.add(flowKey(f));
+      for (const g of out?.groups ?? []) touched.groups.add(g.id);
+    }
+    // Removals nobody owns any more: whatever is installed and not desired.
+    if (this.refused.has('(removed flows)')) {
+      for (const k of this.installed.flows.keys()) if (!this.desired.active(k)) touched.flows.add(k);
+    }
+    this.refused.clear();
+    await this.reconcile(touched);
+    if (this.refused.size === 0) {
+      this.retryDelay = RETRY_MIN_MS;
+      this.log?.info('refused flows are installed now');
     }
   }
 
-  /** Recompute dirty owners, diff, commit one bundle, record what was installed. */
-  private async reconcile(ctx: ProgramContext, dirty: Set<string>): Promise<FlowChanges> {
-    const touched = new Set<string>(this.retry);
-    for (const owner of dirty) this.desired.set(owner, ownerFlows(ctx, owner), touched);
-    const changes: FlowChanges = { add: [], modify: [], remove: [] };
-    // The keys the desired table already made, kept for `installed` (no second string per flow).
-    const setKeys: string[] = [];
-    const removeKeys: string[] = [];
-    for (const key of touched) {
-      const want = this.desired.active(key);
-      const have = this.installed.get(key);
-      if (want && !have) {
-        changes.add.push(want);
-        setKeys.push(key);
-      } else if (!want && have) {
-        changes.remove.push(have);
-        removeKeys.push(key);
-      } else if (want && have && (want.actions !== have.actions || want.cookie !== have.cookie)) {
-        changes.modify.push(want);
-        setKeys.push(key);
-      }
-    }
-    if (changeCount(changes) === 0) return changes;
-    try {
-      await this.backend.commit(changes);
-    } catch (e) {
-      for (const key of touched) this.retry.add(key);
-      throw e;
-    }
-    this.retry.clear();
-    for (const key of removeKeys) this.installed.delete(key);
-    for (const key of setKeys) this.installed.set(key, this.desired.active(key)!);
-    return changes;
+  /** The switch lost its flows (OVS restarted): install everything again in one bundle. */
+  async reinstall(): Promise<void> {
+    await this.serialized(async () => {
+      this.installed.clear();
+      const touched = newTouched();
+      for (const k of this.desired.flowKeys()) touched.flows.add(k);
+      for (const g of this.desired.activeGroups()) touched.groups.add(g.id);
+      for (const m of this.desired.activeMeters()) touched.meters.add(m.id);
+      await this.reconcile(touched);
+      this.log?.info('reinstalled every flow after the switch reset', { flows: this.installed.size });
+    });
   }
 
   /** Interfaces appeared or left: program their ports now and say so. */
   private async rebind(keys: string[]): Promise<void> {
     const view = this.view;
-    const topology = this.topology;
-    if (!view || !topology) return;
+    if (!view) return;
     const names = new Set(keys);
     const portIds = new Set<string>();
     for (const k of keys) if (view.get('port', k)) portIds.add(k);
     for (const p of view.list('port')) if (names.has(p.ifaceName)) portIds.add(p.id);
-    const ctx: ProgramContext = { view, topology, bindings: this.backend.bindings };
-    const dirty = new Set<string>();
-    for (const id of portIds) {
-      const port = view.get('port', id);
-      if (!port) continue;
-      dirty.add(`port:${id}`);
-      for (const s of portSubnets(port)) {
-        const subnet = view.get('subnet', s);
-        const net = subnet ? networkOf(subnet) : null;
-        if (net) dirty.add(`flood-local:${net.vni}`);
-      }
-    }
-    if (dirty.size === 0) return;
+    if (portIds.size === 0) return;
     try {
-      await this.serialized(() => this.reconcile(ctx, dirty));
+      await this.serialized(async () => {
+        const dirty = new Set<string>();
+        for (const id of portIds) this.deps.readersOf(bindingInput(id), dirty);
+        // A port that never read its binding (it had no subnet then) is rebuilt as well.
+        for (const f of this.registry.byResource.get('port') ?? []) for (const id of portIds) dirty.add(ownerName(f, id));
+        const touched = newTouched();
+        for (const owner of dirty) {
+          const p = this.registry.parse(owner);
+          if (p) this.rebuild(p.feature, p.key, touched);
+        }
+        await this.reconcile(touched);
+      });
       for (const id of portIds) {
         if (this.pending.delete(id) && this.backend.bindings.ofport(id) !== undefined) {
           this.log?.info('port programmed after its interface appeared (was PENDING)', { port: id, ofport: this.backend.bindings.ofport(id) });
@@ -264,20 +417,32 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Every desired flow computed from scratch, for checking the incremental result. */
-  static recompute(view: ResourceView, bindings: ProgramContext['bindings']): DesiredFlows {
+  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry()): DesiredFlows {
     const topology = Topology.of(view);
-    const ctx: ProgramContext = { view, topology, bindings };
+    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds());
     const desired = new DesiredFlows();
-    const touched = new Set<string>();
-    for (const owner of allOwners(view)) desired.set(owner, ownerFlows(ctx, owner), touched);
+    const touched = newTouched();
+    for (const [feature, key] of allOwnerKeys(registry, view, topology)) {
+      const owner = ownerName(feature, key);
+      tracker.begin(owner, null);
+      const out = new OwnerBuilder(feature, owner);
+      feature.build(tracker, key, out);
+      tracker.end();
+      desired.set(owner, out.output(), touched);
+    }
     return desired;
   }
 
   /** Owners of the installed flows with a cookie, for naming the resource behind a trace step. */
   ownersOfCookie(cookie: bigint): string[] {
     const out = new Set<string>();
-    for (const [key, f] of this.installed) if (f.cookie === cookie) for (const o of this.desired.owners(key)) out.add(o);
+    for (const [key, f] of this.installed.flows) if (f.cookie === cookie) for (const o of this.desired.flowOwners(key)) out.add(o);
     return [...out];
+  }
+
+  /** Owners of an installed flow. */
+  flowOwners(f: Flow): string[] {
+    return this.desired.flowOwners(flowKey(f));
   }
 
   /** A backend trace with each `cookie 0x…` step annotated with the resource(s) behind it. */
@@ -292,27 +457,38 @@ export class FlowDataplane implements Dataplane {
 
   /** Installed flows, sorted as a dump would list them. */
   flows(): Flow[] {
-    return sortFlows([...this.installed.values()]);
+    return sortFlows([...this.installed.flows.values()]);
   }
 
   close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     return this.backend.close();
   }
 }
 
-/** Every owner the desired state has. */
-function allOwners(view: ResourceView): Set<string> {
-  const owners = new Set<string>(FIXED_OWNERS);
-  for (const p of view.list('port')) owners.add(`port:${p.key}`);
-  for (const n of view.list('neighbor')) owners.add(`neighbor:${n.key}`);
-  for (const s of view.list('subnet')) {
-    owners.add(`subnet:${s.key}`);
-    const net = networkOf(s);
-    if (net) owners.add(`flood-local:${net.vni}`).add(`flood-remote:${net.vni}`);
+function diffObject<T>(want: T | undefined, have: T | undefined, same: (a: T, b: T) => boolean, out: { add: T[]; modify: T[]; remove: T[] }): void {
+  if (want && !have) out.add.push(want);
+  else if (!want && have) out.remove.push(have);
+  else if (want && have && !same(want, have)) out.modify.push(want);
+}
+
+function merge(parts: FlowChanges[]): FlowChanges {
+  const c = emptyChanges();
+  for (const p of parts) {
+    c.add.push(...p.add);
+    c.modify.push(...p.modify);
+    c.remove.push(...p.remove);
+    for (const k of ['groups', 'meters'] as const) {
+      (c[k].add as unknown[]).push(...p[k].add);
+      (c[k].modify as unknown[]).push(...p[k].modify);
+      (c[k].remove as unknown[]).push(...p[k].remove);
+    }
   }
-  return owners;
+  return c;
 }
 
 export function sortFlows(flows: Flow[]): Flow[] {
-  return flows.sort((a, b) => a.table - b.table || b.priority - a.priority || (a.match < b.match ? -1 : a.match > b.match ? 1 : 0));
+  const keys = new Map(flows.map((f) => [f, flowKey(f)]));
+  return flows.sort((a, b) => a.table - b.table || b.priority - a.priority || (keys.get(a)! < keys.get(b)! ? -1 : keys.get(a)! > keys.get(b)! ? 1 : 0));
 }

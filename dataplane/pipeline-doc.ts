@@ -23,7 +23,7 @@ export function pipelineMarkdown(): string {
   }
   lines.push('', 'Reserved tables are declared for features still to come and hold no flows yet; the stage before them', 'links straight to the next programmed one.', '');
   lines.push('## Registers', '', '| name | field | bits | holds |', '|---|---|---|---|');
-  for (const [name, r] of Object.entries(REGISTERS)) lines.push(`| ${name} | \`${r.field}\` | ${r.bits} | ${r.purpose} |`);
+  for (const [name, r] of Object.entries(REGISTERS)) lines.push(`| ${name} | \`${r.field}\` | ${r.ofs}..${r.ofs + r.nbits - 1} | ${r.purpose} |`);
   lines.push('', '## Tunnel ports', '', '| encapsulation | port | type | OpenFlow port |', '|---|---|---|---|');
   for (const [encap, p] of Object.entries(TUNNEL_PORTS)) lines.push(`| ${encap} | \`${p.name}\` | ${p.type} | ${p.ofport} |`);
   lines.push('', '## Cookies', '',

@@ -63,38 +63,45 @@ export class Topology {
   }
 
   /**
-   * Follow one store change. Call for every event, in order. Subnets whose set of remote hosts
-   * changed are added to `remoteHostsChanged` (flooding to remote hosts depends on nothing else).
+   * Follow one store change. Call for every event, in order. The topics whose answers changed
+   * (`ports-of:<subnet>`, `neighbors-of:<subnet>`, `remote-hosts:<subnet>`, `vni:<vni>`) are
+   * added to `topics`: the owners that read them are dirty.
    */
-  update(e: ResourceEvent, remoteHostsChanged?: Set<string>): void {
+  update(e: ResourceEvent, topics?: Set<string>): void {
     if (e.kind === 'port') {
-      if (e.type !== 'added') for (const s of portSubnets(e.before)) setOf(this.portsBySubnet, s).delete(e.key);
-      if (e.type !== 'removed') for (const s of portSubnets(e.after)) setOf(this.portsBySubnet, s).add(e.key);
+      const before = e.type !== 'added' ? portSubnets(e.before) : [];
+      const after = e.type !== 'removed' ? portSubnets(e.after) : [];
+      for (const s of before) if (!after.includes(s)) { setOf(this.portsBySubnet, s).delete(e.key); topics?.add(`ports-of:${s}`); }
+      for (const s of after) if (!before.includes(s)) { setOf(this.portsBySubnet, s).add(e.key); topics?.add(`ports-of:${s}`); }
     } else if (e.kind === 'subnet') {
       const before = e.type !== 'added' ? networkOf(e.before) : null;
       const after = e.type !== 'removed' ? networkOf(e.after) : null;
-      if (before) setOf(this.subnetsByVni, before.vni).delete(e.key);
-      if (after) setOf(this.subnetsByVni, after.vni).add(e.key);
+      if (before) { setOf(this.subnetsByVni, before.vni).delete(e.key); topics?.add(`vni:${before.vni}`); }
+      if (after) { setOf(this.subnetsByVni, after.vni).add(e.key); topics?.add(`vni:${after.vni}`); }
     } else if (e.kind === 'dhcp') {
       if (e.type !== 'added') setOf(this.dhcpByMac, e.before.mac).delete(e.key);
       if (e.type !== 'removed') setOf(this.dhcpByMac, e.after.mac).add(e.key);
     } else if (e.kind === 'neighbor') {
-      if (e.type !== 'added') this.removeNeighbor(e.before, remoteHostsChanged);
-      if (e.type !== 'removed') this.addNeighbor(e.after, remoteHostsChanged);
+      if (e.type !== 'added') this.removeNeighbor(e.before, topics);
+      if (e.type !== 'removed') this.addNeighbor(e.after, topics);
     }
   }
 
-  private addNeighbor(n: Neighbor, changed?: Set<string>): void {
+  private addNeighbor(n: Neighbor, topics?: Set<string>): void {
     for (const s of neighborSubnets(n)) {
-      setOf(this.neighborsBySubnet, s).add(n.key);
-      if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).add(n.hostIp)) changed?.add(s);
+      const members = setOf(this.neighborsBySubnet, s);
+      if (!members.has(n.key)) {
+        members.add(n.key);
+        topics?.add(`neighbors-of:${s}`);
+      }
+      if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).add(n.hostIp)) topics?.add(`remote-hosts:${s}`);
     }
   }
 
-  private removeNeighbor(n: Neighbor, changed?: Set<string>): void {
+  private removeNeighbor(n: Neighbor, topics?: Set<string>): void {
     for (const s of neighborSubnets(n)) {
-      setOf(this.neighborsBySubnet, s).delete(n.key);
-      if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).remove(n.hostIp)) changed?.add(s);
+      if (setOf(this.neighborsBySubnet, s).delete(n.key)) topics?.add(`neighbors-of:${s}`);
+      if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).remove(n.hostIp)) topics?.add(`remote-hosts:${s}`);
     }
   }
 

@@ -8,7 +8,7 @@ import { type Agent, startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
 import { formatReply, makeClient, pushStream } from '../agent/push.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
-import { formatFlow } from '../dataplane/flow.js';
+import { formatFlow } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { Fabric } from '../ovs-sim/fabric.js';
 import { ipv4Frame, icmpEcho } from '../ovs-sim/frames.js';

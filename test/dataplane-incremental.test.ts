@@ -8,7 +8,8 @@ import { Intake } from '../agent/intake.js';
 import { silentLogger } from '../agent/log.js';
 import { ResourceStore } from '../agent/store.js';
 import { DryRunBackend } from '../dataplane/backend.js';
-import { type Flow, flowKey, formatFlow } from '../dataplane/flow.js';
+import { type Flow, flowKey } from '../dataplane/flow.js';
+import { formatFlow } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 
 const HOST = '10.0.0.11';
@@ -69,7 +70,7 @@ test('random goal-state sequences: incremental flows equal a full recompute', as
     // Never started and never handed a change: an empty apply makes it compute what it has.
     if (!started) await dp.apply([], store);
     const full = FlowDataplane.recompute(store, backend.bindings);
-    const incremental = dump(dp.installed.values());
+    const incremental = dump(dp.installed.flows.values());
     const recomputed = dump(full.activeFlows());
     if (JSON.stringify(incremental) !== JSON.stringify(recomputed)) {
       t.log('incremental only:', incremental.filter((f) => !recomputed.includes(f)));
@@ -77,7 +78,7 @@ test('random goal-state sequences: incremental flows equal a full recompute', as
       return false;
     }
     // installed is keyed consistently
-    return [...dp.installed].every(([k, f]) => k === flowKey(f));
+    return [...dp.installed.flows].every(([k, f]) => k === flowKey(f));
   }), { numRuns: 150 });
   t.pass();
 });
@@ -86,7 +87,7 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   const store = new ResourceStore();
   const dp = new FlowDataplane(new DryRunBackend());
   await dp.start(store);
-  const baseline = dump(dp.installed.values());
+  const baseline = dump(dp.installed.flows.values());
   t.true(baseline.length > 0);
   const intake = new Intake(store, dp, silentLogger(), HOST);
   const step: Step = {
@@ -104,5 +105,5 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   const first = GoalStateV2.fromPartial({ portStates: del.portStates, neighborStates: del.neighborStates });
   await intake.apply({ v2: first });
   await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: del.subnetStates }) });
-  t.deepEqual(dump(dp.installed.values()), baseline);
+  t.deepEqual(dump(dp.installed.flows.values()), baseline);
 });

@@ -4,7 +4,7 @@
 import { execa } from 'execa';
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, traceArguments } from '../backend.js';
 import { OpenFlowConnection } from './openflow.js';
-import { formatFlow, formatMatch } from '../flow.js';
+import { formatFlow, formatMatch } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
 import { OvsdbClient, OvsdbError, ovsInteger, ovsMap } from './ovsdb-client.js';

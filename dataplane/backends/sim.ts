@@ -1,7 +1,7 @@
 // The embedded simulator as a backend: a simulated host's br-int (ovs-sim) gets the same
 // bundles, bindings, packet-ins and packet-outs a real Open vSwitch would.
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, traceArguments } from '../backend.js';
-import { formatFlow, formatMatch } from '../flow.js';
+import { formatFlow, formatMatch } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
 import { bundleFlowText } from '../../ovs-sim/cli.js';

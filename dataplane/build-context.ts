@@ -1,0 +1,125 @@
+// The build context features read through: the store view, the topology indexes and the port
+// bindings, each read recorded as an input of the owner being built (dependencies.ts). An
+// owner's reads of its own resource are not recorded: a change to it dirties the owner anyway.
+// Conjunction ids are handed out here too, stable per name while an owner uses it.
+import type { BuildContext, TopologyReader } from './feature.js';
+import type { Kind, ResourceOf, ResourceView, Subnet } from './model.js';
+import type { PortBindings } from './program-context.js';
+import type { Topology } from './topology.js';
+
+/** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
+export const resourceInput = (kind: Kind, key: string): string => `${kind}:${key}`;
+export const listInput = (kind: Kind): string => `${kind}:*`;
+export const bindingInput = (portId: string): string => `binding:${portId}`;
+
+/** Conjunction ids by name, reference-counted by the owners that use them. */
+export class ConjunctionIds {
+  private readonly ids = new Map<string, { id: number; users: Set<string> }>();
+  private readonly free: number[] = [];
+  private next = 1;
+
+  use(name: string, owner: string): number {
+    let e = this.ids.get(name);
+    if (!e) this.ids.set(name, (e = { id: this.free.pop() ?? this.next++, users: new Set() }));
+    e.users.add(owner);
+    return e.id;
+  }
+
+  /** An owner was rebuilt: it keeps only the names it used this time. */
+  release(owner: string, keep: ReadonlySet<string>, had: Iterable<string>): void {
+    for (const name of had) {
+      if (keep.has(name)) continue;
+      const e = this.ids.get(name);
+      if (!e) continue;
+      e.users.delete(owner);
+      if (e.users.size === 0) {
+        this.ids.delete(name);
+        this.free.push(e.id);
+      }
+    }
+  }
+}
+
+export class TrackingContext implements BuildContext {
+  private inputs: string[] = [];
+  private selfKind: Kind | null = null;
+  private selfKey = '';
+  private owner = '';
+  private conjNames = new Set<string>();
+  /** Conjunction names per owner, to release the ones an owner stops using. */
+  private readonly conjByOwner = new Map<string, Set<string>>();
+
+  readonly view: ResourceView;
+  readonly topology: TopologyReader;
+  readonly bindings: PortBindings;
+
+  constructor(baseView: ResourceView, baseTopology: Topology, baseBindings: PortBindings, private readonly conj: ConjunctionIds) {
+    const read = (input: string): void => {
+      this.inputs.push(input);
+    };
+    this.view = {
+      get: <K extends Kind>(kind: K, key: string): ResourceOf[K] | undefined => {
+        if (kind !== this.selfKind || key !== this.selfKey) read(resourceInput(kind, key));
+        return baseView.get(kind, key);
+      },
+      list: <K extends Kind>(kind: K) => {
+        read(listInput(kind));
+        return baseView.list(kind);
+      },
+      count: (kind: Kind) => {
+        read(listInput(kind));
+        return baseView.count(kind);
+      },
+    };
+    this.topology = {
+      subnetsOfVni: (vni: number): Subnet[] => {
+        read(`vni:${vni}`);
+        return baseTopology.subnetsOfVni(vni);
+      },
+      remoteHostsOf: (s: string) => {
+        read(`remote-hosts:${s}`);
+        return baseTopology.remoteHostsOf(s);
+      },
+      portsOf: (s: string) => {
+        read(`ports-of:${s}`);
+        return baseTopology.portsOf(s);
+      },
+      neighborsOf: (s: string) => {
+        read(`neighbors-of:${s}`);
+        return baseTopology.neighborsOf(s);
+      },
+    };
+    this.bindings = {
+      ofport: (portId: string) => {
+        read(bindingInput(portId));
+        return baseBindings.ofport(portId);
+      },
+    };
+  }
+
+  /** Start building an owner; `self` is its own resource, whose reads are not inputs. */
+  begin(owner: string, self: { kind: Kind; key: string } | null): void {
+    this.owner = owner;
+    this.inputs = [];
+    this.selfKind = self?.kind ?? null;
+    this.selfKey = self?.key ?? '';
+    this.conjNames = new Set();
+  }
+
+  /** The inputs the owner read (deduplicated). */
+  end(): string[] {
+    const had = this.conjByOwner.get(this.owner);
+    if (had || this.conjNames.size > 0) {
+      this.conj.release(this.owner, this.conjNames, had ?? []);
+      if (this.conjNames.size > 0) this.conjByOwner.set(this.owner, this.conjNames);
+      else this.conjByOwner.delete(this.owner);
+    }
+    const inputs = this.inputs;
+    return inputs.length <= 1 ? inputs : [...new Set(inputs)];
+  }
+
+  conjunctionId(name: string): number {
+    this.conjNames.add(name);
+    return this.conj.use(name, this.owner);
+  }
+}

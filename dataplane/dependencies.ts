@@ -1,0 +1,61 @@
+// The one dependency index: which owners read which inputs. Features never declare what makes
+// them dirty by hand; the context they build with records every resource, topology index and
+// port binding an owner reads, and a change to any of them makes exactly those owners dirty
+// (as OVN's incremental engine tracks references). An input is a string: `<kind>:<key>` for a
+// store resource, a topology topic (`ports-of:<subnet>`, ...), or `binding:<port id>`.
+
+/** One owner: a string when it is the only one (most inputs), a set otherwise. */
+type Owners = string | Set<string>;
+
+export class DependencyIndex {
+  private readonly readers = new Map<string, Owners>();
+  private readonly reads = new Map<string, readonly string[]>();
+
+  /** Replace what an owner reads. */
+  set(owner: string, inputs: readonly string[]): void {
+    const before = this.reads.get(owner);
+    if (before) for (const input of before) this.unlink(input, owner);
+    if (inputs.length === 0) {
+      this.reads.delete(owner);
+      return;
+    }
+    this.reads.set(owner, inputs);
+    for (const input of inputs) this.link(input, owner);
+  }
+
+  private link(input: string, owner: string): void {
+    const o = this.readers.get(input);
+    if (o === undefined) this.readers.set(input, owner);
+    else if (typeof o === 'string') {
+      if (o !== owner) this.readers.set(input, new Set([o, owner]));
+    } else o.add(owner);
+  }
+
+  private unlink(input: string, owner: string): void {
+    const o = this.readers.get(input);
+    if (o === undefined) return;
+    if (typeof o === 'string') {
+      if (o === owner) this.readers.delete(input);
+    } else {
+      o.delete(owner);
+      if (o.size === 1) this.readers.set(input, o.values().next().value!);
+      else if (o.size === 0) this.readers.delete(input);
+    }
+  }
+
+  /** Add every owner that reads `input` to `out`. */
+  readersOf(input: string, out: Set<string>): void {
+    const o = this.readers.get(input);
+    if (o === undefined) return;
+    if (typeof o === 'string') out.add(o);
+    else for (const x of o) out.add(x);
+  }
+
+  inputsOf(owner: string): readonly string[] {
+    return this.reads.get(owner) ?? [];
+  }
+
+  get size(): number {
+    return this.reads.size;
+  }
+}

@@ -1,0 +1,115 @@
+// What a feature is: a pure function from the desired state to the flows, groups and meters of
+// each of its owners, plus which owners exist. Features read the state only through the build
+// context, which records every read in the dependency index (dependencies.ts), so a feature
+// never says what makes it dirty. Flows are checked against their table's declaration when they
+// are built (a wrong field fails here, naming the feature and the owner, not in the switch).
+import { FIELDS } from './fields.js';
+import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor } from './flow.js';
+import type { OwnerOutput } from './desired.js';
+import type { Kind, ResourceEvent, ResourceOf, ResourceView } from './model.js';
+import type { ProgrammerName, TableSpec } from './pipeline.js';
+import type { PortBindings } from './program-context.js';
+import type { Subnet } from './model.js';
+
+/** The topology indexes a feature may read (each read is a dependency). */
+export interface TopologyReader {
+  subnetsOfVni(vni: number): Subnet[];
+  remoteHostsOf(subnetId: string): Iterable<string>;
+  portsOf(subnetId: string): Iterable<string>;
+  neighborsOf(subnetId: string): Iterable<string>;
+}
+
+/** What a feature may read while it builds an owner. */
+export interface BuildContext {
+  readonly view: ResourceView;
+  readonly topology: TopologyReader;
+  readonly bindings: PortBindings;
+  /** A conjunction id for a name, stable while any owner uses the name. */
+  conjunctionId(name: string): number;
+}
+
+export type Owners =
+  /** One owner per store resource of a kind; the owner key is the store key. */
+  | { readonly resource: Kind }
+  /** Owners that aggregate several resources (a network's flood list, ...). */
+  | {
+      readonly aggregate: {
+        /** Every owner key the state has (for a full computation). */
+        all(view: ResourceView, topology: TopologyReader): Iterable<string>;
+        /** Owner keys a store change may bring into existence (the rest follow from reads). */
+        created(e: ResourceEvent): Iterable<string>;
+      };
+    }
+  /** One owner, always there (the fixed pipeline flows). */
+  | { readonly singleton: true };
+
+export interface Feature {
+  /** Unique name, for logs and docs. */
+  readonly name: string;
+  /** Owner prefix: owners are `<namespace>:<key>` (a singleton's is `<namespace>`). */
+  readonly namespace: string;
+  /** Cookie programmer of its flows (a flow may name another: ARP entries of a port). */
+  readonly programmer: ProgrammerName;
+  readonly purpose: string;
+  readonly owners: Owners;
+  build(ctx: BuildContext, key: string, out: OwnerBuilder): void;
+}
+
+export const ownerName = (feature: Pick<Feature, 'namespace' | 'owners'>, key: string): string =>
+  'singleton' in feature.owners ? feature.namespace : `${feature.namespace}:${key}`;
+
+/** Collects an owner's objects and checks each flow against its table. */
+export class OwnerBuilder {
+  readonly flows: Flow[] = [];
+  readonly groups: Group[] = [];
+  readonly meters: Meter[] = [];
+  private readonly cookies = new Map<ProgrammerName, bigint>();
+
+  constructor(readonly feature: Feature, readonly owner: string) {}
+
+  private cookie(p: ProgrammerName): bigint {
+    let c = this.cookies.get(p);
+    if (c === undefined) this.cookies.set(p, (c = cookieFor(p, this.owner)));
+    return c;
+  }
+
+  flow(table: TableSpec, priority: number, match: MatchField[], actions: Action[], programmer: ProgrammerName = this.feature.programmer): void {
+    try {
+      checkMatch(table, match);
+    } catch (e) {
+      throw new FlowBuildError(`feature ${this.feature.name}, owner ${this.owner}: table ${table.id} (${table.name}): ${(e as Error).message}`);
+    }
+    this.flows.push({ table: table.id, priority, match: canonicalMatch(match), actions, cookie: this.cookie(programmer) });
+  }
+
+  group(g: Group): void {
+    this.groups.push(g);
+  }
+
+  meter(m: Meter): void {
+    this.meters.push(m);
+  }
+
+  output(): OwnerOutput {
+    return { flows: this.flows, groups: this.groups, meters: this.meters };
+  }
+}
+
+/** A match a table allows, with its prerequisites (dl_type, nw_proto) present. */
+function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
+  for (const m of match) {
+    if (m.field !== 'dl_type' && m.field !== 'nw_proto' && !table.fields.includes(m.field)) {
+      throw new Error(`matching ${m.field} is not allowed (the table matches ${table.fields.join(', ')})`);
+    }
+    const needs = FIELDS[m.field] as { needs?: { dlType: readonly number[]; nwProto?: number } };
+    if (!needs.needs) continue;
+    const dlType = match.find((x) => x.field === 'dl_type');
+    if (!dlType || !needs.needs.dlType.some((t) => BigInt(t) === dlType.value)) throw new Error(`${m.field} needs dl_type ${needs.needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);
+    if (needs.needs.nwProto !== undefined && match.find((x) => x.field === 'nw_proto')?.value !== BigInt(needs.needs.nwProto)) {
+      throw new Error(`${m.field} needs nw_proto ${needs.needs.nwProto}`);
+    }
+  }
+}
+
+/** A store resource of a kind, typed, for features whose owners are resources. */
+export const resourceOf = <K extends Kind>(ctx: BuildContext, kind: K, key: string): ResourceOf[K] | undefined => ctx.view.get(kind, key);

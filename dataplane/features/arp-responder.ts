@@ -1,0 +1,49 @@
+// ARP responder in flows (table arp_responder): a request from a local port for a known address
+// of its network is answered in place and sent back out of the input port; it never reaches
+// the agent or leaves the host. Entries come from local ports, remote neighbors and subnet
+// gateways (this feature: one owner per subnet); the misses and guards are fixed pipeline flows.
+import { ETH_TYPE, ipv4Value, macValue } from '../fields.js';
+import { type Action, type MatchField, eq, reg, setField } from '../flow.js';
+import { type Feature, type OwnerBuilder } from '../feature.js';
+import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
+import { networkOf } from '../topology.js';
+
+const slice = (field: 'dl_src' | 'dl_dst' | 'arp_sha' | 'arp_tha' | 'arp_spa' | 'arp_tpa', nbits: number) => ({ field, ofs: 0, nbits });
+const SWAP: readonly Action[] = [
+  { type: 'move', src: slice('dl_src', 48), dst: slice('dl_dst', 48) },
+];
+const REPLY_OP = setField('arp_op', 2);
+const TARGET_FROM_SENDER: readonly Action[] = [
+  { type: 'move', src: slice('arp_sha', 48), dst: slice('arp_tha', 48) },
+  { type: 'move', src: slice('arp_spa', 32), dst: slice('arp_tpa', 32) },
+];
+const IN_PORT: Action = { type: 'in_port' };
+
+/** The reply built from the request: swap addresses, answer with `mac` for `ip`. */
+export function arpReplyActions(mac: string, ip: string): Action[] {
+  const m = macValue(mac);
+  return [...SWAP, setField('dl_src', m), REPLY_OP, ...TARGET_FROM_SENDER, setField('arp_sha', m), setField('arp_spa', ipv4Value(ip)), IN_PORT];
+}
+
+export const isIPv4 = (ip: string): boolean => !ip.includes(':');
+
+export const ARP_REQUEST: readonly MatchField[] = [eq('dl_type', ETH_TYPE.arp), eq('arp_op', 1)];
+
+/** An answer for `ip` in network `vni`, made by the owner being built (cookie programmer arp). */
+export function arpEntry(out: OwnerBuilder, vni: number, ip: string, mac: string): void {
+  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [...ARP_REQUEST, reg(REGISTERS.network, vni), eq('arp_tpa', ipv4Value(ip))], arpReplyActions(mac, ip), 'arp');
+}
+
+/** The subnet gateway answers ARP too (it is the default route of every VM). */
+export const gatewayArp: Feature = {
+  name: 'gateway-arp', namespace: 'subnet', programmer: 'arp', owners: { resource: 'subnet' },
+  purpose: 'ARP answers for each subnet\'s gateway address',
+  build(ctx, key, out) {
+    const subnet = ctx.view.get('subnet', key);
+    const net = subnet ? networkOf(subnet) : null;
+    if (!subnet || !net) return;
+    const { ip, mac } = subnet.gateway;
+    if (ip === null || mac === null || !isIPv4(ip) || ip === '0.0.0.0') return;
+    arpEntry(out, net.vni, ip, mac);
+  },
+};

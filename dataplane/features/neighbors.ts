@@ -1,0 +1,30 @@
+// Remote L2 neighbors: unicast to the neighbor's host over the tunnel of its network's type,
+// and ARP responder entries for its addresses. Neighbors on this host are local ports and get
+// nothing here; L3 neighbors are for routing (a later feature).
+import { macValue } from '../fields.js';
+import { eq, reg } from '../flow.js';
+import type { Feature } from '../feature.js';
+import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
+import { networkOf } from '../topology.js';
+import { arpEntry, isIPv4 } from './arp-responder.js';
+import { tunnelOutput } from './tunnels.js';
+
+export const neighbors: Feature = {
+  name: 'neighbors', namespace: 'neighbor', programmer: 'neighbor', owners: { resource: 'neighbor' },
+  purpose: 'unicast to remote L2 neighbors over their tunnel, and their ARP answers',
+  build(ctx, key, out) {
+    const n = ctx.view.get('neighbor', key);
+    if (!n || n.local || n.type !== 'L2') return;
+    const vnis = new Set<number>();
+    for (const f of n.fixedIps) {
+      const subnet = ctx.view.get('subnet', f.subnetId);
+      const net = subnet ? networkOf(subnet) : null;
+      if (!net) continue;
+      if (!vnis.has(net.vni)) {
+        vnis.add(net.vni);
+        out.flow(TABLES.REMOTE_L2, PRIORITY.match, [reg(REGISTERS.network, net.vni), eq('dl_dst', macValue(n.mac))], tunnelOutput(net.encap, net.vni, n.hostIp));
+      }
+      if (isIPv4(f.ip)) arpEntry(out, net.vni, f.ip, n.mac);
+    }
+  },
+};

@@ -1,0 +1,33 @@
+// Fixed flows: each table's miss, the links between stages, the output table, and the punts to
+// the agent.
+import { ETH_TYPE, IP_PROTO } from '../fields.js';
+import { type Action, eq, masked, resubmit } from '../flow.js';
+import type { Feature } from '../feature.js';
+import { PRIORITY, PUNT, REGISTERS, TABLES } from '../pipeline.js';
+
+/** Broadcast and multicast destinations: the group bit of the first octet. */
+export const MULTICAST_BIT = 0x01_00_00_00_00_00n;
+export const multicast = () => masked('dl_dst', MULTICAST_BIT, MULTICAST_BIT);
+
+const punt = (userdata: string): Action => ({ type: 'controller', userdata: userdata.slice(2) });
+
+export const pipeline: Feature = {
+  name: 'pipeline', namespace: 'pipeline', programmer: 'pipeline', owners: { singleton: true },
+  purpose: 'fixed flows of the pipeline: table misses, stage links, the output table, punts',
+  build(_ctx, _key, out) {
+    out.flow(TABLES.CLASSIFY, PRIORITY.miss, [], []);
+    // ARP: unknown addresses go up (counted, later the on-demand engine); broadcast ARP that is
+    // not a request is not flooded.
+    out.flow(TABLES.ARP_RESPONDER, PRIORITY.punt, [eq('dl_type', ETH_TYPE.arp), eq('arp_op', 1)], [punt(PUNT.arpMiss)], 'arp');
+    out.flow(TABLES.ARP_RESPONDER, PRIORITY.broadcast, [eq('dl_type', ETH_TYPE.arp), multicast()], [], 'arp');
+    out.flow(TABLES.ARP_RESPONDER, PRIORITY.miss, [], [resubmit(TABLES.DHCP)]);
+    // DHCP: requests to the agent's server; replies from VMs (rogue servers) dropped.
+    const udp = [eq('dl_type', ETH_TYPE.ip), eq('nw_proto', IP_PROTO.udp)];
+    out.flow(TABLES.DHCP, PRIORITY.match, [...udp, eq('tp_src', 68), eq('tp_dst', 67)], [punt(PUNT.dhcp)], 'dhcp');
+    out.flow(TABLES.DHCP, PRIORITY.match, [...udp, eq('tp_src', 67), eq('tp_dst', 68)], [], 'dhcp');
+    out.flow(TABLES.DHCP, PRIORITY.miss, [], [resubmit(TABLES.REMOTE_L2)]);
+    out.flow(TABLES.REMOTE_L2, PRIORITY.miss, [], [resubmit(TABLES.LOCAL_L2)]);
+    out.flow(TABLES.LOCAL_L2, PRIORITY.miss, [], []);
+    out.flow(TABLES.OUTPUT, PRIORITY.miss, [], [{ type: 'output_reg', src: REGISTERS.outPort }]);
+  },
+};

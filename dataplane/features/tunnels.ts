@@ -1,0 +1,27 @@
+// Traffic arriving from a tunnel: the VNI becomes the network, and it goes straight to local
+// delivery (split horizon: what came from a remote host is never sent to another one).
+import { type Action, eq, load, resubmit, setField } from '../flow.js';
+import type { Feature } from '../feature.js';
+import { type Encapsulation, PRIORITY, REGISTERS, TABLES, TUNNEL_PORTS } from '../pipeline.js';
+import { ipv4Value } from '../fields.js';
+
+export const tunnels: Feature = {
+  name: 'tunnels', namespace: 'tunnels', programmer: 'tunnel', owners: { singleton: true },
+  purpose: 'classification of traffic arriving from the tunnel ports',
+  build(_ctx, _key, out) {
+    for (const port of Object.values(TUNNEL_PORTS)) {
+      out.flow(TABLES.CLASSIFY, PRIORITY.match, [eq('in_port', port.ofport)], [
+        { type: 'move', src: { field: 'tun_id', ofs: 0, nbits: 24 }, dst: { field: 'metadata', ofs: 0, nbits: 24 } },
+        resubmit(TABLES.LOCAL_L2),
+      ]);
+    }
+  },
+};
+
+/** Actions that send the packet to a remote host of a network: tunnel fields, then output. */
+export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string): Action[] {
+  return [
+    setField('tun_id', vni), setField('tun_dst', ipv4Value(hostIp)),
+    load(REGISTERS.outPort, TUNNEL_PORTS[encap].ofport), resubmit(TABLES.OUTPUT),
+  ];
+}
