@@ -119,7 +119,7 @@ export class DryRunBackend implements FlowBackend {
     return Promise.resolve();
   }
 
-  commit(): Promise<void> {
+  commit(_changes: FlowChanges): Promise<void> {
     this.commits += 1;
     return Promise.resolve();
   }

@@ -37,7 +37,7 @@ const IPANY = { dlType: [ETH_TYPE.ip, ETH_TYPE.ipv6] } as const;
 function regs(): Record<`reg${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7}`, Field> {
   const out: Record<string, Field> = {};
   for (let i = 0; i < 8; i++) out[`reg${i}`] = f(`reg${i}`, `NXM_NX_REG${i}`, 32, 'decimal', NXM1, i);
-  return out as Record<`reg${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7}`, Field>;
+  return out;
 }
 
 /** Every field a flow of ours may use. Keys are ovs-ofctl names. */

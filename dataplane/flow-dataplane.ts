@@ -176,12 +176,19 @@ export class FlowDataplane implements Dataplane {
 
   /** Owners one store change makes dirty: the resource's own owners and whoever read it. */
   private dirtyOf(e: ResourceEvent, dirty: Set<string>): void {
-    for (const f of this.registry.byResource.get(e.kind) ?? []) dirty.add(ownerName(f, e.key));
-    for (const f of this.registry.features) {
-      if ('aggregate' in f.owners) for (const k of f.owners.aggregate.created(e)) dirty.add(ownerName(f, k));
-    }
+    for (const o of this.ownOwners(e)) dirty.add(o);
     this.deps.readersOf(resourceInput(e.kind, e.key), dirty);
     this.deps.readersOf(listInput(e.kind), dirty);
+  }
+
+  /** The owners a resource itself makes: its per-resource owners and the aggregates it creates. */
+  private ownOwners(e: ResourceEvent): Set<string> {
+    const out = new Set<string>();
+    for (const f of this.registry.byResource.get(e.kind) ?? []) out.add(ownerName(f, e.key));
+    for (const f of this.registry.features) {
+      if ('aggregate' in f.owners) for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
+    }
+    return out;
   }
 
   /** Rebuild one owner from the current view and record what it read. */
@@ -202,12 +209,21 @@ export class FlowDataplane implements Dataplane {
   private outcomes(events: readonly ResourceEvent[], failed: Map<string, string>): Map<string, ResourceOutcome> {
     const outcomes = new Map<string, ResourceOutcome>();
     if (failed.size > 0) {
-      for (const e of events) {
-        const mine = new Set<string>();
-        this.dirtyOf(e, mine);
-        const reasons = [...mine].filter((o) => failed.has(o)).map((o) => `${o}: ${failed.get(o)}`);
-        if (reasons.length > 0) {
+      // A resource fails for its own owners; an owner no resource owns (a flood list) fails
+      // the resources whose change made it dirty.
+      const own = events.map((e) => this.ownOwners(e));
+      const claimed = new Set(own.flatMap((o) => [...o]));
+      for (const [i, e] of events.entries()) {
+        const mine = new Set([...own[i]!].filter((o) => failed.has(o)));
+        const unclaimed = [...failed.keys()].filter((o) => !claimed.has(o));
+        if (unclaimed.length > 0) {
+          const dirty = new Set<string>();
+          this.dirtyOf(e, dirty);
+          for (const o of unclaimed) if (dirty.has(o)) mine.add(o);
+        }
+        if (mine.size > 0) {
           const id = e.type === 'removed' ? e.before.id : e.after.id;
+          const reasons = [...mine].map((o) => `${o}: ${failed.get(o)}`);
           outcomes.set(outcomeKey(e.kind, id), { status: 'FAILURE', detail: `the switch refused the flows of ${reasons.join('; ')} (retried until it takes them)` });
         }
       }

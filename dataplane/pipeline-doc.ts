@@ -15,14 +15,14 @@ export function pipelineMarkdown(): string {
     '',
     '## Tables',
     '',
-    '| table | name | purpose | on a miss |',
-    '|---|---|---|---|',
+    '| table | name | purpose | may match | on a miss |',
+    '|---|---|---|---|---|',
   ];
   for (const t of Object.values(TABLES)) {
-    lines.push(`| ${t.id} | \`${t.name}\`${'reserved' in t ? ' (reserved)' : ''} | ${t.purpose} | ${t.miss} |`);
+    lines.push(`| ${t.id} | \`${t.name}\`${'reserved' in t ? ' (reserved)' : ''} | ${t.purpose} | ${t.fields.map((f) => `\`${f}\``).join(' ')} | ${t.miss} |`);
   }
-  lines.push('', 'Reserved tables are declared for features still to come and hold no flows yet; the stage before them', 'links straight to the next programmed one.', '');
-  lines.push('## Registers', '', '| name | field | bits | holds |', '|---|---|---|---|');
+  lines.push('', 'Reserved tables are declared for features still to come and hold no flows yet; the stage before them', 'links straight to the next programmed one. A flow matching a field its table does not list (besides the', '`dl_type`/`nw_proto` prerequisites) is refused when it is built, naming the feature and the owner.', '');
+  lines.push('## Registers', '', 'Declared once (`REGISTERS`); features match (`reg()`) and load (`load()`) them by name, never by field.', '', '| name | field | bits | holds |', '|---|---|---|---|');
   for (const [name, r] of Object.entries(REGISTERS)) lines.push(`| ${name} | \`${r.field}\` | ${r.ofs}..${r.ofs + r.nbits - 1} | ${r.purpose} |`);
   lines.push('', '## Tunnel ports', '', '| encapsulation | port | type | OpenFlow port |', '|---|---|---|---|');
   for (const [encap, p] of Object.entries(TUNNEL_PORTS)) lines.push(`| ${encap} | \`${p.name}\` | ${p.type} | ${p.ofport} |`);

@@ -1,0 +1,223 @@
+// The dataplane core v2: conjunction merge between owners, stable conjunction ids, flows a
+// table does not allow refused where they are built, fault isolation of a refused bundle (only
+// the refused owners fail, the rest installs, later goal states are unaffected, the switch
+// converges by itself once the fault clears), a flow whose cookie changes is replaced, and the
+// switch equals what the agent believes after every step.
+import test from 'ava';
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { Intake } from '../agent/intake.js';
+import { silentLogger } from '../agent/log.js';
+import { ResourceStore } from '../agent/store.js';
+import { DryRunBackend, type FlowChanges, SwitchRefusedError, type SwitchContents } from '../dataplane/backend.js';
+import { ConjunctionIds } from '../dataplane/build-context.js';
+import { DesiredFlows, newTouched } from '../dataplane/desired.js';
+import { type Feature, OwnerBuilder } from '../dataplane/feature.js';
+import { FEATURES, FeatureRegistry } from '../dataplane/features.js';
+import { type Flow, FlowBuildError, actionsKey, eq, flowKey, reg } from '../dataplane/flow.js';
+import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { formatFlow } from '../dataplane/flow-text.js';
+import { macValue } from '../dataplane/fields.js';
+import { REGISTERS, TABLES } from '../dataplane/pipeline.js';
+import { HOST_IP, neighborState, portState, subnetState } from './helpers/agents.js';
+
+/**
+ * A fake switch (below the backend interface, named as a fake): holds flows as the bundle
+ * leaves them, applies a bundle all or nothing, and refuses any bundle that adds a flow the
+ * `refuse` predicate picks, as OVS refuses with a full table.
+ */
+class FakeSwitch extends DryRunBackend {
+  readonly table = new Map<string, Flow>();
+  refuse: (f: Flow) => boolean = () => false;
+  readonly bundles: FlowChanges[] = [];
+
+  override commit(c: FlowChanges): Promise<void> {
+    if ([...c.add, ...c.modify].some((f) => this.refuse(f))) return Promise.reject(new SwitchRefusedError('bundle refused', 'OFPFMFC_TABLE_FULL'));
+    for (const f of c.remove) {
+      if (!this.table.delete(flowKey(f))) return Promise.reject(new Error(`delete of a flow the switch does not hold: ${formatFlow(f)}`));
+    }
+    for (const f of c.modify) {
+      if (!this.table.has(flowKey(f))) return Promise.reject(new Error(`modify of a flow the switch does not hold: ${formatFlow(f)}`));
+      // modify_strict keeps the installed cookie, as OpenFlow 1.3+ does.
+      this.table.set(flowKey(f), { ...f, cookie: this.table.get(flowKey(f))!.cookie });
+    }
+    for (const f of c.add) this.table.set(flowKey(f), f);
+    this.bundles.push(c);
+    return Promise.resolve();
+  }
+
+  readBack(): Promise<SwitchContents> {
+    return Promise.resolve({ flows: [...this.table.values()], groups: [], meters: [] });
+  }
+}
+
+const text = (flows: Iterable<Flow>): string[] => [...flows].map(formatFlow).sort();
+
+/** Switch == agent: the fake switch holds exactly what the dataplane says it installed. */
+function assertSwitchEqualsAgent(t: { deepEqual(a: unknown, b: unknown, m?: string): void }, sw: FakeSwitch, dp: FlowDataplane, step: string): void {
+  t.deepEqual(text(sw.table.values()), text(dp.installed.flows.values()), `switch == agent after ${step}`);
+}
+
+function setup(): { store: ResourceStore; sw: FakeSwitch; dp: FlowDataplane; intake: Intake } {
+  const store = new ResourceStore();
+  const sw = new FakeSwitch();
+  const dp = new FlowDataplane(sw);
+  const intake = new Intake(store, dp, silentLogger(), HOST_IP);
+  return { store, sw, dp, intake };
+}
+
+const isBad = (f: Flow): boolean => f.match.some((m) => m.field === 'dl_dst' && m.value === macValue('fa:16:3e:00:00:07'));
+
+test('a refused bundle fails only the refused owners; the rest installs; later goal states are unaffected; the switch converges by itself', async (t) => {
+  const { store, sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  sw.refuse = isBad;
+  const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') } });
+  for (let i = 1; i <= 12; i++) gs.neighborStates[`L2/N${i}`] = neighborState(`N${i}`, i);
+  const r = await intake.apply({ v2: gs });
+  const statuses = new Map(r.results.toArray().map((x) => [`${x.kind}:${x.id}`, x]));
+  t.is(statuses.get('neighbor:N7')?.status, 'FAILURE');
+  t.regex(statuses.get('neighbor:N7')?.detail ?? '', /OFPFMFC_TABLE_FULL/);
+  for (const [k, x] of statuses) if (k !== 'neighbor:N7') t.is(x.status, 'SUCCESS', `${k}: ${x.detail}`);
+  t.true(dp.refused.has('neighbor:L2/N7'));
+  t.is([...sw.table.values()].filter(isBad).length, 0);
+  t.true(sw.table.size > 30);
+  assertSwitchEqualsAgent(t, sw, dp, 'the refused push');
+
+  // Unrelated goal states after the refusal answer SUCCESS and are installed.
+  const later = GoalStateV2.fromPartial({ neighborStates: { 'L2/N20': neighborState('N20', 20) } });
+  const r2 = await intake.apply({ v2: later });
+  t.deepEqual(r2.results.toArray().map((x) => x.status), ['SUCCESS']);
+  t.true([...sw.table.values()].some((f) => f.match.some((m) => m.field === 'dl_dst' && m.value === macValue('fa:16:3e:00:00:14'))));
+  assertSwitchEqualsAgent(t, sw, dp, 'a later push');
+
+  // The fault clears: the retry installs N7 without any new push.
+  sw.refuse = () => false;
+  for (let i = 0; i < 600 && dp.refused.size > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  t.is(dp.refused.size, 0);
+  t.is([...sw.table.values()].filter(isBad).length, 1, 'N7 unicast is installed (its ARP entry with it: the recompute below)');
+  const full = FlowDataplane.recompute(store, sw.bindings);
+  t.deepEqual(text(sw.table.values()), text(full.activeFlows()), 'the switch holds the full desired state');
+  await dp.close();
+});
+
+test('a flow that changes owner (and so cookie) is replaced with an add, never modified in place', async (t) => {
+  const { sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  // A remote neighbor and a local port answer ARP for the same address: one flow key, two owners.
+  const gs = GoalStateV2.fromPartial({
+    subnetStates: { S: subnetState('S') },
+    portStates: { P1: portState('P1', { fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.9' }] }) },
+    neighborStates: { 'L2/N1': neighborState('N1', 1, { fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.1.0.9', arionGroup: '', tunnelId: 0 }] }) },
+  });
+  await intake.apply({ v2: gs });
+  const arpKey = [...dp.installed.flows.keys()].find((k) => k.startsWith(`${TABLES.ARP_RESPONDER.id}/100/`) && k.includes('arp_tpa=a010009'))!;
+  t.truthy(arpKey);
+  t.deepEqual(dp.desired.flowOwners(arpKey), ['neighbor:L2/N1', 'port:P1']);
+  const before = sw.table.get(arpKey)!.cookie;
+  sw.bundles.length = 0;
+  await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, {}, 4) } }) });
+  const bundle = sw.bundles.at(-1)!;
+  t.true(bundle.add.some((f) => flowKey(f) === arpKey), 'the ARP flow is re-added with its new cookie');
+  t.false(bundle.modify.some((f) => flowKey(f) === arpKey));
+  t.not(sw.table.get(arpKey)!.cookie, before);
+  t.is(sw.table.get(arpKey)!.cookie, dp.installed.flows.get(arpKey)!.cookie);
+  assertSwitchEqualsAgent(t, sw, dp, 'the owner change');
+});
+
+test('switch == agent after every step of a scripted sequence of creates, updates, deletes and owner changes', async (t) => {
+  const { store, sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  const steps: [string, GoalStateV2][] = [
+    ['subnets and a port', GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S'), T: subnetState('T', { tunnelId: '5002', networkType: 3, cidr: '10.2.0.0/24', gateway: { ipAddress: '10.2.0.1', macAddress: '6c:dd:ee:00:00:41' } }) }, portStates: { P1: portState('P1') } })],
+    ['neighbors on two hosts', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1), 'L2/N2': neighborState('N2', 2, { fixedIps: [{ neighborType: 0, subnetId: 'T', ipAddress: '10.2.0.7', arionGroup: '', tunnelId: 0 }] }) } })],
+    ['a neighbor moves host', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { hostIpAddress: '10.0.9.9', revisionNumber: 2 }) } })],
+    ['a subnet changes VNI', GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { tunnelId: '6001', revisionNumber: 2 }, 2) } })],
+    ['the port goes down', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { adminStateUp: false, revisionNumber: 2 }, 2) } })],
+    ['the port comes back with the neighbor\'s address', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 3, fixedIps: [{ subnetId: 'S', ipAddress: '10.64.0.1' }] }, 2) } })],
+    ['the neighbor leaves', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { revisionNumber: 3 }, 4) } })],
+    ['everything leaves', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 4 }, 4) }, neighborStates: { 'L2/N2': neighborState('N2', 2, { revisionNumber: 2 }, 4) } })],
+  ];
+  for (const [name, gs] of steps) {
+    const r = await intake.apply({ v2: gs });
+    for (const x of r.results.toArray()) t.is(x.status, 'SUCCESS', `${name}: ${x.kind} ${x.id} ${x.detail}`);
+    assertSwitchEqualsAgent(t, sw, dp, name);
+    const full = FlowDataplane.recompute(store, sw.bindings);
+    t.deepEqual(text(sw.table.values()), text(full.activeFlows()), `switch == recompute after ${name}`);
+  }
+});
+
+test('an agent restart adopts what the switch holds: no churn when nothing changed, only the difference otherwise', async (t) => {
+  const { store, sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') } });
+  for (let i = 1; i <= 5; i++) gs.neighborStates[`L2/N${i}`] = neighborState(`N${i}`, i);
+  await intake.apply({ v2: gs });
+  const held = sw.table.size;
+  // A second dataplane on the same switch and the same (reloaded) store: zero bundles.
+  sw.bundles.length = 0;
+  const again = new FlowDataplane(sw);
+  await again.start(store);
+  t.is(sw.bundles.length, 0, 'nothing committed');
+  t.is(again.installed.size, held);
+  // The state changed while the agent was down: only the difference goes out.
+  store.remove('neighbor', 'L2/N5', 2);
+  const third = new FlowDataplane(sw);
+  await third.start(store);
+  t.is(sw.bundles.length, 1);
+  t.is(sw.bundles[0]!.remove.length, 2, 'the unicast and ARP flows of the deleted neighbor');
+  t.is(sw.bundles[0]!.add.length, 0);
+  t.deepEqual(sw.bundles[0]!.modify.map((f) => `${f.table}/${f.priority}`), [`${TABLES.REMOTE_L2.id}/50`], 'only the flood list, which lost that host');
+  assertSwitchEqualsAgent(t, sw, third, 'the restart');
+});
+
+test('conjunction clauses of several owners merge into one flow, with ids stable per name', (t) => {
+  const conj = new ConjunctionIds();
+  const a = conj.use('sg:web', 'x');
+  const b = conj.use('sg:db', 'y');
+  t.not(a, b);
+  t.is(conj.use('sg:web', 'z'), a, 'same name, same id');
+  conj.release('x', new Set(), ['sg:web']);
+  t.is(conj.use('sg:web', 'x'), a, 'still used by z: kept');
+  conj.release('x', new Set(), ['sg:web']);
+  conj.release('z', new Set(), ['sg:web']);
+  t.is(conj.use('sg:new', 'q'), a, 'a freed id is reused');
+
+  const feature = (ns: string, id: number, clause: number): Feature => ({
+    name: ns, namespace: ns, programmer: 'pipeline', purpose: 'test', owners: { singleton: true },
+    build(_ctx, _key, out) {
+      out.flow(TABLES.SG_INGRESS, 100, [reg(REGISTERS.outPort, 5)], [{ type: 'conjunction', id, clause, nClauses: 2 }]);
+    },
+  });
+  const desired = new DesiredFlows();
+  const touched = newTouched();
+  for (const [f, owner] of [[feature('a', 7, 1), 'a'], [feature('b', 3, 2), 'b']] as const) {
+    const out = new OwnerBuilder(f, owner);
+    f.build({} as never, '', out);
+    desired.set(owner, out.output(), touched);
+  }
+  t.is(desired.size, 1);
+  const [key] = [...touched.flows];
+  const merged = desired.active(key!)!;
+  t.is(formatFlow(merged).split(' actions=')[1], 'conjunction(3,2/2),conjunction(7,1/2)');
+  t.deepEqual(desired.flowOwners(key!), ['a', 'b']);
+  t.deepEqual(desired.conflicts(), []);
+  // One owner leaves: the other's clause alone.
+  desired.set('a', { flows: [], groups: [], meters: [] }, touched);
+  t.is(actionsKey(desired.active(key!)!.actions), 'j3,2/2;');
+});
+
+test('a flow its table does not allow is refused when it is built, naming the feature and the owner', (t) => {
+  const bad: Feature = {
+    name: 'bad-feature', namespace: 'bad', programmer: 'port', purpose: 'test', owners: { resource: 'port' },
+    build(_ctx, _key, out) {
+      out.flow(TABLES.CLASSIFY, 100, [eq('dl_dst', 1n)], []);
+    },
+  };
+  const e = t.throws(() => bad.build({} as never, 'P1', new OwnerBuilder(bad, 'bad:P1')), { instanceOf: FlowBuildError });
+  t.regex(e.message, /feature bad-feature, owner bad:P1: table 0 \(classify\): matching dl_dst is not allowed/);
+  const noPrereq: Feature = { ...bad, build: (_c, _k, out) => out.flow(TABLES.ARP_RESPONDER, 100, [eq('arp_tpa', 1n)], []) };
+  t.throws(() => noPrereq.build({} as never, 'P1', new OwnerBuilder(noPrereq, 'bad:P1')), { message: /arp_tpa needs dl_type 0x806/ });
+  t.throws(() => reg(REGISTERS.floodChunk, 2n ** 40n), { instanceOf: FlowBuildError });
+  // Owner namespaces are unique across the registry.
+  t.throws(() => new FeatureRegistry([...FEATURES, { ...bad, namespace: 'port' }]), { message: /share the owner namespace port/ });
+});
