@@ -87,7 +87,14 @@ export const fullMask = (field: Field): bigint => (1n << BigInt(field.bits)) - 1
 
 /** MAC text (validated upstream: lower-case colon form) to its 48-bit value. */
 export function macValue(mac: string): bigint {
-  return BigInt(`0x${mac.replaceAll(':', '')}`);
+  // 48 bits fit a double exactly: parse as a number, one BigInt at the end (hot at a million neighbors).
+  let n = 0;
+  for (let i = 0; i < mac.length; i++) {
+    const c = mac.charCodeAt(i);
+    if (c === 58) continue; // ':'
+    n = n * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
+  }
+  return BigInt(n);
 }
 
 export function macText(v: bigint): string {
@@ -97,8 +104,15 @@ export function macText(v: bigint): string {
 
 export function ipv4Value(address: string): bigint {
   let n = 0;
-  for (const o of address.split('.')) n = n * 256 + Number(o);
-  return BigInt(n);
+  let octet = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) { // '.'
+      n = n * 256 + octet;
+      octet = 0;
+    } else octet = octet * 10 + (c - 48);
+  }
+  return BigInt(n * 256 + octet);
 }
 
 export function ipv4Text(v: bigint): string {

@@ -88,10 +88,16 @@ export interface Meter {
 
 // ---- identity ----
 
+/** Keys already made, per flow object (the reconciler asks for a flow's key several times). */
+const keys = new WeakMap<object, string>();
+
 /** OpenFlow identity of a flow: a second flow with the same key replaces the first. */
 export function flowKey(f: Pick<Flow, 'table' | 'priority' | 'match'>): string {
-  let k = `${f.table}/${f.priority}`;
+  let k = keys.get(f);
+  if (k !== undefined) return k;
+  k = `${f.table}/${f.priority}`;
   for (const m of f.match) k += m.mask === null ? `/${m.field}=${m.value.toString(16)}` : `/${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`;
+  keys.set(f, k);
   return k;
 }
 
