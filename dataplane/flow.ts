@@ -173,6 +173,35 @@ export function load(r: RegField, value: bigint | number): Action {
 }
 
 export const setField = (field: FieldName, value: bigint | number): Action => ({ type: 'set_field', field, value: BigInt(value) });
+
+/**
+ * Immutable match fields and actions shared between flows: a million neighbors on a few thousand
+ * hosts need a few thousand `set_field:H->tun_dst` objects, not a million. Bounded: cleared when
+ * it grows past its limit (it only saves memory, never changes a result).
+ */
+class Interned<T> {
+  private readonly m = new Map<string, T>();
+  constructor(private readonly limit: number) {}
+  get(key: string, make: () => T): T {
+    let v = this.m.get(key);
+    if (v === undefined) {
+      if (this.m.size >= this.limit) this.m.clear();
+      this.m.set(key, (v = make()));
+    }
+    return v;
+  }
+}
+const sharedActions = new Interned<Action>(200_000);
+const sharedFields = new Interned<MatchField>(200_000);
+
+/** An action shared under a key that names it exactly (e.g. `tun_dst=10.0.0.5`). */
+export const sharedAction = (key: string, make: () => Action): Action => sharedActions.get(key, make);
+/** A set_field action shared by every flow that sets the same value. */
+export const sharedSetField = (field: FieldName, value: bigint | number): Action => sharedActions.get(`s${field}=${value}`, () => setField(field, value));
+/** A load action shared by every flow that loads the same value into the same register. */
+export const sharedLoad = (r: RegField, value: number): Action => sharedActions.get(`l${r.name}=${value}`, () => load(r, value));
+/** A register match shared by every flow that matches the same value. */
+export const sharedReg = (r: RegField, value: number): MatchField => sharedFields.get(`${r.name}=${value}`, () => reg(r, value));
 export const output = (port: number): Action => ({ type: 'output', port });
 export const resubmit = (table: { id: number } | number): Action => ({ type: 'resubmit', table: typeof table === 'number' ? table : table.id });
 

@@ -3,7 +3,7 @@
 // the agent or leaves the host. Entries come from local ports, remote neighbors and subnet
 // gateways (this feature: one owner per subnet); the misses and guards are fixed pipeline flows.
 import { ETH_TYPE, ipv4Value, macValue } from '../fields.js';
-import { type Action, type MatchField, eq, reg, setField } from '../flow.js';
+import { type Action, type MatchField, eq, setField, sharedReg } from '../flow.js';
 import { type Feature, type OwnerBuilder } from '../feature.js';
 import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
 import { networkOf } from '../topology.js';
@@ -31,7 +31,7 @@ export const ARP_REQUEST: readonly MatchField[] = [eq('dl_type', ETH_TYPE.arp), 
 
 /** An answer for `ip` in network `vni`, made by the owner being built (cookie programmer arp). */
 export function arpEntry(out: OwnerBuilder, vni: number, ip: string, mac: string): void {
-  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [...ARP_REQUEST, reg(REGISTERS.network, vni), eq('arp_tpa', ipv4Value(ip))], arpReplyActions(mac, ip), 'arp');
+  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [...ARP_REQUEST, sharedReg(REGISTERS.network, vni), eq('arp_tpa', ipv4Value(ip))], arpReplyActions(mac, ip), 'arp');
 }
 
 /** The subnet gateway answers ARP too (it is the default route of every VM). */

@@ -2,7 +2,7 @@
 // and ARP responder entries for its addresses. Neighbors on this host are local ports and get
 // nothing here; L3 neighbors are for routing (a later feature).
 import { macValue } from '../fields.js';
-import { eq, reg } from '../flow.js';
+import { eq, sharedReg } from '../flow.js';
 import type { Feature } from '../feature.js';
 import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
 import { networkOf } from '../topology.js';
@@ -22,7 +22,7 @@ export const neighbors: Feature = {
       if (!net) continue;
       if (!vnis.has(net.vni)) {
         vnis.add(net.vni);
-        out.flow(TABLES.REMOTE_L2, PRIORITY.match, [reg(REGISTERS.network, net.vni), eq('dl_dst', macValue(n.mac))], tunnelOutput(net.encap, net.vni, n.hostIp));
+        out.flow(TABLES.REMOTE_L2, PRIORITY.match, [sharedReg(REGISTERS.network, net.vni), eq('dl_dst', macValue(n.mac))], tunnelOutput(net.encap, net.vni, n.hostIp));
       }
       if (isIPv4(f.ip)) arpEntry(out, net.vni, f.ip, n.mac);
     }
