@@ -71,6 +71,8 @@ export class FlowDataplane implements Dataplane {
   /** Owners whose objects the switch refused: owner → the switch's reason. Retried with backoff. */
   readonly refused = new Map<string, string>();
   private retryTimer: NodeJS.Timeout | null = null;
+  /** A commit failed for another reason than a refusal: the retry compares everything. */
+  private resync = false;
   private retryDelay = RETRY_MIN_MS;
   private closed = false;
   /** Commits sent to the backend (bisection included), for tests and metrics. */
@@ -285,7 +287,12 @@ export class FlowDataplane implements Dataplane {
       await this.commit(changes);
       return failed;
     } catch (e) {
-      if (!(e instanceof SwitchRefusedError)) throw e;
+      if (!(e instanceof SwitchRefusedError)) {
+        // The switch could not be reached: nothing was installed; compare everything once it can.
+        this.resync = true;
+        this.scheduleRetry();
+        throw e;
+      }
     }
     const parts = this.splitByOwner(changes);
     await this.bisect(parts, failed);
@@ -354,7 +361,7 @@ export class FlowDataplane implements Dataplane {
   }
 
   private scheduleRetry(): void {
-    if (this.retryTimer || this.closed || this.refused.size === 0) return;
+    if (this.retryTimer || this.closed || (this.refused.size === 0 && !this.resync)) return;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
     this.retryTimer = setTimeout(() => {
@@ -375,15 +382,24 @@ export class FlowDataplane implements Dataplane {
       for (const f of out?.flows ?? []) touched.flows.add(flowKey(f));
       for (const g of out?.groups ?? []) touched.groups.add(g.id);
     }
+    if (this.resync) {
+      this.resync = false;
+      for (const k of this.desired.flowKeys()) touched.flows.add(k);
+      for (const k of this.installed.flows.keys()) touched.flows.add(k);
+      for (const g of this.desired.activeGroups()) touched.groups.add(g.id);
+      for (const id of this.installed.groups.keys()) touched.groups.add(id);
+      for (const m of this.desired.activeMeters()) touched.meters.add(m.id);
+      for (const id of this.installed.meters.keys()) touched.meters.add(id);
+    }
     // Removals nobody owns any more: whatever is installed and not desired.
     if (this.refused.has('(removed flows)')) {
       for (const k of this.installed.flows.keys()) if (!this.desired.active(k)) touched.flows.add(k);
     }
     this.refused.clear();
     await this.reconcile(touched);
-    if (this.refused.size === 0) {
+    if (this.refused.size === 0 && !this.resync) {
       this.retryDelay = RETRY_MIN_MS;
-      this.log?.info('refused flows are installed now');
+      this.log?.info('the switch holds everything the agent wants again');
     }
   }
 
@@ -391,6 +407,8 @@ export class FlowDataplane implements Dataplane {
   async reinstall(): Promise<void> {
     await this.serialized(async () => {
       this.installed.clear();
+      this.resync = false;
+      this.refused.clear();
       const touched = newTouched();
       for (const k of this.desired.flowKeys()) touched.flows.add(k);
       for (const g of this.desired.activeGroups()) touched.groups.add(g.id);

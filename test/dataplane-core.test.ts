@@ -28,9 +28,12 @@ import { HOST_IP, neighborState, portState, subnetState } from './helpers/agents
 class FakeSwitch extends DryRunBackend {
   readonly table = new Map<string, Flow>();
   refuse: (f: Flow) => boolean = () => false;
+  /** The switch cannot be reached (its connection is down). */
+  down = false;
   readonly bundles: FlowChanges[] = [];
 
   override commit(c: FlowChanges): Promise<void> {
+    if (this.down) return Promise.reject(new Error('OpenFlow connection to br-int is down'));
     if ([...c.add, ...c.modify].some((f) => this.refuse(f))) return Promise.reject(new SwitchRefusedError('bundle refused', 'OFPFMFC_TABLE_FULL'));
     for (const f of c.remove) {
       if (!this.table.delete(flowKey(f))) return Promise.reject(new Error(`delete of a flow the switch does not hold: ${formatFlow(f)}`));
@@ -97,6 +100,23 @@ test('a refused bundle fails only the refused owners; the rest installs; later g
   t.is([...sw.table.values()].filter(isBad).length, 1, 'N7 unicast is installed (its ARP entry with it: the recompute below)');
   const full = FlowDataplane.recompute(store, sw.bindings);
   t.deepEqual(text(sw.table.values()), text(full.activeFlows()), 'the switch holds the full desired state');
+  await dp.close();
+});
+
+test('while the switch cannot be reached, goal states answer FAILURE; once it can, the switch converges by itself', async (t) => {
+  const { store, sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') } }) });
+  sw.down = true;
+  const r = await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1) } }) });
+  t.deepEqual(r.results.toArray().map((x) => x.status), ['FAILURE']);
+  t.regex(r.results.toArray()[0]!.detail, /down/);
+  assertSwitchEqualsAgent(t, sw, dp, 'the outage');
+  sw.down = false;
+  const want = text(FlowDataplane.recompute(store, sw.bindings).activeFlows());
+  for (let i = 0; i < 600 && JSON.stringify(text(sw.table.values())) !== JSON.stringify(want); i++) await new Promise((res) => setTimeout(res, 100));
+  t.deepEqual(text(sw.table.values()), want, 'the neighbor is installed without a new push');
+  assertSwitchEqualsAgent(t, sw, dp, 'the recovery');
   await dp.close();
 });
 
