@@ -42,7 +42,7 @@ function regs(): Record<`reg${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7}`, Field> {
 
 /** Every field a flow of ours may use. Keys are ovs-ofctl names. */
 export const FIELDS = {
-  in_port: { ...f('in_port', 'NXM_OF_IN_PORT', 32, 'port', OXM, 0), bytes: 4 },
+  in_port: { ...f('in_port', 'OXM_OF_IN_PORT', 32, 'port', OXM, 0), bytes: 4 },
   metadata: f('metadata', 'OXM_OF_METADATA', 64, 'decimal', OXM, 2),
   dl_dst: f('dl_dst', 'NXM_OF_ETH_DST', 48, 'mac', OXM, 3),
   dl_src: f('dl_src', 'NXM_OF_ETH_SRC', 48, 'mac', OXM, 4),

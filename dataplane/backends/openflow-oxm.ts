@@ -42,6 +42,8 @@ export function prereqsOf(match: Match): Prereqs {
 
 function transportHeader(field: 'tp_src' | 'tp_dst', p: Prereqs, inAction: boolean): Header {
   const dst = field === 'tp_dst' ? 1 : 0;
+  // In a match the prerequisite must be there; in a group bucket (no match) TCP, as ovs-ofctl reads tp_*.
+  if (p.nwProto === undefined && !inAction) throw new FlowEncodeError(`${field} needs nw_proto (tcp, udp or sctp) in the match`);
   switch (p.nwProto ?? IP_PROTO.tcp) {
     case IP_PROTO.tcp: return inAction ? h(NXM0, 9 + dst, 2) : h(OXM, 13 + dst, 2);
     case IP_PROTO.udp: return inAction ? h(NXM0, 11 + dst, 2) : h(OXM, 15 + dst, 2);
@@ -103,6 +105,13 @@ export function decodeHeader(word: number): KnownHeader | null {
 
 // ---- matches ----
 
+/**
+ * The bits of a field the switch keeps: ct_state travels as 32 bits but only its 8 flags
+ * exist, so OVS answers an exact ct_state match with mask 0xff.
+ */
+const KEPT_BITS: Partial<Record<FieldName, bigint>> = { ct_state: 0xffn };
+const keptMask = (name: FieldName): bigint => KEPT_BITS[name] ?? fullMask(FIELDS[name]);
+
 /** ofp_match (OXM) for a match: prerequisites first, masks applied, all-zero masks left out. */
 export function writeMatch(w: Writer, match: Match, p: Prereqs): void {
   const start = w.len;
@@ -162,7 +171,8 @@ export function readMatch(b: Buffer, off: number): { decoded: DecodedMatch; next
       let value = readUint(b, at + 4, bytes);
       const mask = hasMask ? readUint(b, at + 4 + bytes, bytes) : null;
       if (known.name === 'in_port') value = BigInt(portFromWire(Number(value)));
-      decoded.match.push({ field: known.name, value, mask: mask === fullMask(FIELDS[known.name]) ? null : mask });
+      const kept = keptMask(known.name);
+      decoded.match.push({ field: known.name, value, mask: mask === null || (mask & kept) === kept ? null : mask });
     }
     at += 4 + n;
   }
@@ -174,7 +184,7 @@ export function readMatch(b: Buffer, off: number): { decoded: DecodedMatch; next
 export function canonicalMatch(match: Match): Match {
   const out: MatchField[] = [];
   for (const m of match) {
-    const full = fullMask(FIELDS[m.field]);
+    const full = keptMask(m.field);
     const mask = m.mask === null ? full : m.mask & full;
     if (mask === 0n) continue;
     out.push(mask === full ? { field: m.field, value: m.value & full, mask: null } : { field: m.field, value: m.value & mask, mask });

@@ -1,13 +1,28 @@
 // A real Open vSwitch. OVSDB (JSON-RPC over its socket) for the bridge, the tunnel ports and
-// watching VM interfaces come and go; OpenFlow through `ovs-ofctl --bundle add-flows`, fed on
-// stdin, one process and one atomic bundle per change (never a process per flow).
+// watching VM interfaces come and go; OpenFlow 1.4 on the bridge's management socket for
+// everything else: one atomic ordered bundle per commit (flow-mods and group-mods encoded from
+// the structured model), read-back of flows, groups and meters, packet-in and packet-out.
+//
+// Losing either connection (ovs-vswitchd or ovsdb-server restarting) is noticed at once (the
+// socket closes) or by echo (a switch that stops answering). The backend then reconnects with
+// backoff, re-ensures the bridge and tunnel ports, and calls the onSwitchReset listeners once
+// the bridge is back; meanwhile commit() and readBack() reject at once with
+// SwitchUnavailableError.
 import { execa } from 'execa';
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, traceArguments } from '../backend.js';
-import { OpenFlowConnection } from './openflow.js';
-import { formatFlow, formatMatch } from '../flow-text.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, traceArguments } from '../backend.js';
+import type { Flow, Group, Meter } from '../flow.js';
+import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
+import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
+import {
+  type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
+  writeFlowMod, writeGroupMod, writeMeterMod,
+} from './openflow-codec.js';
+import { FC, GC, MC, MP, type Writer } from './openflow-wire.js';
 import { OvsdbClient, OvsdbError, ovsInteger, ovsMap } from './ovsdb-client.js';
+
+export { OvsdbError };
 
 export interface OvsBackendOptions {
   /** OVSDB address: unix:PATH or tcp:HOST:PORT. */
@@ -17,6 +32,32 @@ export interface OvsBackendOptions {
   /** Datapath type for a bridge we create (an existing one is adopted untouched). */
   datapathType: string;
   log?: { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void };
+  /** Reconnect backoff (ms): the first wait, doubled up to `max`. */
+  reconnect?: { initial?: number; max?: number };
+  /** Echo keepalive and request timeouts of the OpenFlow channel. */
+  openflow?: OpenFlowOptions;
+}
+
+/** The switch cannot be reached right now (OVS restarting): nothing was sent. */
+export class SwitchUnavailableError extends Error {}
+
+/** What the switch refused, in terms of the change the dataplane sent. */
+export interface RefusedItem {
+  kind: 'flow' | 'group' | 'meter';
+  op: 'add' | 'modify' | 'remove';
+  item: Flow | Group | Meter;
+}
+
+/** A refusal with the OpenFlow error's name and the object whose message failed (null: the bundle as a whole). */
+export class OvsRefusedError extends SwitchRefusedError {
+  constructor(message: string, reason: string, readonly error: string, readonly failed: RefusedItem | null) {
+    super(message, reason);
+  }
+}
+
+/** readBack's answer: what the model can hold, and the rest (to delete) with why. */
+export interface OvsSwitchContents extends SwitchContents {
+  foreign: { flows: ForeignFlow[]; groups: ForeignGroup[]; meters: ForeignMeter[] };
 }
 
 const DB = 'Open_vSwitch';
@@ -27,19 +68,34 @@ interface IfaceRow {
   ifaceId: string | undefined;
 }
 
+type RowUpdate = Record<string, { new?: Record<string, unknown>; old?: Record<string, unknown> }>;
+
+type State = 'new' | 'up' | 'down' | 'closed';
+
+const describe = (r: RefusedItem): string => {
+  if (r.kind === 'flow') return `flow ${r.op} ${r.op === 'remove' ? formatMatch(r.item as Flow) : formatFlow(r.item as Flow)}`;
+  if (r.kind === 'group') return `group ${r.op} ${formatGroup(r.item as Group)}`;
+  return `meter ${r.op} ${formatMeter(r.item as Meter)}`;
+};
+
 export class OvsBackend implements FlowBackend {
   readonly name = 'ovs';
-  private readonly ovsdb: OvsdbClient;
+  private ovsdb: OvsdbClient | null = null;
+  private openflow: OpenFlowConnection | null = null;
+  private state: State = 'new';
+  private downSince = 0;
+  private downReason = '';
+  private recovering: Promise<void> | null = null;
   private readonly rows = new Map<string, IfaceRow>();
   private readonly byIfaceId = new Map<string, number>();
   private readonly byName = new Map<string, number>();
   private listener: ((keys: string[]) => void) | null = null;
-  private openflow: OpenFlowConnection | null = null;
+  private readonly resetListeners: (() => void)[] = [];
   private readonly packetListeners: ((p: PacketIn) => void)[] = [];
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.packetListeners.push(l); },
     packetOut: (port, frame) => {
-      if (!this.openflow) throw new OvsdbError('no OpenFlow connection for packet-out');
+      if (this.state !== 'up' || !this.openflow?.connected) throw this.unavailable('packet-out');
       this.openflow.packetOut(port, frame);
     },
   };
@@ -48,32 +104,144 @@ export class OvsBackend implements FlowBackend {
     ofport: (portId) => this.byIfaceId.get(portId) ?? this.byName.get(`tap${portId.slice(0, 11)}`),
   };
 
-  constructor(private readonly opts: OvsBackendOptions) {
-    this.ovsdb = new OvsdbClient(opts.db);
+  constructor(private readonly opts: OvsBackendOptions) {}
+
+  get mgmtSocket(): string {
+    return `${this.opts.rundir}/${BRIDGE}.mgmt`;
   }
 
-  get target(): string {
-    return `unix:${this.opts.rundir}/${BRIDGE}.mgmt`;
+  /** True while both connections are up and the bridge is there. */
+  get connected(): boolean {
+    return this.state === 'up';
   }
 
   async start(): Promise<void> {
-    await this.ovsdb.connect();
-    await this.ensureBridge();
-    await this.ovsdb.monitor(DB, 'aca-interfaces', { Interface: { columns: ['name', 'ofport', 'external_ids'] } }, (u) => this.onInterfaces(u.Interface ?? {}));
-    await this.waitForBridge();
-    const of = new OpenFlowConnection(`${this.opts.rundir}/${BRIDGE}.mgmt`);
-    await of.connect();
+    try {
+      await this.connectOvsdb();
+      await this.ensureBridge();
+      // vswitchd opens the bridge's management socket shortly after the bridge appears.
+      for (let i = 0; ; i++) {
+        try {
+          await this.connectOpenFlow();
+          break;
+        } catch (e) {
+          if (i >= 200) throw new OvsdbError(`bridge ${BRIDGE} did not come up at ${this.mgmtSocket}: ${(e as Error).message}`);
+          await sleep(50);
+        }
+      }
+    } catch (e) {
+      this.openflow?.close();
+      this.ovsdb?.close();
+      throw e;
+    }
+    this.state = 'up';
+    if (!this.ovsdb?.connected || !this.openflow?.connected) this.lost('a connection closed while starting');
+  }
+
+  // ---- connections ----
+
+  private async connectOvsdb(): Promise<void> {
+    const db = new OvsdbClient(this.opts.db);
+    await db.connect();
+    if (this.state === 'closed') {
+      db.close();
+      throw new SwitchUnavailableError('the ovs backend is closed');
+    }
+    db.onClose = (e) => { if (e && this.ovsdb === db) this.lost(`OVSDB: ${e.message}`); };
+    this.ovsdb = db;
+    await db.monitor(DB, 'aca-interfaces', { Interface: { columns: ['name', 'ofport', 'external_ids'] } }, (u, initial) => this.onInterfaces((u.Interface ?? {}), initial));
+  }
+
+  private async connectOpenFlow(): Promise<void> {
+    const of = new OpenFlowConnection(this.mgmtSocket, this.opts.openflow);
     of.on('packetIn', (p) => { for (const l of this.packetListeners) l(p); });
-    of.on('error', (e) => this.opts.log?.warn('OpenFlow connection error', { error: e.message }));
+    of.on('warning', (e) => this.opts.log?.warn('OpenFlow', { error: e.message }));
+    of.on('close', (e) => { if (e && this.openflow === of) this.lost(`OpenFlow: ${e.message}`); });
+    await of.connect();
+    if (this.state === 'closed') {
+      of.close();
+      throw new SwitchUnavailableError('the ovs backend is closed');
+    }
     this.openflow = of;
   }
 
+  private lost(reason: string): void {
+    // Before start() completes its own failures report themselves; after close() nothing matters.
+    if (this.state === 'closed' || this.state === 'new') return;
+    if (this.state === 'up') {
+      this.state = 'down';
+      this.downSince = Date.now();
+      this.downReason = reason;
+      this.opts.log?.warn('lost the switch; reconnecting', { reason });
+    }
+    this.recoverSoon();
+  }
+
+  private recoverSoon(): void {
+    if (this.recovering) return;
+    this.recovering = this.recover().finally(() => {
+      this.recovering = null;
+      // Lost again just as it came back: go round once more.
+      if (this.state === 'down') this.recoverSoon();
+    });
+  }
+
+  /** Reconnects what is down, re-ensures bridge and ports, then tells the dataplane the switch was reset. */
+  private async recover(): Promise<void> {
+    let wait = this.opts.reconnect?.initial ?? 50;
+    const max = this.opts.reconnect?.max ?? 1000;
+    for (;;) {
+      await sleep(wait);
+      if (this.state === 'closed') return;
+      try {
+        if (!this.ovsdb?.connected) {
+          this.ovsdb?.close();
+          await this.connectOvsdb();
+        }
+        await this.ensureBridge();
+        if (!this.openflow?.connected) {
+          this.openflow?.close();
+          await this.connectOpenFlow();
+        }
+        if (!this.ovsdb?.connected || !this.openflow?.connected) continue;
+        if (this.state !== 'down') return;
+        this.state = 'up';
+        this.opts.log?.info('switch is back: bridge and tunnel ports ensured; asking the dataplane to reinstall', { downMs: Date.now() - this.downSince });
+        for (const l of this.resetListeners) {
+          try {
+            l();
+          } catch (e) {
+            this.opts.log?.warn('switch reset listener failed', { error: (e as Error).message });
+          }
+        }
+        return;
+      } catch (e) {
+        this.downReason = (e as Error).message;
+        wait = Math.min(wait * 2, max);
+      }
+    }
+  }
+
+  private unavailable(what: string): SwitchUnavailableError {
+    if (this.state === 'new') return new SwitchUnavailableError(`${what}: the ovs backend has not started`);
+    if (this.state === 'closed') return new SwitchUnavailableError(`${what}: the ovs backend is closed`);
+    return new SwitchUnavailableError(`${what}: Open vSwitch unreachable for ${Date.now() - this.downSince} ms, reconnecting (${this.downReason})`);
+  }
+
+  onSwitchReset(listener: () => void): void {
+    this.resetListeners.push(listener);
+  }
+
+  // ---- OVSDB: bridge, ports, interfaces ----
+
   private async ensureBridge(): Promise<void> {
-    const [bridges] = await this.ovsdb.transact(DB, [{ op: 'select', table: 'Bridge', where: [['name', '==', BRIDGE]], columns: ['name', 'ports'] }]);
-    const exists = ((bridges as { rows: unknown[] }).rows ?? []).length > 0;
-    if (!exists) {
+    const db = this.ovsdb;
+    if (!db) throw new OvsdbError('OVSDB not connected');
+    const [bridges] = await db.transact(DB, [{ op: 'select', table: 'Bridge', where: [['name', '==', BRIDGE]], columns: ['name', 'protocols'] }]);
+    const row = ((bridges as { rows?: { protocols?: unknown }[] }).rows ?? [])[0];
+    if (!row) {
       // Created secure: with no controller connected OVS must not fall back to MAC learning.
-      await this.ovsdb.transact(DB, [
+      await db.transact(DB, [
         { op: 'insert', table: 'Interface', row: { name: BRIDGE, type: 'internal' }, 'uuid-name': 'iface' },
         { op: 'insert', table: 'Port', row: { name: BRIDGE, interfaces: ['named-uuid', 'iface'] }, 'uuid-name': 'port' },
         {
@@ -83,13 +251,21 @@ export class OvsBackend implements FlowBackend {
         { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ['set', [['named-uuid', 'br']]]]] },
       ]);
       this.opts.log?.info('created bridge', { bridge: BRIDGE, datapathType: this.opts.datapathType, failMode: 'secure' });
-    } else {
+    } else if (this.state === 'new') {
       this.opts.log?.info('adopted existing bridge', { bridge: BRIDGE });
     }
+    if (row) {
+      // An empty set means OVS's default (1.0 to 1.5); a set without 1.4 would lock us out.
+      const protocols = setValues(row.protocols);
+      if (protocols.length > 0 && !protocols.includes('OpenFlow14')) {
+        await db.transact(DB, [{ op: 'mutate', table: 'Bridge', where: [['name', '==', BRIDGE]], mutations: [['protocols', 'insert', ['set', ['OpenFlow14']]]] }]);
+        this.opts.log?.info('enabled OpenFlow14 on the bridge (the agent speaks OpenFlow 1.4 bundles)', { bridge: BRIDGE, had: protocols });
+      }
+    }
     for (const tun of Object.values(TUNNEL_PORTS)) {
-      const [found] = await this.ovsdb.transact(DB, [{ op: 'select', table: 'Interface', where: [['name', '==', tun.name]], columns: ['name'] }]);
+      const [found] = await db.transact(DB, [{ op: 'select', table: 'Interface', where: [['name', '==', tun.name]], columns: ['name'] }]);
       if (((found as { rows: unknown[] }).rows ?? []).length > 0) continue;
-      await this.ovsdb.transact(DB, [
+      await db.transact(DB, [
         {
           op: 'insert', table: 'Interface', 'uuid-name': 'iface',
           row: { name: tun.name, type: tun.type, ofport_request: tun.ofport, options: ['map', [['remote_ip', 'flow'], ['key', 'flow']]] },
@@ -101,34 +277,35 @@ export class OvsBackend implements FlowBackend {
     }
   }
 
-  /** vswitchd opens the bridge's management socket shortly after the bridge appears. */
-  private async waitForBridge(): Promise<void> {
-    for (let i = 0; i < 100; i++) {
-      const r = await execa('ovs-ofctl', ['-O', 'OpenFlow13', 'show', this.target], { reject: false });
-      if (r.exitCode === 0) return;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new OvsdbError(`bridge ${BRIDGE} did not come up at ${this.target}`);
-  }
-
-  private onInterfaces(rows: Record<string, { new?: Record<string, unknown>; old?: Record<string, unknown> }>): void {
+  private onInterfaces(rows: RowUpdate, initial: boolean): void {
     const changed = new Set<string>();
+    if (initial) {
+      // A (re)started monitor sends everything: rows we knew and it lacks are gone.
+      for (const [uuid, r] of this.rows) {
+        if (rows[uuid]) continue;
+        this.rows.delete(uuid);
+        if (r.ifaceId) changed.add(r.ifaceId);
+        changed.add(r.name);
+      }
+    }
     for (const [uuid, change] of Object.entries(rows)) {
       const before = this.rows.get(uuid);
-      if (before) {
-        if (before.ifaceId) changed.add(before.ifaceId);
-        changed.add(before.name);
-      }
       if (change.new) {
         const prev = before ?? { name: '', ofport: undefined, ifaceId: undefined };
         const name = typeof change.new.name === 'string' ? change.new.name : prev.name;
         const ofport = 'ofport' in change.new ? ovsInteger(change.new.ofport as never) : prev.ofport;
         const ifaceId = 'external_ids' in change.new ? ovsMap(change.new.external_ids as never).get('iface-id') : prev.ifaceId;
-        this.rows.set(uuid, { name, ofport, ifaceId });
+        const next = { name, ofport, ifaceId };
+        this.rows.set(uuid, next);
+        if (before && before.name === name && before.ofport === ofport && before.ifaceId === ifaceId) continue;
+        if (before?.ifaceId) changed.add(before.ifaceId);
+        if (before) changed.add(before.name);
         if (ifaceId) changed.add(ifaceId);
         changed.add(name);
-      } else {
+      } else if (before) {
         this.rows.delete(uuid);
+        if (before.ifaceId) changed.add(before.ifaceId);
+        changed.add(before.name);
       }
     }
     this.byIfaceId.clear();
@@ -141,14 +318,111 @@ export class OvsBackend implements FlowBackend {
     if (changed.size > 0) this.listener?.([...changed]);
   }
 
+  onBindingsChanged(listener: (keys: string[]) => void): void {
+    this.listener = listener;
+  }
+
+  // ---- OpenFlow: commit and read-back ----
+
+  private channel(what: string): OpenFlowConnection {
+    if (this.state !== 'up' || !this.openflow?.connected) throw this.unavailable(what);
+    return this.openflow;
+  }
+
+  /**
+   * One atomic ordered bundle: group adds and modifies, flow removes, modifies (modify_strict)
+   * and adds (add: replaces the flow with the same match whole, cookie included), group removes.
+   * OVS cannot bundle meter-mods: meter adds and modifies go just before the bundle (a failed
+   * one fails the commit, and the meters this commit added are deleted again), meter removes
+   * just after it.
+   */
   async commit(changes: FlowChanges): Promise<void> {
-    const lines = [
-      ...changes.remove.map((f) => `delete_strict ${formatMatch(f)}`),
-      ...changes.modify.map((f) => `modify_strict ${formatFlow(f)}`),
-      ...changes.add.map((f) => `add ${formatFlow(f)}`),
+    const of = this.channel('commit');
+    const meters = changes.meters;
+    const meterPre: RefusedItem[] = [
+      ...meters.add.map((item) => ({ kind: 'meter' as const, op: 'add' as const, item })),
+      ...meters.modify.map((item) => ({ kind: 'meter' as const, op: 'modify' as const, item })),
     ];
-    const r = await execa('ovs-ofctl', ['-O', 'OpenFlow13', '--bundle', 'add-flows', this.target, '-'], { input: `${lines.join('\n')}\n`, reject: false });
-    if (r.exitCode !== 0) throw new OvsdbError(`ovs-ofctl --bundle add-flows failed: ${r.stderr.trim()}`);
+    if (meterPre.length > 0) {
+      const errors = await this.run(() => of.sendAll(meterPre.length, (i, w, xid) => writeMeterMod(w, xid, meterPre[i]!.op === 'add' ? MC.ADD : MC.MODIFY, meterPre[i]!.item as Meter)));
+      if (errors.length > 0) {
+        // Undo the adds that went through (modifies cannot be undone: OVS has no meter bundles).
+        const failed = new Set(errors.map((e) => e.index));
+        const added = meters.add.filter((_, i) => !failed.has(i));
+        await of.sendAll(added.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, added[i]!)).catch(() => undefined);
+        throw this.refusal(errors[0]!.error.name, meterPre[errors[0]!.index]!, meterPre.length);
+      }
+    }
+    const items: RefusedItem[] = [
+      ...changes.groups.add.map((item) => ({ kind: 'group' as const, op: 'add' as const, item })),
+      ...changes.groups.modify.map((item) => ({ kind: 'group' as const, op: 'modify' as const, item })),
+      ...changes.remove.map((item) => ({ kind: 'flow' as const, op: 'remove' as const, item })),
+      ...changes.modify.map((item) => ({ kind: 'flow' as const, op: 'modify' as const, item })),
+      ...changes.add.map((item) => ({ kind: 'flow' as const, op: 'add' as const, item })),
+      ...changes.groups.remove.map((item) => ({ kind: 'group' as const, op: 'remove' as const, item })),
+    ];
+    if (items.length > 0) {
+      try {
+        await of.bundle(items.length, (i, w, xid) => writeItem(w, xid, items[i]!, i));
+      } catch (e) {
+        if (e instanceof OpenFlowRefusedError) {
+          throw this.refusal(e.error.name, e.index === null ? null : items[e.index] ?? null, items.length);
+        }
+        if (e instanceof BundleEncodeError) {
+          throw new OvsRefusedError(`cannot encode ${describe(items[e.index]!)}: ${e.message}`, `unencodable: ${e.message} (${describe(items[e.index]!)})`, 'UNENCODABLE', items[e.index]!);
+        }
+        throw this.transport(e);
+      }
+    }
+    if (meters.remove.length > 0) {
+      const errors = await this.run(() => of.sendAll(meters.remove.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, meters.remove[i]!)));
+      // The flows are committed; a meter that would not go away is only worth a warning.
+      for (const e of errors) this.opts.log?.warn('switch refused a meter removal', { error: e.error.name, meter: formatMeter(meters.remove[e.index]!) });
+    }
+  }
+
+  /** A request whose connection failure means the switch is unavailable. */
+  private async run<T>(send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (e) {
+      throw this.transport(e);
+    }
+  }
+
+  private refusal(name: string, failed: RefusedItem | null, total: number): OvsRefusedError {
+    const where = failed ? describe(failed) : `the bundle of ${total} messages as a whole`;
+    return new OvsRefusedError(`switch refused the commit (nothing applied): ${name} in ${where}`, `${name} in ${where}`, name, failed);
+  }
+
+  /** A connection failure during a request: the switch is unreachable, nothing can be assumed applied. */
+  private transport(e: unknown): Error {
+    if (e instanceof OpenFlowError && !(e instanceof OpenFlowRefusedError)) return new SwitchUnavailableError(`Open vSwitch connection failed: ${e.message}`);
+    return e instanceof Error ? e : new Error(String(e));
+  }
+
+  /** The bridge's flows, groups and meters; what the model cannot hold comes back in `foreign`. */
+  async readBack(): Promise<OvsSwitchContents> {
+    const of = this.channel('readBack');
+    try {
+      const [flowBodies, groupBodies, meterBodies] = await Promise.all([
+        of.multipart(MP.FLOW),
+        of.multipart(MP.GROUP_DESC),
+        of.multipart(MP.METER_CONFIG).catch((e: unknown) => {
+          if (e instanceof OpenFlowRefusedError) return [] as Buffer[]; // a datapath without meters
+          throw e;
+        }),
+      ]);
+      const flows = decodeFlowStats(flowBodies);
+      const groups = decodeGroupDesc(groupBodies);
+      const meters = decodeMeterConfig(meterBodies);
+      return {
+        flows: flows.flows, groups: groups.groups, meters: meters.meters,
+        foreign: { flows: flows.foreign, groups: groups.foreign, meters: meters.foreign },
+      };
+    } catch (e) {
+      throw this.transport(e);
+    }
   }
 
   /** The real bridge's ofproto/trace; a packet is given as `in_port=N,HEX` or `in_port=N HEX`. */
@@ -159,13 +433,35 @@ export class OvsBackend implements FlowBackend {
     return r.stdout;
   }
 
-  onBindingsChanged(listener: (keys: string[]) => void): void {
-    this.listener = listener;
-  }
-
   close(): Promise<void> {
+    this.state = 'closed';
     this.openflow?.close();
-    this.ovsdb.close();
-    return Promise.resolve();
+    this.ovsdb?.close();
+    return this.recovering?.catch(() => undefined) ?? Promise.resolve();
   }
 }
+
+/** An encoding failure inside a bundle, with the index of the message. */
+class BundleEncodeError extends Error {
+  constructor(message: string, readonly index: number) {
+    super(message);
+  }
+}
+
+function writeItem(w: Writer, xid: number, it: RefusedItem, index: number): void {
+  try {
+    if (it.kind === 'flow') writeFlowMod(w, xid, it.op === 'add' ? FC.ADD : it.op === 'modify' ? FC.MODIFY_STRICT : FC.DELETE_STRICT, it.item as Flow);
+    else writeGroupMod(w, xid, it.op === 'add' ? GC.ADD : it.op === 'modify' ? GC.MODIFY : GC.DELETE, it.item as Group);
+  } catch (e) {
+    if (e instanceof FlowEncodeError || e instanceof RangeError) throw new BundleEncodeError(e.message, index);
+    throw e;
+  }
+}
+
+function setValues(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) && v[0] === 'set' && Array.isArray(v[1])) return v[1].filter((x): x is string => typeof x === 'string');
+  return [];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

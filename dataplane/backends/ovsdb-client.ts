@@ -5,6 +5,8 @@ import { type Socket, connect } from 'node:net';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
+type TableUpdates = Record<string, Record<string, { new?: Record<string, Json>; old?: Record<string, Json> }>>;
+
 interface Pending {
   resolve(v: Json): void;
   reject(e: Error): void;
@@ -57,11 +59,16 @@ export class OvsdbClient {
   private socket: Socket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly monitors = new Map<string, (update: Record<string, Record<string, { new?: Record<string, Json>; old?: Record<string, Json> }>>) => void>();
+  private readonly monitors = new Map<string, (update: TableUpdates, initial: boolean) => void>();
   private closed = false;
   onClose: ((error: Error | null) => void) | null = null;
 
   constructor(readonly address: string) {}
+
+  /** Connected and not closed by us. */
+  get connected(): boolean {
+    return this.socket !== null && !this.closed;
+  }
 
   connect(): Promise<void> {
     const target = parseAddress(this.address);
@@ -73,7 +80,8 @@ export class OvsdbClient {
         this.socket = socket;
         resolve();
       });
-      socket.once('error', (e) => {
+      // Errors after connecting end in 'close', which reports them.
+      socket.on('error', (e) => {
         if (!this.socket) reject(new OvsdbError(`cannot connect to OVSDB at ${this.address}: ${e.message}`));
       });
       socket.on('data', (chunk: string) => splitter.push(chunk, (text) => this.receive(text)));
@@ -98,7 +106,7 @@ export class OvsdbClient {
       this.send({ id: msg.id ?? null, result: msg.params ?? [], error: null });
     } else if (msg.method === 'update' && Array.isArray(msg.params)) {
       const [monitorId, update] = msg.params;
-      this.monitors.get(JSON.stringify(monitorId))?.(update as never);
+      this.monitors.get(JSON.stringify(monitorId))?.(update as never, false);
     } else if (typeof msg.id === 'number') {
       const p = this.pending.get(msg.id);
       if (!p) return;
@@ -134,14 +142,14 @@ export class OvsdbClient {
     return result;
   }
 
-  /** Monitor tables; the initial contents arrive as the first update. */
+  /** Monitor tables; the initial contents arrive as the first update (`initial` true). */
   async monitor(
     db: string, id: string, requests: Record<string, { columns: string[] }>,
-    onUpdate: (update: Record<string, Record<string, { new?: Record<string, Json>; old?: Record<string, Json> }>>) => void,
+    onUpdate: (update: TableUpdates, initial: boolean) => void,
   ): Promise<void> {
     this.monitors.set(JSON.stringify(id), onUpdate);
     const initial = await this.request('monitor', [db, id, requests]);
-    onUpdate(initial as never);
+    onUpdate(initial as never, true);
   }
 
   close(): void {
