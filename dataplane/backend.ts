@@ -39,6 +39,11 @@ export interface SwitchContents {
   flows: Flow[];
   groups: Group[];
   meters: Meter[];
+  /**
+   * What the switch holds that the model cannot express (another controller's flows, unknown
+   * actions): never adopted, deleted by the next reconcile. Each can go as is into a remove list.
+   */
+  foreign?: { flows: Flow[]; groups: Group[]; meters: Meter[] };
 }
 
 /** A packet the pipeline sent up (a `controller` action). */

@@ -130,19 +130,41 @@ export class FlowDataplane implements Dataplane {
     await this.backend.start();
     this.bind(view);
     await this.serialized(async () => {
-      if (this.backend.readBack) {
-        const held = await this.backend.readBack();
-        for (const f of held.flows) this.installed.flows.set(flowKey(f), f);
-        for (const g of held.groups) this.installed.groups.set(g.id, g);
-        for (const m of held.meters) this.installed.meters.set(m.id, m);
-        if (held.flows.length > 0) this.log?.info('adopted the flows the switch holds', { flows: held.flows.length, groups: held.groups.length, meters: held.meters.length });
-      }
+      const foreign = await this.adopt();
       const touched = this.computeAll();
-      for (const k of this.installed.flows.keys()) touched.flows.add(k);
-      for (const id of this.installed.groups.keys()) touched.groups.add(id);
-      for (const id of this.installed.meters.keys()) touched.meters.add(id);
-      await this.reconcile(touched);
+      this.touchInstalled(touched);
+      await this.reconcile(touched, foreign);
     });
+  }
+
+  /**
+   * Take what the switch holds as installed (when the backend can read it back), so the next
+   * reconcile sends only the difference. Returns the foreign objects, to be deleted by it.
+   */
+  private async adopt(): Promise<FlowChanges | undefined> {
+    this.installed.clear();
+    if (!this.backend.readBack) return undefined;
+    const held = await this.backend.readBack();
+    for (const f of held.flows) this.installed.flows.set(flowKey(f), f);
+    for (const g of held.groups) this.installed.groups.set(g.id, g);
+    for (const m of held.meters) this.installed.meters.set(m.id, m);
+    const foreign = held.foreign;
+    const count = foreign ? foreign.flows.length + foreign.groups.length + foreign.meters.length : 0;
+    if (held.flows.length + held.groups.length > 0 || count > 0) {
+      this.log?.info('adopted what the switch holds', { flows: held.flows.length, groups: held.groups.length, meters: held.meters.length, foreign: count });
+    }
+    if (!foreign || count === 0) return undefined;
+    const c = emptyChanges();
+    c.remove.push(...foreign.flows);
+    c.groups.remove.push(...foreign.groups);
+    c.meters.remove.push(...foreign.meters);
+    return c;
+  }
+
+  private touchInstalled(touched: Touched): void {
+    for (const k of this.installed.flows.keys()) touched.flows.add(k);
+    for (const id of this.installed.groups.keys()) touched.groups.add(id);
+    for (const id of this.installed.meters.keys()) touched.meters.add(id);
   }
 
   /** Every owner rebuilt from the view (start, or a dataplane that never saw the view). */
@@ -279,8 +301,13 @@ export class FlowDataplane implements Dataplane {
    * later). Returns the refused owners with the switch's reason. Errors other than a refusal
    * (the switch unreachable) reject: nothing is installed.
    */
-  private async reconcile(touched: Touched): Promise<Map<string, string>> {
+  private async reconcile(touched: Touched, extra?: FlowChanges): Promise<Map<string, string>> {
     const changes = this.diff(touched);
+    if (extra) {
+      changes.remove.unshift(...extra.remove);
+      changes.groups.remove.push(...extra.groups.remove);
+      changes.meters.remove.push(...extra.meters.remove);
+    }
     const failed = new Map<string, string>();
     if (changeCount(changes) === 0) return failed;
     try {
@@ -382,39 +409,50 @@ export class FlowDataplane implements Dataplane {
       for (const f of out?.flows ?? []) touched.flows.add(flowKey(f));
       for (const g of out?.groups ?? []) touched.groups.add(g.id);
     }
+    let foreign: FlowChanges | undefined;
     if (this.resync) {
+      // What the switch holds now is the truth (it may have lost everything meanwhile).
+      if (this.backend.readBack) foreign = await this.adopt();
       this.resync = false;
       for (const k of this.desired.flowKeys()) touched.flows.add(k);
-      for (const k of this.installed.flows.keys()) touched.flows.add(k);
       for (const g of this.desired.activeGroups()) touched.groups.add(g.id);
-      for (const id of this.installed.groups.keys()) touched.groups.add(id);
       for (const m of this.desired.activeMeters()) touched.meters.add(m.id);
-      for (const id of this.installed.meters.keys()) touched.meters.add(id);
+      this.touchInstalled(touched);
     }
     // Removals nobody owns any more: whatever is installed and not desired.
     if (this.refused.has('(removed flows)')) {
       for (const k of this.installed.flows.keys()) if (!this.desired.active(k)) touched.flows.add(k);
     }
     this.refused.clear();
-    await this.reconcile(touched);
+    await this.reconcile(touched, foreign);
     if (this.refused.size === 0 && !this.resync) {
       this.retryDelay = RETRY_MIN_MS;
       this.log?.info('the switch holds everything the agent wants again');
     }
   }
 
-  /** The switch lost its flows (OVS restarted): install everything again in one bundle. */
+  /**
+   * The switch came back (OVS restarted, or the connection did): read back what it holds and
+   * send the difference in one bundle — everything when it lost its flows, nothing when it kept
+   * them. A backend that cannot read back gets everything.
+   */
   async reinstall(): Promise<void> {
     await this.serialized(async () => {
-      this.installed.clear();
       this.resync = false;
       this.refused.clear();
+      const foreign = await this.adopt();
       const touched = newTouched();
       for (const k of this.desired.flowKeys()) touched.flows.add(k);
       for (const g of this.desired.activeGroups()) touched.groups.add(g.id);
       for (const m of this.desired.activeMeters()) touched.meters.add(m.id);
-      await this.reconcile(touched);
-      this.log?.info('reinstalled every flow after the switch reset', { flows: this.installed.size });
+      this.touchInstalled(touched);
+      await this.reconcile(touched, foreign);
+      this.log?.info('the switch holds what the agent wants again after a reset', { flows: this.installed.size });
+    }).catch((e: unknown) => {
+      // Not reachable again yet: the next reset (or the retry) tries again.
+      this.resync = true;
+      this.scheduleRetry();
+      this.log?.warn('reinstalling after a switch reset failed', { error: String(e) });
     });
   }
 
