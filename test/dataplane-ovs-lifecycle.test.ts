@@ -40,7 +40,7 @@ async function agentOn(sb: OvsSandbox): Promise<{ agent: Agent; dp: FlowDataplan
   const agent = await startAgent(resolveConfig({
     listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11', dataplane: 'ovs',
     ovsDb: `unix:${sb.dbSocket}`, ovsRundir: sb.dir, ovsDatapathType: 'dummy', stateDir: 'none',
-  } as Parameters<typeof resolveConfig>[0]), silentLogger());
+  }), silentLogger());
   const client = makeClient(`127.0.0.1:${agent.grpcPort}`);
   return {
     agent, dp: agent.dataplane as FlowDataplane,
