@@ -325,8 +325,8 @@ export class Bridge {
 
   // -- flow mods --
 
-  /** Apply flow mods all or nothing; throws OfError (changing nothing) on the first failure. */
-  bundle(mods: FlowMod[]): void {
+  /** Apply flow mods all or nothing (each taken from `mods` as it is applied); throws OfError (changing nothing) on the first failure. */
+  bundle(mods: Iterable<FlowMod>): void {
     const undo: Undo[] = [];
     try {
       for (const m of mods) this.apply(m, undo);

@@ -1,22 +1,39 @@
 // The embedded simulator as a backend: a simulated host's br-int (ovs-sim) gets the same
-// bundles, bindings, packet-ins and packet-outs a real Open vSwitch would.
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, traceArguments } from '../backend.js';
-import { formatFlow, formatMatch } from '../flow-text.js';
+// bundles, bindings, packet-ins and packet-outs a real Open vSwitch would. A commit goes in as
+// one all-or-nothing bundle of meter, group and flow mods, compiled from the structured flows
+// (sim-compile.ts) or, on the text path, rendered and parsed as `ovs-ofctl --bundle` would.
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, traceArguments } from '../backend.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
-import { bundleFlowText } from '../../ovs-sim/cli.js';
+import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
+import { OfError, applyBundle } from '../../ovs-sim/api.js';
 import type { SimHost } from '../../ovs-sim/fabric.js';
 import { traceCommand } from '../../ovs-sim/trace.js';
 
+export interface SimBackendOptions {
+  /**
+   * How flows reach the simulator: `compiled` (default) hands it flow mods built from the
+   * structured flows, compiled once per flow shape; `text` renders each flow as ovs-ofctl text
+   * and has the simulator parse it (what scripts and the CLI do; the reference the compiled path
+   * is tested against).
+   */
+  path?: 'compiled' | 'text';
+}
+
 export class SimBackend implements FlowBackend {
   readonly name = 'sim';
+  readonly path: 'compiled' | 'text';
+  /** Flow shapes compiled so far (shared by commits and read-backs). */
+  readonly compiler = new SimFlowCompiler();
   private readonly listeners: ((p: PacketIn) => void)[] = [];
 
   /**
    * autoPlug: a standalone simulated host has nobody to plug VM taps, so every port gets its
    * interface (`tap` + id[:11], iface-id = port id) the first time it is looked up.
    */
-  constructor(readonly host: SimHost, private readonly autoPlug = false) {}
+  constructor(readonly host: SimHost, private readonly autoPlug = false, opts: SimBackendOptions = {}) {
+    this.path = opts.path ?? 'compiled';
+  }
 
   private get bridge() {
     return this.host.bridge(BRIDGE);
@@ -74,17 +91,31 @@ export class SimBackend implements FlowBackend {
     return Promise.resolve();
   }
 
+  /**
+   * One bundle: meter and group adds and modifies, flow removes, modifies and adds, then group
+   * and meter removes. A refusal rejects with the switch's OpenFlow error as the reason, having
+   * changed nothing; a flow that cannot be sent at all (text that does not parse, a meter
+   * instruction after actions) rejects with a plain Error.
+   */
   commit(changes: FlowChanges): Promise<void> {
     try {
-      bundleFlowText(this.bridge, [
-        ...changes.remove.map((f) => `delete_strict ${formatMatch(f)}`),
-        ...changes.modify.map((f) => `modify_strict ${formatFlow(f)}`),
-        ...changes.add.map((f) => `add ${formatFlow(f)}`),
-      ]);
+      const b = this.bridge;
+      applyBundle(b, this.path === 'text' ? textBundle(b, changes) : this.compiler.bundle(changes));
       return Promise.resolve();
     } catch (e) {
+      if (e instanceof OfError) return Promise.reject(new SwitchRefusedError(`the switch refused the bundle: ${e.code}`, e.code));
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
+  }
+
+  /**
+   * The bridge's flows, groups and meters in the model. A rule the model cannot state exactly
+   * (a field or action the agent never uses) is left out.
+   */
+  readBack(): Promise<SwitchContents> {
+    if (!this.host.bridges.has(BRIDGE)) return Promise.resolve({ flows: [], groups: [], meters: [] });
+    const { flows, groups, meters } = readSwitch(this.bridge, this.compiler);
+    return Promise.resolve({ flows, groups, meters });
   }
 
   onBindingsChanged(listener: (keys: string[]) => void): void {
