@@ -157,14 +157,14 @@ maybe('ovs-vswitchd restarts: the agent answers honestly meanwhile and puts ever
     const want = a.dp.installed.size;
     t.true(want > 400);
 
-    await execa('ovs-appctl', ['-t', 'ovs-vswitchd', 'exit'], { env: sb.env });
+    await sb.stopVswitchd();
     // While it is down, a push is not SUCCESS.
     const during = await a.push(neighbors(201, 201));
     t.not(statusOf(during, 'N201').status, OperationStatus.SUCCESS);
     t.log(`during the outage: ${statusOf(during, 'N201').detail}`);
 
     const started = Date.now();
-    await execa('ovs-vswitchd', ['--detach', '--no-chdir', '--pidfile', '--log-file', '-vconsole:off', '--enable-dummy', '--disable-system', '--disable-system-route'], { env: sb.env });
+    await sb.startVswitchd();
     const count = async (): Promise<number> => {
       const r = await execa('ovs-ofctl', ['-O', 'OpenFlow14', '--no-stats', 'dump-flows', 'br-int'], { env: sb.env, reject: false });
       return r.exitCode === 0 ? r.stdout.split('\n').filter((l) => l.includes('actions=')).length : 0;

@@ -1,7 +1,7 @@
 // A private, rootless Open vSwitch 3.1 for tests: its own ovsdb-server and ovs-vswitchd in a
 // temporary directory, dummy datapath, no kernel interfaces. Child processes get argument
 // arrays; nothing reaches a shell.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -13,7 +13,21 @@ export interface OvsSandbox {
   vsctl(...args: string[]): Promise<string>;
   ofctl(...args: string[]): Promise<string>;
   appctl(...args: string[]): Promise<string>;
+  /** Stop ovs-vswitchd (as a package upgrade or crash would) and wait until it is gone. */
+  stopVswitchd(): Promise<void>;
+  startVswitchd(): Promise<void>;
   stop(): Promise<void>;
+}
+
+const VSWITCHD_ARGS = ['--detach', '--no-chdir', '--pidfile', '--log-file', '-vconsole:off', '--enable-dummy', '--disable-system', '--disable-system-route'];
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Why real-OVS tests cannot run here, or null when they can. */
@@ -35,12 +49,21 @@ export async function startSandbox(): Promise<OvsSandbox> {
   await run('ovsdb-tool', ['create', db, '/usr/share/openvswitch/vswitch.ovsschema']);
   await run('ovsdb-server', ['--detach', '--no-chdir', '--pidfile', '--log-file', '-vconsole:off', `--remote=punix:${dbSocket}`, db]);
   await run('ovs-vsctl', ['--no-wait', 'init']);
-  await run('ovs-vswitchd', ['--detach', '--no-chdir', '--pidfile', '--log-file', '-vconsole:off', '--enable-dummy', '--disable-system', '--disable-system-route']);
+  await run('ovs-vswitchd', VSWITCHD_ARGS);
   return {
     dir, env, dbSocket,
     vsctl: (...args) => run('ovs-vsctl', args),
     ofctl: (...args) => run('ovs-ofctl', args),
     appctl: (...args) => run('ovs-appctl', args),
+    async stopVswitchd() {
+      const pid = Number(readFileSync(join(dir, 'ovs-vswitchd.pid'), 'utf8').trim());
+      await execa('ovs-appctl', ['-t', 'ovs-vswitchd', 'exit'], { env, reject: false });
+      // `exit` answers before the process is gone; a new one would find the pidfile still held.
+      for (let i = 0; i < 2000 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+    },
+    async startVswitchd() {
+      await run('ovs-vswitchd', VSWITCHD_ARGS);
+    },
     async stop() {
       await execa('ovs-appctl', ['-t', 'ovs-vswitchd', 'exit'], { env, reject: false });
       await execa('ovs-appctl', ['-t', 'ovsdb-server', 'exit'], { env, reject: false });
