@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
 import { STATE_NAMES } from './admin.js';
-import { ConfigError, type ConfigInput, readConfigFile, readEnv, resolveConfig } from './config.js';
+import { ConfigError, type ConfigInput, DAEMON_DEFAULTS, readConfigFile, readEnv, resolveConfig } from './config.js';
 import { startAgent } from './daemon.js';
 import { createLogger } from './log.js';
 import { diffFlows, flowJson, formatChanges, formatOfctl, render } from './render.js';
@@ -33,6 +33,7 @@ interface AgentFlags {
   dhcpDomain?: string;
   dhcpLeaseSeconds?: string;
   underlayMtu?: string;
+  stateDir?: string;
 }
 
 program.command('agent')
@@ -54,6 +55,7 @@ program.command('agent')
   .option('--dhcp-lease-seconds <n>', 'DHCP: lease time [86400] (env ACA_DHCP_LEASE_SECONDS)')
   .option('--underlay-mtu <n>', 'MTU of the underlay; DHCP hands out this minus the encapsulation overhead [1500] (env ACA_UNDERLAY_MTU)')
   .option('--ovs-datapath-type <type>', 'ovs dataplane: datapath type of a br-int the agent creates: system, netdev, dummy [system] (env ACA_OVS_DATAPATH_TYPE)')
+  .option('--state-dir <dir>', 'keep the resource store here across restarts; none (or empty) = off; auto = /var/lib/aca with --dataplane ovs, off otherwise [auto] (env ACA_STATE_DIR)')
   .action(async (flags: AgentFlags) => {
     const configFile = flags.config ?? process.env.ACA_CONFIG;
     const fromFlags: ConfigInput = {
@@ -61,9 +63,9 @@ program.command('agent')
       controller: flags.controller, logLevel: flags.logLevel, logFormat: flags.logFormat,
       maxMessageBytes: flags.maxMessageBytes, ovsDb: flags.ovsDb, ovsRundir: flags.ovsRundir,
       ovsDatapathType: flags.ovsDatapathType, dhcpDns: flags.dhcpDns, dhcpDomain: flags.dhcpDomain,
-      dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu,
+      dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu, stateDir: flags.stateDir,
     };
-    const config = resolveConfig(configFile ? readConfigFile(configFile) : {}, readEnv(process.env), fromFlags);
+    const config = resolveConfig(DAEMON_DEFAULTS, configFile ? readConfigFile(configFile) : {}, readEnv(process.env), fromFlags);
     if (flags.printConfig) {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       return;

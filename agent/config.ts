@@ -2,6 +2,7 @@
 // command-line flags. `aca agent --print-config` shows the merged result.
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseIPv4 } from './addr.js';
 import type { LogFormat, LogLevel } from './log.js';
@@ -37,7 +38,23 @@ export interface AgentConfig {
   dhcpLeaseSeconds: number;
   /** Underlay MTU; the DHCP MTU option subtracts the encapsulation overhead. */
   underlayMtu: number;
+  /**
+   * Where the resource store is kept across restarts (absolute path); empty = not kept. Given as
+   * a path, `none` or empty (off), or `auto`: DEFAULT_STATE_DIR with the `ovs` dataplane, off
+   * with the others.
+   */
+  stateDir: string;
 }
+
+/** The state dir `auto` means with the `ovs` dataplane (production: the switch outlives the agent). */
+export const DEFAULT_STATE_DIR = '/var/lib/aca';
+
+/**
+ * Defaults of the `aca agent` daemon on top of the built-in ones. In-process agents (tests, the
+ * demo, the benchmarks start many in one process) keep no state unless given a state dir; the
+ * daemon keeps it in DEFAULT_STATE_DIR when it programs a real Open vSwitch.
+ */
+export const DAEMON_DEFAULTS: ConfigInput = { stateDir: 'auto' };
 
 export type ConfigInput = Partial<Record<keyof AgentConfig, string | number | undefined>>;
 
@@ -47,6 +64,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   maxMessageBytes: 'ACA_MAX_MESSAGE_BYTES',
   ovsDb: 'ACA_OVS_DB', ovsRundir: 'ACA_OVS_RUNDIR', ovsDatapathType: 'ACA_OVS_DATAPATH_TYPE',
   dhcpDns: 'ACA_DHCP_DNS', dhcpDomain: 'ACA_DHCP_DOMAIN', dhcpLeaseSeconds: 'ACA_DHCP_LEASE_SECONDS', underlayMtu: 'ACA_UNDERLAY_MTU',
+  stateDir: 'ACA_STATE_DIR',
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -67,7 +85,7 @@ function defaults(): AgentConfig {
     listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'sim',
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
-    dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500,
+    dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500, stateDir: 'none',
   };
 }
 
@@ -111,7 +129,8 @@ export function readEnv(env: NodeJS.ProcessEnv): ConfigInput {
   const out: ConfigInput = {};
   for (const [name, envName] of Object.entries(ENV_NAMES)) {
     const v = env[envName];
-    if (v !== undefined && v !== '') out[name as keyof AgentConfig] = v;
+    // Empty means unset, except for the state dir, where it means off.
+    if (v !== undefined && (v !== '' || name === 'stateDir')) out[name as keyof AgentConfig] = v;
   }
   return out;
 }
@@ -139,6 +158,13 @@ function ovsdbAddress(text: string): string {
   return text;
 }
 
+function stateDirOf(text: string, dataplane: string): string {
+  if (text === '' || text === 'none') return '';
+  if (text === 'auto') return dataplane === 'ovs' ? DEFAULT_STATE_DIR : '';
+  if (text.includes('\0')) throw new ConfigError('stateDir: the path holds a NUL character');
+  return resolvePath(text);
+}
+
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
   if (!(allowed as readonly string[]).includes(value)) {
     throw new ConfigError(`${what}: "${value}" is not one of ${allowed.join(', ')}`);
@@ -157,11 +183,12 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
   if (!parseIPv4(hostIp).ok) throw new ConfigError(`hostIp: "${hostIp}" is not an IPv4 address`);
   const size = typeof merged.maxMessageBytes === 'number' ? merged.maxMessageBytes : parseSize(s('maxMessageBytes'));
   if (!Number.isInteger(size) || size < 1024) throw new ConfigError(`maxMessageBytes: ${size} is below 1024 bytes`);
+  const dataplane = oneOf(s('dataplane'), DATAPLANES, 'dataplane');
   return {
     listen: validAddress(s('listen'), 'listen'),
     admin: validAddress(s('admin'), 'admin'),
     hostIp,
-    dataplane: oneOf(s('dataplane'), DATAPLANES, 'dataplane'),
+    dataplane,
     controller: s('controller') === '' ? '' : validAddress(s('controller'), 'controller'),
     logLevel: oneOf(s('logLevel'), LOG_LEVELS, 'logLevel'),
     logFormat: oneOf(s('logFormat'), LOG_FORMATS, 'logFormat'),
@@ -173,5 +200,6 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     dhcpDomain: s('dhcpDomain'),
     dhcpLeaseSeconds: integerIn(merged.dhcpLeaseSeconds, 60, 0x7fffffff, 'dhcpLeaseSeconds'),
     underlayMtu: integerIn(merged.underlayMtu, 576, 65535, 'underlayMtu'),
+    stateDir: stateDirOf(s('stateDir'), dataplane),
   };
 }

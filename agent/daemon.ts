@@ -1,5 +1,5 @@
-// Wires one agent together: store, dataplane, intake, gRPC server, admin API, controller client.
-// Tests start agents in-process through startAgent; `aca agent` does the same.
+// Wires one agent together: state dir, store, dataplane, intake, gRPC server, admin API,
+// controller client. Tests start agents in-process through startAgent; `aca agent` does the same.
 import type { Logger } from 'winston';
 import { AdminServer } from './admin.js';
 import type { AgentConfig } from './config.js';
@@ -13,6 +13,7 @@ import { Fabric } from '../ovs-sim/fabric.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
+import { type LoadReport, StateDir } from './state-dir.js';
 import { ResourceStore } from './store.js';
 
 export interface Agent {
@@ -20,6 +21,10 @@ export interface Agent {
   store: ResourceStore;
   intake: Intake;
   dataplane: Dataplane;
+  /** The state dir (null: the store is not kept across restarts). */
+  state: StateDir | null;
+  /** What start loaded from the state dir. */
+  loaded: LoadReport | null;
   grpcPort: number;
   adminPort: number;
   controller: ControllerClient | null;
@@ -47,8 +52,18 @@ export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
 
 export async function startAgent(config: AgentConfig, log: Logger, dataplane = createDataplane(config, log)): Promise<Agent> {
   const store = new ResourceStore();
-  await dataplane.start(store);
-  const intake = new Intake(store, dataplane, log, config.hostIp);
+  // The desired state saved by the previous run goes into the store before the dataplane starts,
+  // so that the dataplane's start sees all of it.
+  let state: StateDir | null = null;
+  let loaded: LoadReport | null = null;
+  if (config.stateDir !== '') ({ state, report: loaded } = await StateDir.open(config.stateDir, store, log));
+  try {
+    await dataplane.start(store);
+  } catch (e) {
+    await state?.close();
+    throw e;
+  }
+  const intake = new Intake(store, dataplane, log, config.hostIp, state);
   const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes });
   let ready = false;
   const startedAt = new Date().toISOString();
@@ -56,7 +71,7 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
     store,
     ready: () => ready,
     info: () => ({
-      hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port,
+      hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port, state: state?.info() ?? null,
       ...(dataplane instanceof FlowDataplane ? { flows: dataplane.installed.size, punts: dataplane.punts, dhcp: dataplane.dhcp.counters } : {}),
     }),
     ...(dataplane instanceof FlowDataplane
@@ -66,25 +81,33 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
         }
       : {}),
   }, log);
-  const adminPort = await admin.start(config.admin);
+  let adminPort: number;
   let grpcPort: number;
   try {
-    grpcPort = await grpcServer.start();
+    adminPort = await admin.start(config.admin);
+    try {
+      grpcPort = await grpcServer.start();
+    } catch (e) {
+      await admin.stop();
+      throw e;
+    }
   } catch (e) {
-    await admin.stop();
+    await state?.close();
+    await dataplane.close();
     throw e;
   }
   ready = true;
   const controller = config.controller === '' ? null : new ControllerClient(config.controller, log);
   if (controller) void controller.announceRestart(config.hostIp);
-  log.info('agent ready', { hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort });
+  log.info('agent ready', { hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
-    config, store, intake, dataplane, grpcPort, adminPort, controller,
+    config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller,
     async stop() {
       ready = false;
       await grpcServer.stop();
       await admin.stop();
       controller?.close();
+      await state?.close();
       await dataplane.close();
       log.info('agent stopped');
     },

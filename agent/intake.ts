@@ -9,7 +9,13 @@ import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
 import { KINDS, type Kind } from '../dataplane/model.js';
 import { type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
 import { ResultTable, type Status } from './results.js';
-import type { ResourceStore, StoreEvent } from './store.js';
+import type { ChangeLog, ResourceStore, StoreEvent } from './store.js';
+
+/** Where applied goal states are saved before they are answered (agent/state-dir.ts). */
+export interface StateSaver {
+  /** Resolves once the changes (and all before them) are on disk: null, or why they are not. */
+  commit(changes: ChangeLog | null): Promise<Error | null>;
+}
 
 export type { ResourceResult, Status } from './results.js';
 
@@ -19,6 +25,8 @@ export interface IntakeResult {
   events: number;
   /** Microseconds of the dataplane commit. */
   dataplaneUs: number;
+  /** Microseconds from the store change until the state dir had it on disk (0: no state dir). */
+  savedUs: number;
   /** Microseconds from receipt of the message to completion. */
   totalUs: number;
 }
@@ -42,6 +50,7 @@ export class Intake {
     private readonly dataplane: Dataplane,
     private readonly log: Logger,
     hostIp: string,
+    private readonly saver: StateSaver | null = null,
   ) {
     this.ctx = {
       hostIp,
@@ -54,7 +63,8 @@ export class Intake {
 
   /**
    * Apply one goal state. The store changes synchronously, in arrival order, before this
-   * returns its promise; the dataplane commit is awaited after.
+   * returns its promise; the save to the state dir and the dataplane commit are awaited after,
+   * and a resource answers SUCCESS only once both are done.
    */
   apply(gs: GoalStateInput, receivedUs = nowUs()): Promise<IntakeResult> {
     const results = new ResultTable();
@@ -111,6 +121,9 @@ export class Intake {
       });
     }
     store.publish(events);
+    // Saving starts now, in store order, and runs beside the dataplane commit.
+    const saveStart = nowUs();
+    const saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
 
     const commit = this.queue.then(async () => {
       const dpStart = nowUs();
@@ -129,12 +142,37 @@ export class Intake {
         }
         this.log.error('dataplane commit failed', { error: String(e), resources: failed });
       }
-      const totalUs = nowUs() - receivedUs;
-      this.logSummary(results, events.length, totalUs);
-      return { results, events: events.length, dataplaneUs, totalUs };
+      return dataplaneUs;
     });
     this.queue = commit.catch(() => undefined);
-    return commit;
+    return commit.then(async (dataplaneUs) => {
+      let savedUs = 0;
+      if (saved) {
+        const s = await saved;
+        savedUs = s.us;
+        if (s.error) this.notSaved(results, s.error);
+      }
+      const totalUs = nowUs() - receivedUs;
+      this.logSummary(results, events.length, totalUs, savedUs);
+      return { results, events: events.length, dataplaneUs, savedUs, totalUs };
+    });
+  }
+
+  /**
+   * The state dir could not save this goal state (or an earlier one not yet saved): what it
+   * changed is in memory and maybe on the switch, but would be lost on a restart, so no resource
+   * of it answers SUCCESS (or PENDING).
+   */
+  private notSaved(results: ResultTable, error: Error): void {
+    const reason = `not saved in the state dir (${error.message}); applied in memory only, lost on restart`;
+    let failed = 0;
+    for (let i = 0; i < results.length; i++) {
+      const status = results.status(i);
+      if (status !== 'SUCCESS' && status !== 'PENDING') continue;
+      results.setStatus(i, 'FAILURE', reason);
+      failed += 1;
+    }
+    this.log.error('goal state not saved', { error: error.message, resources: failed });
   }
 
   /** Per-resource dataplane outcomes (PENDING, FAILURE) onto the results that changed. */
@@ -146,7 +184,7 @@ export class Intake {
     }
   }
 
-  private logSummary(results: ResultTable, events: number, totalUs: number): void {
+  private logSummary(results: ResultTable, events: number, totalUs: number, savedUs: number): void {
     const kinds: Partial<Record<Kind, number>> = {};
     const statuses: Partial<Record<Status, number>> = {};
     for (let i = 0; i < results.length; i++) {
@@ -155,6 +193,8 @@ export class Intake {
       kinds[kind] = (kinds[kind] ?? 0) + 1;
       statuses[status] = (statuses[status] ?? 0) + 1;
     }
-    this.log.info('goal state applied', { resources: kinds, statuses, changes: events, totalUs: Math.round(totalUs) });
+    this.log.info('goal state applied', {
+      resources: kinds, statuses, changes: events, totalUs: Math.round(totalUs), ...(this.saver ? { savedUs: Math.round(savedUs) } : {}),
+    });
   }
 }

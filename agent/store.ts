@@ -9,6 +9,21 @@ export type StoreListener = (events: readonly StoreEvent[]) => void;
 
 type Tables = { [K in Kind]: Map<string, ResourceOf[K]> };
 
+/**
+ * What goal states did to the store, in order, as the state dir journals it (agent/state-dir.ts):
+ * for each change its kind, and either the new value (upsert) or the removed key with the
+ * tombstone revision the store holds for it afterwards (0: none). Every entry states the key's
+ * whole state after the change, so replaying entries is idempotent. Parallel arrays: a goal
+ * state can change a million keys.
+ */
+export interface ChangeLog {
+  kinds: Kind[];
+  /** The stored value (upsert) or the key (remove). */
+  items: (ResourceOf[Kind] | string)[];
+  /** For removes: the tombstone after the change; 0 for upserts. */
+  tombs: number[];
+}
+
 export class ResourceStore implements ResourceView {
   private readonly tables: Tables = {
     vpc: new Map(), subnet: new Map(), port: new Map(), neighbor: new Map(),
@@ -20,6 +35,8 @@ export class ResourceStore implements ResourceView {
     securityGroup: new Map(), dhcp: new Map(), router: new Map(), gateway: new Map(),
   };
   private readonly listeners = new Set<StoreListener>();
+  /** Changes since the last takeChanges(); null when nobody records them (no state dir). */
+  private changes: ChangeLog | null = null;
 
   get<K extends Kind>(kind: K, key: string): ResourceOf[K] | undefined {
     return this.tables[kind].get(key);
@@ -54,6 +71,7 @@ export class ResourceStore implements ResourceView {
     table.set(value.key, value);
     const tombstones = this.tombstones[kind];
     if (tombstones.size > 0) tombstones.delete(value.key);
+    if (this.changes) this.record(kind, value, 0);
     return (before === undefined
       ? { type: 'added', kind, key: value.key, after: value }
       : { type: 'changed', kind, key: value.key, before, after: value }) as StoreEvent;
@@ -65,9 +83,76 @@ export class ResourceStore implements ResourceView {
     const before = table.get(key);
     const kept = Math.max(revision, before?.revision ?? 0);
     if (kept > 0) this.tombstones[kind].set(key, kept);
+    // A remove of an absent key still matters when it leaves a tombstone.
+    if (this.changes && (before !== undefined || kept > 0)) this.record(kind, key, this.tombstones[kind].get(key) ?? 0);
     if (before === undefined) return null;
     table.delete(key);
     return { type: 'removed', kind, key, before } as StoreEvent;
+  }
+
+  /** Start (or stop) recording changes for takeChanges(). */
+  recordChanges(on: boolean): void {
+    this.changes = on ? { kinds: [], items: [], tombs: [] } : null;
+  }
+
+  /** The changes recorded since the last call (null when not recording); recording goes on. */
+  takeChanges(): ChangeLog | null {
+    const taken = this.changes;
+    if (taken) this.changes = { kinds: [], items: [], tombs: [] };
+    return taken;
+  }
+
+  private record(kind: Kind, item: ResourceOf[Kind] | string, tomb: number): void {
+    const c = this.changes!;
+    c.kinds.push(kind);
+    c.items.push(item);
+    c.tombs.push(tomb);
+  }
+
+  /**
+   * Set a key's whole state as the state dir recorded it: a value, or absence with a tombstone
+   * revision (0: no tombstone). No events, no recording: for loading before anything runs.
+   */
+  restore<K extends Kind>(kind: K, key: string, value: ResourceOf[K] | null, tomb: number): void {
+    const table = this.tables[kind] as Map<string, ResourceOf[K]>;
+    if (value !== null) {
+      table.set(key, value);
+      this.tombstones[kind].delete(key);
+      return;
+    }
+    table.delete(key);
+    if (tomb > 0) this.tombstones[kind].set(key, tomb);
+    else this.tombstones[kind].delete(key);
+  }
+
+  /** Empty every table and tombstone (a state found corrupt halfway through loading). */
+  clear(): void {
+    for (const k of KINDS) {
+      this.tables[k].clear();
+      this.tombstones[k].clear();
+    }
+  }
+
+  /** Remembered revisions of deleted keys, per kind. */
+  tombstoneCount(): number {
+    let n = 0;
+    for (const k of KINDS) n += this.tombstones[k].size;
+    return n;
+  }
+
+  /**
+   * A point-in-time copy of every table and tombstone map (the maps are copied, the values are
+   * shared: the store replaces values, it never changes one). For writing a snapshot while
+   * goal states go on changing the store.
+   */
+  capture(): { tables: { [K in Kind]: Map<string, ResourceOf[K]> }; tombstones: Record<Kind, Map<string, number>> } {
+    const tables = {} as { [K in Kind]: Map<string, ResourceOf[K]> };
+    const tombstones = {} as Record<Kind, Map<string, number>>;
+    for (const k of KINDS) {
+      (tables as Record<Kind, Map<string, unknown>>)[k] = new Map<string, unknown>(this.tables[k] as Map<string, unknown>);
+      tombstones[k] = new Map(this.tombstones[k]);
+    }
+    return { tables, tombstones };
   }
 
   subscribe(listener: StoreListener): () => void {

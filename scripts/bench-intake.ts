@@ -5,10 +5,16 @@
 //     the agent's own message_total_operation_time, and the agent's peak RSS (VmHWM). Floors:
 //     the generated decoder alone on the same bytes, and a grpc-js server that answers the same
 //     message without looking at it.
+//     With a state dir (`--state-dir`, the default for `--dataplane ovs`; `--no-state` skips it):
+//     the same message to an agent that saves it (journal record written and fdatasync'ed before
+//     the reply), beside the figure without one from the same run; the save alone, the background
+//     compaction into a snapshot, and the restart of an agent on that dir (load, then ready).
 //  2. Per-message round trip for a small state (1 port + 1 neighbor): sequential on one stream,
 //     one stream per message (NCM's way) and unary, against the agent on its default dataplane
 //     (dry-run) and against the same grpc-js no-op server.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type ResultPromise, execa } from 'execa';
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
@@ -20,6 +26,7 @@ const quick = args.includes('--quick');
 const sizesArg = args[args.indexOf('--sizes') + 1];
 const sizes = args.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
 const SMALL_N = quick ? 500 : 2000;
+const withState = !args.includes('--no-state');
 
 // bin/aca.mjs, from the compiled dist/scripts/ (npm run bench:intake) or from scripts/ (tsx).
 const aca = new URL(import.meta.url.includes('/dist/scripts/') ? '../../bin/aca.mjs' : '../bin/aca.mjs', import.meta.url).pathname;
@@ -27,19 +34,36 @@ const ms = (ns: bigint): number => Number(ns) / 1e6;
 const now = (): bigint => process.hrtime.bigint();
 const fmt = (n: number, d = 1): string => n.toFixed(d);
 
-interface AgentChild { proc: ResultPromise; grpc: string; stop(): Promise<number> }
+interface AgentChild {
+  proc: ResultPromise;
+  grpc: string;
+  admin: string;
+  /** JSON log lines (info level) when started with a state dir. */
+  logs: Record<string, unknown>[];
+  stop(): Promise<number>;
+}
 
-async function startAgentChild(dataplane: string): Promise<AgentChild> {
+async function startAgentChild(dataplane: string, stateDir = ''): Promise<AgentChild> {
   const [g, a] = [await freePort(), await freePort()];
-  const proc = execa(process.execPath, [aca, 'agent', '--listen', `127.0.0.1:${g}`, '--admin', `127.0.0.1:${a}`, '--host-ip', '10.0.0.11', '--dataplane', dataplane, '--log-level', 'error'], {
-    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=4096' },
+  const logArgs = stateDir === '' ? ['--log-level', 'error'] : ['--state-dir', stateDir, '--log-level', 'info', '--log-format', 'json'];
+  const proc = execa(process.execPath, [aca, 'agent', '--listen', `127.0.0.1:${g}`, '--admin', `127.0.0.1:${a}`, '--host-ip', '10.0.0.11', '--dataplane', dataplane, ...logArgs], {
+    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=4096' }, buffer: false,
+  });
+  const logs: Record<string, unknown>[] = [];
+  let partial = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      try { logs.push(JSON.parse(l) as Record<string, unknown>); } catch { /* not a JSON line */ }
+    }
   });
   for (let i = 0; i < 400; i++) {
     if (await fetch(`http://127.0.0.1:${a}/readyz`).then((r) => r.ok, () => false)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    proc, grpc: `127.0.0.1:${g}`,
+    proc, grpc: `127.0.0.1:${g}`, admin: `127.0.0.1:${a}`, logs,
     async stop() {
       // Peak resident set of the agent process, read before it exits.
       const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
@@ -89,7 +113,42 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** The same state to an agent with a state dir; then a new agent on that dir. One table row. */
+async function persisted(n: number, gs: GoalStateV2, baselineMs: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'aca-bench-state-'));
+  try {
+    const agent = await startAgentChild('none', dir);
+    const c = client(agent.grpc);
+    await streamOnce(c, bigState(Math.min(n, 10_000), 'cold'));
+    const t0 = now();
+    const reply = await streamOnce(c, gs);
+    const rtMs = ms(now() - t0);
+    c.close();
+    const bad = reply.operationStatuses.filter((s) => s.operationStatus !== 0).length;
+    if (bad > 0) throw new Error(`with a state dir: ${bad} not SUCCESS`);
+    // The journal outgrew the (empty) snapshot: a compaction runs in the background; wait for it.
+    for (let i = 0; i < 1200; i++) {
+      const info = await fetch(`http://${agent.admin}/v1/info`).then((r) => r.json() as Promise<{ state?: { compacting?: boolean } }>);
+      if (!info.state?.compacting) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const applied = agent.logs.filter((l) => l.message === 'goal state applied').at(-1);
+    const compacted = agent.logs.find((l) => l.message === 'state compacted');
+    const rss = await agent.stop();
+    const t1 = now();
+    const again = await startAgentChild('none', dir);
+    const readyMs = ms(now() - t1);
+    const loaded = again.logs.find((l) => l.message === 'state loaded');
+    const rss2 = await again.stop();
+    const savedMs = Number(applied?.savedUs ?? 0) / 1000;
+    return `| ${n.toLocaleString('en')} | ${fmt(baselineMs)} ms | ${fmt(reply.messageTotalOperationTime / 1000)} ms (round trip ${fmt(rtMs)} ms) | ${fmt(savedMs)} ms | ${fmt((reply.messageTotalOperationTime / 1000) - baselineMs)} ms | ${compacted ? `${fmt(Number(compacted.ms), 0)} ms, ${fmt(Number(compacted.snapshotBytes) / 1e6)} MB` : 'none'} | ${fmt(Number(loaded?.ms ?? 0), 0)} ms (ready after ${fmt(readyMs, 0)} ms) | ${fmt(rss, 0)} MB / ${fmt(rss2, 0)} MB |`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function large(): Promise<void> {
+  const stateRows: string[] = [];
   console.log('\n## 1 port + N neighbors over gRPC (agent in its own process, --dataplane none)\n');
   console.log('| neighbors | message | round trip | agent total (decode+validate+store+reply) | agent peak RSS | floor: generated decode | floor: grpc no-op round trip | target | C++ agent |');
   console.log('|---|---|---|---|---|---|---|---|---|');
@@ -122,8 +181,14 @@ async function large(): Promise<void> {
     if (bad > 0 || reply.operationStatuses.length !== n + 2) throw new Error(`unexpected reply: ${bad} not SUCCESS of ${reply.operationStatuses.length}`);
     const target = n === 10_000 ? '≤ 50 ms' : n === 1_000_000 ? '≤ 5 s, ≤ 1.5 GB' : '';
     const cpp = n === 10_000 ? '237 s' : '';
+    if (withState) stateRows.push(await persisted(n, gs, reply.messageTotalOperationTime / 1000));
     console.log(`| ${n.toLocaleString('en')} | ${fmt(bytes.length / 1e6)} MB | ${fmt(rtMs)} ms | ${fmt(reply.messageTotalOperationTime / 1000)} ms (cold first ${Math.min(n, 10_000).toLocaleString('en')}: ${fmt(cold.messageTotalOperationTime / 1000)} ms, round trip ${fmt(coldMs)} ms) | ${fmt(rss, 0)} MB | ${fmt(decodeMs)} ms | ${fmt(floorMs)} ms | ${target} | ${cpp} |`);
   }
+  if (stateRows.length === 0) return;
+  console.log('\n## The same states saved in a state dir (--state-dir; the agent answers once the journal record is fdatasync\'ed)\n');
+  console.log('| neighbors | agent total, no state dir (above) | agent total, with state dir | of which saving (journal write + fdatasync) | difference | background compaction (snapshot) | restart on the dir: load | peak RSS: saving / restarted |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const row of stateRows) console.log(row);
 }
 
 async function small(): Promise<void> {
