@@ -8,9 +8,9 @@ import { type Action, type Flow, type Group, type Meter, actionsKey, flowKey } f
 
 /** What one owner wants. */
 export interface OwnerOutput {
-  flows: Flow[];
-  groups: Group[];
-  meters: Meter[];
+  readonly flows: readonly Flow[];
+  readonly groups: readonly Group[];
+  readonly meters: readonly Meter[];
 }
 
 export const emptyOutput = (): OwnerOutput => ({ flows: [], groups: [], meters: [] });

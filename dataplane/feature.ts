@@ -4,7 +4,7 @@
 // never says what makes it dirty. Flows are checked against their table's declaration when they
 // are built (a wrong field fails here, naming the feature and the owner, not in the switch).
 import { FIELDS } from './fields.js';
-import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor } from './flow.js';
+import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor, makeFlowKey } from './flow.js';
 import type { OwnerOutput } from './desired.js';
 import type { Kind, ResourceEvent, ResourceOf, ResourceView } from './model.js';
 import type { ProgrammerName, TableSpec } from './pipeline.js';
@@ -58,18 +58,25 @@ export interface Feature {
 export const ownerName = (feature: Pick<Feature, 'namespace' | 'owners'>, key: string): string =>
   'singleton' in feature.owners ? feature.namespace : `${feature.namespace}:${key}`;
 
+/** Shared by the owners that have no groups or meters (almost all): never written to. */
+const NONE: readonly never[] = Object.freeze([]);
+
 /** Collects an owner's objects and checks each flow against its table. */
 export class OwnerBuilder {
   readonly flows: Flow[] = [];
-  readonly groups: Group[] = [];
-  readonly meters: Meter[] = [];
-  private readonly cookies = new Map<ProgrammerName, bigint>();
+  private groupList: Group[] | null = null;
+  private meterList: Meter[] | null = null;
+  /** The cookie of the feature's own programmer (most flows), and of others when asked. */
+  private ownCookie: bigint | null = null;
+  private otherCookies: Map<ProgrammerName, bigint> | null = null;
 
   constructor(readonly feature: Feature, readonly owner: string) {}
 
   private cookie(p: ProgrammerName): bigint {
-    let c = this.cookies.get(p);
-    if (c === undefined) this.cookies.set(p, (c = cookieFor(p, this.owner)));
+    if (p === this.feature.programmer) return (this.ownCookie ??= cookieFor(p, this.owner));
+    this.otherCookies ??= new Map();
+    let c = this.otherCookies.get(p);
+    if (c === undefined) this.otherCookies.set(p, (c = cookieFor(p, this.owner)));
     return c;
   }
 
@@ -79,19 +86,20 @@ export class OwnerBuilder {
     } catch (e) {
       throw new FlowBuildError(`feature ${this.feature.name}, owner ${this.owner}: table ${table.id} (${table.name}): ${(e as Error).message}`);
     }
-    this.flows.push({ table: table.id, priority, match: canonicalMatch(match), actions, cookie: this.cookie(programmer) });
+    const m = canonicalMatch(match);
+    this.flows.push({ table: table.id, priority, match: m, actions, cookie: this.cookie(programmer), key: makeFlowKey(table.id, priority, m) });
   }
 
   group(g: Group): void {
-    this.groups.push(g);
+    (this.groupList ??= []).push(g);
   }
 
   meter(m: Meter): void {
-    this.meters.push(m);
+    (this.meterList ??= []).push(m);
   }
 
   output(): OwnerOutput {
-    return { flows: this.flows, groups: this.groups, meters: this.meters };
+    return { flows: this.flows, groups: this.groupList ?? NONE, meters: this.meterList ?? NONE };
   }
 }
 

@@ -59,6 +59,8 @@ export interface Flow {
   /** Empty: drop. */
   readonly actions: readonly Action[];
   readonly cookie: bigint;
+  /** flowKey, when the flow was built by a feature (a cache: never part of the flow's meaning). */
+  readonly key?: string;
 }
 
 export type GroupType = 'all' | 'select' | 'indirect' | 'ff';
@@ -88,17 +90,19 @@ export interface Meter {
 
 // ---- identity ----
 
-/** Keys already made, per flow object (the reconciler asks for a flow's key several times). */
-const keys = new WeakMap<object, string>();
-
-/** OpenFlow identity of a flow: a second flow with the same key replaces the first. */
-export function flowKey(f: Pick<Flow, 'table' | 'priority' | 'match'>): string {
-  let k = keys.get(f);
-  if (k !== undefined) return k;
-  k = `${f.table}/${f.priority}`;
-  for (const m of f.match) k += m.mask === null ? `/${m.field}=${m.value.toString(16)}` : `/${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`;
-  keys.set(f, k);
+/** The key of a flow's identity, made from its fields. */
+export function makeFlowKey(table: number, priority: number, match: Match): string {
+  let k = `${table}/${priority}`;
+  for (const m of match) k += m.mask === null ? `/${m.field}=${m.value.toString(16)}` : `/${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`;
   return k;
+}
+
+/**
+ * OpenFlow identity of a flow: a second flow with the same key replaces the first. Flows built
+ * by features carry it already (the reconciler asks for it several times per flow).
+ */
+export function flowKey(f: Pick<Flow, 'table' | 'priority' | 'match' | 'key'>): string {
+  return f.key ?? makeFlowKey(f.table, f.priority, f.match);
 }
 
 export const sameAction = (a: Action, b: Action): boolean => a === b || actionKey(a) === actionKey(b);
