@@ -73,23 +73,67 @@ class Claims<K, T> {
   }
 }
 
+/**
+ * Flow claims: a flow carries its owner, so a key maps to the one flow wanting it (most keys)
+ * or to every flow wanting it, sorted by owner — no claim object per flow.
+ */
+class FlowClaims {
+  readonly byKey = new Map<string, Flow | Flow[]>();
+
+  claim(key: string, f: Flow): void {
+    const c = this.byKey.get(key);
+    if (c === undefined) this.byKey.set(key, f);
+    else if (Array.isArray(c)) {
+      const i = c.findIndex((x) => x.owner === f.owner);
+      if (i >= 0) c[i] = f;
+      else {
+        c.push(f);
+        c.sort(byFlowOwner);
+      }
+    } else if (c.owner === f.owner) this.byKey.set(key, f); // the same owner asking twice: last wins
+    else this.byKey.set(key, [c, f].sort(byFlowOwner));
+  }
+
+  unclaim(key: string, owner: string): void {
+    const c = this.byKey.get(key);
+    if (c === undefined) return;
+    if (!Array.isArray(c)) {
+      if (c.owner === owner) this.byKey.delete(key);
+      return;
+    }
+    const rest = c.filter((x) => x.owner !== owner);
+    if (rest.length === 0) this.byKey.delete(key);
+    else this.byKey.set(key, rest.length === 1 ? rest[0]! : rest);
+  }
+
+  owners(key: string): string[] {
+    const c = this.byKey.get(key);
+    if (c === undefined) return [];
+    return Array.isArray(c) ? c.map((x) => x.owner!) : [c.owner!];
+  }
+}
+
+function byFlowOwner(a: Flow, b: Flow): number {
+  return a.owner! < b.owner! ? -1 : a.owner! > b.owner! ? 1 : 0;
+}
+
 const isConjunctionOnly = (f: Flow): boolean => f.actions.length > 0 && f.actions.every((a) => a.type === 'conjunction');
 
 /** One flow from several owners' conjunction clauses: the first owner's flow with every clause. */
-function mergeConjunctions(claims: Claim<Flow>[]): Flow {
+function mergeConjunctions(claims: Flow[]): Flow {
   const seen = new Map<string, Action>();
-  for (const c of claims) for (const a of c.value.actions) seen.set(actionsKey([a]), a);
+  for (const c of claims) for (const a of c.actions) seen.set(actionsKey([a]), a);
   const actions = [...seen.values()].sort((a, b) => {
     const x = a as Extract<Action, { type: 'conjunction' }>;
     const y = b as Extract<Action, { type: 'conjunction' }>;
     return x.id - y.id || x.clause - y.clause;
   });
-  return { ...claims[0]!.value, actions };
+  return { ...claims[0]!, actions };
 }
 
 export class DesiredFlows {
   private readonly byOwner = new Map<string, OwnerOutput>();
-  private readonly flows = new Claims<string, Flow>();
+  private readonly flows = new FlowClaims();
   private readonly groups = new Claims<number, Group>();
   private readonly meters = new Claims<number, Meter>();
 
@@ -131,7 +175,7 @@ export class DesiredFlows {
     else this.byOwner.set(owner, out);
     for (const f of out.flows) {
       const k = flowKey(f);
-      this.flows.claim(k, owner, f);
+      this.flows.claim(k, f.owner === owner ? f : { ...f, owner });
       touched.flows.add(k);
     }
     for (const g of out.groups) {
@@ -147,9 +191,8 @@ export class DesiredFlows {
   /** The flow to install for a key: merged conjunctions, or the first owner's claim. */
   active(key: string): Flow | undefined {
     const c = this.flows.byKey.get(key);
-    if (c === undefined) return undefined;
-    if (!Array.isArray(c)) return c.value;
-    return c.every((x) => isConjunctionOnly(x.value)) ? mergeConjunctions(c) : c[0]?.value;
+    if (c === undefined || !Array.isArray(c)) return c;
+    return c.every(isConjunctionOnly) ? mergeConjunctions(c) : c[0];
   }
 
   activeGroup(id: number): Group | undefined {
@@ -188,7 +231,7 @@ export class DesiredFlows {
   /** Flow keys wanted by more than one owner that do not merge, for diagnostics. */
   conflicts(): string[] {
     const out: string[] = [];
-    for (const [k, c] of this.flows.byKey) if (Array.isArray(c) && c.length > 1 && !c.every((x) => isConjunctionOnly(x.value))) out.push(k);
+    for (const [k, c] of this.flows.byKey) if (Array.isArray(c) && c.length > 1 && !c.every(isConjunctionOnly)) out.push(k);
     return out;
   }
 }

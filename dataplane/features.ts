@@ -1,7 +1,7 @@
 // The feature registry: every feature the dataplane runs, in one list. Adding a feature means
 // adding a module under features/ and a line here (docs/adding-a-feature.md); the reconciler,
 // the dependency index and the incremental == recompute test pick it up from this list.
-import type { Feature } from './feature.js';
+import type { Feature, Owners } from './feature.js';
 import { gatewayArp } from './features/arp-responder.js';
 import { floodLocal, floodRemote } from './features/flood.js';
 import { neighbors } from './features/neighbors.js';
@@ -16,11 +16,14 @@ export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors
 export class FeatureRegistry {
   private readonly byNamespace = new Map<string, Feature>();
   readonly byResource = new Map<Kind, Feature[]>();
+  /** Features whose owners are aggregates (asked which owners a change may create). */
+  readonly aggregates: (Feature & { owners: Extract<Owners, { aggregate: unknown }> })[] = [];
 
   constructor(readonly features: readonly Feature[] = FEATURES) {
     for (const f of features) {
       if (this.byNamespace.has(f.namespace)) throw new Error(`features ${this.byNamespace.get(f.namespace)!.name} and ${f.name} share the owner namespace ${f.namespace}`);
       this.byNamespace.set(f.namespace, f);
+      if ('aggregate' in f.owners) this.aggregates.push(f as Feature & { owners: Extract<Owners, { aggregate: unknown }> });
       if ('resource' in f.owners) {
         const list = this.byResource.get(f.owners.resource) ?? [];
         list.push(f);

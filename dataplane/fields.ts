@@ -75,11 +75,11 @@ void NXM0;
 
 export type FieldName = keyof typeof FIELDS;
 
-/** The order fields appear in a canonical match (prerequisites first, as ovs-ofctl prints). */
+/** The order fields appear in a canonical match (prerequisites first; ARP fields as ovs-ofctl prints them). */
 export const FIELD_ORDER: readonly FieldName[] = [
   'in_port', 'reg0', 'reg1', 'reg2', 'reg3', 'reg4', 'reg5', 'reg6', 'reg7', 'metadata', 'conj_id', 'ct_state', 'ct_zone', 'ct_mark',
   'tun_id', 'tun_dst', 'dl_src', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'ipv6_src', 'ipv6_dst', 'nw_ttl',
-  'arp_op', 'arp_spa', 'arp_tpa', 'arp_sha', 'arp_tha', 'tp_src', 'tp_dst', 'icmp_type', 'icmp_code',
+  'arp_spa', 'arp_tpa', 'arp_op', 'arp_sha', 'arp_tha', 'tp_src', 'tp_dst', 'icmp_type', 'icmp_code',
 ];
 export const FIELD_RANK: Readonly<Record<FieldName, number>> = Object.fromEntries(FIELD_ORDER.map((n, i) => [n, i])) as Record<FieldName, number>;
 

@@ -200,7 +200,8 @@ export class FlowDataplane implements Dataplane {
 
   /** Owners one store change makes dirty: the resource's own owners and whoever read it. */
   private dirtyOf(e: ResourceEvent, dirty: Set<string>): void {
-    for (const o of this.ownOwners(e)) dirty.add(o);
+    for (const f of this.registry.byResource.get(e.kind) ?? []) dirty.add(ownerName(f, e.key));
+    for (const f of this.registry.aggregates) for (const k of f.owners.aggregate.created(e)) dirty.add(ownerName(f, k));
     this.deps.readersOf(resourceInput(e.kind, e.key), dirty);
     this.deps.readersOf(listInput(e.kind), dirty);
   }
@@ -209,9 +210,7 @@ export class FlowDataplane implements Dataplane {
   private ownOwners(e: ResourceEvent): Set<string> {
     const out = new Set<string>();
     for (const f of this.registry.byResource.get(e.kind) ?? []) out.add(ownerName(f, e.key));
-    for (const f of this.registry.features) {
-      if ('aggregate' in f.owners) for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
-    }
+    for (const f of this.registry.aggregates) for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
     return out;
   }
 

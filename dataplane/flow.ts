@@ -59,8 +59,13 @@ export interface Flow {
   /** Empty: drop. */
   readonly actions: readonly Action[];
   readonly cookie: bigint;
-  /** flowKey, when the flow was built by a feature (a cache: never part of the flow's meaning). */
+  /**
+   * flowKey, when the flow was built by a feature (a cache, never part of the flow's meaning:
+   * drop it when table, priority or match change).
+   */
   readonly key?: string;
+  /** The owner that built it (provenance, kept by the desired table; not sent to the switch). */
+  readonly owner?: string;
 }
 
 export type GroupType = 'all' | 'select' | 'indirect' | 'ff';
@@ -178,39 +183,53 @@ export function load(r: RegField, value: bigint | number): Action {
 
 export const setField = (field: FieldName, value: bigint | number): Action => ({ type: 'set_field', field, value: BigInt(value) });
 
+export const output = (port: number): Action => ({ type: 'output', port });
+export const resubmit = (table: { id: number } | number): Action => ({ type: 'resubmit', table: typeof table === 'number' ? table : table.id });
+
 /**
  * Immutable match fields and actions shared between flows: a million neighbors on a few thousand
  * hosts need a few thousand `set_field:H->tun_dst` objects, not a million. Bounded: cleared when
  * it grows past its limit (it only saves memory, never changes a result).
  */
-class Interned<T> {
-  private readonly m = new Map<string, T>();
-  constructor(private readonly limit: number) {}
-  get(key: string, make: () => T): T {
+export class Interned<K, T> {
+  private readonly m = new Map<K, T>();
+  constructor(private readonly limit = 100_000) {}
+  get(key: K, make: (key: K) => T): T {
     let v = this.m.get(key);
     if (v === undefined) {
       if (this.m.size >= this.limit) this.m.clear();
-      this.m.set(key, (v = make()));
+      this.m.set(key, (v = make(key)));
     }
     return v;
   }
 }
-const sharedActions = new Interned<Action>(200_000);
-const sharedFields = new Interned<MatchField>(200_000);
 
-/** An action shared under a key that names it exactly (e.g. `tun_dst=10.0.0.5`). */
-export const sharedAction = (key: string, make: () => Action): Action => sharedActions.get(key, make);
-/** A set_field action shared by every flow that sets the same value. */
-export const sharedSetField = (field: FieldName, value: bigint | number): Action => sharedActions.get(`s${field}=${value}`, () => setField(field, value));
-/** A load action shared by every flow that loads the same value into the same register. */
-export const sharedLoad = (r: RegField, value: number): Action => sharedActions.get(`l${r.name}=${value}`, () => load(r, value));
+const regMatches = new Map<RegField, Interned<number, MatchField>>();
+const regLoads = new Map<RegField, Interned<number, Action>>();
+
 /** A register match shared by every flow that matches the same value. */
-export const sharedReg = (r: RegField, value: number): MatchField => sharedFields.get(`${r.name}=${value}`, () => reg(r, value));
-export const output = (port: number): Action => ({ type: 'output', port });
-export const resubmit = (table: { id: number } | number): Action => ({ type: 'resubmit', table: typeof table === 'number' ? table : table.id });
+export function sharedReg(r: RegField, value: number): MatchField {
+  let i = regMatches.get(r);
+  if (!i) regMatches.set(r, (i = new Interned()));
+  return i.get(value, (v) => reg(r, v));
+}
+
+/** A load action shared by every flow that loads the same value into the same register. */
+export function sharedLoad(r: RegField, value: number): Action {
+  let i = regLoads.get(r);
+  if (!i) regLoads.set(r, (i = new Interned()));
+  return i.get(value, (v) => load(r, v));
+}
+
+/** Whether a match is already in canonical order with each field once (features mostly write it so). */
+function isCanonical(fields: readonly MatchField[]): boolean {
+  for (let i = 1; i < fields.length; i++) if (FIELD_RANK[fields[i - 1]!.field] >= FIELD_RANK[fields[i]!.field]) return false;
+  return true;
+}
 
 /** Sort a match into canonical order and check each field appears once. */
 export function canonicalMatch(fields: MatchField[]): Match {
+  if (isCanonical(fields)) return fields;
   fields.sort((a, b) => FIELD_RANK[a.field] - FIELD_RANK[b.field]);
   for (let i = 1; i < fields.length; i++) {
     if (fields[i]!.field === fields[i - 1]!.field) throw new FlowBuildError(`field ${fields[i]!.field} matched twice`);

@@ -101,8 +101,10 @@ test.serial('aca render prints flows, json with owners, and the minimal change o
   t.regex(r.stdout, /^# bridge br-int: \d+ flows/);
   // P1 is local (ofport 1); P0 and P2 are behind VXLAN tunnels to their hosts.
   t.regex(r.stdout, /in_port=1 actions=set_field:5001->metadata/);
-  t.regex(r.stdout, /dl_dst=00:00:0a:01:02:03 actions=set_field:5001->tun_id,set_field:10\.0\.0\.12->tun_dst,output:4097/);
-  t.regex(r.stdout, /dl_dst=fa:16:3e:5a:00:02 actions=set_field:5001->tun_id,set_field:10\.0\.0\.13->tun_dst,output:4097/);
+  // Remote unicast: tunnel fields, the VXLAN port into the output register, then the output table.
+  t.regex(r.stdout, /dl_dst=00:00:0a:01:02:03 actions=set_field:0x1389->tun_id,set_field:10\.0\.0\.12->tun_dst,load:4097->NXM_NX_REG5\[\],resubmit\(,70\)/);
+  t.regex(r.stdout, /dl_dst=fa:16:3e:5a:00:02 actions=set_field:0x1389->tun_id,set_field:10\.0\.0\.13->tun_dst,load:4097->NXM_NX_REG5\[\],resubmit\(,70\)/);
+  t.regex(r.stdout, /table=70,priority=0,cookie=0x[0-9a-f]+ actions=output:NXM_NX_REG5\[\]/);
   t.notRegex(r.stdout, /NORMAL/);
   const j = JSON.parse((await run(['render', ...seq, '--format', 'json'])).stdout) as { owners: string[]; match: string }[];
   t.deepEqual(j.find((f) => f.match === 'metadata=5001,dl_dst=fa:16:3e:5a:00:02')?.owners, ['neighbor:L2/P2']);

@@ -27,11 +27,13 @@ export function arpReplyActions(mac: string, ip: string): Action[] {
 
 export const isIPv4 = (ip: string): boolean => !ip.includes(':');
 
-export const ARP_REQUEST: readonly MatchField[] = [eq('dl_type', ETH_TYPE.arp), eq('arp_op', 1)];
+const ARP = eq('dl_type', ETH_TYPE.arp);
+const REQUEST = eq('arp_op', 1);
+export const ARP_REQUEST: readonly MatchField[] = [ARP, REQUEST];
 
 /** An answer for `ip` in network `vni`, made by the owner being built (cookie programmer arp). */
 export function arpEntry(out: OwnerBuilder, vni: number, ip: string, mac: string): void {
-  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [...ARP_REQUEST, sharedReg(REGISTERS.network, vni), eq('arp_tpa', ipv4Value(ip))], arpReplyActions(mac, ip), 'arp');
+  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [sharedReg(REGISTERS.network, vni), ARP, eq('arp_tpa', ipv4Value(ip)), REQUEST], arpReplyActions(mac, ip), 'arp');
 }
 
 /** The subnet gateway answers ARP too (it is the default route of every VM). */

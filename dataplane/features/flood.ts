@@ -35,8 +35,13 @@ function chunkedFlood(out: OwnerBuilder, head: { table: TableSpec; prefix: Actio
 }
 
 /** VNIs a subnet change may bring into existence. */
-function* vnisOf(e: ResourceEvent): Iterable<string> {
-  if (e.kind !== 'subnet') return;
+const NO_KEYS: readonly string[] = [];
+
+function vnisOf(e: ResourceEvent): Iterable<string> {
+  return e.kind === 'subnet' ? subnetVnis(e) : NO_KEYS;
+}
+
+function* subnetVnis(e: Extract<ResourceEvent, { kind: 'subnet' }>): Iterable<string> {
   for (const s of e.type === 'added' ? [e.after] : e.type === 'removed' ? [e.before] : [e.before, e.after]) {
     const net = networkOf(s);
     if (net) yield String(net.vni);

@@ -38,7 +38,7 @@ export const ports: Feature = {
       arpEntry(out, net.vni, f.ip, port.mac);
       // A VM probing its own address (duplicate address detection) must get no answer.
       out.flow(TABLES.ARP_RESPONDER, PRIORITY.guard, [
-        eq('dl_type', ETH_TYPE.arp), reg(REGISTERS.inPort, ofport), eq('arp_op', 1), eq('arp_tpa', ipv4Value(f.ip)),
+        reg(REGISTERS.inPort, ofport), eq('dl_type', ETH_TYPE.arp), eq('arp_tpa', ipv4Value(f.ip)), eq('arp_op', 1),
       ], [], 'arp');
     }
     for (const pair of port.allowedAddressPairs) {

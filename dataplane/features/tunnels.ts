@@ -1,6 +1,6 @@
 // Traffic arriving from a tunnel: the VNI becomes the network, and it goes straight to local
 // delivery (split horizon: what came from a remote host is never sent to another one).
-import { type Action, eq, resubmit, setField, sharedAction, sharedLoad, sharedSetField } from '../flow.js';
+import { type Action, Interned, eq, resubmit, setField, sharedLoad } from '../flow.js';
 import type { Feature } from '../feature.js';
 import { type Encapsulation, PRIORITY, REGISTERS, TABLES, TUNNEL_PORTS } from '../pipeline.js';
 import { ipv4Value } from '../fields.js';
@@ -20,10 +20,12 @@ export const tunnels: Feature = {
 
 /** Actions that send the packet to a remote host of a network: tunnel fields, then output. */
 const TO_OUTPUT = resubmit(TABLES.OUTPUT);
+const tunIds = new Interned<number, Action>();
+const tunDsts = new Interned<string, Action>();
 
 export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string): Action[] {
   return [
-    sharedSetField('tun_id', vni), sharedAction(`tun_dst=${hostIp}`, () => setField('tun_dst', ipv4Value(hostIp))),
+    tunIds.get(vni, (v) => setField('tun_id', v)), tunDsts.get(hostIp, (h) => setField('tun_dst', ipv4Value(h))),
     sharedLoad(REGISTERS.outPort, TUNNEL_PORTS[encap].ofport), TO_OUTPUT,
   ];
 }
