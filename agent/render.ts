@@ -2,7 +2,7 @@
 // touching any switch; or, with a second sequence, the minimal change between the two.
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { DryRunBackend, type FlowChanges, emptyChanges } from '../dataplane/backend.js';
-import { type Flow, actionsKey, flowKey, hex, programmerOf } from '../dataplane/flow.js';
+import { type Flow, actionsKey, bridgeOf, flowKey, hex, programmerOf } from '../dataplane/flow.js';
 import { actionsText, formatFlow, formatMatch, matchText } from '../dataplane/flow-text.js';
 import { FlowDataplane, sortFlows } from '../dataplane/flow-dataplane.js';
 import { BRIDGE } from '../dataplane/pipeline.js';
@@ -64,24 +64,44 @@ export function diffFlows(from: Flow[], to: Flow[]): FlowChanges {
   return { ...changes, add: sortFlows(changes.add), modify: sortFlows(changes.modify), remove: sortFlows(changes.remove) };
 }
 
-/** ovs-ofctl add-flows text, one section per bridge. */
-export function formatOfctl(flows: Flow[]): string {
-  return [`# bridge ${BRIDGE}: ${flows.length} flows (ovs-ofctl add-flows ${BRIDGE} FILE)`, ...flows.map(formatFlow)].join('\n');
+/** Flows by bridge, br-int first, the others by name. */
+function byBridge(flows: Flow[]): [string, Flow[]][] {
+  const out = new Map<string, Flow[]>([[BRIDGE, []]]);
+  for (const f of flows) {
+    const b = bridgeOf(f);
+    let list = out.get(b);
+    if (!list) out.set(b, (list = []));
+    list.push(f);
+  }
+  return [...out].sort(([a], [b]) => (a === BRIDGE ? -1 : b === BRIDGE ? 1 : a < b ? -1 : 1));
 }
 
-/** A change in the verb-prefixed form `ovs-ofctl --bundle add-flows` accepts. */
+/** ovs-ofctl add-flows text, one section per bridge. */
+export function formatOfctl(flows: Flow[]): string {
+  return byBridge(flows)
+    .filter(([b, list]) => b === BRIDGE || list.length > 0)
+    .map(([b, list]) => [`# bridge ${b}: ${list.length} flows (ovs-ofctl add-flows ${b} FILE)`, ...list.map(formatFlow)].join('\n'))
+    .join('\n');
+}
+
+/** A change in the verb-prefixed form `ovs-ofctl --bundle add-flows` accepts, one section per bridge. */
 export function formatChanges(c: FlowChanges): string {
-  return [
-    `# bridge ${BRIDGE}: +${c.add.length} ~${c.modify.length} -${c.remove.length} (ovs-ofctl --bundle add-flows ${BRIDGE} FILE)`,
-    ...c.remove.map((f) => `delete_strict ${formatMatch(f)}`),
-    ...c.modify.map((f) => `modify_strict ${formatFlow(f)}`),
-    ...c.add.map((f) => `add ${formatFlow(f)}`),
-  ].join('\n');
+  const bridges = new Set([BRIDGE, ...[...c.add, ...c.modify, ...c.remove].map(bridgeOf)]);
+  const on = (b: string) => (f: Flow): boolean => bridgeOf(f) === b;
+  return [...bridges].map((b) => {
+    const [add, modify, remove] = [c.add.filter(on(b)), c.modify.filter(on(b)), c.remove.filter(on(b))];
+    return [
+      `# bridge ${b}: +${add.length} ~${modify.length} -${remove.length} (ovs-ofctl --bundle add-flows ${b} FILE)`,
+      ...remove.map((f) => `delete_strict ${formatMatch(f)}`),
+      ...modify.map((f) => `modify_strict ${formatFlow(f)}`),
+      ...add.map((f) => `add ${formatFlow(f)}`),
+    ].join('\n');
+  }).join('\n');
 }
 
 export function flowJson(f: Flow, owners: string[] = []): Record<string, unknown> {
   return {
-    bridge: BRIDGE, table: f.table, priority: f.priority, cookie: hex(f.cookie),
+    bridge: bridgeOf(f), table: f.table, priority: f.priority, cookie: hex(f.cookie),
     programmer: programmerOf(f.cookie) ?? null, owners, match: matchText(f.match), actions: actionsText(f.actions),
   };
 }

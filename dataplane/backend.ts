@@ -77,15 +77,19 @@ export function traceArguments(spec: string): string[] {
 export interface FlowBackend {
   readonly name: string;
   readonly bindings: PortBindings;
-  /** Bridge and tunnel ports exist when this resolves. */
-  start(): Promise<void>;
+  /**
+   * The bridges exist when this resolves (created or adopted: br-int with its tunnel ports,
+   * always; the external bridges the dataplane names). Every later commit and read-back covers
+   * all of them; a commit touching several bridges is one atomic bundle per bridge.
+   */
+  start(bridges?: readonly string[]): Promise<void>;
   /**
    * Apply all of it or none of it, in one atomic bundle; rejects with a SwitchRefusedError
    * carrying the switch's reason when the switch refused it (and other errors when the switch
    * could not be reached).
    */
   commit(changes: FlowChanges): Promise<void>;
-  /** Read the bridge's flows, groups and meters back (absent in dry-run). */
+  /** Read every bridge's flows, groups and meters back (absent in dry-run); `bridge` set off br-int. */
   readBack?(): Promise<SwitchContents>;
   /**
    * The switch lost everything (OVS restarted, the connection came back): the listener is

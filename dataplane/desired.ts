@@ -4,7 +4,7 @@
 // the flows merge into one with all their conjunction actions (ofctrl_add_or_append_flow);
 // otherwise the owner that sorts first wins, so the result does not depend on the order changes
 // arrived in. Groups and meters are claimed by id the same way.
-import { type Action, type Flow, type Group, type Meter, actionsKey, flowKey } from './flow.js';
+import { type Action, type Flow, type Group, type Meter, actionsKey, flowKey, objectKey } from './flow.js';
 
 /** What one owner wants. */
 export interface OwnerOutput {
@@ -18,8 +18,9 @@ export const emptyOutput = (): OwnerOutput => ({ flows: [], groups: [], meters: 
 /** Keys whose active object may have changed since the last reconcile. */
 export interface Touched {
   flows: Set<string>;
-  groups: Set<number>;
-  meters: Set<number>;
+  /** objectKey: the id, prefixed with the bridge off br-int. */
+  groups: Set<string>;
+  meters: Set<string>;
 }
 
 export const newTouched = (): Touched => ({ flows: new Set(), groups: new Set(), meters: new Set() });
@@ -134,8 +135,8 @@ function mergeConjunctions(claims: Flow[]): Flow {
 export class DesiredFlows {
   private readonly byOwner = new Map<string, OwnerOutput>();
   private readonly flows = new FlowClaims();
-  private readonly groups = new Claims<number, Group>();
-  private readonly meters = new Claims<number, Meter>();
+  private readonly groups = new Claims<string, Group>();
+  private readonly meters = new Claims<string, Meter>();
 
   get size(): number {
     return this.flows.byKey.size;
@@ -163,12 +164,12 @@ export class DesiredFlows {
         touched.flows.add(k);
       }
       for (const g of before.groups) {
-        this.groups.unclaim(g.id, owner);
-        touched.groups.add(g.id);
+        this.groups.unclaim(objectKey(g), owner);
+        touched.groups.add(objectKey(g));
       }
       for (const m of before.meters) {
-        this.meters.unclaim(m.id, owner);
-        touched.meters.add(m.id);
+        this.meters.unclaim(objectKey(m), owner);
+        touched.meters.add(objectKey(m));
       }
     }
     if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.byOwner.delete(owner);
@@ -179,12 +180,12 @@ export class DesiredFlows {
       touched.flows.add(k);
     }
     for (const g of out.groups) {
-      this.groups.claim(g.id, owner, g);
-      touched.groups.add(g.id);
+      this.groups.claim(objectKey(g), owner, g);
+      touched.groups.add(objectKey(g));
     }
     for (const m of out.meters) {
-      this.meters.claim(m.id, owner, m);
-      touched.meters.add(m.id);
+      this.meters.claim(objectKey(m), owner, m);
+      touched.meters.add(objectKey(m));
     }
   }
 
@@ -195,11 +196,11 @@ export class DesiredFlows {
     return c.every(isConjunctionOnly) ? mergeConjunctions(c) : c[0];
   }
 
-  activeGroup(id: number): Group | undefined {
+  activeGroup(id: string): Group | undefined {
     return this.groups.first(id);
   }
 
-  activeMeter(id: number): Meter | undefined {
+  activeMeter(id: string): Meter | undefined {
     return this.meters.first(id);
   }
 
@@ -208,7 +209,7 @@ export class DesiredFlows {
     return this.flows.owners(key);
   }
 
-  groupOwners(id: number): string[] {
+  groupOwners(id: string): string[] {
     return this.groups.owners(id);
   }
 

@@ -87,7 +87,9 @@ export class OwnerBuilder {
       throw new FlowBuildError(`feature ${this.feature.name}, owner ${this.owner}: table ${table.id} (${table.name}): ${(e as Error).message}`);
     }
     const m = canonicalMatch(match);
-    this.flows.push({ table: table.id, priority, match: m, actions, cookie: this.cookie(programmer), key: makeFlowKey(table.id, priority, m), owner: this.owner });
+    const cookie = this.cookie(programmer);
+    if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
+    else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner });
   }
 
   group(g: Group): void {

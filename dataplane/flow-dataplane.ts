@@ -14,10 +14,11 @@ import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js'
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
-import { type Flow, type Group, type Meter, actionsKey, flowKey, programmerOf, sameGroup, sameMeter } from './flow.js';
+import { type Flow, type Group, type Meter, actionsKey, flowKey, objectKey, programmerOf, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './program-context.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
+import { BRIDGE } from './pipeline.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -27,8 +28,9 @@ export interface DataplaneLog {
 /** What the switch holds, as far as the agent knows: only what it confirmed. */
 export class Installed {
   readonly flows = new Map<string, Flow>();
-  readonly groups = new Map<number, Group>();
-  readonly meters = new Map<number, Meter>();
+  /** By objectKey (the id, prefixed with the bridge off br-int). */
+  readonly groups = new Map<string, Group>();
+  readonly meters = new Map<string, Meter>();
 
   get size(): number {
     return this.flows.size;
@@ -82,7 +84,14 @@ export class FlowDataplane implements Dataplane {
   /** Packet-ins by cause. */
   readonly punts = { arpMiss: 0, dhcp: 0, other: 0 };
 
-  constructor(readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP, registry = new FeatureRegistry()) {
+  /**
+   * bridges: the external bridges besides br-int whose pipelines features may program (from
+   * bridge mappings, with SNAT); the backend creates or adopts each at start.
+   */
+  constructor(
+    readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP, registry = new FeatureRegistry(),
+    readonly bridges: readonly string[] = [BRIDGE],
+  ) {
     this.name = backend.name;
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
@@ -127,7 +136,7 @@ export class FlowDataplane implements Dataplane {
    * untouched (no churn, counters keep counting) and only the difference is committed.
    */
   async start(view: ResourceView): Promise<void> {
-    await this.backend.start();
+    await this.backend.start(this.bridges.includes(BRIDGE) ? this.bridges : [BRIDGE, ...this.bridges]);
     this.bind(view);
     await this.serialized(async () => {
       const foreign = await this.adopt();
@@ -146,8 +155,8 @@ export class FlowDataplane implements Dataplane {
     if (!this.backend.readBack) return undefined;
     const held = await this.backend.readBack();
     for (const f of held.flows) this.installed.flows.set(flowKey(f), f);
-    for (const g of held.groups) this.installed.groups.set(g.id, g);
-    for (const m of held.meters) this.installed.meters.set(m.id, m);
+    for (const g of held.groups) this.installed.groups.set(objectKey(g), g);
+    for (const m of held.meters) this.installed.meters.set(objectKey(m), m);
     const foreign = held.foreign;
     const count = foreign ? foreign.flows.length + foreign.groups.length + foreign.meters.length : 0;
     if (held.flows.length + held.groups.length > 0 || count > 0) {
@@ -335,10 +344,10 @@ export class FlowDataplane implements Dataplane {
     for (const f of changes.remove) inst.flows.delete(flowKey(f));
     for (const f of changes.modify) inst.flows.set(flowKey(f), f);
     for (const f of changes.add) inst.flows.set(flowKey(f), f);
-    for (const g of changes.groups.remove) inst.groups.delete(g.id);
-    for (const g of [...changes.groups.add, ...changes.groups.modify]) inst.groups.set(g.id, g);
-    for (const m of changes.meters.remove) inst.meters.delete(m.id);
-    for (const m of [...changes.meters.add, ...changes.meters.modify]) inst.meters.set(m.id, m);
+    for (const g of changes.groups.remove) inst.groups.delete(objectKey(g));
+    for (const g of [...changes.groups.add, ...changes.groups.modify]) inst.groups.set(objectKey(g), g);
+    for (const m of changes.meters.remove) inst.meters.delete(objectKey(m));
+    for (const m of [...changes.meters.add, ...changes.meters.modify]) inst.meters.set(objectKey(m), m);
     for (const part of [changes.add, changes.modify]) for (const f of part) this.unrefuse(flowKey(f));
   }
 
@@ -359,7 +368,7 @@ export class FlowDataplane implements Dataplane {
     for (const f of c.remove) part(flowOwner(f)).remove.push(f);
     for (const f of c.modify) part(flowOwner(f)).modify.push(f);
     for (const f of c.add) part(flowOwner(f)).add.push(f);
-    const groupOwner = (g: Group): string => this.desired.groupOwners(g.id)[0] ?? '';
+    const groupOwner = (g: Group): string => this.desired.groupOwners(objectKey(g))[0] ?? '';
     for (const g of c.groups.remove) part(groupOwner(g)).groups.remove.push(g);
     for (const g of c.groups.modify) part(groupOwner(g)).groups.modify.push(g);
     for (const g of c.groups.add) part(groupOwner(g)).groups.add.push(g);
@@ -406,7 +415,7 @@ export class FlowDataplane implements Dataplane {
     for (const owner of this.refused.keys()) {
       const out = this.desired.ownerOutput(owner);
       for (const f of out?.flows ?? []) touched.flows.add(flowKey(f));
-      for (const g of out?.groups ?? []) touched.groups.add(g.id);
+      for (const g of out?.groups ?? []) touched.groups.add(objectKey(g));
     }
     let foreign: FlowChanges | undefined;
     if (this.resync) {
@@ -414,8 +423,8 @@ export class FlowDataplane implements Dataplane {
       if (this.backend.readBack) foreign = await this.adopt();
       this.resync = false;
       for (const k of this.desired.flowKeys()) touched.flows.add(k);
-      for (const g of this.desired.activeGroups()) touched.groups.add(g.id);
-      for (const m of this.desired.activeMeters()) touched.meters.add(m.id);
+      for (const g of this.desired.activeGroups()) touched.groups.add(objectKey(g));
+      for (const m of this.desired.activeMeters()) touched.meters.add(objectKey(m));
       this.touchInstalled(touched);
     }
     // Removals nobody owns any more: whatever is installed and not desired.
@@ -442,8 +451,8 @@ export class FlowDataplane implements Dataplane {
       const foreign = await this.adopt();
       const touched = newTouched();
       for (const k of this.desired.flowKeys()) touched.flows.add(k);
-      for (const g of this.desired.activeGroups()) touched.groups.add(g.id);
-      for (const m of this.desired.activeMeters()) touched.meters.add(m.id);
+      for (const g of this.desired.activeGroups()) touched.groups.add(objectKey(g));
+      for (const m of this.desired.activeMeters()) touched.meters.add(objectKey(m));
       this.touchInstalled(touched);
       await this.reconcile(touched, foreign);
       this.log?.info('the switch holds what the agent wants again after a reset', { flows: this.installed.size });

@@ -3,7 +3,7 @@
 // only for people and files (flow-text.ts). A flow's identity is (table, priority, match), as in
 // OpenFlow; `flowKey` makes it a compact string for maps.
 import { FIELDS, FIELD_RANK, type Field, type FieldName, fullMask } from './fields.js';
-import { COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
+import { BRIDGE, COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
 
 export interface MatchField {
   readonly field: FieldName;
@@ -53,6 +53,8 @@ export interface Slice {
 }
 
 export interface Flow {
+  /** The bridge it lives on; absent: br-int (the integration bridge, where almost all flows live). */
+  readonly bridge?: string;
   readonly table: number;
   readonly priority: number;
   readonly match: Match;
@@ -80,6 +82,8 @@ export interface Bucket {
 
 /** An OpenFlow group, desired like a flow: one owner, identity by id. */
 export interface Group {
+  /** Absent: br-int. */
+  readonly bridge?: string;
   readonly id: number;
   readonly type: GroupType;
   readonly buckets: readonly Bucket[];
@@ -87,6 +91,8 @@ export interface Group {
 
 /** An OpenFlow meter (rate limits): drop above `rate` (pktps or kbps). */
 export interface Meter {
+  /** Absent: br-int. */
+  readonly bridge?: string;
   readonly id: number;
   readonly unit: 'pktps' | 'kbps';
   readonly rate: number;
@@ -96,8 +102,8 @@ export interface Meter {
 // ---- identity ----
 
 /** The key of a flow's identity, made from its fields. */
-export function makeFlowKey(table: number, priority: number, match: Match): string {
-  let k = `${table}/${priority}`;
+export function makeFlowKey(table: number, priority: number, match: Match, bridge?: string): string {
+  let k = bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`;
   for (const m of match) k += m.mask === null ? `/${m.field}=${m.value.toString(16)}` : `/${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`;
   return k;
 }
@@ -106,9 +112,15 @@ export function makeFlowKey(table: number, priority: number, match: Match): stri
  * OpenFlow identity of a flow: a second flow with the same key replaces the first. Flows built
  * by features carry it already (the reconciler asks for it several times per flow).
  */
-export function flowKey(f: Pick<Flow, 'table' | 'priority' | 'match' | 'key'>): string {
-  return f.key ?? makeFlowKey(f.table, f.priority, f.match);
+export function flowKey(f: Pick<Flow, 'bridge' | 'table' | 'priority' | 'match' | 'key'>): string {
+  return f.key ?? makeFlowKey(f.table, f.priority, f.match, f.bridge);
 }
+
+/** The bridge of a flow, group or meter. */
+export const bridgeOf = (o: { bridge?: string }): string => o.bridge ?? BRIDGE;
+
+/** Identity of a group or meter: its id on its bridge. */
+export const objectKey = (o: { bridge?: string; id: number }): string => (o.bridge === undefined || o.bridge === BRIDGE ? String(o.id) : `${o.bridge}|${o.id}`);
 
 export const sameAction = (a: Action, b: Action): boolean => a === b || actionKey(a) === actionKey(b);
 
@@ -143,14 +155,14 @@ function actionKey(a: Action): string {
 }
 
 export function sameGroup(a: Group, b: Group): boolean {
-  if (a.type !== b.type || a.buckets.length !== b.buckets.length) return false;
+  if (bridgeOf(a) !== bridgeOf(b) || a.type !== b.type || a.buckets.length !== b.buckets.length) return false;
   return a.buckets.every((x, i) => {
     const y = b.buckets[i]!;
     return x.weight === y.weight && x.watchPort === y.watchPort && actionsKey(x.actions) === actionsKey(y.actions);
   });
 }
 
-export const sameMeter = (a: Meter, b: Meter): boolean => a.unit === b.unit && a.rate === b.rate && a.burst === b.burst;
+export const sameMeter = (a: Meter, b: Meter): boolean => bridgeOf(a) === bridgeOf(b) && a.unit === b.unit && a.rate === b.rate && a.burst === b.burst;
 
 // ---- building ----
 

@@ -16,6 +16,8 @@ export interface TableSpec {
   fields: readonly FieldName[];
   /** Declared for a feature that does not program flows yet. */
   reserved?: true;
+  /** The bridge whose pipeline it belongs to; absent: br-int. External bridges come with SNAT. */
+  bridge?: string;
 }
 
 /**

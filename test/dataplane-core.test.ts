@@ -241,3 +241,27 @@ test('a flow its table does not allow is refused when it is built, naming the fe
   // Owner namespaces are unique across the registry.
   t.throws(() => new FeatureRegistry([...FEATURES, { ...bad, namespace: 'port' }]), { message: /share the owner namespace port/ });
 });
+
+test('flows of a second bridge: keyed apart from br-int\'s, created at start, committed and shown with their bridge', async (t) => {
+  const EXT = { id: 0, name: 'ext_classify', purpose: 'test', miss: 'drop', fields: ['in_port'], bridge: 'br-ex' } as const;
+  const ext: Feature = {
+    name: 'ext', namespace: 'ext', programmer: 'pipeline', purpose: 'test', owners: { singleton: true },
+    build(_ctx, _key, out) {
+      // Same table, priority and match as a br-int flow: a different flow, on another bridge.
+      out.flow(EXT, 100, [eq('in_port', 4096)], [{ type: 'output', port: 1 }]);
+      out.group({ bridge: 'br-ex', id: 1, type: 'all', buckets: [{ actions: [{ type: 'output', port: 2 }] }] });
+    },
+  };
+  const sw = new FakeSwitch();
+  let started: readonly string[] | undefined;
+  sw.start = (bridges?: readonly string[]) => { started = bridges; return Promise.resolve(); };
+  const dp = new FlowDataplane(sw, undefined, undefined, new FeatureRegistry([...FEATURES, ext]), ['br-int', 'br-ex']);
+  await dp.start(new ResourceStore());
+  t.deepEqual(started, ['br-int', 'br-ex']);
+  const both = [...sw.table.values()].filter((f) => f.table === 0 && f.match.length === 1 && f.match[0]!.value === 4096n);
+  t.deepEqual(both.map((f) => f.bridge ?? 'br-int').sort(), ['br-ex', 'br-int']);
+  t.is(dp.installed.groups.get('br-ex|1')?.type, 'all');
+  const { flowJson, formatOfctl } = await import('../agent/render.js');
+  t.is(flowJson(both.find((f) => f.bridge === 'br-ex')!).bridge, 'br-ex');
+  t.regex(formatOfctl(dp.flows()), /# bridge br-int: \d+ flows[^]*# bridge br-ex: 1 flows \(ovs-ofctl add-flows br-ex FILE\)\ntable=0,priority=100,cookie=0x[0-9a-f]+,in_port=4096 actions=output:1$/);
+});
