@@ -84,10 +84,6 @@ export class TrackingContext implements BuildContext {
         read(`ports-of:${s}`);
         return baseTopology.portsOf(s);
       },
-      neighborsOf: (s: string) => {
-        read(`neighbors-of:${s}`);
-        return baseTopology.neighborsOf(s);
-      },
     };
     this.bindings = {
       ofport: (portId: string) => {

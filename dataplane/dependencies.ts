@@ -9,17 +9,19 @@ type Owners = string | Set<string>;
 
 export class DependencyIndex {
   private readonly readers = new Map<string, Owners>();
-  private readonly reads = new Map<string, readonly string[]>();
+  /** owner → its inputs: a string when it reads one thing (a neighbor: its subnet), else a list. */
+  private readonly reads = new Map<string, string | readonly string[]>();
 
   /** Replace what an owner reads. */
   set(owner: string, inputs: readonly string[]): void {
     const before = this.reads.get(owner);
-    if (before) for (const input of before) this.unlink(input, owner);
+    if (typeof before === 'string') this.unlink(before, owner);
+    else if (before) for (const input of before) this.unlink(input, owner);
     if (inputs.length === 0) {
       this.reads.delete(owner);
       return;
     }
-    this.reads.set(owner, inputs);
+    this.reads.set(owner, inputs.length === 1 ? inputs[0]! : inputs);
     for (const input of inputs) this.link(input, owner);
   }
 
@@ -52,7 +54,8 @@ export class DependencyIndex {
   }
 
   inputsOf(owner: string): readonly string[] {
-    return this.reads.get(owner) ?? [];
+    const r = this.reads.get(owner);
+    return r === undefined ? [] : typeof r === 'string' ? [r] : r;
   }
 
   get size(): number {

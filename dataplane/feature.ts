@@ -16,7 +16,6 @@ export interface TopologyReader {
   subnetsOfVni(vni: number): Subnet[];
   remoteHostsOf(subnetId: string): Iterable<string>;
   portsOf(subnetId: string): Iterable<string>;
-  neighborsOf(subnetId: string): Iterable<string>;
 }
 
 /** What a feature may read while it builds an owner. */

@@ -42,8 +42,6 @@ class RefCount<K> {
 export class Topology {
   /** subnet id → ids of ports with an address in it */
   readonly portsBySubnet = new Map<string, Set<string>>();
-  /** subnet id → keys of neighbors with an address in it (local ones included) */
-  readonly neighborsBySubnet = new Map<string, Set<string>>();
   /** VNI → ids of the subnets on it */
   private readonly subnetsByVni = new Map<number, Set<string>>();
   /** MAC → keys of DHCP bindings for it */
@@ -64,7 +62,7 @@ export class Topology {
 
   /**
    * Follow one store change. Call for every event, in order. The topics whose answers changed
-   * (`ports-of:<subnet>`, `neighbors-of:<subnet>`, `remote-hosts:<subnet>`, `vni:<vni>`) are
+   * (`ports-of:<subnet>`, `remote-hosts:<subnet>`, `vni:<vni>`) are
    * added to `topics`: the owners that read them are dirty.
    */
   update(e: ResourceEvent, topics?: Set<string>): void {
@@ -88,19 +86,15 @@ export class Topology {
   }
 
   private addNeighbor(n: Neighbor, topics?: Set<string>): void {
+    // Which neighbors a subnet has is not indexed: owners that read a subnet are found through
+    // the dependency index, and an index of a million keys would cost memory nobody reads.
     for (const s of neighborSubnets(n)) {
-      const members = setOf(this.neighborsBySubnet, s);
-      if (!members.has(n.key)) {
-        members.add(n.key);
-        topics?.add(`neighbors-of:${s}`);
-      }
       if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).add(n.hostIp)) topics?.add(`remote-hosts:${s}`);
     }
   }
 
   private removeNeighbor(n: Neighbor, topics?: Set<string>): void {
     for (const s of neighborSubnets(n)) {
-      if (setOf(this.neighborsBySubnet, s).delete(n.key)) topics?.add(`neighbors-of:${s}`);
       if (!n.local && n.type === 'L2' && refOf(this.remoteHosts, s).remove(n.hostIp)) topics?.add(`remote-hosts:${s}`);
     }
   }
@@ -123,9 +117,6 @@ export class Topology {
     return this.portsBySubnet.get(subnetId) ?? [];
   }
 
-  neighborsOf(subnetId: string): Iterable<string> {
-    return this.neighborsBySubnet.get(subnetId) ?? [];
-  }
 }
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {

@@ -1,10 +1,13 @@
-// The embedded simulator as a backend: a simulated host's br-int (ovs-sim) gets the same
-// bundles, bindings, packet-ins and packet-outs a real Open vSwitch would. A commit goes in as
-// one all-or-nothing bundle of meter, group and flow mods, compiled from the structured flows
-// (sim-compile.ts) or, on the text path, rendered and parsed as `ovs-ofctl --bundle` would.
+// The embedded simulator as a backend: a simulated host's br-int (ovs-sim) and the external
+// bridges the dataplane names get the same bundles, and br-int the same bindings, packet-ins and
+// packet-outs, a real Open vSwitch would. A commit goes in as one all-or-nothing bundle of meter,
+// group and flow mods per bridge touched, compiled from the structured flows (sim-compile.ts) or,
+// on the text path, rendered and parsed against that bridge as `ovs-ofctl --bundle` would.
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, traceArguments } from '../backend.js';
+import type { Flow, Group, Meter } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
+import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
 import { OfError, applyBundle } from '../../ovs-sim/api.js';
 import type { SimHost } from '../../ovs-sim/fabric.js';
@@ -20,12 +23,22 @@ export interface SimBackendOptions {
   path?: 'compiled' | 'text';
 }
 
+/** A bridge's bundle refused: nothing of it applied; the bundles of `applied` (earlier bridges of the commit) were. */
+export class SimRefusedError extends SwitchRefusedError {
+  constructor(message: string, reason: string, readonly bridge: string, readonly applied: readonly string[]) {
+    super(message, reason);
+  }
+}
+
 export class SimBackend implements FlowBackend {
   readonly name = 'sim';
   readonly path: 'compiled' | 'text';
   /** Flow shapes compiled so far (shared by commits and read-backs). */
   readonly compiler = new SimFlowCompiler();
   private readonly listeners: ((p: PacketIn) => void)[] = [];
+  /** The bridges started: br-int first, then the external ones. */
+  private started: string[] = [BRIDGE];
+  private listening = false;
 
   /**
    * autoPlug: a standalone simulated host has nobody to plug VM taps, so every port gets its
@@ -78,43 +91,89 @@ export class SimBackend implements FlowBackend {
     packetOut: (port, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port, maxLen: 0xffff }], frame),
   };
 
-  start(): Promise<void> {
-    if (!this.host.bridges.has(BRIDGE)) this.host.addBridge(BRIDGE);
+  /** The bridges commits and read-backs cover: br-int, then the external ones started. */
+  get bridges(): readonly string[] {
+    return this.started;
+  }
+
+  /**
+   * Creates what is missing on the simulated host: br-int with its tunnel ports, and each
+   * external bridge plain (fail-mode secure, its internal port, no tunnel ports).
+   */
+  start(bridges?: readonly string[]): Promise<void> {
+    let names: string[];
+    try {
+      names = bridgeList(bridges);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    for (const name of names) if (!this.host.bridges.has(name)) this.host.addBridge(name);
     for (const t of Object.values(TUNNEL_PORTS)) {
       if (!this.bridge.portByName(t.name)) this.bridge.addPort(t.name, t.type, { ofportRequest: t.ofport, options: { remote_ip: 'flow', key: 'flow' } });
     }
-    this.host.onPacketIn((e) => {
-      if (e.bridge !== BRIDGE) return;
-      const p: PacketIn = { inPort: e.inPort, metadata: e.metadata, cookie: e.cookie, data: Buffer.from(e.frame) };
-      for (const l of this.listeners) l(p);
-    });
+    this.started = names;
+    if (!this.listening) {
+      this.listening = true;
+      this.host.onPacketIn((e) => {
+        if (e.bridge !== BRIDGE) return;
+        const p: PacketIn = { inPort: e.inPort, metadata: e.metadata, cookie: e.cookie, data: Buffer.from(e.frame) };
+        for (const l of this.listeners) l(p);
+      });
+    }
     return Promise.resolve();
   }
 
   /**
-   * One bundle: meter and group adds and modifies, flow removes, modifies and adds, then group
-   * and meter removes. A refusal rejects with the switch's OpenFlow error as the reason, having
-   * changed nothing; a flow that cannot be sent at all (text that does not parse, a meter
-   * instruction after actions) rejects with a plain Error.
+   * One bundle per bridge touched, each: meter and group adds and modifies, flow removes,
+   * modifies and adds, then group and meter removes. External bridges go first, br-int last.
+   * A refusal rejects with a SimRefusedError (a SwitchRefusedError) carrying the switch's
+   * OpenFlow error as the reason, the bridge named when it is not br-int; nothing of that
+   * bridge's bundle is applied, but the bundles of the bridges before it in the commit are and
+   * stay applied (a switch has no bundle across bridges; the error lists them in `applied`).
+   * A commit naming a bridge not started, or a flow that cannot be sent at all (text that does
+   * not parse, a meter instruction after actions), rejects with a plain Error.
    */
   commit(changes: FlowChanges): Promise<void> {
+    const applied: string[] = [];
+    let name = BRIDGE;
     try {
-      const b = this.bridge;
-      applyBundle(b, this.path === 'text' ? textBundle(b, changes) : this.compiler.bundle(changes));
+      for (const [bridge, part] of splitByBridge(changes, this.started)) {
+        name = bridge;
+        const b = this.host.bridge(bridge);
+        applyBundle(b, this.path === 'text' ? textBundle(b, part) : this.compiler.bundle(part));
+        applied.push(bridge);
+      }
       return Promise.resolve();
     } catch (e) {
-      if (e instanceof OfError) return Promise.reject(new SwitchRefusedError(`the switch refused the bundle: ${e.code}`, e.code));
+      if (e instanceof OfError) {
+        const reason = `${e.code}${onBridge(name)}`;
+        return Promise.reject(new SimRefusedError(`the switch refused the bundle${onBridge(name)}: ${e.code}${appliedNote(applied)}`, reason, name, applied));
+      }
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
   /**
-   * The bridge's flows, groups and meters in the model. A rule the model cannot state exactly
-   * (a field or action the agent never uses) is left out.
+   * Every started bridge's flows, groups and meters in the model (`bridge` set off br-int). A
+   * rule the model cannot state exactly (a field or action the agent never uses) is left out.
    */
   readBack(): Promise<SwitchContents> {
-    if (!this.host.bridges.has(BRIDGE)) return Promise.resolve({ flows: [], groups: [], meters: [] });
-    const { flows, groups, meters } = readSwitch(this.bridge, this.compiler);
+    let flows: Flow[] = [];
+    let groups: Group[] = [];
+    let meters: Meter[] = [];
+    for (const name of this.started) {
+      const b = this.host.bridges.get(name);
+      if (!b) continue;
+      const held = readSwitch(b, this.compiler);
+      if (name === BRIDGE && flows.length === 0) {
+        // br-int first: its (maybe millions of) flows are taken as they are.
+        ({ flows, groups, meters } = held);
+        continue;
+      }
+      for (const f of held.flows) flows.push(onBridgeObject(f, name));
+      for (const g of held.groups) groups.push(onBridgeObject(g, name));
+      for (const m of held.meters) meters.push(onBridgeObject(m, name));
+    }
     return Promise.resolve({ flows, groups, meters });
   }
 
