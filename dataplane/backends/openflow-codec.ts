@@ -10,6 +10,7 @@
 // delete_strict removes exactly that flow.
 import { FIELDS } from '../fields.js';
 import type { Action, Bucket, Flow, Group, GroupType, Meter } from '../flow.js';
+import { BRIDGE } from '../pipeline.js';
 import { readActionList, readInstructions, regFieldOf, writeActionList, writeInstructions } from './openflow-actions.js';
 import { canonicalNat, userdataBytes, userdataText } from './openflow-args.js';
 import { FlowEncodeError, canonicalMatch, prereqsOf, readMatch, writeMatch } from './openflow-oxm.js';
@@ -313,12 +314,17 @@ export function canonicalAction(a: Action): Action {
  * by flowKey/actionsKey, which already ignore register names) when adopting flows at start.
  */
 export function canonicalFlow(f: Flow): Flow {
-  return { table: f.table, priority: f.priority, match: canonicalMatch(f.match), actions: f.actions.map(canonicalAction), cookie: f.cookie };
+  const flow: Flow = { table: f.table, priority: f.priority, match: canonicalMatch(f.match), actions: f.actions.map(canonicalAction), cookie: f.cookie };
+  return offBrInt(f) ? { bridge: f.bridge, ...flow } : flow;
 }
+
+/** Read-back sets `bridge` only off br-int. */
+const offBrInt = (o: { bridge?: string }): o is { bridge: string } => o.bridge !== undefined && o.bridge !== BRIDGE;
 
 export function canonicalGroup(g: Group): Group {
   const defaultWeight = g.type === 'select' ? 1 : 0;
   return {
+    ...(offBrInt(g) ? { bridge: g.bridge } : {}),
     id: g.id, type: g.type,
     buckets: g.buckets.map((b) => ({
       actions: b.actions.map(canonicalAction),

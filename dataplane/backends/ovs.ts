@@ -1,19 +1,22 @@
-// A real Open vSwitch. OVSDB (JSON-RPC over its socket) for the bridge, the tunnel ports and
-// watching VM interfaces come and go; OpenFlow 1.4 on the bridge's management socket for
-// everything else: one atomic ordered bundle per commit (flow-mods and group-mods encoded from
-// the structured model), read-back of flows, groups and meters, packet-in and packet-out.
+// A real Open vSwitch. OVSDB (JSON-RPC over its socket) for the bridges (br-int with its tunnel
+// ports, and the external bridges the dataplane names) and watching VM interfaces come and go;
+// OpenFlow 1.4 on each bridge's management socket for everything else: one atomic ordered
+// bundle per bridge a commit touches (flow-mods and group-mods encoded from the structured
+// model), read-back of every bridge's flows, groups and meters, and on br-int packet-in and
+// packet-out.
 //
-// Losing either connection (ovs-vswitchd or ovsdb-server restarting) is noticed at once (the
-// socket closes) or by echo (a switch that stops answering). The backend then reconnects with
-// backoff, re-ensures the bridge and tunnel ports, and calls the onSwitchReset listeners once
-// the bridge is back; meanwhile commit() and readBack() reject at once with
-// SwitchUnavailableError.
+// Losing any connection (ovs-vswitchd or ovsdb-server restarting, a bridge deleted) is noticed at
+// once (the socket closes) or by echo (a switch that stops answering). The backend then
+// reconnects with backoff, re-ensures every bridge and the tunnel ports, and calls the
+// onSwitchReset listeners once all the bridges are back; meanwhile commit() and readBack()
+// reject at once with SwitchUnavailableError.
 import { execa } from 'execa';
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, traceArguments } from '../backend.js';
 import type { Flow, Group, Meter } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
+import { UnknownBridgeError, appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
 import {
   type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
@@ -22,14 +25,14 @@ import {
 import { FC, GC, MC, MP, type Writer } from './openflow-wire.js';
 import { OvsdbClient, OvsdbError, ovsInteger, ovsMap } from './ovsdb-client.js';
 
-export { OvsdbError };
+export { OvsdbError, UnknownBridgeError };
 
 export interface OvsBackendOptions {
   /** OVSDB address: unix:PATH or tcp:HOST:PORT. */
   db: string;
   /** Where `<bridge>.mgmt` lives. */
   rundir: string;
-  /** Datapath type for a bridge we create (an existing one is adopted untouched). */
+  /** Datapath type for a bridge we create (an existing one is adopted, only OpenFlow14 added to its protocols). */
   datapathType: string;
   log?: { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void };
   /** Reconnect backoff (ms): the first wait, doubled up to `max`. */
@@ -48,9 +51,16 @@ export interface RefusedItem {
   item: Flow | Group | Meter;
 }
 
-/** A refusal with the OpenFlow error's name and the object whose message failed (null: the bundle as a whole). */
+/**
+ * A refusal with the OpenFlow error's name and the object whose message failed (null: the bundle
+ * as a whole), on `bridge`: nothing of that bridge's bundle was applied; the bundles of
+ * `applied` (the bridges before it in the same commit) were, and stay.
+ */
 export class OvsRefusedError extends SwitchRefusedError {
-  constructor(message: string, reason: string, readonly error: string, readonly failed: RefusedItem | null) {
+  constructor(
+    message: string, reason: string, readonly error: string, readonly failed: RefusedItem | null,
+    readonly bridge: string = BRIDGE, readonly applied: readonly string[] = [],
+  ) {
     super(message, reason);
   }
 }
@@ -81,7 +91,10 @@ const describe = (r: RefusedItem): string => {
 export class OvsBackend implements FlowBackend {
   readonly name = 'ovs';
   private ovsdb: OvsdbClient | null = null;
-  private openflow: OpenFlowConnection | null = null;
+  /** The bridges: br-int first, then the external ones. */
+  private names: string[] = [BRIDGE];
+  /** One OpenFlow channel per bridge. */
+  private readonly channels = new Map<string, OpenFlowConnection>();
   private state: State = 'new';
   private downSince = 0;
   private downReason = '';
@@ -94,10 +107,7 @@ export class OvsBackend implements FlowBackend {
   private readonly packetListeners: ((p: PacketIn) => void)[] = [];
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.packetListeners.push(l); },
-    packetOut: (port, frame) => {
-      if (this.state !== 'up' || !this.openflow?.connected) throw this.unavailable('packet-out');
-      this.openflow.packetOut(port, frame);
-    },
+    packetOut: (port, frame) => this.channel('packet-out', BRIDGE).packetOut(port, frame),
   };
 
   readonly bindings: PortBindings = {
@@ -106,36 +116,60 @@ export class OvsBackend implements FlowBackend {
 
   constructor(private readonly opts: OvsBackendOptions) {}
 
+  /** br-int's management socket. */
   get mgmtSocket(): string {
-    return `${this.opts.rundir}/${BRIDGE}.mgmt`;
+    return this.mgmtSocketOf(BRIDGE);
   }
 
-  /** True while both connections are up and the bridge is there. */
+  mgmtSocketOf(bridge: string): string {
+    return `${this.opts.rundir}/${bridge}.mgmt`;
+  }
+
+  /** The bridges commits and read-backs cover: br-int, then the external ones started. */
+  get bridges(): readonly string[] {
+    return this.names;
+  }
+
+  /** True while OVSDB and every bridge's OpenFlow channel are up. */
   get connected(): boolean {
     return this.state === 'up';
   }
 
-  async start(): Promise<void> {
+  private allConnected(): boolean {
+    return !!this.ovsdb?.connected && this.names.every((b) => this.channels.get(b)?.connected);
+  }
+
+  /**
+   * Creates or adopts br-int (with its tunnel ports) and each external bridge named, then opens
+   * one OpenFlow channel per bridge.
+   */
+  async start(bridges?: readonly string[]): Promise<void> {
+    this.names = bridgeList(bridges);
     try {
       await this.connectOvsdb();
-      await this.ensureBridge();
-      // vswitchd opens the bridge's management socket shortly after the bridge appears.
-      for (let i = 0; ; i++) {
-        try {
-          await this.connectOpenFlow();
-          break;
-        } catch (e) {
-          if (i >= 200) throw new OvsdbError(`bridge ${BRIDGE} did not come up at ${this.mgmtSocket}: ${(e as Error).message}`);
-          await sleep(50);
+      await this.ensureBridges();
+      // vswitchd opens a bridge's management socket shortly after the bridge appears.
+      const opened = await Promise.allSettled(this.names.map(async (bridge) => {
+        for (let i = 0; ; i++) {
+          try {
+            await this.connectOpenFlow(bridge);
+            return;
+          } catch (e) {
+            if (i >= 200 || this.state === 'closed') throw new OvsdbError(`bridge ${bridge} did not come up at ${this.mgmtSocketOf(bridge)}: ${(e as Error).message}`);
+            await sleep(50);
+          }
         }
-      }
+      }));
+      const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (e) {
-      this.openflow?.close();
+      for (const of of this.channels.values()) of.close();
+      this.channels.clear();
       this.ovsdb?.close();
       throw e;
     }
     this.state = 'up';
-    if (!this.ovsdb?.connected || !this.openflow?.connected) this.lost('a connection closed while starting');
+    if (!this.allConnected()) this.lost('a connection closed while starting');
   }
 
   // ---- connections ----
@@ -152,17 +186,19 @@ export class OvsBackend implements FlowBackend {
     await db.monitor(DB, 'aca-interfaces', { Interface: { columns: ['name', 'ofport', 'external_ids'] } }, (u, initial) => this.onInterfaces((u.Interface ?? {}), initial));
   }
 
-  private async connectOpenFlow(): Promise<void> {
-    const of = new OpenFlowConnection(this.mgmtSocket, this.opts.openflow);
-    of.on('packetIn', (p) => { for (const l of this.packetListeners) l(p); });
-    of.on('warning', (e) => this.opts.log?.warn('OpenFlow', { error: e.message }));
-    of.on('close', (e) => { if (e && this.openflow === of) this.lost(`OpenFlow: ${e.message}`); });
+  /** The bridge's channel; packet-ins are taken from br-int's only. */
+  private async connectOpenFlow(bridge: string): Promise<void> {
+    const of = new OpenFlowConnection(this.mgmtSocketOf(bridge), this.opts.openflow);
+    if (bridge === BRIDGE) of.on('packetIn', (p) => { for (const l of this.packetListeners) l(p); });
+    of.on('warning', (e) => this.opts.log?.warn('OpenFlow', { bridge, error: e.message }));
+    of.on('close', (e) => { if (e && this.channels.get(bridge) === of) this.lost(`OpenFlow (${bridge}): ${e.message}`); });
     await of.connect();
     if (this.state === 'closed') {
       of.close();
       throw new SwitchUnavailableError('the ovs backend is closed');
     }
-    this.openflow = of;
+    this.channels.get(bridge)?.close();
+    this.channels.set(bridge, of);
   }
 
   private lost(reason: string): void {
@@ -186,7 +222,10 @@ export class OvsBackend implements FlowBackend {
     });
   }
 
-  /** Reconnects what is down, re-ensures bridge and ports, then tells the dataplane the switch was reset. */
+  /**
+   * Reconnects what is down, re-ensures every bridge and the tunnel ports, reopens each bridge's
+   * channel that is down, then (once all are back) tells the dataplane the switch was reset.
+   */
   private async recover(): Promise<void> {
     let wait = this.opts.reconnect?.initial ?? 50;
     const max = this.opts.reconnect?.max ?? 1000;
@@ -198,15 +237,15 @@ export class OvsBackend implements FlowBackend {
           this.ovsdb?.close();
           await this.connectOvsdb();
         }
-        await this.ensureBridge();
-        if (!this.openflow?.connected) {
-          this.openflow?.close();
-          await this.connectOpenFlow();
+        await this.ensureBridges();
+        for (const bridge of this.names) {
+          if (this.channels.get(bridge)?.connected) continue;
+          await this.connectOpenFlow(bridge);
         }
-        if (!this.ovsdb?.connected || !this.openflow?.connected) continue;
+        if (!this.allConnected()) continue;
         if (this.state !== 'down') return;
         this.state = 'up';
-        this.opts.log?.info('switch is back: bridge and tunnel ports ensured; asking the dataplane to reinstall', { downMs: Date.now() - this.downSince });
+        this.opts.log?.info('switch is back: bridges and tunnel ports ensured; asking the dataplane to reinstall', { bridges: this.names, downMs: Date.now() - this.downSince });
         for (const l of this.resetListeners) {
           try {
             l();
@@ -234,34 +273,40 @@ export class OvsBackend implements FlowBackend {
 
   // ---- OVSDB: bridge, ports, interfaces ----
 
-  private async ensureBridge(): Promise<void> {
+  private async ensureBridges(): Promise<void> {
+    for (const bridge of this.names) await this.ensureBridge(bridge);
+  }
+
+  /** Creates the bridge (fail_mode secure, our datapath type, OpenFlow 1.4 allowed) or adopts it; br-int gets its tunnel ports. */
+  private async ensureBridge(bridge: string): Promise<void> {
     const db = this.ovsdb;
     if (!db) throw new OvsdbError('OVSDB not connected');
-    const [bridges] = await db.transact(DB, [{ op: 'select', table: 'Bridge', where: [['name', '==', BRIDGE]], columns: ['name', 'protocols'] }]);
+    const [bridges] = await db.transact(DB, [{ op: 'select', table: 'Bridge', where: [['name', '==', bridge]], columns: ['name', 'protocols'] }]);
     const row = ((bridges as { rows?: { protocols?: unknown }[] }).rows ?? [])[0];
     if (!row) {
       // Created secure: with no controller connected OVS must not fall back to MAC learning.
       await db.transact(DB, [
-        { op: 'insert', table: 'Interface', row: { name: BRIDGE, type: 'internal' }, 'uuid-name': 'iface' },
-        { op: 'insert', table: 'Port', row: { name: BRIDGE, interfaces: ['named-uuid', 'iface'] }, 'uuid-name': 'port' },
+        { op: 'insert', table: 'Interface', row: { name: bridge, type: 'internal' }, 'uuid-name': 'iface' },
+        { op: 'insert', table: 'Port', row: { name: bridge, interfaces: ['named-uuid', 'iface'] }, 'uuid-name': 'port' },
         {
           op: 'insert', table: 'Bridge', 'uuid-name': 'br',
-          row: { name: BRIDGE, ports: ['named-uuid', 'port'], fail_mode: 'secure', datapath_type: this.opts.datapathType, protocols: ['set', ['OpenFlow10', 'OpenFlow13', 'OpenFlow14', 'OpenFlow15']] },
+          row: { name: bridge, ports: ['named-uuid', 'port'], fail_mode: 'secure', datapath_type: this.opts.datapathType, protocols: ['set', ['OpenFlow10', 'OpenFlow13', 'OpenFlow14', 'OpenFlow15']] },
         },
         { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ['set', [['named-uuid', 'br']]]]] },
       ]);
-      this.opts.log?.info('created bridge', { bridge: BRIDGE, datapathType: this.opts.datapathType, failMode: 'secure' });
+      this.opts.log?.info('created bridge', { bridge, datapathType: this.opts.datapathType, failMode: 'secure' });
     } else if (this.state === 'new') {
-      this.opts.log?.info('adopted existing bridge', { bridge: BRIDGE });
+      this.opts.log?.info('adopted existing bridge', { bridge });
     }
     if (row) {
       // An empty set means OVS's default (1.0 to 1.5); a set without 1.4 would lock us out.
       const protocols = setValues(row.protocols);
       if (protocols.length > 0 && !protocols.includes('OpenFlow14')) {
-        await db.transact(DB, [{ op: 'mutate', table: 'Bridge', where: [['name', '==', BRIDGE]], mutations: [['protocols', 'insert', ['set', ['OpenFlow14']]]] }]);
-        this.opts.log?.info('enabled OpenFlow14 on the bridge (the agent speaks OpenFlow 1.4 bundles)', { bridge: BRIDGE, had: protocols });
+        await db.transact(DB, [{ op: 'mutate', table: 'Bridge', where: [['name', '==', bridge]], mutations: [['protocols', 'insert', ['set', ['OpenFlow14']]]] }]);
+        this.opts.log?.info('enabled OpenFlow14 on the bridge (the agent speaks OpenFlow 1.4 bundles)', { bridge, had: protocols });
       }
     }
+    if (bridge !== BRIDGE) return;
     for (const tun of Object.values(TUNNEL_PORTS)) {
       const [found] = await db.transact(DB, [{ op: 'select', table: 'Interface', where: [['name', '==', tun.name]], columns: ['name'] }]);
       if (((found as { rows: unknown[] }).rows ?? []).length > 0) continue;
@@ -324,20 +369,36 @@ export class OvsBackend implements FlowBackend {
 
   // ---- OpenFlow: commit and read-back ----
 
-  private channel(what: string): OpenFlowConnection {
-    if (this.state !== 'up' || !this.openflow?.connected) throw this.unavailable(what);
-    return this.openflow;
+  private channel(what: string, bridge: string): OpenFlowConnection {
+    const of = this.channels.get(bridge);
+    if (this.state !== 'up' || !of?.connected) throw this.unavailable(what);
+    return of;
   }
 
   /**
-   * One atomic ordered bundle: group adds and modifies, flow removes, modifies (modify_strict)
-   * and adds (add: replaces the flow with the same match whole, cookie included), group removes.
-   * OVS cannot bundle meter-mods: meter adds and modifies go just before the bundle (a failed
-   * one fails the commit, and the meters this commit added are deleted again), meter removes
-   * just after it.
+   * One atomic ordered bundle per bridge the commit touches (external bridges first, br-int
+   * last), each: group adds and modifies, flow removes, modifies (modify_strict) and adds (add:
+   * replaces the flow with the same match whole, cookie included), group removes. OVS cannot
+   * bundle meter-mods: a bridge's meter adds and modifies go just before its bundle (a failed one
+   * fails the commit, and the meters this commit added there are deleted again), its meter
+   * removes just after it. There is no bundle across bridges: when a later bridge refuses its
+   * bundle, the bridges before it keep theirs (the OvsRefusedError names the bridge and lists
+   * them in `applied`). A bridge not started rejects with UnknownBridgeError, nothing sent.
    */
   async commit(changes: FlowChanges): Promise<void> {
-    const of = this.channel('commit');
+    const parts = splitByBridge(changes, this.names);
+    // Every channel needed is up before anything is sent (and an empty commit to a switch that is down rejects too).
+    if (parts.length === 0) this.channel('commit', BRIDGE);
+    const channels = parts.map(([bridge]) => this.channel('commit', bridge));
+    const applied: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const [bridge, part] = parts[i]!;
+      await this.commitBridge(channels[i]!, bridge, part, applied);
+      applied.push(bridge);
+    }
+  }
+
+  private async commitBridge(of: OpenFlowConnection, bridge: string, changes: FlowChanges, applied: readonly string[]): Promise<void> {
     const meters = changes.meters;
     const meterPre: RefusedItem[] = [
       ...meters.add.map((item) => ({ kind: 'meter' as const, op: 'add' as const, item })),
@@ -350,7 +411,7 @@ export class OvsBackend implements FlowBackend {
         const failed = new Set(errors.map((e) => e.index));
         const added = meters.add.filter((_, i) => !failed.has(i));
         await of.sendAll(added.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, added[i]!)).catch(() => undefined);
-        throw this.refusal(errors[0]!.error.name, meterPre[errors[0]!.index]!, meterPre.length);
+        throw this.refusal(errors[0]!.error.name, meterPre[errors[0]!.index]!, meterPre.length, bridge, applied);
       }
     }
     const items: RefusedItem[] = [
@@ -366,10 +427,14 @@ export class OvsBackend implements FlowBackend {
         await of.bundle(items.length, (i, w, xid) => writeItem(w, xid, items[i]!, i));
       } catch (e) {
         if (e instanceof OpenFlowRefusedError) {
-          throw this.refusal(e.error.name, e.index === null ? null : items[e.index] ?? null, items.length);
+          throw this.refusal(e.error.name, e.index === null ? null : items[e.index] ?? null, items.length, bridge, applied);
         }
         if (e instanceof BundleEncodeError) {
-          throw new OvsRefusedError(`cannot encode ${describe(items[e.index]!)}: ${e.message}`, `unencodable: ${e.message} (${describe(items[e.index]!)})`, 'UNENCODABLE', items[e.index]!);
+          const what = describe(items[e.index]!);
+          throw new OvsRefusedError(
+            `cannot encode ${what}${onBridge(bridge)}: ${e.message}${appliedNote(applied)}`, `unencodable: ${e.message} (${what}${onBridge(bridge)})`,
+            'UNENCODABLE', items[e.index]!, bridge, applied,
+          );
         }
         throw this.transport(e);
       }
@@ -377,7 +442,7 @@ export class OvsBackend implements FlowBackend {
     if (meters.remove.length > 0) {
       const errors = await this.run(() => of.sendAll(meters.remove.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, meters.remove[i]!)));
       // The flows are committed; a meter that would not go away is only worth a warning.
-      for (const e of errors) this.opts.log?.warn('switch refused a meter removal', { error: e.error.name, meter: formatMeter(meters.remove[e.index]!) });
+      for (const e of errors) this.opts.log?.warn('switch refused a meter removal', { bridge, error: e.error.name, meter: formatMeter(meters.remove[e.index]!) });
     }
   }
 
@@ -390,9 +455,12 @@ export class OvsBackend implements FlowBackend {
     }
   }
 
-  private refusal(name: string, failed: RefusedItem | null, total: number): OvsRefusedError {
+  /** The reason names the bridge off br-int (br-int goes unnamed, as in the model). */
+  private refusal(name: string, failed: RefusedItem | null, total: number, bridge: string, applied: readonly string[]): OvsRefusedError {
     const where = failed ? describe(failed) : `the bundle of ${total} messages as a whole`;
-    return new OvsRefusedError(`switch refused the commit (nothing applied): ${name} in ${where}`, `${name} in ${where}`, name, failed);
+    const reason = `${name}${onBridge(bridge)} in ${where}`;
+    const nothing = applied.length === 0 ? 'nothing applied' : `nothing of ${bridge} applied${appliedNote(applied)}`;
+    return new OvsRefusedError(`switch refused the commit (${nothing}): ${reason}`, reason, name, failed, bridge, applied);
   }
 
   /** A connection failure during a request: the switch is unreachable, nothing can be assumed applied. */
@@ -401,28 +469,52 @@ export class OvsBackend implements FlowBackend {
     return e instanceof Error ? e : new Error(String(e));
   }
 
-  /** The bridge's flows, groups and meters; what the model cannot hold comes back in `foreign`. */
+  /**
+   * Every bridge's flows, groups and meters (`bridge` set off br-int); what the model cannot hold
+   * comes back in `foreign`, with its bridge too, so a remove deletes it where it is.
+   */
   async readBack(): Promise<OvsSwitchContents> {
-    const of = this.channel('readBack');
+    const channels = this.names.map((bridge) => [bridge, this.channel('readBack', bridge)] as const);
     try {
-      const [flowBodies, groupBodies, meterBodies] = await Promise.all([
-        of.multipart(MP.FLOW),
-        of.multipart(MP.GROUP_DESC),
-        of.multipart(MP.METER_CONFIG).catch((e: unknown) => {
-          if (e instanceof OpenFlowRefusedError) return [] as Buffer[]; // a datapath without meters
-          throw e;
-        }),
-      ]);
-      const flows = decodeFlowStats(flowBodies);
-      const groups = decodeGroupDesc(groupBodies);
-      const meters = decodeMeterConfig(meterBodies);
+      const held = await Promise.all(channels.map(([bridge, of]) => this.readBridge(bridge, of)));
+      const out = held[0]!;
+      for (const h of held.slice(1)) {
+        for (const f of h.flows) out.flows.push(f);
+        out.groups.push(...h.groups);
+        out.meters.push(...h.meters);
+        out.foreign.flows.push(...h.foreign.flows);
+        out.foreign.groups.push(...h.foreign.groups);
+        out.foreign.meters.push(...h.foreign.meters);
+      }
+      return out;
+    } catch (e) {
+      throw this.transport(e);
+    }
+  }
+
+  private async readBridge(bridge: string, of: OpenFlowConnection): Promise<OvsSwitchContents> {
+    const [flowBodies, groupBodies, meterBodies] = await Promise.all([
+      of.multipart(MP.FLOW),
+      of.multipart(MP.GROUP_DESC),
+      of.multipart(MP.METER_CONFIG).catch((e: unknown) => {
+        if (e instanceof OpenFlowRefusedError) return [] as Buffer[]; // a datapath without meters
+        throw e;
+      }),
+    ]);
+    const flows = decodeFlowStats(flowBodies);
+    const groups = decodeGroupDesc(groupBodies);
+    const meters = decodeMeterConfig(meterBodies);
+    if (bridge === BRIDGE) {
       return {
         flows: flows.flows, groups: groups.groups, meters: meters.meters,
         foreign: { flows: flows.foreign, groups: groups.foreign, meters: meters.foreign },
       };
-    } catch (e) {
-      throw this.transport(e);
     }
+    const on = <T extends object>(o: T): T => onBridgeObject(o, bridge);
+    return {
+      flows: flows.flows.map(on), groups: groups.groups.map(on), meters: meters.meters.map(on),
+      foreign: { flows: flows.foreign.map(on), groups: groups.foreign.map(on), meters: meters.foreign.map(on) },
+    };
   }
 
   /** The real bridge's ofproto/trace; a packet is given as `in_port=N,HEX` or `in_port=N HEX`. */
@@ -435,7 +527,7 @@ export class OvsBackend implements FlowBackend {
 
   close(): Promise<void> {
     this.state = 'closed';
-    this.openflow?.close();
+    for (const of of this.channels.values()) of.close();
     this.ovsdb?.close();
     return this.recovering?.catch(() => undefined) ?? Promise.resolve();
   }
