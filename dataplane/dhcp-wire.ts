@@ -1,7 +1,7 @@
 // DHCP on the wire: the client's frame (Ethernet, optional 802.1Q tags, IPv4, UDP 68→67, BOOTP
 // with DHCP options) to a DhcpClientMessage, and a DhcpReply back to a frame. Parsing is
 // defensive: anything malformed is a WireError, which the caller drops and counts.
-import { bootp, ipBytes, ipv4Frame, udp } from '../ovs-sim/frames.js';
+import { bootp, ipBytes, ipv4Frame, udp } from '../packets/frames.js';
 import type { DhcpClientMessage, DhcpOptionValues, DhcpReply } from './dhcp-server.js';
 
 export class WireError extends Error {}

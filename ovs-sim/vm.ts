@@ -3,7 +3,7 @@
 // server). It only sends frames through `wire`; the fabric delivers what comes back.
 import {
   BROADCAST_MAC, arpFrame, dhcpClientPayload, icmpEcho, ipText, ipv4Frame, parseDhcpServerPayload, parseFrame, udp,
-} from './frames.js';
+} from '../packets/frames.js';
 
 export interface DhcpConfig {
   ip: string;

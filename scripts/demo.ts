@@ -11,7 +11,7 @@ import { SimBackend } from '../dataplane/backends/sim.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { Fabric } from '../ovs-sim/fabric.js';
-import { ipv4Frame, icmpEcho } from '../ovs-sim/frames.js';
+import { ipv4Frame, icmpEcho } from '../packets/frames.js';
 import { SimVm } from '../ovs-sim/vm.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 

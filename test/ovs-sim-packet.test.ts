@@ -3,7 +3,7 @@
 // round trip through fields and back byte for byte.
 import test from 'ava';
 import fc from 'fast-check';
-import { arpFrame, icmpEcho, ipv4Frame, parseFrame, udp } from '../ovs-sim/frames.js';
+import { arpFrame, icmpEcho, ipv4Frame, parseFrame, udp } from '../packets/frames.js';
 import { W, get, getMac } from '../ovs-sim/flow.js';
 import { PacketError, extract, writeBack } from '../ovs-sim/packet.js';
 

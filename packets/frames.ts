@@ -1,6 +1,7 @@
-// Building and reading the frames simulated endpoints exchange: Ethernet, ARP, IPv4 with ICMP
-// echo and UDP, and a DHCP client's messages. Checksums are computed, so real OVS and the
-// simulator can be fed the same bytes.
+// Building and reading frames: Ethernet, ARP, IPv4 with ICMP echo and UDP, BOOTP/DHCP. A neutral
+// module that imports nothing: the simulator's endpoints and the agent's DHCP server both use it,
+// so production code never reaches into ovs-sim for it. Checksums are computed, so real OVS and
+// the simulator can be fed the same bytes.
 
 export const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 
