@@ -8,8 +8,7 @@ import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import { DryRunBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
-import { SimBackend } from '../dataplane/backends/sim.js';
-import { Fabric } from '../ovs-sim/fabric.js';
+import { standaloneSimBackend } from '../dataplane/backends/sim-standalone.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
@@ -40,7 +39,7 @@ export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
     case 'sim':
       // A standalone simulated host (ports plugged as they appear): flows can be listed and
       // traced. Tests and the demo put several hosts on one simulated underlay instead.
-      return new FlowDataplane(new SimBackend(new Fabric().addHost('local', config.hostIp), true), log, dhcp);
+      return new FlowDataplane(standaloneSimBackend(config.hostIp), log, dhcp);
     case 'dry-run':
       return new FlowDataplane(new DryRunBackend(), log, dhcp);
     case 'ovs':

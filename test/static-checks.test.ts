@@ -21,3 +21,19 @@ test('tsc --noEmit (strict) reports nothing', async (t) => {
 test('docs/pipeline.md is what dataplane/pipeline.ts generates (npm run gen:docs)', (t) => {
   t.is(readFileSync(new URL('../docs/pipeline.md', import.meta.url), 'utf8'), pipelineMarkdown());
 });
+
+test('imports point one way: ovs-sim and packets import nothing of ours; agent and dataplane reach the simulator only through the sim backend', async (t) => {
+  const { readdirSync, readFileSync: read } = await import('node:fs');
+  const files = (dir: string): string[] => readdirSync(new URL(`../${dir}/`, import.meta.url), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`);
+  const importsOf = (file: string): string[] => [...read(new URL(`../${file}`, import.meta.url), 'utf8').matchAll(/^(?:import|export)[^;]*?from '([^']+)'/gm)].map((m) => m[1]!);
+  const problems: string[] = [];
+  for (const f of [...files('ovs-sim'), ...files('packets')]) {
+    for (const i of importsOf(f)) if (i.startsWith('.') && !new URL(i, new URL(`../${f}`, import.meta.url)).pathname.match(/\/(ovs-sim|packets)\//)) problems.push(`${f} imports ${i}`);
+  }
+  for (const f of [...files('agent'), ...files('dataplane')]) {
+    if (/^dataplane\/backends\/sim(-compile|-standalone)?\.ts$/.test(f)) continue;
+    for (const i of importsOf(f)) if (i.includes('ovs-sim/')) problems.push(`${f} imports ${i}`);
+  }
+  t.deepEqual(problems, []);
+});
