@@ -105,7 +105,7 @@ export class SimBackend implements FlowBackend {
     try {
       names = bridgeList(bridges);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     for (const name of names) if (!this.host.bridges.has(name)) this.host.addBridge(name);
     for (const t of Object.values(TUNNEL_PORTS)) {
