@@ -27,8 +27,14 @@ export const emptyChanges = (): FlowChanges => ({
   meters: { add: [], modify: [], remove: [] },
 });
 
-/** The switch refused a commit; nothing of it was applied. */
+/**
+ * The switch refused a commit. Nothing of the refused bridge's bundle was applied; a commit
+ * spanning several bridges may have applied the bundles of the bridges named in `applied`
+ * (OpenFlow has no bundle across bridges) — backends that can do that set it.
+ */
 export class SwitchRefusedError extends Error {
+  readonly applied?: readonly string[];
+
   constructor(message: string, readonly reason: string) {
     super(message);
   }

@@ -14,7 +14,7 @@ import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js'
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
-import { type Flow, type Group, type Meter, actionsKey, flowKey, objectKey, programmerOf, sameGroup, sameMeter } from './flow.js';
+import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objectKey, programmerOf, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './program-context.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
@@ -318,6 +318,7 @@ export class FlowDataplane implements Dataplane {
     }
     const failed = new Map<string, string>();
     if (changeCount(changes) === 0) return failed;
+    let rest = changes;
     try {
       await this.commit(changes);
       return failed;
@@ -328,8 +329,14 @@ export class FlowDataplane implements Dataplane {
         this.scheduleRetry();
         throw e;
       }
+      // The bundles of other bridges that went in before the refusal are on the switch: record them.
+      if (e.applied && e.applied.length > 0) {
+        const applied = new Set(e.applied);
+        this.record(onBridges(changes, (b) => applied.has(b)));
+        rest = onBridges(changes, (b) => !applied.has(b));
+      }
     }
-    const parts = this.splitByOwner(changes);
+    const parts = this.splitByOwner(rest);
     await this.bisect(parts, failed);
     for (const [owner, reason] of failed) this.refused.set(owner, reason);
     this.log?.warn('the switch refused flows; the rest is installed, the refused owners are retried', { owners: [...failed.keys()].slice(0, 20), count: failed.size, reason: [...failed.values()][0] });
@@ -340,6 +347,11 @@ export class FlowDataplane implements Dataplane {
   private async commit(changes: FlowChanges): Promise<void> {
     this.commits += 1;
     await this.backend.commit(changes);
+    this.record(changes);
+  }
+
+  /** What the switch confirmed becomes installed. */
+  private record(changes: FlowChanges): void {
     const inst = this.installed;
     for (const f of changes.remove) inst.flows.delete(flowKey(f));
     for (const f of changes.modify) inst.flows.set(flowKey(f), f);
@@ -551,6 +563,16 @@ function diffObject<T>(want: T | undefined, have: T | undefined, same: (a: T, b:
   if (want && !have) out.add.push(want);
   else if (!want && have) out.remove.push(have);
   else if (want && have && !same(want, have)) out.modify.push(want);
+}
+
+/** The part of a change on the bridges `keep` picks. */
+function onBridges(c: FlowChanges, keep: (bridge: string) => boolean): FlowChanges {
+  const on = <T extends { bridge?: string }>(list: T[]): T[] => list.filter((o) => keep(bridgeOf(o)));
+  return {
+    add: on(c.add), modify: on(c.modify), remove: on(c.remove),
+    groups: { add: on(c.groups.add), modify: on(c.groups.modify), remove: on(c.groups.remove) },
+    meters: { add: on(c.meters.add), modify: on(c.meters.modify), remove: on(c.meters.remove) },
+  };
 }
 
 function merge(parts: FlowChanges[]): FlowChanges {

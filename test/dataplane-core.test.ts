@@ -292,3 +292,45 @@ test('on the simulator: the switch read back equals what the agent believes afte
     t.deepEqual(comparable(held.flows), comparable(FlowDataplane.recompute(store, sim.bindings).activeFlows()), `switch == recompute after ${name}`);
   }
 });
+
+test('a commit refused on br-int after br-ex took its bundle: br-ex\'s part is recorded as installed, only the refused owner fails, switch == agent', async (t) => {
+  const { SimBackend } = await import('../dataplane/backends/sim.js');
+  const { Fabric } = await import('../ovs-sim/fabric.js');
+  const EXT = { id: 0, name: 'ext_classify', purpose: 'test', miss: 'drop', fields: ['in_port'], bridge: 'br-ex' } as const;
+  const ext: Feature = {
+    name: 'ext', namespace: 'ext', programmer: 'pipeline', purpose: 'test', owners: { singleton: true },
+    build(_ctx, _key, out) {
+      out.flow(EXT, 100, [eq('in_port', 7)], [{ type: 'output', port: 1 }]);
+      out.group({ bridge: 'br-ex', id: 1, type: 'all', buckets: [{ actions: [{ type: 'output', port: 2 }] }] });
+    },
+  };
+  // On br-int: a flow that points at a group br-int does not have, until the fault is fixed.
+  const bad: Feature = {
+    name: 'bad', namespace: 'bad', programmer: 'pipeline', purpose: 'test', owners: { singleton: true },
+    build(_ctx, _key, out) {
+      out.flow(TABLES.CLASSIFY, 5, [eq('in_port', 9)], [{ type: 'group', id: 77 }]);
+    },
+  };
+  const sim = new SimBackend(new Fabric().addHost('hv', HOST_IP), true);
+  const dp = new FlowDataplane(sim, undefined, undefined, new FeatureRegistry([...FEATURES, ext, bad]), ['br-int', 'br-ex']);
+  await dp.start(new ResourceStore());
+  t.true(dp.refused.has('bad'), [...dp.refused.keys()].join(','));
+  t.regex(dp.refused.get('bad') ?? '', /OFPBAC_BAD_OUT_GROUP/);
+  const held = await sim.readBack();
+  const comparable = (flows: Iterable<Flow>): string[] => [...flows].map((f) => `${f.bridge ?? 'br-int'} ${flowKey({ ...f, key: undefined })} ${actionsKey(f.actions)}`).sort();
+  t.deepEqual(comparable(held.flows), comparable(dp.installed.flows.values()), 'switch == agent');
+  t.true(held.flows.some((f) => f.bridge === 'br-ex'), 'br-ex holds its flow');
+  t.is(dp.installed.groups.get('br-ex|1')?.type, 'all');
+  // The fault goes (someone adds group 77 to br-int): the retry installs the rest by itself, and
+  // br-ex's objects, already recorded, are not sent again (no "group exists").
+  const { emptyChanges } = await import('../dataplane/backend.js');
+  const fix = emptyChanges();
+  fix.groups.add.push({ id: 77, type: 'all', buckets: [{ actions: [{ type: 'output', port: 3 }] }] });
+  await sim.commit(fix);
+  for (let i = 0; i < 600 && dp.refused.size > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  t.is(dp.refused.size, 0);
+  const after = await sim.readBack();
+  t.deepEqual(comparable(after.flows), comparable(dp.installed.flows.values()));
+  t.true(after.flows.some((f) => f.table === 0 && f.priority === 5), 'the once refused flow is installed');
+  await dp.close();
+});

@@ -59,7 +59,7 @@ export interface RefusedItem {
 export class OvsRefusedError extends SwitchRefusedError {
   constructor(
     message: string, reason: string, readonly error: string, readonly failed: RefusedItem | null,
-    readonly bridge: string = BRIDGE, readonly applied: readonly string[] = [],
+    readonly bridge: string = BRIDGE, override readonly applied: readonly string[] = [],
   ) {
     super(message, reason);
   }

@@ -25,7 +25,7 @@ export interface SimBackendOptions {
 
 /** A bridge's bundle refused: nothing of it applied; the bundles of `applied` (earlier bridges of the commit) were. */
 export class SimRefusedError extends SwitchRefusedError {
-  constructor(message: string, reason: string, readonly bridge: string, readonly applied: readonly string[]) {
+  constructor(message: string, reason: string, readonly bridge: string, override readonly applied: readonly string[]) {
     super(message, reason);
   }
 }
