@@ -8,7 +8,7 @@ import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import { DryRunBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
-import { standaloneSimBackend } from '../dataplane/backends/sim-standalone.js';
+import { standaloneSimBackend } from '../dataplane/backends/sim.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';

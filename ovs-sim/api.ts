@@ -15,10 +15,15 @@ import { nxRoundTrip } from './nx-match.js';
 import type { Subfield } from './subfield.js';
 import { OFPP, keyValues } from './text.js';
 import { type OfVersion, wire } from './wire.js';
+import { Fabric, type SimHost } from './fabric.js';
+import { traceCommand } from './trace.js';
 
 export { Bridge, OfError, Match, OFPP, W, FLOW_WORDS };
 export { fieldByName, fieldBySubfieldName, readField, setField, nxRoundTrip, wire, loadSegments, parseNat, formatActions };
 export type { Rule, MfField, Ofpact, Subfield, FlowMod, Group, GroupMod, OfVersion };
+/** Hosts on a simulated underlay, and `ofproto/trace` over a host's bridges. */
+export { Fabric, traceCommand };
+export type { SimHost };
 
 /** The protocol the bundle path speaks: OpenFlow 1.4 with OXM, as `ovs-ofctl -O OpenFlow14 --bundle`. */
 export const BUNDLE_VERSION: OfVersion = 14;

@@ -9,9 +9,7 @@ import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../program-context.js';
 import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
-import { OfError, applyBundle } from '../../ovs-sim/api.js';
-import type { SimHost } from '../../ovs-sim/fabric.js';
-import { traceCommand } from '../../ovs-sim/trace.js';
+import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/api.js';
 
 export interface SimBackendOptions {
   /**
@@ -193,4 +191,9 @@ export class SimBackend implements FlowBackend {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** One simulated hypervisor at `hostIp`, alone on its underlay, VM taps plugged as ports appear: `aca agent --dataplane sim`. */
+export function standaloneSimBackend(hostIp: string): SimBackend {
+  return new SimBackend(new Fabric().addHost('local', hostIp), true);
 }
