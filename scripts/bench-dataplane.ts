@@ -26,7 +26,7 @@ const now = (): number => performance.now();
 async function child(mode: string, n: number): Promise<Record<string, number | string>> {
   const r = await execa(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--child', mode, String(n)], {
     // What the README tells operators a million-neighbor host needs.
-    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=4096' },
+    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
   });
   if (r.exitCode !== 0) return { error: (r.stderr || r.stdout).split('\n').slice(-3).join(' ') };
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number | string>;
