@@ -1,7 +1,7 @@
 // Where flows go. The reconciler hands a backend the minimal change of one goal state as one
 // unit; the backend applies it atomically (one bundle) or not at all.
 import type { Flow, Group, Meter } from './flow.js';
-import type { PortBindings } from './program-context.js';
+import type { PortBindings } from './bindings.js';
 
 /** One kind of object's part of a change. */
 export interface ObjectChanges<T> {

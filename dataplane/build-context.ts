@@ -4,7 +4,7 @@
 // Conjunction ids are handed out here too, stable per name while an owner uses it.
 import type { BuildContext, TopologyReader } from './feature.js';
 import type { Kind, ResourceOf, ResourceView, Subnet } from './model.js';
-import type { PortBindings } from './program-context.js';
+import type { PortBindings } from './bindings.js';
 import type { Topology } from './topology.js';
 
 /** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */

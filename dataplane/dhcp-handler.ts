@@ -5,7 +5,7 @@ import type { PacketIn, PacketIo } from './backend.js';
 import { ENCAP_OVERHEAD, type DhcpLease, type DhcpServerConfig, decide } from './dhcp-server.js';
 import { WireError, buildDhcpReplyFrame, parseDhcpFrame } from './dhcp-wire.js';
 import type { ResourceView } from './model.js';
-import type { PortBindings } from './program-context.js';
+import type { PortBindings } from './bindings.js';
 import { type Topology, networkOf } from './topology.js';
 
 export interface DhcpSettings extends DhcpServerConfig {

@@ -8,7 +8,7 @@ import { type Action, type Flow, FlowBuildError, type Group, type MatchField, ty
 import type { OwnerOutput } from './desired.js';
 import type { Kind, ResourceEvent, ResourceOf, ResourceView } from './model.js';
 import type { ProgrammerName, TableSpec } from './pipeline.js';
-import type { PortBindings } from './program-context.js';
+import type { PortBindings } from './bindings.js';
 import type { Subnet } from './model.js';
 
 /** The topology indexes a feature may read (each read is a dependency). */

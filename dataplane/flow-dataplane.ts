@@ -16,7 +16,7 @@ import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
 import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objectKey, programmerOf, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
-import type { PortBindings } from './program-context.js';
+import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
 import { BRIDGE } from './pipeline.js';
 

@@ -15,7 +15,7 @@ import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, Switc
 import type { Flow, Group, Meter } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
-import type { PortBindings } from '../program-context.js';
+import type { PortBindings } from '../bindings.js';
 import { UnknownBridgeError, appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
 import {

@@ -6,7 +6,7 @@
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, traceArguments } from '../backend.js';
 import type { Flow, Group, Meter } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
-import type { PortBindings } from '../program-context.js';
+import type { PortBindings } from '../bindings.js';
 import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
 import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/api.js';
