@@ -13,6 +13,7 @@ import { ETH_TYPE, ipv4Value } from '../dataplane/fields.js';
 import { type Flow, type Group, type Meter, canonicalMatch, eq, objectKey, output } from '../dataplane/flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../dataplane/pipeline.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+import { until } from './helpers/wait.js';
 
 const missing = await ovsMissing();
 if (missing) console.log(`backends-bridges-ovs: ${missing}`);
@@ -63,15 +64,6 @@ const cookiesOf = (flows: Flow[], bridge: string | undefined): string[] => flows
 
 const big = (_: string, v: unknown): unknown => (typeof v === 'bigint' ? `${v}n` : v);
 const sortedJson = (xs: object[]): string[] => xs.map((x) => JSON.stringify(x, big)).sort();
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (await check()) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 maybe('br-int, a created br-ex and an adopted br-phys: one commit, exact dumps per bridge, readBack, refusals, and an ovs-vswitchd restart', async (t) => {
   const sb = await startSandbox();

@@ -21,20 +21,11 @@ import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { TABLES } from '../dataplane/pipeline.js';
 import { neighborState, portState, subnetState } from './helpers/agents.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+import { until } from './helpers/wait.js';
 
 const missing = await ovsMissing();
 if (missing) console.log(`dataplane-ovs-lifecycle: ${missing}`);
 const maybe = missing ? test.skip : test.serial;
-
-/** Polls until `check` holds; a generous cap, since the machine may be loaded. Returns the ms it took. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (await check()) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function agentOn(sb: OvsSandbox): Promise<{ agent: Agent; dp: FlowDataplane; push(gs: GoalStateV2): Promise<GoalStateOperationReply>; close(): Promise<void> }> {
   const agent = await startAgent(resolveConfig({

@@ -15,6 +15,7 @@ import { DHCP } from '../dataplane/dhcp-server.js';
 import { buildDhcpClientFrame, parseDhcpReplyFrame } from '../dataplane/dhcp-wire.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
 import { readPcap } from './helpers/pcap.js';
+import { until } from './helpers/wait.js';
 
 const fixture = (name: string): GoalStateV2 =>
   GoalStateV2.fromJSON(JSON.parse(readFileSync(new URL(`./fixtures/ncm-sequence/${name}`, import.meta.url), 'utf8')));
@@ -22,14 +23,6 @@ const fixture = (name: string): GoalStateV2 =>
 const missing = await ovsMissing();
 if (missing) console.log(`dataplane-ovs: ${missing}`);
 const maybe = missing ? test.skip : test.serial;
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 let sb: OvsSandbox | undefined;
 test.after.always(async () => { await sb?.stop(); });

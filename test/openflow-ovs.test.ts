@@ -20,6 +20,7 @@ import { canonicalFlow } from '../dataplane/backends/openflow-codec.js';
 import { ETH_TYPE, IP_PROTO, ipv4Value, macValue } from '../dataplane/fields.js';
 import { BRIDGE, REGISTERS } from '../dataplane/pipeline.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+import { until } from './helpers/wait.js';
 
 const missing = await ovsMissing();
 if (missing) console.log(`openflow-ovs: ${missing}`);
@@ -247,15 +248,6 @@ async function startVswitchd(sb: OvsSandbox): Promise<void> {
   await execa('ovs-vswitchd', ['--detach', '--no-chdir', '--pidfile', '--log-file', '-vconsole:off', '--enable-dummy', '--disable-system', '--disable-system-route'], { env: sb.env });
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10000): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (await check()) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 maybe('ovs-vswitchd restart: noticed, commits meanwhile reject as unavailable, reconnect re-ensures the bridge and fires the reset', async (t) => {
   const sb = await startSandbox();
   const be = backend(sb);
@@ -324,7 +316,7 @@ maybe('a frozen switch (no echo replies) is declared dead, and comes back after 
   try {
     await be.start();
     process.kill(pid, 'SIGSTOP');
-    const ms = await until(() => !be.connected, 'the echo timeout', 5000);
+    const ms = await until(() => !be.connected, 'the echo timeout');
     t.log(`dead after ${ms} ms`);
     await t.throwsAsync(be.commit(changesOf({ add: [{ table: 0, priority: 1, match: [], actions: [], cookie: 1n }] })), { instanceOf: SwitchUnavailableError });
     process.kill(pid, 'SIGCONT');
