@@ -25,74 +25,26 @@ export interface Touched {
 
 export const newTouched = (): Touched => ({ flows: new Set(), groups: new Set(), meters: new Set() });
 
-type Claim<T> = { owner: string; value: T };
+/**
+ * Claims on keys by owners. Claimed objects carry their owner (a flow, group or meter knows who
+ * built it), so a key maps to the one object wanting it (most keys) or to every object wanting
+ * it, sorted by owner: no claim object per flow.
+ */
+class Claims<T extends { readonly owner?: string }> {
+  readonly byKey = new Map<string, T | T[]>();
 
-/** Claims on keys by owners; one claim per (key, owner). */
-class Claims<K, T> {
-  readonly byKey = new Map<K, Claim<T> | Claim<T>[]>();
-
-  claim(key: K, owner: string, value: T): void {
+  claim(key: string, o: T): void {
     const c = this.byKey.get(key);
-    if (c === undefined) {
-      this.byKey.set(key, { owner, value });
-    } else if (Array.isArray(c)) {
-      const mine = c.find((x) => x.owner === owner);
-      if (mine) mine.value = value;
+    if (c === undefined) this.byKey.set(key, o);
+    else if (Array.isArray(c)) {
+      const i = c.findIndex((x) => x.owner === o.owner);
+      if (i >= 0) c[i] = o;
       else {
-        c.push({ owner, value });
+        c.push(o);
         c.sort(byOwner);
       }
-    } else if (c.owner === owner) {
-      c.value = value; // the same owner asking twice: last wins
-    } else {
-      this.byKey.set(key, [c, { owner, value }].sort(byOwner));
-    }
-  }
-
-  unclaim(key: K, owner: string): void {
-    const c = this.byKey.get(key);
-    if (c === undefined) return;
-    if (!Array.isArray(c)) {
-      if (c.owner === owner) this.byKey.delete(key);
-      return;
-    }
-    const rest = c.filter((x) => x.owner !== owner);
-    if (rest.length === 0) this.byKey.delete(key);
-    else this.byKey.set(key, rest.length === 1 ? rest[0]! : rest);
-  }
-
-  first(key: K): T | undefined {
-    const c = this.byKey.get(key);
-    if (c === undefined) return undefined;
-    return Array.isArray(c) ? c[0]?.value : c.value;
-  }
-
-  owners(key: K): string[] {
-    const c = this.byKey.get(key);
-    if (c === undefined) return [];
-    return Array.isArray(c) ? c.map((x) => x.owner) : [c.owner];
-  }
-}
-
-/**
- * Flow claims: a flow carries its owner, so a key maps to the one flow wanting it (most keys)
- * or to every flow wanting it, sorted by owner — no claim object per flow.
- */
-class FlowClaims {
-  readonly byKey = new Map<string, Flow | Flow[]>();
-
-  claim(key: string, f: Flow): void {
-    const c = this.byKey.get(key);
-    if (c === undefined) this.byKey.set(key, f);
-    else if (Array.isArray(c)) {
-      const i = c.findIndex((x) => x.owner === f.owner);
-      if (i >= 0) c[i] = f;
-      else {
-        c.push(f);
-        c.sort(byFlowOwner);
-      }
-    } else if (c.owner === f.owner) this.byKey.set(key, f); // the same owner asking twice: last wins
-    else this.byKey.set(key, [c, f].sort(byFlowOwner));
+    } else if (c.owner === o.owner) this.byKey.set(key, o); // the same owner asking twice: last wins
+    else this.byKey.set(key, [c, o].sort(byOwner));
   }
 
   unclaim(key: string, owner: string): void {
@@ -107,6 +59,11 @@ class FlowClaims {
     else this.byKey.set(key, rest.length === 1 ? rest[0]! : rest);
   }
 
+  first(key: string): T | undefined {
+    const c = this.byKey.get(key);
+    return Array.isArray(c) ? c[0] : c;
+  }
+
   owners(key: string): string[] {
     const c = this.byKey.get(key);
     if (c === undefined) return [];
@@ -114,9 +71,12 @@ class FlowClaims {
   }
 }
 
-function byFlowOwner(a: Flow, b: Flow): number {
+function byOwner(a: { readonly owner?: string }, b: { readonly owner?: string }): number {
   return a.owner! < b.owner! ? -1 : a.owner! > b.owner! ? 1 : 0;
 }
+
+/** The object as claimed by `owner` (a copy only when it was built for another). */
+const owned = <T extends { readonly owner?: string }>(o: T, owner: string): T => (o.owner === owner ? o : { ...o, owner });
 
 const isConjunctionOnly = (f: Flow): boolean => f.actions.length > 0 && f.actions.every((a) => a.type === 'conjunction');
 
@@ -134,9 +94,9 @@ function mergeConjunctions(claims: Flow[]): Flow {
 
 export class DesiredFlows {
   private readonly byOwner = new Map<string, OwnerOutput>();
-  private readonly flows = new FlowClaims();
-  private readonly groups = new Claims<string, Group>();
-  private readonly meters = new Claims<string, Meter>();
+  private readonly flows = new Claims<Flow>();
+  private readonly groups = new Claims<Group>();
+  private readonly meters = new Claims<Meter>();
 
   get size(): number {
     return this.flows.byKey.size;
@@ -176,15 +136,15 @@ export class DesiredFlows {
     else this.byOwner.set(owner, out);
     for (const f of out.flows) {
       const k = flowKey(f);
-      this.flows.claim(k, f.owner === owner ? f : { ...f, owner });
+      this.flows.claim(k, owned(f, owner));
       touched.flows.add(k);
     }
     for (const g of out.groups) {
-      this.groups.claim(objectKey(g), owner, g);
+      this.groups.claim(objectKey(g), owned(g, owner));
       touched.groups.add(objectKey(g));
     }
     for (const m of out.meters) {
-      this.meters.claim(objectKey(m), owner, m);
+      this.meters.claim(objectKey(m), owned(m, owner));
       touched.meters.add(objectKey(m));
     }
   }
@@ -237,6 +197,3 @@ export class DesiredFlows {
   }
 }
 
-function byOwner<T>(a: Claim<T>, b: Claim<T>): number {
-  return a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0;
-}

@@ -84,6 +84,8 @@ export interface Bucket {
 export interface Group {
   /** Absent: br-int. */
   readonly bridge?: string;
+  /** The owner that wants it (provenance, kept by the desired table; not sent to the switch). */
+  readonly owner?: string;
   readonly id: number;
   readonly type: GroupType;
   readonly buckets: readonly Bucket[];
@@ -93,6 +95,8 @@ export interface Group {
 export interface Meter {
   /** Absent: br-int. */
   readonly bridge?: string;
+  /** The owner that wants it (provenance; not sent to the switch). */
+  readonly owner?: string;
   readonly id: number;
   readonly unit: 'pktps' | 'kbps';
   readonly rate: number;
