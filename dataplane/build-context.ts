@@ -9,7 +9,12 @@ import type { Topology } from './topology.js';
 
 /** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
 export const resourceInput = (kind: Kind, key: string): string => `${kind}:${key}`;
-export const listInput = (kind: Kind): string => `${kind}:*`;
+const LIST_INPUTS = new Map<Kind, string>();
+export const listInput = (kind: Kind): string => {
+  let i = LIST_INPUTS.get(kind);
+  if (i === undefined) LIST_INPUTS.set(kind, (i = `${kind}:*`));
+  return i;
+};
 export const bindingInput = (portId: string): string => `binding:${portId}`;
 
 /** Conjunction ids by name, reference-counted by the owners that use them. */

@@ -9,20 +9,16 @@ import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
 import { networkOf } from '../topology.js';
 
 const slice = (field: 'dl_src' | 'dl_dst' | 'arp_sha' | 'arp_tha' | 'arp_spa' | 'arp_tpa', nbits: number) => ({ field, ofs: 0, nbits });
-const SWAP: readonly Action[] = [
-  { type: 'move', src: slice('dl_src', 48), dst: slice('dl_dst', 48) },
-];
+const SWAP_MACS: Action = { type: 'move', src: slice('dl_src', 48), dst: slice('dl_dst', 48) };
 const REPLY_OP = setField('arp_op', 2);
-const TARGET_FROM_SENDER: readonly Action[] = [
-  { type: 'move', src: slice('arp_sha', 48), dst: slice('arp_tha', 48) },
-  { type: 'move', src: slice('arp_spa', 32), dst: slice('arp_tpa', 32) },
-];
+const THA_FROM_SHA: Action = { type: 'move', src: slice('arp_sha', 48), dst: slice('arp_tha', 48) };
+const TPA_FROM_SPA: Action = { type: 'move', src: slice('arp_spa', 32), dst: slice('arp_tpa', 32) };
 const IN_PORT: Action = { type: 'in_port' };
 
 /** The reply built from the request: swap addresses, answer with `mac` for `ip`. */
 export function arpReplyActions(mac: string, ip: string): Action[] {
   const m = macValue(mac);
-  return [...SWAP, setField('dl_src', m), REPLY_OP, ...TARGET_FROM_SENDER, setField('arp_sha', m), setField('arp_spa', ipv4Value(ip)), IN_PORT];
+  return [SWAP_MACS, setField('dl_src', m), REPLY_OP, THA_FROM_SHA, TPA_FROM_SPA, setField('arp_sha', m), setField('arp_spa', ipv4Value(ip)), IN_PORT];
 }
 
 export const isIPv4 = (ip: string): boolean => !ip.includes(':');
