@@ -21,6 +21,11 @@ export interface FlowChanges extends ObjectChanges<Flow> {
   meters: ObjectChanges<Meter>;
 }
 
+/** Appends a list to another; `push(...list)` overflows the call stack past ~100,000 elements. */
+export function appendAll<T>(to: T[], from: readonly T[]): void {
+  for (const x of from) to.push(x);
+}
+
 export const emptyChanges = (): FlowChanges => ({
   add: [], modify: [], remove: [],
   groups: { add: [], modify: [], remove: [] },

@@ -7,7 +7,7 @@
 // switch that lost everything gets everything again.
 import type { Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
-import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, changeCount, emptyChanges } from './backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, appendAll, changeCount, emptyChanges } from './backend.js';
 import { ConjunctionIds, TrackingContext, bindingInput, listInput, resourceInput } from './build-context.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
@@ -164,9 +164,9 @@ export class FlowDataplane implements Dataplane {
     }
     if (!foreign || count === 0) return undefined;
     const c = emptyChanges();
-    c.remove.push(...foreign.flows);
-    c.groups.remove.push(...foreign.groups);
-    c.meters.remove.push(...foreign.meters);
+    appendAll(c.remove, foreign.flows);
+    appendAll(c.groups.remove, foreign.groups);
+    appendAll(c.meters.remove, foreign.meters);
     return c;
   }
 
@@ -189,7 +189,7 @@ export class FlowDataplane implements Dataplane {
       let touched: Touched;
       if (fresh) {
         touched = this.computeAll();
-        for (const k of this.installed.flows.keys()) touched.flows.add(k);
+        this.touchInstalled(touched);
       } else {
         const topics = new Set<string>();
         for (const e of events) this.topology!.update(e, topics);
@@ -209,15 +209,13 @@ export class FlowDataplane implements Dataplane {
 
   /** Owners one store change makes dirty: the resource's own owners and whoever read it. */
   private dirtyOf(e: ResourceEvent, dirty: Set<string>): void {
-    for (const f of this.registry.byResource.get(e.kind) ?? []) dirty.add(ownerName(f, e.key));
-    for (const f of this.registry.aggregates) for (const k of f.owners.aggregate.created(e)) dirty.add(ownerName(f, k));
+    this.addOwnOwners(e, dirty);
     this.deps.readersOf(resourceInput(e.kind, e.key), dirty);
     this.deps.readersOf(listInput(e.kind), dirty);
   }
 
   /** The owners a resource itself makes: its per-resource owners and the aggregates it creates. */
-  private ownOwners(e: ResourceEvent): Set<string> {
-    const out = new Set<string>();
+  private addOwnOwners(e: ResourceEvent, out: Set<string>): Set<string> {
     for (const f of this.registry.byResource.get(e.kind) ?? []) out.add(ownerName(f, e.key));
     for (const f of this.registry.aggregates) for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
     return out;
@@ -243,11 +241,11 @@ export class FlowDataplane implements Dataplane {
     if (failed.size > 0) {
       // A resource fails for its own owners; an owner no resource owns (a flood list) fails
       // the resources whose change made it dirty.
-      const own = events.map((e) => this.ownOwners(e));
+      const own = events.map((e) => this.addOwnOwners(e, new Set()));
       const claimed = new Set(own.flatMap((o) => [...o]));
+      const unclaimed = [...failed.keys()].filter((o) => !claimed.has(o));
       for (const [i, e] of events.entries()) {
         const mine = new Set([...own[i]!].filter((o) => failed.has(o)));
-        const unclaimed = [...failed.keys()].filter((o) => !claimed.has(o));
         if (unclaimed.length > 0) {
           const dirty = new Set<string>();
           this.dirtyOf(e, dirty);
@@ -312,9 +310,10 @@ export class FlowDataplane implements Dataplane {
   private async reconcile(touched: Touched, extra?: FlowChanges): Promise<Map<string, string>> {
     const changes = this.diff(touched);
     if (extra) {
-      changes.remove.unshift(...extra.remove);
-      changes.groups.remove.push(...extra.groups.remove);
-      changes.meters.remove.push(...extra.meters.remove);
+      // Foreign flows go first: an ordered bundle deletes them before adding ours on the same match.
+      changes.remove = [...extra.remove, ...changes.remove];
+      appendAll(changes.groups.remove, extra.groups.remove);
+      appendAll(changes.meters.remove, extra.meters.remove);
     }
     const failed = new Map<string, string>();
     if (changeCount(changes) === 0) return failed;
@@ -578,13 +577,13 @@ function onBridges(c: FlowChanges, keep: (bridge: string) => boolean): FlowChang
 function merge(parts: FlowChanges[]): FlowChanges {
   const c = emptyChanges();
   for (const p of parts) {
-    c.add.push(...p.add);
-    c.modify.push(...p.modify);
-    c.remove.push(...p.remove);
+    appendAll(c.add, p.add);
+    appendAll(c.modify, p.modify);
+    appendAll(c.remove, p.remove);
     for (const k of ['groups', 'meters'] as const) {
-      (c[k].add as unknown[]).push(...p[k].add);
-      (c[k].modify as unknown[]).push(...p[k].modify);
-      (c[k].remove as unknown[]).push(...p[k].remove);
+      appendAll<unknown>(c[k].add, p[k].add);
+      appendAll<unknown>(c[k].modify, p[k].modify);
+      appendAll<unknown>(c[k].remove, p[k].remove);
     }
   }
   return c;

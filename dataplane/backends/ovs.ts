@@ -11,7 +11,7 @@
 // onSwitchReset listeners once all the bridges are back; meanwhile commit() and readBack()
 // reject at once with SwitchUnavailableError.
 import { execa } from 'execa';
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, traceArguments } from '../backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, appendAll, traceArguments } from '../backend.js';
 import type { Flow, Group, Meter } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
@@ -480,11 +480,11 @@ export class OvsBackend implements FlowBackend {
       const out = held[0]!;
       for (const h of held.slice(1)) {
         for (const f of h.flows) out.flows.push(f);
-        out.groups.push(...h.groups);
-        out.meters.push(...h.meters);
-        out.foreign.flows.push(...h.foreign.flows);
-        out.foreign.groups.push(...h.foreign.groups);
-        out.foreign.meters.push(...h.foreign.meters);
+        appendAll(out.groups, h.groups);
+        appendAll(out.meters, h.meters);
+        appendAll(out.foreign.flows, h.foreign.flows);
+        appendAll(out.foreign.groups, h.foreign.groups);
+        appendAll(out.foreign.meters, h.foreign.meters);
       }
       return out;
     } catch (e) {
