@@ -98,13 +98,13 @@ export class TrackingContext implements BuildContext {
     };
   }
 
-  /** Start building an owner; `self` is its own resource, whose reads are not inputs. */
-  begin(owner: string, self: { kind: Kind; key: string } | null): void {
+  /** Start building an owner; `selfKind`/`selfKey` name its own resource, whose reads are not inputs. */
+  begin(owner: string, selfKind: Kind | null, selfKey: string): void {
     this.owner = owner;
     this.inputs = [];
-    this.selfKind = self?.kind ?? null;
-    this.selfKey = self?.key ?? '';
-    this.conjNames = new Set();
+    this.selfKind = selfKind;
+    this.selfKey = selfKey;
+    if (this.conjNames.size > 0) this.conjNames = new Set();
   }
 
   /** The inputs the owner read (deduplicated). */

@@ -199,7 +199,7 @@ export class FlowDataplane implements Dataplane {
         touched = newTouched();
         for (const owner of dirty) {
           const p = this.registry.parse(owner);
-          if (p) this.rebuild(p.feature, p.key, touched);
+          if (p) this.rebuild(p.feature, p.key, touched, owner);
         }
       }
       const failed = await this.reconcile(touched);
@@ -222,10 +222,9 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Rebuild one owner from the current view and record what it read. */
-  private rebuild(feature: Feature, key: string, touched: Touched): void {
-    const owner = ownerName(feature, key);
+  private rebuild(feature: Feature, key: string, touched: Touched, owner = ownerName(feature, key)): void {
     const tracker = this.tracker!;
-    tracker.begin(owner, 'resource' in feature.owners ? { kind: feature.owners.resource, key } : null);
+    tracker.begin(owner, 'resource' in feature.owners ? feature.owners.resource : null, key);
     const out = new OwnerBuilder(feature, owner);
     try {
       feature.build(tracker, key, out);
@@ -493,7 +492,7 @@ export class FlowDataplane implements Dataplane {
         const touched = newTouched();
         for (const owner of dirty) {
           const p = this.registry.parse(owner);
-          if (p) this.rebuild(p.feature, p.key, touched);
+          if (p) this.rebuild(p.feature, p.key, touched, owner);
         }
         await this.reconcile(touched);
       });
@@ -515,7 +514,7 @@ export class FlowDataplane implements Dataplane {
     const touched = newTouched();
     for (const [feature, key] of allOwnerKeys(registry, view, topology)) {
       const owner = ownerName(feature, key);
-      tracker.begin(owner, null);
+      tracker.begin(owner, null, '');
       const out = new OwnerBuilder(feature, owner);
       feature.build(tracker, key, out);
       tracker.end();

@@ -15,13 +15,14 @@ export const neighbors: Feature = {
   build(ctx, key, out) {
     const n = ctx.view.get('neighbor', key);
     if (!n || n.local || n.type !== 'L2') return;
-    const vnis = new Set<number>();
+    // Networks seen (almost always one: an array, not a set per neighbor).
+    const vnis: number[] = [];
     for (const f of n.fixedIps) {
       const subnet = ctx.view.get('subnet', f.subnetId);
       const net = subnet ? networkOf(subnet) : null;
       if (!net) continue;
-      if (!vnis.has(net.vni)) {
-        vnis.add(net.vni);
+      if (!vnis.includes(net.vni)) {
+        vnis.push(net.vni);
         out.flow(TABLES.REMOTE_L2, PRIORITY.match, [sharedReg(REGISTERS.network, net.vni), eq('dl_dst', macValue(n.mac))], tunnelOutput(net.encap, net.vni, n.hostIp));
       }
       if (isIPv4(f.ip)) arpEntry(out, net.vni, f.ip, n.mac);
