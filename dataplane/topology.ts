@@ -20,8 +20,14 @@ export function networkOf(subnet: Subnet): Network | null {
 export const CARRIED_NETWORK_TYPES: readonly NetworkType[] = Object.keys(TUNNEL_PORTS) as Encapsulation[];
 
 /** Subnets whose addresses a port or remote neighbor has (a port's first fixed IP decides its network). */
-export const portSubnets = (p: Port): string[] => [...new Set(p.fixedIps.map((f) => f.subnetId))];
-export const neighborSubnets = (n: Neighbor): string[] => [...new Set(n.fixedIps.map((f) => f.subnetId))];
+export const portSubnets = (p: Port): string[] => subnetsOf(p.fixedIps);
+export const neighborSubnets = (n: Neighbor): string[] => subnetsOf(n.fixedIps);
+
+/** Distinct subnet ids of a list of fixed IPs (one, almost always: no set for that). */
+function subnetsOf(ips: readonly { subnetId: string }[]): string[] {
+  if (ips.length === 1) return [ips[0]!.subnetId];
+  return [...new Set(ips.map((f) => f.subnetId))];
+}
 
 class RefCount<K> {
   readonly counts = new Map<K, number>();
