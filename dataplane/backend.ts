@@ -100,6 +100,11 @@ export interface FlowBackend {
    * could not be reached).
    */
   commit(changes: FlowChanges): Promise<void>;
+  /**
+   * False while the switch cannot be reached (absent: always reachable). A goal state that
+   * changes no flow still may not answer SUCCESS then.
+   */
+  readonly connected?: boolean;
   /** Read every bridge's flows, groups and meters back (absent in dry-run); `bridge` set off br-int. */
   readBack?(): Promise<SwitchContents>;
   /**

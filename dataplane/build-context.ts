@@ -3,6 +3,7 @@
 // owner's reads of its own resource are not recorded: a change to it dirties the owner anyway.
 // Conjunction ids are handed out here too, stable per name while an owner uses it.
 import type { BuildContext, TopologyReader } from './feature.js';
+import { hash48 } from './flow.js';
 import type { Kind, ResourceOf, ResourceView, Subnet } from './model.js';
 import type { PortBindings } from './bindings.js';
 import type { Topology } from './topology.js';
@@ -17,15 +18,23 @@ export const listInput = (kind: Kind): string => {
 };
 export const bindingInput = (portId: string): string => `binding:${portId}`;
 
-/** Conjunction ids by name, reference-counted by the owners that use them. */
+/**
+ * Conjunction ids by name, reference-counted by the owners that use them. An id is a hash of its
+ * name (probing past a collision), not an arrival number: the same state gives the same ids in
+ * any order, after a restart and in a full recompute, so conjunctive flows never churn.
+ */
 export class ConjunctionIds {
   private readonly ids = new Map<string, { id: number; users: Set<string> }>();
-  private readonly free: number[] = [];
-  private next = 1;
+  private readonly taken = new Set<number>();
 
   use(name: string, owner: string): number {
     let e = this.ids.get(name);
-    if (!e) this.ids.set(name, (e = { id: this.free.pop() ?? this.next++, users: new Set() }));
+    if (!e) {
+      let id = (Number(hash48(name) % 0x7ffffffen)) + 1;
+      while (this.taken.has(id)) id = (id % 0x7ffffffe) + 1;
+      this.taken.add(id);
+      this.ids.set(name, (e = { id, users: new Set() }));
+    }
     e.users.add(owner);
     return e.id;
   }
@@ -39,7 +48,7 @@ export class ConjunctionIds {
       e.users.delete(owner);
       if (e.users.size === 0) {
         this.ids.delete(name);
-        this.free.push(e.id);
+        this.taken.delete(e.id);
       }
     }
   }

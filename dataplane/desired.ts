@@ -173,6 +173,10 @@ export class DesiredFlows {
     return this.groups.owners(id);
   }
 
+  meterOwners(id: string): string[] {
+    return this.meters.owners(id);
+  }
+
   *activeFlows(): IterableIterator<Flow> {
     for (const key of this.flows.byKey.keys()) yield this.active(key)!;
   }

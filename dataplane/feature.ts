@@ -3,7 +3,7 @@
 // context, which records every read in the dependency index (dependencies.ts), so a feature
 // never says what makes it dirty. Flows are checked against their table's declaration when they
 // are built (a wrong field fails here, naming the feature and the owner, not in the switch).
-import { FIELDS } from './fields.js';
+import { FIELDS, type Field } from './fields.js';
 import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor, makeFlowKey } from './flow.js';
 import type { OwnerOutput } from './desired.js';
 import type { Kind, ResourceEvent, ResourceOf, ResourceView } from './model.js';
@@ -68,6 +68,8 @@ export class OwnerBuilder {
   /** The cookie of the feature's own programmer (most flows), and of others when asked. */
   private ownCookie: bigint | null = null;
   private otherCookies: Map<ProgrammerName, bigint> | null = null;
+  /** Conjunction-only flows by key (index in `flows`), to merge an owner's own clauses. */
+  private conjunctionFlows: Map<string, number> | null = null;
 
   constructor(readonly feature: Feature, readonly owner: string) {}
 
@@ -87,6 +89,17 @@ export class OwnerBuilder {
     }
     const m = canonicalMatch(match);
     const cookie = this.cookie(programmer);
+    if (actions.length > 0 && actions.every((a) => a.type === 'conjunction')) {
+      // Two clauses of this owner on one (table, priority, match): one flow with both.
+      const key = makeFlowKey(table.id, priority, m, table.bridge);
+      const at = (this.conjunctionFlows ??= new Map()).get(key);
+      if (at !== undefined) {
+        const before = this.flows[at]!;
+        this.flows[at] = { ...before, actions: [...before.actions, ...actions] };
+        return;
+      }
+      this.conjunctionFlows.set(key, this.flows.length);
+    }
     if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
     else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner });
   }
@@ -110,12 +123,13 @@ function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
     if (m.field !== 'dl_type' && m.field !== 'nw_proto' && !table.fields.includes(m.field)) {
       throw new Error(`matching ${m.field} is not allowed (the table matches ${table.fields.join(', ')})`);
     }
-    const needs = FIELDS[m.field] as { needs?: { dlType: readonly number[]; nwProto?: number } };
-    if (!needs.needs) continue;
+    const needs = (FIELDS[m.field] as Field).needs;
+    if (!needs) continue;
     const dlType = match.find((x) => x.field === 'dl_type');
-    if (!dlType || !needs.needs.dlType.some((t) => BigInt(t) === dlType.value)) throw new Error(`${m.field} needs dl_type ${needs.needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);
-    if (needs.needs.nwProto !== undefined && match.find((x) => x.field === 'nw_proto')?.value !== BigInt(needs.needs.nwProto)) {
-      throw new Error(`${m.field} needs nw_proto ${needs.needs.nwProto}`);
+    if (!dlType || !needs.dlType.some((t) => BigInt(t) === dlType.value)) throw new Error(`${m.field} needs dl_type ${needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);
+    const nwProto = match.find((x) => x.field === 'nw_proto')?.value;
+    if (needs.nwProto !== undefined && !needs.nwProto.some((p) => BigInt(p) === nwProto)) {
+      throw new Error(`${m.field} needs nw_proto ${needs.nwProto.join(' or ')}`);
     }
   }
 }

@@ -17,7 +17,9 @@ export interface Field {
   /** Wire length of the value in bytes (tun_id is 8, in_port 4 in OXM). */
   readonly bytes: number;
   /** Prerequisites: the dl_type (and nw_proto) a match on this field needs. */
-  readonly needs?: { dlType: readonly number[]; nwProto?: number };
+  readonly needs?: { dlType: readonly number[]; nwProto?: readonly number[] };
+  /** The bits the switch keeps (ct_state: 8 flags in a 32-bit field); a mask covering them is exact. */
+  readonly kept?: bigint;
 }
 
 const f = (name: string, nxm: string, bits: number, format: FieldFormat, oxmClass: number, oxmField: number, needs?: Field['needs']): Field => ({
@@ -33,6 +35,7 @@ const IP = { dlType: [ETH_TYPE.ip] } as const;
 const IP6 = { dlType: [ETH_TYPE.ipv6] } as const;
 const ARP = { dlType: [ETH_TYPE.arp] } as const;
 const IPANY = { dlType: [ETH_TYPE.ip, ETH_TYPE.ipv6] } as const;
+const L4 = { dlType: [ETH_TYPE.ip, ETH_TYPE.ipv6], nwProto: [IP_PROTO.tcp, IP_PROTO.udp, 132] } as const;
 
 function regs(): Record<`reg${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7}`, Field> {
   const out: Record<string, Field> = {};
@@ -50,10 +53,10 @@ export const FIELDS = {
   nw_proto: f('nw_proto', 'NXM_OF_IP_PROTO', 8, 'decimal', OXM, 10, IPANY),
   nw_src: f('nw_src', 'NXM_OF_IP_SRC', 32, 'ipv4', OXM, 11, IP),
   nw_dst: f('nw_dst', 'NXM_OF_IP_DST', 32, 'ipv4', OXM, 12, IP),
-  tp_src: f('tp_src', 'NXM_OF_TCP_SRC', 16, 'decimal', OXM, 13),
-  tp_dst: f('tp_dst', 'NXM_OF_TCP_DST', 16, 'decimal', OXM, 14),
-  icmp_type: f('icmp_type', 'NXM_OF_ICMP_TYPE', 8, 'decimal', OXM, 19, { dlType: [ETH_TYPE.ip], nwProto: IP_PROTO.icmp }),
-  icmp_code: f('icmp_code', 'NXM_OF_ICMP_CODE', 8, 'decimal', OXM, 20, { dlType: [ETH_TYPE.ip], nwProto: IP_PROTO.icmp }),
+  tp_src: f('tp_src', 'NXM_OF_TCP_SRC', 16, 'decimal', OXM, 13, L4),
+  tp_dst: f('tp_dst', 'NXM_OF_TCP_DST', 16, 'decimal', OXM, 14, L4),
+  icmp_type: f('icmp_type', 'NXM_OF_ICMP_TYPE', 8, 'decimal', OXM, 19, { dlType: [ETH_TYPE.ip], nwProto: [IP_PROTO.icmp] }),
+  icmp_code: f('icmp_code', 'NXM_OF_ICMP_CODE', 8, 'decimal', OXM, 20, { dlType: [ETH_TYPE.ip], nwProto: [IP_PROTO.icmp] }),
   arp_op: f('arp_op', 'NXM_OF_ARP_OP', 16, 'decimal', OXM, 21, ARP),
   arp_spa: f('arp_spa', 'NXM_OF_ARP_SPA', 32, 'ipv4', OXM, 22, ARP),
   arp_tpa: f('arp_tpa', 'NXM_OF_ARP_TPA', 32, 'ipv4', OXM, 23, ARP),
@@ -64,7 +67,7 @@ export const FIELDS = {
   tun_id: f('tun_id', 'NXM_NX_TUN_ID', 64, 'hex', OXM, 38),
   tun_dst: f('tun_dst', 'NXM_NX_TUN_IPV4_DST', 32, 'ipv4', NXM1, 32),
   nw_ttl: f('nw_ttl', 'NXM_NX_IP_TTL', 8, 'decimal', NXM1, 29, IPANY),
-  ct_state: f('ct_state', 'NXM_NX_CT_STATE', 32, 'ct_state', NXM1, 105),
+  ct_state: { ...f('ct_state', 'NXM_NX_CT_STATE', 32, 'ct_state', NXM1, 105), kept: 0xffn },
   ct_zone: f('ct_zone', 'NXM_NX_CT_ZONE', 16, 'decimal', NXM1, 106),
   ct_mark: f('ct_mark', 'NXM_NX_CT_MARK', 32, 'hex', NXM1, 107),
   conj_id: f('conj_id', 'NXM_NX_CONJ_ID', 32, 'decimal', NXM1, 37),

@@ -43,6 +43,11 @@ export class Installed {
   }
 }
 
+/** The refused-owner key for removals nobody owns any more. */
+const REMOVED = '(removed flows)';
+/** Commits one refusal may cost in bisection before the parts still refused fail whole. */
+const BISECT_BUDGET = 64;
+
 /** Backoff for refused work: 0.5 s doubling to 30 s. */
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
@@ -139,8 +144,8 @@ export class FlowDataplane implements Dataplane {
     await this.backend.start(this.bridges.includes(BRIDGE) ? this.bridges : [BRIDGE, ...this.bridges]);
     this.bind(view);
     await this.serialized(async () => {
-      const foreign = await this.adopt();
       const touched = this.computeAll();
+      const foreign = await this.adopt();
       this.touchInstalled(touched);
       await this.reconcile(touched, foreign);
     });
@@ -151,9 +156,24 @@ export class FlowDataplane implements Dataplane {
    * reconcile sends only the difference. Returns the foreign objects, to be deleted by it.
    */
   private async adopt(): Promise<FlowChanges | undefined> {
+    if (!this.backend.readBack) {
+      this.installed.clear();
+      return undefined;
+    }
+    // Read first: a failed read leaves what was known, not an empty table.
+    const read = await this.backend.readBack();
+    // br-int is the agent's alone: everything on it is adopted or deleted. An external bridge is
+    // shared with the host (its uplink flows): only flows with one of our cookies are ours.
+    const ours = (o: { bridge?: string; cookie?: bigint }): boolean => bridgeOf(o) === BRIDGE || (o.cookie !== undefined && programmerOf(o.cookie) !== undefined);
+    const onBrInt = (o: { bridge?: string }): boolean => bridgeOf(o) === BRIDGE;
+    // Groups and meters have no cookie: off br-int they are ours when we want one with that id.
+    const group = (g: Group): boolean => onBrInt(g) || this.desired.activeGroup(objectKey(g)) !== undefined;
+    const meter = (m: Meter): boolean => onBrInt(m) || this.desired.activeMeter(objectKey(m)) !== undefined;
+    const held = {
+      flows: read.flows.filter(ours), groups: read.groups.filter(group), meters: read.meters.filter(meter),
+      foreign: read.foreign && { flows: read.foreign.flows.filter(onBrInt), groups: read.foreign.groups.filter(onBrInt), meters: read.foreign.meters.filter(onBrInt) },
+    };
     this.installed.clear();
-    if (!this.backend.readBack) return undefined;
-    const held = await this.backend.readBack();
     for (const f of held.flows) this.installed.flows.set(flowKey(f), f);
     for (const g of held.groups) this.installed.groups.set(objectKey(g), g);
     for (const m of held.meters) this.installed.meters.set(objectKey(m), m);
@@ -187,23 +207,39 @@ export class FlowDataplane implements Dataplane {
     return this.serialized(async () => {
       const fresh = this.bind(view);
       let touched: Touched;
+      /** Per event, the topology topics it raised (most raise none), to say who dirtied what. */
+      const eventTopics: (string[] | undefined)[] = [];
       if (fresh) {
         touched = this.computeAll();
         this.touchInstalled(touched);
       } else {
         const topics = new Set<string>();
-        for (const e of events) this.topology!.update(e, topics);
+        const scratch = new Set<string>();
+        for (const [i, e] of events.entries()) {
+          this.topology!.update(e, scratch);
+          if (scratch.size === 0) continue;
+          eventTopics[i] = [...scratch];
+          for (const t of scratch) topics.add(t);
+          scratch.clear();
+        }
         const dirty = new Set<string>();
         for (const e of events) this.dirtyOf(e, dirty);
         for (const t of topics) this.deps.readersOf(t, dirty);
         touched = newTouched();
-        for (const owner of dirty) {
-          const p = this.registry.parse(owner);
-          if (p) this.rebuild(p.feature, p.key, touched, owner);
+        try {
+          for (const owner of dirty) {
+            const p = this.registry.parse(owner);
+            if (p) this.rebuild(p.feature, p.key, touched, owner);
+          }
+        } catch (e) {
+          // A feature failed to build (a programming error): what was rebuilt is compared later.
+          this.resync = true;
+          this.scheduleRetry();
+          throw e;
         }
       }
       const failed = await this.reconcile(touched);
-      return this.outcomes(events, failed);
+      return this.outcomes(events, failed, eventTopics);
     });
   }
 
@@ -235,21 +271,22 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Resources whose flows the switch refused answer FAILURE; unbound ports PENDING. */
-  private outcomes(events: readonly ResourceEvent[], failed: Map<string, string>): Map<string, ResourceOutcome> {
+  private outcomes(events: readonly ResourceEvent[], failed: Map<string, string>, eventTopics: readonly (string[] | undefined)[] = []): Map<string, ResourceOutcome> {
     const outcomes = new Map<string, ResourceOutcome>();
     if (failed.size > 0) {
-      // A resource fails for its own owners; an owner no resource owns (a flood list) fails
-      // the resources whose change made it dirty.
+      // A resource fails for its own owners. An owner no resource owns (a flood list) fails the
+      // resources whose change reached it: it reads the resource, or a topic the change raised.
+      // Refused removals fail the resources that were removed or left with nothing installed.
       const own = events.map((e) => this.addOwnOwners(e, new Set()));
       const claimed = new Set(own.flatMap((o) => [...o]));
-      const unclaimed = [...failed.keys()].filter((o) => !claimed.has(o));
+      const unclaimed = [...failed.keys()].filter((o) => !claimed.has(o) && o !== REMOVED);
       for (const [i, e] of events.entries()) {
         const mine = new Set([...own[i]!].filter((o) => failed.has(o)));
-        if (unclaimed.length > 0) {
-          const dirty = new Set<string>();
-          this.dirtyOf(e, dirty);
-          for (const o of unclaimed) if (dirty.has(o)) mine.add(o);
+        for (const o of unclaimed) {
+          const inputs = this.deps.inputsOf(o);
+          if (inputs.includes(resourceInput(e.kind, e.key)) || eventTopics[i]?.some((t) => inputs.includes(t))) mine.add(o);
         }
+        if (failed.has(REMOVED) && (e.type === 'removed' || [...own[i]!].some((o) => !this.desired.ownerOutput(o)))) mine.add(REMOVED);
         if (mine.size > 0) {
           const id = e.type === 'removed' ? e.before.id : e.after.id;
           const reasons = [...mine].map((o) => `${o}: ${failed.get(o)}`);
@@ -303,8 +340,9 @@ export class FlowDataplane implements Dataplane {
   /**
    * Commit the difference. When the switch refuses the bundle, split it by owner and bisect, so
    * every owner the switch accepts is installed and only the refused ones fail (and are retried
-   * later). Returns the refused owners with the switch's reason. Errors other than a refusal
-   * (the switch unreachable) reject: nothing is installed.
+   * later). Returns the refused owners with the switch's reason. Any other error (the switch
+   * unreachable, a timeout) rejects and schedules a full comparison: what was confirmed before
+   * it stays recorded, nothing else is.
    */
   private async reconcile(touched: Touched, extra?: FlowChanges): Promise<Map<string, string>> {
     const changes = this.diff(touched);
@@ -315,31 +353,39 @@ export class FlowDataplane implements Dataplane {
       appendAll(changes.meters.remove, extra.meters.remove);
     }
     const failed = new Map<string, string>();
-    if (changeCount(changes) === 0) return failed;
-    let rest = changes;
     try {
-      await this.commit(changes);
-      return failed;
+      if (changeCount(changes) === 0) {
+        // Nothing to send, but SUCCESS still means the switch holds it: not while it is away.
+        if (this.backend.connected === false || this.resync) throw new Error(`the switch (${this.name}) cannot be reached; what it holds is compared again once it can`);
+        return failed;
+      }
+      try {
+        await this.commit(changes);
+        return failed;
+      } catch (e) {
+        if (!(e instanceof SwitchRefusedError)) throw e;
+        await this.bisect(this.splitByOwner(this.recordApplied(changes, e)), failed, { left: BISECT_BUDGET });
+      }
     } catch (e) {
-      if (!(e instanceof SwitchRefusedError)) {
-        // The switch could not be reached: nothing was installed; compare everything once it can.
-        this.resync = true;
-        this.scheduleRetry();
-        throw e;
-      }
-      // The bundles of other bridges that went in before the refusal are on the switch: record them.
-      if (e.applied && e.applied.length > 0) {
-        const applied = new Set(e.applied);
-        this.record(onBridges(changes, (b) => applied.has(b)));
-        rest = onBridges(changes, (b) => !applied.has(b));
-      }
+      this.resync = true;
+      this.scheduleRetry();
+      throw e;
     }
-    const parts = this.splitByOwner(rest);
-    await this.bisect(parts, failed);
     for (const [owner, reason] of failed) this.refused.set(owner, reason);
     this.log?.warn('the switch refused flows; the rest is installed, the refused owners are retried', { owners: [...failed.keys()].slice(0, 20), count: failed.size, reason: [...failed.values()][0] });
     this.scheduleRetry();
     return failed;
+  }
+
+  /**
+   * A refusal may come after other bridges took their bundles (OpenFlow has no bundle across
+   * bridges): record those parts as installed and return the rest.
+   */
+  private recordApplied(changes: FlowChanges, e: SwitchRefusedError): FlowChanges {
+    if (!e.applied || e.applied.length === 0) return changes;
+    const applied = new Set(e.applied);
+    this.record(onBridges(changes, (b) => applied.has(b)));
+    return onBridges(changes, (b) => !applied.has(b));
   }
 
   private async commit(changes: FlowChanges): Promise<void> {
@@ -358,15 +404,9 @@ export class FlowDataplane implements Dataplane {
     for (const g of [...changes.groups.add, ...changes.groups.modify]) inst.groups.set(objectKey(g), g);
     for (const m of changes.meters.remove) inst.meters.delete(objectKey(m));
     for (const m of [...changes.meters.add, ...changes.meters.modify]) inst.meters.set(objectKey(m), m);
-    for (const part of [changes.add, changes.modify]) for (const f of part) this.unrefuse(flowKey(f));
   }
 
-  private unrefuse(key: string): void {
-    if (this.refused.size === 0) return;
-    for (const o of this.desired.flowOwners(key)) this.refused.delete(o);
-  }
-
-  /** One change per owner (a removed flow belongs to whoever owned it: nobody now, so '' ). */
+  /** One change per owner (what nobody owns any more, removals, goes under REMOVED). */
   private splitByOwner(c: FlowChanges): [string, FlowChanges][] {
     const parts = new Map<string, FlowChanges>();
     const part = (owner: string): FlowChanges => {
@@ -374,35 +414,49 @@ export class FlowDataplane implements Dataplane {
       if (!p) parts.set(owner, (p = emptyChanges()));
       return p;
     };
-    const flowOwner = (f: Flow): string => this.desired.flowOwners(flowKey(f))[0] ?? '';
+    const flowOwner = (f: Flow): string => this.desired.flowOwners(flowKey(f))[0] ?? REMOVED;
     for (const f of c.remove) part(flowOwner(f)).remove.push(f);
     for (const f of c.modify) part(flowOwner(f)).modify.push(f);
     for (const f of c.add) part(flowOwner(f)).add.push(f);
-    const groupOwner = (g: Group): string => this.desired.groupOwners(objectKey(g))[0] ?? '';
+    const groupOwner = (g: Group): string => this.desired.groupOwners(objectKey(g))[0] ?? REMOVED;
     for (const g of c.groups.remove) part(groupOwner(g)).groups.remove.push(g);
     for (const g of c.groups.modify) part(groupOwner(g)).groups.modify.push(g);
     for (const g of c.groups.add) part(groupOwner(g)).groups.add.push(g);
-    // Meters go with the first part: they are few and refused only for a bad rate.
-    const first = part([...parts.keys()][0] ?? '');
-    first.meters = c.meters;
+    const meterOwner = (m: Meter): string => this.desired.meterOwners(objectKey(m))[0] ?? REMOVED;
+    for (const m of c.meters.remove) part(meterOwner(m)).meters.remove.push(m);
+    for (const m of c.meters.modify) part(meterOwner(m)).meters.modify.push(m);
+    for (const m of c.meters.add) part(meterOwner(m)).meters.add.push(m);
     return [...parts];
   }
 
-  private async bisect(parts: [string, FlowChanges][], failed: Map<string, string>): Promise<void> {
+  /**
+   * Commit what the switch takes, halving the refused part until single owners remain. Bounded:
+   * once the budget of commits is spent (a table that refuses thousands of owners' flows), the
+   * parts still refused fail whole with the last reason, so one fault never costs a bundle per
+   * owner.
+   */
+  private async bisect(parts: [string, FlowChanges][], failed: Map<string, string>, budget: { left: number }): Promise<void> {
     if (parts.length === 0) return;
+    let reason: string;
     try {
+      budget.left -= 1;
       await this.commit(merge(parts.map(([, p]) => p)));
       return;
     } catch (e) {
       if (!(e instanceof SwitchRefusedError)) throw e;
-      if (parts.length === 1) {
-        failed.set(parts[0]![0] || '(removed flows)', e.reason);
-        return;
+      reason = e.reason;
+      if (e.applied && e.applied.length > 0) {
+        const rest = this.recordApplied(merge(parts.map(([, p]) => p)), e);
+        parts = this.splitByOwner(rest);
       }
     }
+    if (parts.length === 1 || budget.left <= 0) {
+      for (const [owner] of parts) failed.set(owner, reason);
+      return;
+    }
     const half = Math.ceil(parts.length / 2);
-    await this.bisect(parts.slice(0, half), failed);
-    await this.bisect(parts.slice(half), failed);
+    await this.bisect(parts.slice(0, half), failed, budget);
+    await this.bisect(parts.slice(half), failed, budget);
   }
 
   private scheduleRetry(): void {
@@ -426,21 +480,20 @@ export class FlowDataplane implements Dataplane {
       const out = this.desired.ownerOutput(owner);
       for (const f of out?.flows ?? []) touched.flows.add(flowKey(f));
       for (const g of out?.groups ?? []) touched.groups.add(objectKey(g));
+      for (const m of out?.meters ?? []) touched.meters.add(objectKey(m));
     }
     let foreign: FlowChanges | undefined;
-    if (this.resync) {
-      // What the switch holds now is the truth (it may have lost everything meanwhile).
-      if (this.backend.readBack) foreign = await this.adopt();
+    // After an unreachable switch, or refused removals: compare everything, against what the
+    // switch holds now when it can be read (it may have lost everything meanwhile).
+    if (this.resync || this.refused.has(REMOVED)) {
+      if (this.resync && this.backend.readBack) foreign = await this.adopt();
       this.resync = false;
       for (const k of this.desired.flowKeys()) touched.flows.add(k);
       for (const g of this.desired.activeGroups()) touched.groups.add(objectKey(g));
       for (const m of this.desired.activeMeters()) touched.meters.add(objectKey(m));
       this.touchInstalled(touched);
     }
-    // Removals nobody owns any more: whatever is installed and not desired.
-    if (this.refused.has('(removed flows)')) {
-      for (const k of this.installed.flows.keys()) if (!this.desired.active(k)) touched.flows.add(k);
-    }
+    // Whatever is still refused comes back from this reconcile.
     this.refused.clear();
     await this.reconcile(touched, foreign);
     if (this.refused.size === 0 && !this.resync) {

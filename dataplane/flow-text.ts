@@ -57,9 +57,10 @@ export function matchText(match: Match): string {
       skipProto = p[2] !== null;
     }
   }
+  const shorthand = parts.length > 0;
   for (const m of match) {
-    if (m.field === 'dl_type' && parts.length > 0) continue;
-    if (m.field === 'nw_proto' && skipProto) continue;
+    if (m.field === 'dl_type' && m.mask === null && shorthand) continue;
+    if (m.field === 'nw_proto' && m.mask === null && skipProto) continue;
     parts.push(matchFieldText(m));
   }
   return parts.join(',');

@@ -178,8 +178,11 @@ export const eq = (field: FieldName, value: bigint | number): MatchField => ({ f
 
 /** Match on a masked field. */
 export const masked = (field: FieldName, value: bigint | number, mask: bigint | number): MatchField => {
-  const m = BigInt(mask);
-  return m === fullMask(FIELDS[field]) ? eq(field, value) : { field, value: BigInt(value) & m, mask: m };
+  // Only the bits the switch keeps count: a mask covering all of them is an exact match, as the
+  // switch reads it back (so one flow never has two keys).
+  const whole = (FIELDS[field] as Field).kept ?? fullMask(FIELDS[field]);
+  const m = BigInt(mask) & whole;
+  return m === whole ? eq(field, BigInt(value) & whole) : { field, value: BigInt(value) & m, mask: m };
 };
 
 /** Match on a declared register slice. */

@@ -589,7 +589,8 @@ export class Bridge {
   /** Every rule, by table then priority (highest first). */
   flows(): Rule[] {
     const out: Rule[] = [];
-    for (const id of [...this.tables.keys()].sort((a, b) => a - b)) out.push(...[...this.tables.get(id)!.rules()].sort((a, b) => b.priority - a.priority));
+    // One push per rule: push(...list) overflows the call stack past ~100,000 rules.
+    for (const id of [...this.tables.keys()].sort((a, b) => a - b)) for (const r of [...this.tables.get(id)!.rules()].sort((a, b) => b.priority - a.priority)) out.push(r);
     return out;
   }
 

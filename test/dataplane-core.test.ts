@@ -30,6 +30,9 @@ class FakeSwitch extends DryRunBackend {
   refuse: (f: Flow) => boolean = () => false;
   /** The switch cannot be reached (its connection is down). */
   down = false;
+  get connected(): boolean {
+    return !this.down;
+  }
   readonly bundles: FlowChanges[] = [];
 
   override commit(c: FlowChanges): Promise<void> {
@@ -200,7 +203,8 @@ test('conjunction clauses of several owners merge into one flow, with ids stable
   t.is(conj.use('sg:web', 'x'), a, 'still used by z: kept');
   conj.release('x', new Set(), ['sg:web']);
   conj.release('z', new Set(), ['sg:web']);
-  t.is(conj.use('sg:new', 'q'), a, 'a freed id is reused');
+  t.is(new ConjunctionIds().use('sg:web', 'other'), a, 'the same name gets the same id in another allocator (a restart, a recompute)');
+  t.is(conj.use('sg:web', 'q'), a, 'and again after it was freed');
 
   const feature = (ns: string, id: number, clause: number): Feature => ({
     name: ns, namespace: ns, programmer: 'pipeline', purpose: 'test', owners: { singleton: true },
@@ -333,4 +337,82 @@ test('a commit refused on br-int after br-ex took its bundle: br-ex\'s part is r
   t.deepEqual(comparable(after.flows), comparable(dp.installed.flows.values()));
   t.true(after.flows.some((f) => f.table === 0 && f.priority === 5), 'the once refused flow is installed');
   await dp.close();
+});
+
+test('review regressions: a retry is not lost when another owner of a shared key is accepted', async (t) => {
+  const { store, sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  // P1 and N1 answer ARP for the same address; P1's local delivery is refused (its table "full").
+  sw.refuse = (f) => f.table === TABLES.LOCAL_L2.id && f.priority === 100;
+  await intake.apply({ v2: GoalStateV2.fromPartial({
+    subnetStates: { S: subnetState('S') },
+    portStates: { P1: portState('P1', { fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.9' }] }) },
+    neighborStates: { 'L2/N1': neighborState('N1', 1, { fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.1.0.9', arionGroup: '', tunnelId: 0 }] }) },
+  }) });
+  t.true(dp.refused.has('port:P1'));
+  // N1 changes MAC: its flows (the shared ARP key among them) are accepted.
+  await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { revisionNumber: 2, macAddress: 'fa:16:3e:00:00:99', fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.1.0.9', arionGroup: '', tunnelId: 0 }] }) } }) });
+  t.true(dp.refused.has('port:P1'), 'still waiting for the switch to take P1');
+  sw.refuse = () => false;
+  for (let i = 0; i < 600 && dp.refused.size > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  t.deepEqual(text(sw.table.values()), text(FlowDataplane.recompute(store, sw.bindings).activeFlows()), 'P1 installed in the end');
+  await dp.close();
+});
+
+test('review regressions: a resource whose change reaches a refused flood list through a topic answers FAILURE', async (t) => {
+  const { sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') }, neighborStates: { 'L2/N1': neighborState('N1', 1) } }) });
+  sw.refuse = (f) => f.table === TABLES.REMOTE_L2.id && f.priority === 50;
+  // N2 lives on a new host: the network's flood list changes, and the switch refuses it.
+  const r = await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/N2': neighborState('N2', 2) } }) });
+  t.is(r.results.toArray()[0]?.status, 'FAILURE');
+  t.regex(r.results.toArray()[0]?.detail ?? '', /flood-remote:5001: OFPFMFC_TABLE_FULL/);
+  assertSwitchEqualsAgent(t, sw, dp, 'the refused flood list');
+  await dp.close();
+});
+
+test('review regressions: a change that alters no flow is not SUCCESS while the switch is down', async (t) => {
+  const { sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, neighborStates: { 'L2/N1': neighborState('N1', 1) } }) });
+  sw.down = true;
+  const r = await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { revisionNumber: 2, name: 'renamed' }) } }) });
+  t.is(r.results.toArray()[0]?.status, 'FAILURE');
+  sw.down = false;
+  await dp.close();
+});
+
+test('review regressions: bisecting a refusal that hits hundreds of owners costs a bounded number of commits', async (t) => {
+  const { sw, dp, intake } = setup();
+  await dp.start(new ResourceStore());
+  sw.refuse = (f) => f.table === TABLES.REMOTE_L2.id && f.priority === 100;
+  const before = dp.commits;
+  const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') } });
+  for (let i = 1; i <= 300; i++) gs.neighborStates[`L2/N${i}`] = neighborState(`N${i}`, i);
+  const r = await intake.apply({ v2: gs });
+  const statuses = r.results.toArray().filter((x) => x.kind === 'neighbor').map((x) => x.status);
+  t.is(statuses.filter((x) => x === 'FAILURE').length, 300);
+  t.true(dp.commits - before <= 70, `${dp.commits - before} commits`);
+  assertSwitchEqualsAgent(t, sw, dp, 'the bounded bisection');
+  sw.refuse = () => false;
+  await dp.close();
+});
+
+test('review regressions: an owner\'s own conjunction clauses on one key merge; dl_type renders without a shorthand; ct_state masked by its kept bits is exact', async (t) => {
+  const f: Feature = {
+    name: 'c', namespace: 'c', programmer: 'pipeline', purpose: 'test', owners: { singleton: true },
+    build(_ctx, _key, out) {
+      out.flow(TABLES.SG_INGRESS, 100, [reg(REGISTERS.outPort, 5)], [{ type: 'conjunction', id: 1, clause: 1, nClauses: 2 }]);
+      out.flow(TABLES.SG_INGRESS, 100, [reg(REGISTERS.outPort, 5)], [{ type: 'conjunction', id: 2, clause: 1, nClauses: 2 }]);
+    },
+  };
+  const out = new OwnerBuilder(f, 'c');
+  f.build({} as never, '', out);
+  t.is(out.flows.length, 1);
+  t.is(formatFlow(out.flows[0]!).split(' actions=')[1], 'conjunction(1,1/2),conjunction(2,1/2)');
+  const { matchText } = await import('../dataplane/flow-text.js');
+  t.is(matchText([eq('in_port', 3), eq('dl_type', 0x88cc)]), 'in_port=3,dl_type=0x88cc');
+  const { masked } = await import('../dataplane/flow.js');
+  t.is(flowKey({ table: 0, priority: 1, match: [masked('ct_state', 0x22, 0xff)] }), flowKey({ table: 0, priority: 1, match: [eq('ct_state', 0x22)] }));
 });
