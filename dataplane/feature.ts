@@ -92,7 +92,7 @@ export class OwnerBuilder {
     if (actions.length > 0 && actions.every((a) => a.type === 'conjunction')) {
       // Two clauses of this owner on one (table, priority, match): one flow with both.
       const key = makeFlowKey(table.id, priority, m, table.bridge);
-      const at = (this.conjunctionFlows ??= new Map()).get(key);
+      const at = (this.conjunctionFlows ??= new Map<string, number>()).get(key);
       if (at !== undefined) {
         const before = this.flows[at]!;
         this.flows[at] = { ...before, actions: [...before.actions, ...actions] };
@@ -123,7 +123,7 @@ function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
     if (m.field !== 'dl_type' && m.field !== 'nw_proto' && !table.fields.includes(m.field)) {
       throw new Error(`matching ${m.field} is not allowed (the table matches ${table.fields.join(', ')})`);
     }
-    const needs = (FIELDS[m.field] as Field).needs;
+    const needs = (FIELDS[m.field]).needs;
     if (!needs) continue;
     const dlType = match.find((x) => x.field === 'dl_type');
     if (!dlType || !needs.dlType.some((t) => BigInt(t) === dlType.value)) throw new Error(`${m.field} needs dl_type ${needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);

@@ -180,7 +180,7 @@ export const eq = (field: FieldName, value: bigint | number): MatchField => ({ f
 export const masked = (field: FieldName, value: bigint | number, mask: bigint | number): MatchField => {
   // Only the bits the switch keeps count: a mask covering all of them is an exact match, as the
   // switch reads it back (so one flow never has two keys).
-  const whole = (FIELDS[field] as Field).kept ?? fullMask(FIELDS[field]);
+  const whole = (FIELDS[field]).kept ?? fullMask(FIELDS[field]);
   const m = BigInt(mask) & whole;
   return m === whole ? eq(field, BigInt(value) & whole) : { field, value: BigInt(value) & m, mask: m };
 };
