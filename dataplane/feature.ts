@@ -3,7 +3,7 @@
 // context, which records every read in the dependency index (dependencies.ts), so a feature
 // never says what makes it dirty. Flows are checked against their table's declaration when they
 // are built (a wrong field fails here, naming the feature and the owner, not in the switch).
-import { FIELDS, type Field } from './fields.js';
+import { FIELDS } from './fields.js';
 import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor, makeFlowKey } from './flow.js';
 import type { OwnerOutput } from './desired.js';
 import type { Kind, ResourceEvent, ResourceOf, ResourceView } from './model.js';
