@@ -226,6 +226,10 @@ maybe('a refused bundle (missing group, full table, bad port) rejects with the s
     t.deepEqual(await dump(sb, 'dump-meters', BRIDGE), []);
     t.is((await dump(sb, 'dump-flows', BRIDGE)).length, before.length + 2);
 
+    // A meter added before a bundle the switch then refuses is taken away again: nothing changed.
+    const e6 = await t.throwsAsync(be.commit(changesOf({ add: [toMissingGroup], metersAdd: [{ id: 6, unit: 'kbps', rate: 100, burst: 10 }] })), { instanceOf: SwitchRefusedError });
+    t.regex(e6.reason, /^OFPBAC_BAD_OUT_GROUP/);
+    t.deepEqual(await dump(sb, 'dump-meters', BRIDGE), []);
     // A flow the codec cannot encode is refused like the switch would, naming the flow.
     const e5 = await t.throwsAsync(be.commit(changesOf({ add: [good, { ...good, priority: 9, actions: [{ type: 'controller', userdata: '0x01' }] }] })), { instanceOf: SwitchRefusedError });
     t.regex(e5.reason, /^unencodable: controller userdata "0x01" is not hex bytes/);

@@ -426,6 +426,11 @@ export class OvsBackend implements FlowBackend {
       try {
         await of.bundle(items.length, (i, w, xid) => writeItem(w, xid, items[i]!, i));
       } catch (e) {
+        // Meters added before the refused bundle go again, so a refusal leaves the switch as it was
+        // (modified meters cannot be put back: OVS has no meter bundles).
+        if ((e instanceof OpenFlowRefusedError || e instanceof BundleEncodeError) && meters.add.length > 0) {
+          await of.sendAll(meters.add.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, meters.add[i]!)).catch(() => undefined);
+        }
         if (e instanceof OpenFlowRefusedError) {
           throw this.refusal(e.error.name, e.index === null ? null : items[e.index] ?? null, items.length, bridge, applied);
         }
