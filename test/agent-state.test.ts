@@ -9,18 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { execa } from 'execa';
 import { OperationStatus, OperationType, RequestType } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { type GoalStateOperationReply, GoalStateProvisionerService, type HostRequest, type HostRequestReply } from '../proto/gen/alcor/goalstateprovisioner.js';
+import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
 import { type AgentConfig, resolveConfig } from '../agent/config.js';
 import { type Agent, startAgent } from '../agent/daemon.js';
 import { createLogger, silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
 import { SNAPSHOT_FILE } from '../agent/state-dir.js';
 import { HOST_IP, bigState, freePort, neighborState, portState, pushOne, subnetState } from './helpers/agents.js';
+import { fakeNcm } from './helpers/fake-ncm.js';
+import { until } from './helpers/wait.js';
 
 const cli = new URL('../agent/cli.ts', import.meta.url).pathname;
 /** tsx's loader by URL, so that a child in another working directory finds it. */
@@ -334,27 +335,16 @@ for (const [what, spoil] of corruptions) {
 }
 
 test('a corrupt state with a controller configured: the agent starts empty and asks the controller (AGENT_RESTARTED), as at every start', async (t) => {
-  const requests: HostRequest[] = [];
-  const server = new grpc.Server();
-  const unimplemented = (_: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED });
-  server.addService(GoalStateProvisionerService, {
-    pushNetworkResourceStates: unimplemented,
-    pushGoalStatesStream: (call: grpc.ServerDuplexStream<unknown, unknown>) => call.end(),
-    pushGoalstates: unimplemented,
-    requestGoalStates: (call: grpc.ServerUnaryCall<HostRequest, HostRequestReply>, cb: grpc.sendUnaryData<HostRequestReply>) => {
-      requests.push(call.request);
-      cb(null, { formatVersion: 1, operationStatuses: [], totalOperationTime: 0 });
-    },
-  });
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const ncm = await fakeNcm(() => Promise.resolve());
+  const requests = ncm.requests;
   const dir = tempDir();
   try {
     const a = await start(dir);
     t.true((await pushAll(a, changes())).every(allSuccess));
     await a.stop();
     writeFileSync(join(dir, SNAPSHOT_FILE), 'garbage');
-    const b = await start(dir, silentLogger(), { controller: `127.0.0.1:${port}` });
-    for (let i = 0; i < 100 && requests.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const b = await start(dir, silentLogger(), { controller: ncm.addr });
+    await until(() => requests.length > 0, 'AGENT_RESTARTED at the controller');
     t.truthy(b.loaded?.movedAside);
     t.is(b.store.counts().port, 0);
     t.is(requests.length, 1);
@@ -362,7 +352,7 @@ test('a corrupt state with a controller configured: the agent starts empty and a
     t.is(requests[0]!.stateRequests[0]!.sourceIp, HOST_IP);
     await b.stop();
   } finally {
-    server.forceShutdown();
+    await ncm.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
