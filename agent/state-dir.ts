@@ -612,9 +612,15 @@ export class StateDir {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.queue.length);
       let error: Error | null = null;
+      // Whether this batch tried the disk (a batch that only waits for the next retry does not
+      // move that retry later: steady traffic must not starve it).
+      let tried = true;
       try {
         if (this.broken) {
-          if (Date.now() < this.retryAt) throw this.broken;
+          if (Date.now() < this.retryAt) {
+            tried = false;
+            throw this.broken;
+          }
           await this.saveEverything();
         } else if (batch.some((e) => e.changes !== null)) {
           await this.append(batch);
@@ -623,7 +629,7 @@ export class StateDir {
         error = asError(e);
         if (this.broken === null) this.log.error('state: cannot save goal states; their resources answer FAILURE until it can', { dir: this.dir, error: error.message });
         this.broken = error;
-        this.retryAt = Date.now() + RETRY_MS;
+        if (tried) this.retryAt = Date.now() + RETRY_MS;
         this.scheduleRetry();
       }
       for (const e of batch) e.resolve(error);
