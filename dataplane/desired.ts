@@ -13,8 +13,6 @@ export interface OwnerOutput {
   readonly meters: readonly Meter[];
 }
 
-export const emptyOutput = (): OwnerOutput => ({ flows: [], groups: [], meters: [] });
-
 /** Keys whose active object may have changed since the last reconcile. */
 export interface Touched {
   flows: Set<string>;
@@ -104,10 +102,6 @@ export class DesiredFlows {
 
   ownerOutput(owner: string): OwnerOutput | undefined {
     return this.byOwner.get(owner);
-  }
-
-  ownerFlows(owner: string): readonly Flow[] {
-    return this.byOwner.get(owner)?.flows ?? [];
   }
 
   *owners(): IterableIterator<string> {
@@ -200,4 +194,3 @@ export class DesiredFlows {
     return out;
   }
 }
-

@@ -6,7 +6,7 @@
 import { FIELDS } from './fields.js';
 import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor, makeFlowKey } from './flow.js';
 import type { OwnerOutput } from './desired.js';
-import type { Kind, ResourceEvent, ResourceOf, ResourceView } from './model.js';
+import type { Kind, ResourceEvent, ResourceView } from './model.js';
 import type { ProgrammerName, TableSpec } from './pipeline.js';
 import type { PortBindings } from './bindings.js';
 import type { Subnet } from './model.js';
@@ -133,6 +133,3 @@ function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
     }
   }
 }
-
-/** A store resource of a kind, typed, for features whose owners are resources. */
-export const resourceOf = <K extends Kind>(ctx: BuildContext, kind: K, key: string): ResourceOf[K] | undefined => ctx.view.get(kind, key);

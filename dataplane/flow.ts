@@ -2,7 +2,7 @@
 // (value and mask), actions are a typed union, registers are declared subfields; text exists
 // only for people and files (flow-text.ts). A flow's identity is (table, priority, match), as in
 // OpenFlow; `flowKey` makes it a compact string for maps.
-import { FIELDS, FIELD_RANK, type Field, type FieldName, fullMask } from './fields.js';
+import { FIELDS, FIELD_RANK, type FieldName, fullMask } from './fields.js';
 import { BRIDGE, COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
 
 export interface MatchField {
@@ -126,7 +126,6 @@ export const bridgeOf = (o: { bridge?: string }): string => o.bridge ?? BRIDGE;
 /** Identity of a group or meter: its id on its bridge. */
 export const objectKey = (o: { bridge?: string; id: number }): string => (o.bridge === undefined || o.bridge === BRIDGE ? String(o.id) : `${o.bridge}|${o.id}`);
 
-export const sameAction = (a: Action, b: Action): boolean => a === b || actionKey(a) === actionKey(b);
 
 /** A string that is equal exactly when two action lists do the same thing. */
 export function actionsKey(actions: readonly Action[]): string {
@@ -256,7 +255,6 @@ export function canonicalMatch(fields: MatchField[]): Match {
   return fields;
 }
 
-export const fieldOf = (name: FieldName): Field => FIELDS[name];
 
 // ---- cookies ----
 
