@@ -14,6 +14,7 @@ import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
 import { type LoadReport, StateDir } from './state-dir.js';
 import { ResourceStore } from './store.js';
+import { VERSION } from './version.js';
 
 export interface Agent {
   config: AgentConfig;
@@ -70,7 +71,7 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
     store,
     ready: () => ready,
     info: () => ({
-      hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port, state: state?.info() ?? null,
+      version: VERSION, node: process.version, hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port, state: state?.info() ?? null,
       ...(dataplane instanceof FlowDataplane ? { flows: dataplane.installed.size, punts: dataplane.punts, dhcp: dataplane.dhcp.counters } : {}),
     }),
     ...(dataplane instanceof FlowDataplane
@@ -98,7 +99,7 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
   ready = true;
   const controller = config.controller === '' ? null : new ControllerClient(config.controller, log);
   if (controller) void controller.announceRestart(config.hostIp);
-  log.info('agent ready', { hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
+  log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
     config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller,
     async stop() {

@@ -6,7 +6,9 @@ import { OperationStatus, operationStatusToJSON, operationTypeToJSON, resourceTy
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { GoalStateOperationReply, GoalStateProvisionerClient } from '../proto/gen/alcor/goalstateprovisioner.js';
 
-export class PushError extends Error {}
+import { PushError } from './errors.js';
+
+export { PushError };
 
 /** A file holds proto3 canonical JSON (snake_case or camelCase) or the binary encoding. */
 export function readGoalStateFile<T>(path: string, codec: { fromJSON(o: unknown): T; decode(b: Uint8Array): T }): T {
