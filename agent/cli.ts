@@ -45,7 +45,7 @@ program.command('agent')
   .option('--dataplane <kind>', 'dataplane backend: sim, dry-run, ovs or none [sim] (env ACA_DATAPLANE)')
   .option('--controller <host:port>', 'controller (NCM) for RequestGoalStates [none] (env ACA_CONTROLLER)')
   .option('--log-level <level>', 'error|warn|info|debug [info] (env ACA_LOG_LEVEL)')
-  .option('--log-format <format>', 'json|text [text] (env ACA_LOG_FORMAT)')
+  .option('--log-format <format>', 'text, json, or journal (for journald: no timestamp, <N> priority prefixes) [text] (env ACA_LOG_FORMAT)')
   .option('--max-message-bytes <size>', 'largest gRPC message accepted [512MB] (env ACA_MAX_MESSAGE_BYTES)')
   .option('--ovs-db <address>', 'ovs dataplane: OVSDB address [unix:/var/run/openvswitch/db.sock] (env ACA_OVS_DB)')
   .option('--ovs-rundir <dir>', 'ovs dataplane: directory of <bridge>.mgmt [/var/run/openvswitch] (env ACA_OVS_RUNDIR)')
@@ -64,24 +64,18 @@ program.command('agent')
       ovsDatapathType: flags.ovsDatapathType, dhcpDns: flags.dhcpDns, dhcpDomain: flags.dhcpDomain,
       dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu, stateDir: flags.stateDir,
     };
-    const config = resolveConfig(DAEMON_DEFAULTS, configFile ? readConfigFile(configFile) : {}, readEnv(process.env), fromFlags);
+    // Read again on SIGHUP: the file may have changed; the environment and the flags have not.
+    const env = readEnv(process.env);
+    const load = () => resolveConfig(DAEMON_DEFAULTS, configFile ? readConfigFile(configFile) : {}, env, fromFlags);
+    const config = load();
     if (flags.printConfig) {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       return;
     }
     const { createLogger } = await import('./log.js');
-    const { startAgent } = await import('./daemon.js');
+    const { runService } = await import('./service.js');
     const log = createLogger(config.logLevel, config.logFormat);
-    const agent = await startAgent(config, log);
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info('stopping', { signal });
-      void agent.stop().then(() => process.exit(0));
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    await runService(config, log, { reloadConfig: load, onStopped: (code) => process.exit(code) });
   });
 
 program.command('push')

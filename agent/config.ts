@@ -68,7 +68,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
-const LOG_FORMATS: LogFormat[] = ['json', 'text'];
+const LOG_FORMATS: LogFormat[] = ['json', 'text', 'journal'];
 
 export class ConfigError extends Error {}
 

@@ -5,6 +5,7 @@ import { AdminServer } from './admin.js';
 import type { AgentConfig } from './config.js';
 import { ControllerClient } from './controller-client.js';
 import { type Dataplane, NullDataplane } from '../dataplane/api.js';
+import type { DhcpSettings } from '../dataplane/dhcp-handler.js';
 import { DryRunBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
@@ -28,14 +29,46 @@ export interface Agent {
   grpcPort: number;
   adminPort: number;
   controller: ControllerClient | null;
-  stop(): Promise<void>;
+  /**
+   * Applies what can change while running (SIGHUP re-reads the config file): the log level and
+   * the DHCP settings. Says what changed, what was applied and what needs a restart.
+   */
+  reload(next: AgentConfig): ReloadReport;
+  /** Health for the systemd watchdog: the servers listen and no dataplane commit is stuck. */
+  health(): { ok: boolean; reason?: string };
+  /**
+   * Stops serving: gRPC calls in flight get `graceMs` to finish (then are cancelled), the admin
+   * API closes, the state dir is flushed; the flows stay on the switch.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
-export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
-  const dhcp = {
+export interface ReloadReport {
+  changed: (keyof AgentConfig)[];
+  applied: (keyof AgentConfig)[];
+  needsRestart: (keyof AgentConfig)[];
+}
+
+/** Settings that take effect on reload, without a restart. */
+const LIVE_LOG: readonly (keyof AgentConfig)[] = ['logLevel'];
+const LIVE_DHCP: readonly (keyof AgentConfig)[] = ['dhcpDns', 'dhcpDomain', 'dhcpLeaseSeconds', 'underlayMtu'];
+
+/** A dataplane commit running longer than this makes the agent unhealthy (the watchdog stops). */
+export const STUCK_COMMIT_MS = 10 * 60_000;
+
+/** The DHCP settings of a configuration. */
+export function dhcpSettings(config: AgentConfig): DhcpSettings {
+  return {
     leaseSeconds: config.dhcpLeaseSeconds, domain: config.dhcpDomain, underlayMtu: config.underlayMtu,
     dns: config.dhcpDns === '' ? [] : config.dhcpDns.split(','),
   };
+}
+
+/**
+ * The dataplane a configuration asks for. `dhcp` is handed to the DHCP server by reference: a
+ * reload (SIGHUP) changes its fields in place and the next reply uses them.
+ */
+export function createDataplane(config: AgentConfig, log: Logger, dhcp: DhcpSettings = dhcpSettings(config)): Dataplane {
   switch (config.dataplane) {
     case 'sim':
       // A standalone simulated host (ports plugged as they appear): flows can be listed and
@@ -50,7 +83,13 @@ export function createDataplane(config: AgentConfig, log: Logger): Dataplane {
   }
 }
 
-export async function startAgent(config: AgentConfig, log: Logger, dataplane = createDataplane(config, log)): Promise<Agent> {
+export async function startAgent(config: AgentConfig, log: Logger, given?: Dataplane): Promise<Agent> {
+  config = { ...config };
+  // The DHCP settings object is shared with the DHCP server, so a reload can change it in place
+  // (only when the dataplane is ours to make).
+  const dhcp = given ? null : dhcpSettings(config);
+  const dataplane = given ?? createDataplane(config, log, dhcp ?? undefined);
+  log.info('aca starting', { version: VERSION, node: process.version, pid: process.pid, dataplane: config.dataplane, hostIp: config.hostIp });
   const store = new ResourceStore();
   // The desired state saved by the previous run goes into the store before the dataplane starts,
   // so that the dataplane's start sees all of it.
@@ -102,9 +141,31 @@ export async function startAgent(config: AgentConfig, log: Logger, dataplane = c
   log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
     config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller,
-    async stop() {
+    reload(next: AgentConfig): ReloadReport {
+      const report: ReloadReport = { changed: [], applied: [], needsRestart: [] };
+      for (const key of Object.keys(next) as (keyof AgentConfig)[]) {
+        if (next[key] === config[key]) continue;
+        report.changed.push(key);
+        if (LIVE_LOG.includes(key) || (dhcp && LIVE_DHCP.includes(key))) {
+          (config as unknown as Record<string, unknown>)[key] = next[key];
+          report.applied.push(key);
+        } else {
+          report.needsRestart.push(key);
+        }
+      }
+      log.level = config.logLevel;
+      if (dhcp) Object.assign(dhcp, dhcpSettings(config));
+      return report;
+    },
+    health() {
+      if (!ready) return { ok: false, reason: 'not serving' };
+      const stuck = intake.commitRunningMs;
+      if (stuck > STUCK_COMMIT_MS) return { ok: false, reason: `a dataplane commit has been running for ${Math.round(stuck / 1000)} s` };
+      return { ok: true };
+    },
+    async stop(graceMs?: number) {
       ready = false;
-      await grpcServer.stop();
+      await grpcServer.stop(graceMs);
       await admin.stop();
       controller?.close();
       await state?.close();

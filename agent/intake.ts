@@ -44,6 +44,8 @@ export class Intake {
   /** Dataplane commits run one at a time, in the order goal states arrived. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ctx: NormalizeContext;
+  /** When the dataplane commit now running started (Date.now()), 0 when none runs. */
+  private commitSince = 0;
 
   constructor(
     private readonly store: ResourceStore,
@@ -97,7 +99,10 @@ export class Intake {
                 const e = store.upsert(kind, v);
                 if (e) { events.push(e); results.markChanged(i); }
               }
-              if (intent.warnings.length > 0) {
+              if (intent.refused.length > 0) {
+                // Applied without the parts it could not take: the controller must hear of them.
+                results.setStatus(i, 'INVALID_ARG', `applied without: ${[...intent.refused, ...intent.warnings].join('; ')}`);
+              } else if (intent.warnings.length > 0) {
                 results.setDetail(i, intent.warnings.join('; '));
                 this.log.warn('resource accepted with warnings', { kind, id: n.id, warnings: intent.warnings });
               }
@@ -128,6 +133,7 @@ export class Intake {
     const commit = this.queue.then(async () => {
       const dpStart = nowUs();
       let dataplaneUs = 0;
+      this.commitSince = Date.now();
       try {
         const outcomes = events.length > 0 ? await this.dataplane.apply(events, store) : new Map<string, ResourceOutcome>();
         dataplaneUs = nowUs() - dpStart;
@@ -141,6 +147,8 @@ export class Intake {
           failed += 1;
         }
         this.log.error('dataplane commit failed', { error: String(e), resources: failed });
+      } finally {
+        this.commitSince = 0;
       }
       return dataplaneUs;
     });
@@ -156,6 +164,11 @@ export class Intake {
       this.logSummary(results, events.length, totalUs, savedUs);
       return { results, events: events.length, dataplaneUs, savedUs, totalUs };
     });
+  }
+
+  /** How long the dataplane commit now running has taken, ms (0: none runs). For the watchdog. */
+  get commitRunningMs(): number {
+    return this.commitSince === 0 ? 0 : Date.now() - this.commitSince;
   }
 
   /**
