@@ -6,8 +6,9 @@ import {
 } from './addr.js';
 import type {
   AddressPair, DestinationType, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
-  Neighbor, NeighborType, NetworkType, Operation, ResourceOf, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
+  Neighbor, NeighborType, NetworkType, Operation, ResourceOf, Router, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
 } from '../dataplane/model.js';
+import { DVR_MAC_PREFIX } from '../dataplane/pipeline.js';
 import { NetworkType as PbNetworkType, OperationType } from '../proto/gen/alcor/common.js';
 import type { VpcState } from '../proto/gen/alcor/vpc.js';
 import type { SubnetState } from '../proto/gen/alcor/subnet.js';
@@ -58,7 +59,8 @@ export function createInterner(limit = 65_536): (text: string) => string {
 
 /** What one controller state asks of the store. */
 export type Intent<K extends Kind> =
-  | { op: 'upsert'; values: ResourceOf[K][]; warnings: string[] }
+  /** `refused`: parts left out (the rest applies); the resource answers INVALID_ARG with them. */
+  | { op: 'upsert'; values: ResourceOf[K][]; warnings: string[]; refused: string[] }
   | { op: 'delete'; keys: string[] }
   | { op: 'noop' }
   | { op: 'invalid'; reason: string };
@@ -307,27 +309,43 @@ const builders: { [K in Kind]: Builder<K> } = {
     }];
   },
 
-  router(state, id) {
+  router(state, id, ctx, warnings) {
     const c = state.configuration!;
-    return [{
-      key: id, id, revision: c.revisionNumber,
-      hostDvrMac: optional(c.hostDvrMacAddress, parseMac, 'host_dvr_mac_address'),
-      subnetRoutingTables: c.subnetRoutingTables.map((t, i) => ({
-        subnetId: required(t.subnetId, `subnet_routing_tables[${i}].subnet_id`),
-        rules: t.routingRules.map((r, j): RoutingRule => {
-          const f = `subnet_routing_tables[${i}].routing_rules[${j}]`;
-          const extra = r.routingRuleExtraInfo;
-          return {
-            id: r.id, name: r.name,
-            destination: need(parseCidr(required(r.destination, `${f}.destination`)), `${f}.destination`),
-            nextHopIp: optional(r.nextHopIp, parseIp, `${f}.next_hop_ip`)?.address ?? null,
-            priority: r.priority,
-            destinationType: enumValue(DESTINATION_TYPES, extra?.destinationType ?? 0, `${f}.destination_type`),
-            nextHopMac: extra ? optional(extra.nextHopMac, parseMac, `${f}.next_hop_mac`) : null,
-          };
-        }),
-      })),
-    }];
+    const dvr = optional(c.hostDvrMacAddress, parseMac, 'host_dvr_mac_address');
+    if (dvr !== null && !dvr.startsWith(`${DVR_MAC_PREFIX.text}:`)) {
+      throw new Invalid(`host_dvr_mac_address ${dvr} does not start with ${DVR_MAC_PREFIX.text}, the DVR MAC prefix every host restores routed packets by`);
+    }
+    const tables: Router['subnetRoutingTables'] = [];
+    for (const [i, t] of c.subnetRoutingTables.entries()) {
+      const subnetId = required(t.subnetId, `subnet_routing_tables[${i}].subnet_id`);
+      const subnet = ctx.subnet(subnetId);
+      if (subnet?.cidr.family === 6) {
+        refusedParts.push(`subnet ${subnetId} (${subnet.cidr.address}/${subnet.cidr.prefix}): IPv6 routing is not supported`);
+        continue;
+      }
+      if (!subnet) warnings.push(`subnet ${subnetId} is not known yet: routed when its SubnetState arrives`);
+      else if (subnet.gateway.ip === null || subnet.gateway.mac === null) warnings.push(`subnet ${subnetId} has no gateway IP and MAC: not routed`);
+      const rules: RoutingRule[] = [];
+      for (const [j, r] of t.routingRules.entries()) {
+        const f = `subnet_routing_tables[${i}].routing_rules[${j}]`;
+        const extra = r.routingRuleExtraInfo;
+        const rule: RoutingRule = {
+          id: r.id, name: r.name,
+          destination: need(parseCidr(required(r.destination, `${f}.destination`)), `${f}.destination`),
+          nextHopIp: optional(r.nextHopIp, parseIp, `${f}.next_hop_ip`)?.address ?? null,
+          priority: r.priority,
+          destinationType: enumValue(DESTINATION_TYPES, extra?.destinationType ?? 0, `${f}.destination_type`),
+          nextHopMac: extra ? optional(extra.nextHopMac, parseMac, `${f}.next_hop_mac`) : null,
+        };
+        if (rule.destination.family === 6 || rule.nextHopIp?.includes(':')) {
+          refusedParts.push(`${f} (${r.destination} via ${r.nextHopIp || 'nothing'}): IPv6 routing is not supported`);
+          continue;
+        }
+        rules.push(rule);
+      }
+      tables.push({ subnetId, rules });
+    }
+    return [{ key: id, id, revision: c.revisionNumber, hostDvrMac: dvr, subnetRoutingTables: tables }];
   },
 
   gateway(state, id) {
@@ -396,8 +414,9 @@ function deleteKeys(kind: Kind, state: StateOf[Kind], id: string, mapKey: string
 }
 
 const NO_WARNINGS: string[] = Object.freeze([]) as unknown as string[];
-/** Builders push warnings here; normalize() hands out a copy only when there are any. */
+/** Builders push warnings (and parts they leave out) here; normalize() hands out copies only when there are any. */
 const scratchWarnings: string[] = [];
+const refusedParts: string[] = [];
 
 function intentOf<K extends Kind>(
   kind: K, state: StateOf[K], id: string, operation: Operation | 'UNRECOGNIZED', mapKey: string | undefined, ctx: NormalizeContext,
@@ -409,8 +428,12 @@ function intentOf<K extends Kind>(
   try {
     if (operation === 'DELETE') return { op: 'delete', keys: deleteKeys(kind, state, id, mapKey) };
     scratchWarnings.length = 0;
+    refusedParts.length = 0;
     const values = builders[kind](state, id, ctx, scratchWarnings, mapKey);
-    return { op: 'upsert', values, warnings: scratchWarnings.length === 0 ? NO_WARNINGS : [...scratchWarnings] };
+    return {
+      op: 'upsert', values, warnings: scratchWarnings.length === 0 ? NO_WARNINGS : [...scratchWarnings],
+      refused: refusedParts.length === 0 ? NO_WARNINGS : [...refusedParts],
+    };
   } catch (e) {
     if (e instanceof Invalid) return { op: 'invalid', reason: e.message };
     // A bug here must not take the agent down with it; report it against this resource.

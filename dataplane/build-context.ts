@@ -98,6 +98,10 @@ export class TrackingContext implements BuildContext {
         read(`ports-of:${s}`);
         return baseTopology.portsOf(s);
       },
+      routed: (s: string) => {
+        read(resourceInput('subnet', s));
+        return baseTopology.routed(s);
+      },
     };
     this.bindings = {
       ofport: (portId: string) => {

@@ -16,6 +16,8 @@ export interface TopologyReader {
   subnetsOfVni(vni: number): Subnet[];
   remoteHostsOf(subnetId: string): Iterable<string>;
   portsOf(subnetId: string): Iterable<string>;
+  /** Whether a router joins the subnet (read as part of the subnet: `subnet:<id>`). */
+  routed(subnetId: string): boolean;
 }
 
 /** What a feature may read while it builds an owner. */

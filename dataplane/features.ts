@@ -7,10 +7,11 @@ import { floodLocal, floodRemote } from './features/flood.js';
 import { neighbors } from './features/neighbors.js';
 import { pipeline } from './features/pipeline.js';
 import { ports } from './features/ports.js';
+import { routers } from './features/routing.js';
 import { tunnels } from './features/tunnels.js';
 import type { Kind } from './model.js';
 
-export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal];
+export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers];
 
 /** Features looked up by owner namespace and by the resource kind they own. */
 export class FeatureRegistry {

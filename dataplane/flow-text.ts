@@ -40,6 +40,11 @@ function matchFieldText(m: MatchField): string {
   const field = FIELDS[m.field];
   if (field.format === 'ct_state') return `${m.field}=${ctStateText(m.value, m.mask ?? fullMask(field))}`;
   if (m.mask === null) return `${m.field}=${valueText(m.field, m.value)}`;
+  if (field.format === 'ipv4') {
+    // A CIDR mask prints as a prefix length, as ovs-ofctl prints it.
+    const inv = ~m.mask & 0xffffffffn;
+    if ((inv & (inv + 1n)) === 0n) return `${m.field}=${ipv4Text(m.value)}/${32 - inv.toString(2).replace(/^0+/, '').length}`;
+  }
   const fmt = field.format === 'mac' || field.format === 'ipv4' || field.format === 'ipv6' ? (v: bigint) => valueText(m.field, v) : hex;
   return `${m.field}=${fmt(m.value)}/${fmt(m.mask)}`;
 }

@@ -55,10 +55,15 @@ export const TABLES = {
     miss: 'continue to l3_gateway',
   },
   L3_GATEWAY: {
-    id: 30, name: 'l3_gateway', reserved: true,
-    fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'ipv6_dst', 'icmp_type', 'icmp_code', 'ct_state', 'ct_mark', 'arp_op', 'arp_tpa'],
-    purpose: 'Distributed routing (DVR), gateway ping responder, SNAT and elastic IPs: rewrite and move the packet into the destination network, then the L2 lookups.',
-    miss: 'continue to remote_l2',
+    id: 30, name: 'l3_gateway',
+    fields: ['metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_ttl', 'nw_dst', 'icmp_type'],
+    purpose: 'Distributed routing (DVR), on the sending host. Only packets a local VM addressed to the gateway MAC of a subnet joined to a router match: ICMP echo to any gateway IP of the router is answered in place; TTL 0 or 1 is dropped; otherwise the longest prefix (then the rule priority) among the joined subnets and the routing rules picks the next hop: TTL decremented, eth src = this host\'s DVR MAC (the destination gateway MAC when the router has none), metadata = the next hop\'s network, reg2 = the next hop address (the destination itself, or the rule\'s next hop), then l3_route. SNAT and elastic IPs come here later.',
+    miss: 'continue to remote_l2 (not routed: L2 as before)',
+  },
+  L3_ROUTE: {
+    id: 35, name: 'l3_route', fields: ['metadata', 'reg2'],
+    purpose: 'The next hop (reg2) in its network: a local port gets eth src = its subnet\'s gateway MAC and eth dst = its MAC, then local_l2; a remote VM (L2 or L3 neighbor) gets eth dst = its MAC and goes straight into the tunnel of its subnet (VNI and encapsulation of the destination subnet) to its host. Only subnets joined to a router have entries.',
+    miss: 'drop (next hop not known on this host)',
   },
   REMOTE_L2: {
     id: 40, name: 'remote_l2', fields: ['metadata', 'dl_dst'],
@@ -69,6 +74,11 @@ export const TABLES = {
     id: 45, name: 'flood_remote', fields: ['reg7', 'metadata', 'dl_dst'],
     purpose: 'Head-end replication beyond the first chunk of remote hosts: one flow per further chunk of a network\'s hosts (reg7 = chunk), reached by resubmit from remote_l2, so no flow outgrows an OpenFlow message.',
     miss: 'drop',
+  },
+  DVR_RESTORE: {
+    id: 48, name: 'dvr_restore', fields: ['metadata', 'dl_src', 'dl_dst'],
+    purpose: 'Traffic from a tunnel that a remote host routed (eth src in the DVR MAC prefix fe:16:11/24) to a local port of a routed subnet gets eth src = that subnet\'s gateway MAC, so a VM only ever sees its own gateway as the router. One flow per such port.',
+    miss: 'continue to local_l2',
   },
   LOCAL_L2: {
     id: 50, name: 'local_l2', fields: ['metadata', 'dl_dst'],
@@ -106,6 +116,7 @@ export const REGISTERS = {
   inPort: regField('inPort', 'reg6', 0, 32, 'the local input port (OpenFlow port number); 0 when the packet came from a tunnel'),
   outPort: regField('outPort', 'reg5', 0, 32, 'the port the L2 lookups chose: a local VM port or a tunnel port; the output table sends the packet there'),
   floodChunk: regField('floodChunk', 'reg7', 0, 32, 'which chunk of a long flood list a flood_remote or flood_local flow holds'),
+  nextHop: regField('nextHop', 'reg2', 0, 32, 'the IPv4 next hop l3_gateway chose (the destination, or a routing rule\'s next hop); l3_route looks it up'),
 } as const satisfies Record<string, RegField>;
 
 /**
@@ -126,6 +137,8 @@ export const PROGRAMMERS = {
   arp: { id: 0x05, purpose: 'ARP responder entries' },
   dhcp: { id: 0x06, purpose: 'DHCP punt to the agent' },
   flood: { id: 0x07, purpose: 'broadcast and multicast per network: head-end replication and local flooding' },
+  router: { id: 0x08, purpose: 'distributed routing: gateway ping, TTL guard, routes and routing rules of a router' },
+  route: { id: 0x09, purpose: 'next-hop entries of routed VMs (a local port or a neighbor), in l3_route, and the DVR MAC restore of a routed local port' },
 } as const;
 
 export type ProgrammerName = keyof typeof PROGRAMMERS;
@@ -158,4 +171,19 @@ export const PRIORITY = {
   match: 100,
   punt: 90,
   guard: 110,
+  /** l3_gateway: ICMP echo to a gateway IP, above the TTL guard (TTL 1 still reaches the gateway). */
+  gatewayEcho: 40_000,
+  ttlGuard: 30_000,
 } as const;
+
+/** The prefix of every host's DVR MAC (Alcor's HOST_DVR_MAC_PREFIX): routed arrivals carry it. */
+export const DVR_MAC_PREFIX = { value: 0xfe_16_11_00_00_00n, mask: 0xff_ff_ff_00_00_00n, text: 'fe:16:11' } as const;
+
+/**
+ * l3_gateway priority of a route: longer prefixes first, then (for routing rules) the smaller
+ * rule priority number; a joined subnet's own route beats a rule of the same prefix.
+ */
+export function routePriority(prefix: number, rulePriority: number | null): number {
+  const rank = rulePriority === null ? 255 : 254 - Math.min(rulePriority, 254);
+  return 1000 + prefix * 256 + rank;
+}

@@ -2,7 +2,7 @@
 // cannot afford to compute by scanning (a host may hold a million neighbors): which resources
 // live in a subnet, which remote hosts carry a subnet, and what network a subnet is.
 import { TUNNEL_PORTS, type Encapsulation } from './pipeline.js';
-import type { Neighbor, NetworkType, Port, ResourceEvent, ResourceView, Subnet } from './model.js';
+import type { Neighbor, NetworkType, Port, ResourceEvent, ResourceView, Router, Subnet } from './model.js';
 
 export interface Network {
   vni: number;
@@ -54,13 +54,15 @@ export class Topology {
   readonly dhcpByMac = new Map<string, Set<string>>();
   /** subnet id → remote host IPs with neighbors in it, counted */
   private readonly remoteHosts = new Map<string, RefCount<string>>();
+  /** subnet id → keys of the routers that join it */
+  private readonly routersBySubnet = new Map<string, Set<string>>();
 
   constructor(private readonly view: ResourceView) {}
 
   /** Indexes over everything the view already holds. */
   static of(view: ResourceView): Topology {
     const t = new Topology(view);
-    for (const kind of ['subnet', 'port', 'neighbor', 'dhcp'] as const) {
+    for (const kind of ['subnet', 'port', 'neighbor', 'dhcp', 'router'] as const) {
       for (const r of view.list(kind)) t.update({ type: 'added', kind, key: r.key, after: r } as ResourceEvent);
     }
     return t;
@@ -68,8 +70,8 @@ export class Topology {
 
   /**
    * Follow one store change. Call for every event, in order. The topics whose answers changed
-   * (`ports-of:<subnet>`, `remote-hosts:<subnet>`, `vni:<vni>`) are
-   * added to `topics`: the owners that read them are dirty.
+   * (`ports-of:<subnet>`, `remote-hosts:<subnet>`, `vni:<vni>`, and `subnet:<id>` when the
+   * routers joining a subnet change) are added to `topics`: the owners that read them are dirty.
    */
   update(e: ResourceEvent, topics?: Set<string>): void {
     if (e.kind === 'port') {
@@ -88,6 +90,13 @@ export class Topology {
     } else if (e.kind === 'neighbor') {
       if (e.type !== 'added') this.removeNeighbor(e.before, topics);
       if (e.type !== 'removed') this.addNeighbor(e.after, topics);
+    } else if (e.kind === 'router') {
+      const before = e.type !== 'added' ? joinedSubnets(e.before) : [];
+      const after = e.type !== 'removed' ? joinedSubnets(e.after) : [];
+      // Whether a subnet is routed is part of what its readers (ports, neighbors) read of it:
+      // the change is raised as the subnet's own input, so no owner needs a second input.
+      for (const s of before) if (!after.includes(s)) { setOf(this.routersBySubnet, s).delete(e.key); topics?.add(`subnet:${s}`); }
+      for (const s of after) if (!before.includes(s)) { setOf(this.routersBySubnet, s).add(e.key); topics?.add(`subnet:${s}`); }
     }
   }
 
@@ -123,7 +132,15 @@ export class Topology {
     return this.portsBySubnet.get(subnetId) ?? [];
   }
 
+  /** Whether a router joins the subnet. */
+  routed(subnetId: string): boolean {
+    const r = this.routersBySubnet.get(subnetId);
+    return r !== undefined && r.size > 0;
+  }
+
 }
+
+const joinedSubnets = (r: Router): string[] => [...new Set(r.subnetRoutingTables.map((t) => t.subnetId))];
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
   let s = m.get(k);

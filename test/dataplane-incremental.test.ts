@@ -25,33 +25,51 @@ const portArb = fc.record({
 });
 const neighborArb = fc.record({
   id: fc.constantFrom('N1', 'N2', 'N3', 'N4', 'N5', 'P1'), op, subnet: fc.constantFrom(...SUBNETS), host: fc.integer({ min: 2, max: 250 }),
-  mac: fc.integer({ min: 41, max: 80 }), where: fc.constantFrom(HOST, '10.0.0.12', '10.0.0.13'),
+  mac: fc.integer({ min: 41, max: 80 }), where: fc.constantFrom(HOST, '10.0.0.12', '10.0.0.13'), l3: fc.boolean(),
+});
+/** Next hops and destinations drawn from a few addresses, so rules meet VMs that hold them. */
+const ruleArb = fc.record({
+  dst: fc.constantFrom('0.0.0.0/0', '172.16.0.0/12', '10.2.0.0/24', '192.168.5.0/24'), hop: fc.constantFrom('10.1.1.7', '10.2.0.5', '10.2.1.7', '10.3.1.9', ''),
+  priority: fc.integer({ min: 0, max: 3 }), internet: fc.boolean(),
+});
+const routerArb = fc.record({
+  id: fc.constantFrom('R1', 'R2'), op, subnets: fc.subarray(SUBNETS), dvr: fc.boolean(), rules: fc.array(ruleArb, { maxLength: 2 }),
 });
 const stepArb = fc.record({
   subnets: fc.array(subnetArb, { maxLength: 2 }), ports: fc.array(portArb, { maxLength: 3 }), neighbors: fc.array(neighborArb, { maxLength: 4 }),
+  routers: fc.array(routerArb, { maxLength: 1 }),
 });
 
 type Step = fc.Arbitrary<unknown> extends never ? never : ReturnType<typeof stepArb.generate>['value'];
 
 const mac = (n: number): string => `fa:16:3e:00:00:${n.toString(16).padStart(2, '0')}`;
+/** Subnet Sn is 10.n.0.0/16 with gateway 10.n.0.1. */
+const net = (subnet: string): number => SUBNETS.indexOf(subnet) + 1;
 
 function goalState(step: Step): GoalStateV2 {
   const gs = GoalStateV2.fromPartial({});
   for (const s of step.subnets) {
     gs.subnetStates[s.id] = { operationType: s.op, configuration: {
       revisionNumber: 0, requestId: '', id: s.id, updateType: 0, networkType: s.geneve ? 3 : 0, vpcId: 'V', name: '',
-      cidr: '10.1.0.0/16', tunnelId: String(s.vni), gateway: s.gw ? { ipAddress: '10.1.0.1', macAddress: mac(99) } : undefined,
+      cidr: `10.${net(s.id)}.0.0/16`, tunnelId: String(s.vni), gateway: s.gw ? { ipAddress: `10.${net(s.id)}.0.1`, macAddress: mac(96 + net(s.id)) } : undefined,
       dhcpEnable: true, extraDhcpOptions: [], dnsEntryList: [], availabilityZone: '' } };
   }
   for (const p of step.ports) {
     gs.portStates[p.id] = { operationType: p.op, configuration: {
       revisionNumber: 0, requestId: '', id: p.id, updateType: 1, vpcId: 'V', name: '', deviceId: '', deviceOwner: '', macAddress: mac(p.mac),
-      adminStateUp: p.up, hostInfo: undefined, fixedIps: [{ subnetId: p.subnet, ipAddress: `10.1.0.${p.host}` }], allowAddressPairs: [], securityGroupIds: [] } };
+      adminStateUp: p.up, hostInfo: undefined, fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }], allowAddressPairs: [], securityGroupIds: [] } };
   }
   for (const n of step.neighbors) {
-    gs.neighborStates[`L2/${n.id}`] = { operationType: n.op, configuration: {
+    gs.neighborStates[`${n.l3 ? 'L3' : 'L2'}/${n.id}`] = { operationType: n.op, configuration: {
       revisionNumber: 0, requestId: '', id: n.id, updateType: 0, vpcId: 'V', name: '', macAddress: mac(n.mac), hostMacAddress: '',
-      hostIpAddress: n.where, fixedIps: [{ neighborType: 0, subnetId: n.subnet, ipAddress: `10.1.1.${n.host}`, arionGroup: '', tunnelId: 0 }], allowAddressPairs: [] } };
+      hostIpAddress: n.where, fixedIps: [{ neighborType: n.l3 ? 1 : 0, subnetId: n.subnet, ipAddress: `10.${net(n.subnet)}.1.${n.host}`, arionGroup: '', tunnelId: 0 }], allowAddressPairs: [] } };
+  }
+  for (const r of step.routers ?? []) {
+    gs.routerStates[`${HOST}/${r.id}`] = { operationType: r.op, configuration: {
+      revisionNumber: 0, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: r.dvr ? 'fe:16:11:00:00:0b' : '',
+      subnetRoutingTables: r.subnets.map((id, i) => ({ subnetId: id, routingRules: i > 0 ? [] : r.rules.map((x, j) => ({
+        operationType: 0, id: `rule${j}`, name: '', destination: x.dst, nextHopIp: x.hop, priority: x.priority,
+        routingRuleExtraInfo: { destinationType: x.internet ? 0 : 1, nextHopMac: '' } })) })) } };
   }
   return gs;
 }
@@ -93,16 +111,21 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   const step: Step = {
     subnets: [{ id: 'S1', op: 1, vni: 100, geneve: true, gw: true }],
     ports: [{ id: 'P1', op: 1, subnet: 'S1', host: 5, mac: 1, up: true }],
-    neighbors: [{ id: 'N1', op: 1, subnet: 'S1', host: 6, mac: 50, where: '10.0.0.12' }],
+    neighbors: [{ id: 'N1', op: 1, subnet: 'S1', host: 6, mac: 50, where: '10.0.0.12', l3: false }, { id: 'N2', op: 1, subnet: 'S2', host: 7, mac: 51, where: '10.0.0.13', l3: true }],
+    routers: [{ id: 'R1', op: 0, subnets: ['S1', 'S2'], dvr: true, rules: [{ dst: '172.16.0.0/12', hop: '10.2.1.7', priority: 1, internet: false }] }],
   };
+  step.subnets.push({ id: 'S2', op: 1, vni: 200, geneve: false, gw: true });
   await intake.apply({ v2: goalState(step) });
   t.true(dp.installed.size > baseline.length);
+  const routed = [...dp.installed.flows.values()].filter((f) => f.table === 35 && f.priority > 0).map(formatFlow);
+  t.is(routed.length, 3, 'a next-hop entry for the local port, the L2 and the L3 neighbor');
+  t.true([...dp.installed.flows.values()].some((f) => f.table === 30 && formatFlow(f).includes('nw_dst=172.16.0.0/12')), 'the routing rule');
   const del = goalState({
     subnets: step.subnets.map((s) => ({ ...s, op: 4 })), ports: step.ports.map((p) => ({ ...p, op: 4 })),
-    neighbors: step.neighbors.map((n) => ({ ...n, op: 4 })),
+    neighbors: step.neighbors.map((n) => ({ ...n, op: 4 })), routers: step.routers.map((r) => ({ ...r, op: 4 })),
   });
-  // Delete the referencing resources first (ports and neighbors), then the subnet.
-  const first = GoalStateV2.fromPartial({ portStates: del.portStates, neighborStates: del.neighborStates });
+  // Delete the referencing resources first (ports, neighbors, routers), then the subnets.
+  const first = GoalStateV2.fromPartial({ portStates: del.portStates, neighborStates: del.neighborStates, routerStates: del.routerStates });
   await intake.apply({ v2: first });
   await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: del.subnetStates }) });
   t.deepEqual(dump(dp.installed.flows.values()), baseline);

@@ -25,7 +25,11 @@ export const pipeline: Feature = {
     const udp = [eq('dl_type', ETH_TYPE.ip), eq('nw_proto', IP_PROTO.udp)];
     out.flow(TABLES.DHCP, PRIORITY.match, [...udp, eq('tp_src', 68), eq('tp_dst', 67)], [punt(PUNT.dhcp)], 'dhcp');
     out.flow(TABLES.DHCP, PRIORITY.match, [...udp, eq('tp_src', 67), eq('tp_dst', 68)], [], 'dhcp');
-    out.flow(TABLES.DHCP, PRIORITY.miss, [], [resubmit(TABLES.REMOTE_L2)]);
+    out.flow(TABLES.DHCP, PRIORITY.miss, [], [resubmit(TABLES.L3_GATEWAY)]);
+    // Not addressed to a router's gateway MAC: switched (L2) as before.
+    out.flow(TABLES.L3_GATEWAY, PRIORITY.miss, [], [resubmit(TABLES.REMOTE_L2)]);
+    out.flow(TABLES.L3_ROUTE, PRIORITY.miss, [], []);
+    out.flow(TABLES.DVR_RESTORE, PRIORITY.miss, [], [resubmit(TABLES.LOCAL_L2)]);
     out.flow(TABLES.REMOTE_L2, PRIORITY.miss, [], [resubmit(TABLES.LOCAL_L2)]);
     out.flow(TABLES.LOCAL_L2, PRIORITY.miss, [], []);
     out.flow(TABLES.OUTPUT, PRIORITY.miss, [], [{ type: 'output_reg', src: REGISTERS.outPort }]);

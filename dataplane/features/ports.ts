@@ -1,6 +1,6 @@
 // Local VM ports: classification into their network (table classify), delivery by MAC (table
 // local_l2: the output register, then the policy stage), and ARP responder entries for their
-// addresses. A port's network is that of the subnet of its first fixed IP; until its interface
+// addresses, and the next-hop entries of its addresses in routed subnets. A port's network is that of the subnet of its first fixed IP; until its interface
 // is bound to an OpenFlow port it has no flows.
 import { ETH_TYPE, ipv4Value, macValue } from '../fields.js';
 import { eq, load, reg, resubmit, setField } from '../flow.js';
@@ -9,6 +9,7 @@ import type { Port } from '../model.js';
 import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
 import { type Network, networkOf } from '../topology.js';
 import { arpEntry, isIPv4 } from './arp-responder.js';
+import { routeEntry } from './routing.js';
 
 export function portNetwork(ctx: BuildContext, port: Port): Network | null {
   const first = port.fixedIps[0];
@@ -35,6 +36,8 @@ export const ports: Feature = {
     for (const f of port.fixedIps) {
       if (!isIPv4(f.ip) || own.has(f.ip)) continue;
       own.add(f.ip);
+      const subnet = ctx.view.get('subnet', f.subnetId);
+      if (subnet && networkOf(subnet)?.vni === net.vni) routeEntry(ctx, out, subnet, f.ip, port.mac, null);
       arpEntry(out, net.vni, f.ip, port.mac);
       // A VM probing its own address (duplicate address detection) must get no answer.
       out.flow(TABLES.ARP_RESPONDER, PRIORITY.guard, [

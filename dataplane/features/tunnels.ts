@@ -1,5 +1,6 @@
-// Traffic arriving from a tunnel: the VNI becomes the network, and it goes straight to local
-// delivery (split horizon: what came from a remote host is never sent to another one).
+// Traffic arriving from a tunnel: the VNI becomes the network, and it goes to local delivery
+// (split horizon: what came from a remote host is never sent to another one), through the DVR
+// MAC restore for what a remote host routed.
 import { type Action, Interned, eq, resubmit, setField, sharedLoad } from '../flow.js';
 import type { Feature } from '../feature.js';
 import { type Encapsulation, PRIORITY, REGISTERS, TABLES, TUNNEL_PORTS } from '../pipeline.js';
@@ -12,7 +13,7 @@ export const tunnels: Feature = {
     for (const port of Object.values(TUNNEL_PORTS)) {
       out.flow(TABLES.CLASSIFY, PRIORITY.match, [eq('in_port', port.ofport)], [
         { type: 'move', src: { field: 'tun_id', ofs: 0, nbits: 24 }, dst: { field: 'metadata', ofs: 0, nbits: 24 } },
-        resubmit(TABLES.LOCAL_L2),
+        resubmit(TABLES.DVR_RESTORE),
       ]);
     }
   },
