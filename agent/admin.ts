@@ -19,6 +19,8 @@ export interface AdminDeps {
   flows?: () => Record<string, unknown>[];
   /** ofproto/trace on the dataplane's switch, annotated with the resources behind each flow. */
   trace?: (spec: string) => Promise<string>;
+  /** Prometheus text for GET /metrics. */
+  metrics?: () => Promise<{ contentType: string; text: string }>;
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {
@@ -77,6 +79,17 @@ export class AdminServer {
         this.deps.trace(spec).then(
           (text) => send(200, { trace: text }),
           (e: unknown) => send(400, { error: e instanceof Error ? e.message : String(e) }),
+        );
+        return;
+      }
+      case '/metrics': {
+        if (!this.deps.metrics) return send(404, { error: 'no metrics' });
+        this.deps.metrics().then(
+          (m) => {
+            res.writeHead(200, { 'content-type': m.contentType });
+            res.end(m.text);
+          },
+          (e: unknown) => send(500, { error: e instanceof Error ? e.message : String(e) }),
         );
         return;
       }

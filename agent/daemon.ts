@@ -6,13 +6,14 @@ import type { AgentConfig } from './config.js';
 import { ControllerClient } from './controller-client.js';
 import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import type { DhcpSettings } from '../dataplane/dhcp-handler.js';
-import { DryRunBackend } from '../dataplane/backend.js';
+import { DryRunBackend, type FlowBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
 import { standaloneSimBackend } from '../dataplane/backends/sim.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
+import { AgentMetrics } from './metrics.js';
 import { type LoadReport, StateDir } from './state-dir.js';
 import { ResourceStore } from './store.js';
 import { VERSION } from './version.js';
@@ -29,6 +30,7 @@ export interface Agent {
   grpcPort: number;
   adminPort: number;
   controller: ControllerClient | null;
+  metrics: AgentMetrics;
   /**
    * Applies what can change while running (SIGHUP re-reads the config file): the log level and
    * the DHCP settings. Says what changed, what was applied and what needs a restart.
@@ -68,27 +70,32 @@ export function dhcpSettings(config: AgentConfig): DhcpSettings {
  * The dataplane a configuration asks for. `dhcp` is handed to the DHCP server by reference: a
  * reload (SIGHUP) changes its fields in place and the next reply uses them.
  */
-export function createDataplane(config: AgentConfig, log: Logger, dhcp: DhcpSettings = dhcpSettings(config)): Dataplane {
+export function createDataplane(config: AgentConfig, log: Logger, dhcp: DhcpSettings = dhcpSettings(config), metrics?: AgentMetrics): Dataplane {
+  const on = <B extends FlowBackend>(backend: B): B => {
+    metrics?.instrumentBackend(backend);
+    return backend;
+  };
   switch (config.dataplane) {
     case 'sim':
       // A standalone simulated host (ports plugged as they appear): flows can be listed and
       // traced. Tests and the demo put several hosts on one simulated underlay instead.
-      return new FlowDataplane(standaloneSimBackend(config.hostIp), log, dhcp);
+      return new FlowDataplane(on(standaloneSimBackend(config.hostIp)), log, dhcp);
     case 'dry-run':
-      return new FlowDataplane(new DryRunBackend(), log, dhcp);
+      return new FlowDataplane(on(new DryRunBackend()), log, dhcp);
     case 'ovs':
-      return new FlowDataplane(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log }), log, dhcp);
+      return new FlowDataplane(on(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log })), log, dhcp);
     case 'none':
       return new NullDataplane();
   }
 }
 
-export async function startAgent(config: AgentConfig, log: Logger, given?: Dataplane): Promise<Agent> {
+export async function startAgent(config: AgentConfig, log: Logger, given?: Dataplane, metrics = new AgentMetrics()): Promise<Agent> {
   config = { ...config };
   // The DHCP settings object is shared with the DHCP server, so a reload can change it in place
   // (only when the dataplane is ours to make).
   const dhcp = given ? null : dhcpSettings(config);
-  const dataplane = given ?? createDataplane(config, log, dhcp ?? undefined);
+  const dataplane = given ?? createDataplane(config, log, dhcp ?? undefined, metrics);
+  metrics.watch(dataplane);
   log.info('aca starting', { version: VERSION, node: process.version, pid: process.pid, dataplane: config.dataplane, hostIp: config.hostIp });
   const store = new ResourceStore();
   // The desired state saved by the previous run goes into the store before the dataplane starts,
@@ -103,12 +110,13 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     throw e;
   }
   const intake = new Intake(store, dataplane, log, config.hostIp, state);
-  const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes });
+  const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes, metrics });
   let ready = false;
   const startedAt = new Date().toISOString();
   const admin = new AdminServer({
     store,
     ready: () => ready,
+    metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
     info: () => ({
       version: VERSION, node: process.version, hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port, state: state?.info() ?? null,
       ...(dataplane instanceof FlowDataplane ? { flows: dataplane.installed.size, punts: dataplane.punts, dhcp: dataplane.dhcp.counters } : {}),
@@ -140,7 +148,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
   if (controller) void controller.announceRestart(config.hostIp);
   log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
-    config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller,
+    config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller, metrics,
     reload(next: AgentConfig): ReloadReport {
       const report: ReloadReport = { changed: [], applied: [], needsRestart: [] };
       for (const key of Object.keys(next) as (keyof AgentConfig)[]) {

@@ -12,12 +12,15 @@ import {
 } from '../proto/gen/alcor/goalstateprovisioner.js';
 import { scanGoalStateV2 } from './goalstate-source.js';
 import type { Intake } from './intake.js';
+import type { AgentMetrics } from './metrics.js';
 import { encodeReply } from './reply.js';
 
 export interface GrpcServerOptions {
   listen: string;
   /** Largest accepted message in bytes (grpc-js's default of 4 MB is far too small here). */
   maxMessageBytes: number;
+  /** Counts goal states and resources, and times each goal state. */
+  metrics?: AgentMetrics;
 }
 
 const raw = (b: Buffer): Buffer => b;
@@ -64,12 +67,19 @@ export class GrpcServer {
         const received = nowUs();
         const gs = decode((b) => GoalState.decode(b), call.request);
         if (!gs.ok) {
+          this.opts.metrics?.goalState('unary', 0, null, 'undecodable');
           cb({ code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalState: ${gs.error}` });
           return;
         }
         this.intake.apply({ v1: gs.value }, received).then(
-          (r) => cb(null, encodeReply(r)),
-          (e: unknown) => cb({ code: grpc.status.INTERNAL, details: String(e) }),
+          (r) => {
+            this.opts.metrics?.goalState('unary', r.totalUs / 1e6, r.results);
+            cb(null, encodeReply(r));
+          },
+          (e: unknown) => {
+            this.opts.metrics?.goalState('unary', 0, null, 'error');
+            cb({ code: grpc.status.INTERNAL, details: String(e) });
+          },
         );
       },
       PushGoalStatesStream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.serveStream(call),
@@ -98,6 +108,7 @@ export class GrpcServer {
       const gs = decode(scanGoalStateV2, bytes);
       if (!gs.ok) {
         failed = true;
+        this.opts.metrics?.goalState('stream', 0, null, 'undecodable');
         this.log.warn('undecodable GoalStateV2 on stream', { error: gs.error, bytes: bytes.length });
         // Replies already owed are written first; then the stream ends with the error status.
         previous = previous.then(() => {
@@ -108,13 +119,16 @@ export class GrpcServer {
       // Apply now (store order = arrival order); reply when committed, in order.
       const applied = this.intake.apply({ source: gs.value }, received);
       previous = previous.then(async () => {
-        const reply = encodeReply(await applied);
+        const r = await applied;
+        this.opts.metrics?.goalState('stream', r.totalUs / 1e6, r.results);
+        const reply = encodeReply(r);
         if (!call.writable) return;
         await new Promise<void>((resolve) => {
           if (call.write(reply)) resolve();
           else call.once('drain', () => resolve());
         });
       }).catch((e: unknown) => {
+        this.opts.metrics?.goalState('stream', 0, null, 'error');
         this.log.error('stream reply failed', { error: String(e) });
       });
     });
