@@ -350,18 +350,30 @@ function parseNatRange(s: string, n: Nat): void {
   const bad = (): never => {
     throw new FieldError(`invalid nat range "${s}"`);
   };
+  // str_to_nat_range scans with ovs_scan: an address's octets as %hhu and ports as %hu, each
+  // number kept modulo its width (300 is 44, 70000 is 4464).
+  const ipv4 = (t: string): [bigint, number] | null => {
+    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)/.exec(t);
+    if (!m) return null;
+    const v = m.slice(1, 5).reduce((acc, o) => acc * 256 + (Number(BigInt(o) % 256n)), 0);
+    return [BigInt(v), m[0].length];
+  };
+  const port = (t: string): [number, number] | null => {
+    const m = /^\d+/.exec(t);
+    return m ? [Number(BigInt(m[0]) % 65536n), m[0].length] : null;
+  };
   let rest = s;
-  let m = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})/.exec(rest);
-  if (m && parseIp(m[1]!) !== null) {
+  let m: RegExpExecArray | null;
+  const v4 = ipv4(rest);
+  if (v4) {
     n.af = 4;
-    n.minAddr = BigInt(parseIp(m[1]!)!);
-    rest = rest.slice(m[0].length);
+    n.minAddr = v4[0];
+    rest = rest.slice(v4[1]);
     if (rest.startsWith('-')) {
-      m = /^-(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})/.exec(rest);
-      if (!m || parseIp(m[1]!) === null) bad();
-      n.maxAddr = BigInt(parseIp(m![1]!)!);
-      if (n.maxAddr < n.minAddr) bad();
-      rest = rest.slice(m![0].length);
+      const max = ipv4(rest.slice(1));
+      if (!max || max[0] < n.minAddr) bad();
+      n.maxAddr = max![0];
+      rest = rest.slice(1 + max![1]);
     }
   } else if ((m = /^\[?([0-9a-fA-F:.]*:[0-9a-fA-F:.]*)\]?/.exec(rest)) && parseIpv6(m[1]!) !== null) {
     n.af = 6;
@@ -376,15 +388,15 @@ function parseNatRange(s: string, n: Nat): void {
     }
   }
   if (n.af !== 0 && rest.startsWith(':')) {
-    m = /^:(\d+)/.exec(rest);
-    if (!m || Number(m[1]) > 65535) bad();
-    n.minPort = Number(m![1]);
-    rest = rest.slice(m![0].length);
+    const min = port(rest.slice(1));
+    if (!min) bad();
+    n.minPort = min![0];
+    rest = rest.slice(1 + min![1]);
     if (rest.startsWith('-')) {
-      m = /^-(\d+)/.exec(rest);
-      if (!m || Number(m[1]) > 65535 || Number(m[1]) < n.minPort) bad();
-      n.maxPort = Number(m![1]);
-      rest = rest.slice(m![0].length);
+      const max = port(rest.slice(1));
+      if (!max || max[0] < n.minPort) bad();
+      n.maxPort = max![0];
+      rest = rest.slice(1 + max![1]);
     }
   }
   if (rest !== '') throw new FieldError(`garbage (${rest}) after nat range "${s}" (pos: ${s.length - rest.length})`);

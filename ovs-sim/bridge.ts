@@ -357,7 +357,7 @@ export class Bridge {
   private newRule(fm: FlowMod, table: number): Rule {
     // The actions in an array of exactly their size (a parser's array has room to grow).
     const actions = fm.actions.length === 0 ? NO_ACTIONS : fm.actions.slice();
-    const r = new Rule(table, fm.priority, fm.newCookie === 0xffffffffffffffffn ? 0n : fm.newCookie, actions, fm.idle, fm.hard, fm.importance, fm.flags);
+    const r = new Rule(table, fm.priority, fm.newCookie, actions, fm.idle, fm.hard, fm.importance, fm.flags);
     const st = this.table(table).subtableFor(fm.match.wc);
     r.subtable = st;
     r.vals = Classifier.valsOf(st, fm.match.flow);

@@ -16,7 +16,7 @@ import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.
 import { Match, formatMatch, normalizeMatch } from './match.js';
 import { nxRoundTrip } from './nx-match.js';
 import { extract } from './packet.js';
-import { OFPP, hexAlt, keyValues, parsePort } from './text.js';
+import { OFPP, type PortMap, hexAlt, keyValues, parsePort } from './text.js';
 import { TraceError, traceCommand } from './trace.js';
 import { Vsctl } from './vsctl.js';
 import { type OfVersion, wire } from './wire.js';
@@ -80,15 +80,22 @@ export class SimSwitch {
   run(line: string): CommandResult {
     const argv = words(line);
     const tool = argv[0] ?? '';
+    let r: CommandResult;
     try {
-      if (tool === 'ovs-vsctl') return this.vsctlDb.run(argv.slice(1));
-      if (tool === 'ovs-ofctl') return this.ofctl(argv.slice(1));
-      if (tool === 'ovs-appctl') return this.appctl(argv.slice(1));
-      return { stdout: '', stderr: `${tool}: command not found`, status: 127 };
+      if (tool === 'ovs-vsctl') r = this.vsctlDb.run(argv.slice(1));
+      else if (tool === 'ovs-ofctl') r = this.ofctl(argv.slice(1));
+      else if (tool === 'ovs-appctl') r = this.appctl(argv.slice(1));
+      else r = { stdout: '', stderr: `${tool}: command not found`, status: 127 };
     } catch (e) {
-      if (e instanceof Fail) return { stdout: e.stdout, stderr: e.message, status: e.status };
-      throw e;
+      if (e instanceof Fail) r = { stdout: e.stdout, stderr: e.message, status: e.status };
+      else throw e;
     }
+    return { ...r, stderr: vlogLines(r.stderr, this.wallClock()) };
+  }
+
+  /** The wall-clock time log lines carry (OVS's `%Y-%m-%dT%H:%M:%SZ`, UTC). */
+  private wallClock(): string {
+    return `${new Date().toISOString().slice(0, 19)}Z`;
   }
 
   private bridge(name: string | undefined): Bridge {
@@ -139,6 +146,10 @@ export class SimSwitch {
       } else rest.push(a);
     }
     const [cmd, ...params] = rest;
+    if (cmd === undefined) throw new Fail('ovs-ofctl: missing command name; use --help for help');
+    const arity = OFCTL_ARITY[cmd];
+    if (arity && params.length < arity[0]) throw new Fail(`ovs-ofctl: '${cmd}' command requires at least ${arity[0]} arguments`);
+    if (arity && params.length > arity[1]) throw new Fail(`ovs-ofctl: '${cmd}' command takes at most ${arity[1]} arguments`);
     const out: string[] = [];
     const err: string[] = [];
     try {
@@ -236,6 +247,9 @@ export class SimSwitch {
         case 'packet-out':
           this.packetOut(this.bridge(params[0]), params.slice(1), o);
           break;
+        case 'bundle':
+          this.bundleFile(this.bridge(params[0]), params[1] ?? '', o, err);
+          break;
         case 'add-tlv-map': case 'del-tlv-map':
           this.tlvMod(this.bridge(params[0]), cmd === 'add-tlv-map' ? 'ADD' : 'DEL', params[1]);
           break;
@@ -279,13 +293,8 @@ export class SimSwitch {
   private sendFlowMods(b: Bridge, fms: FlowMod[], o: OfctlOptions): void {
     if (fms.length === 0) return;
     if (o.bundle) {
-      const wired = fms.map((fm) => switchView(fm, 14, P.OF14_OXM));
-      try {
-        b.bundle(wired);
-      } catch (e) {
-        if (e instanceof OfError) throw new Fail('ovs-ofctl: talking to the switch (Protocol error)');
-        throw e;
-      }
+      const v = bundleVersion(o);
+      this.bundleTransact(b, fms.map((fm) => ({ kind: 'flow', fm: switchView(fm, v, VERSION_PROTOCOL[v]) })), v, 6);
       return;
     }
     const { protocol, xid } = this.protocolFor(fms, o);
@@ -303,6 +312,45 @@ export class SimSwitch {
         throw e;
       }
     });
+  }
+
+  /**
+   * One atomic, ordered bundle as vconn_bundle_transact sends it: the messages (xids from
+   * `firstXid`), OPEN, a barrier, then COMMIT. What the switch refuses while decoding a message
+   * (read-only or bad tables, hidden fields) fails that message alone, and the bundle is
+   * discarded; what it refuses while committing fails the first such message and the commit,
+   * leaving everything as it was. Either way ovs-ofctl prints each error, then fails.
+   */
+  private bundleTransact(b: Bridge, msgs: BundleMsg[], v: OfVersion, firstXid: number): void {
+    const xid = (i: number): string => `0x${(firstXid + i).toString(16)}`;
+    const request = (m: BundleMsg, i: number): string => {
+      if (m.kind === 'flow') return `OFPT_FLOW_MOD ${verTag(v)}(xid=${xid(i)}):${flowModText(m.fm, v)}`;
+      if (m.kind === 'group') return `OFPT_GROUP_MOD ${verTag(v)}(xid=${xid(i)}):\n${groupModText(m.gm, v)}`;
+      return `OFPT_PACKET_OUT ${verTag(v)}(xid=${xid(i)}):`;
+    };
+    const errors: string[] = [];
+    msgs.forEach((m, i) => {
+      const code = m.kind === 'flow' ? decodeRefusal(m.fm) : null;
+      if (code) errors.push(`Error ${code} for: ${request(m, i)}`);
+    });
+    const failed = (): Fail => new Fail([...errors, `ovs-ofctl: talking to unix:${RUNDIR}/${b.name}.mgmt (Protocol error)`].join('\n'));
+    if (errors.length) throw failed();
+    const commitXid = xid(msgs.length + 2);
+    const restore = snapshot(b);
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      try {
+        if (m.kind === 'flow') b.flowMod(m.fm);
+        else if (m.kind === 'group') b.groupMod(m.gm);
+        else this.packetOut(b, [m.text], { version: v } as OfctlOptions);
+      } catch (e) {
+        if (!(e instanceof OfError)) throw e;
+        restore();
+        errors.push(`Error ${e.code} for: ${request(m, i)}`);
+        errors.push(`Error OFPBFC_MSG_FAILED for: ${v === 13 ? 'ONFT_BUNDLE_CONTROL' : 'OFPT_BUNDLE_CONTROL'} ${verTag(v)}(xid=${commitXid}):\n bundle_id=0 type=COMMIT_REQUEST flags=atomic ordered`);
+        throw failed();
+      }
+    }
   }
 
   private selectForDump(b: Bridge, filter: string, o: OfctlOptions, err: string[]): Rule[] {
@@ -329,22 +377,41 @@ export class SimSwitch {
     const needTid = fms.some((fm) => fm.table !== 255 && fm.table !== 0);
     if (needTid) usable &= P.OF10_STD_TID | P.OF10_NXM_TID | P.OF11_STD | P_ANY_OXM;
     if (!(usable & o.allowed) || (needTid && o.version === 10)) throw new Fail(`ovs-ofctl: switch does not support any of the usable flow formats (${protocolsText(usable)})`);
-    const v = o.version;
+    const v = o.bundle ? bundleVersion(o) : o.version;
     const key = (table: number, priority: number, m: Match): string => `${table}|${priority}|${formatMatch(m, priority)}`;
     const have = new Map<string, Rule>();
     for (const r of b.flows()) have.set(key(r.table, r.priority, r.match()), r);
     const want = new Map<string, FlowMod>();
     for (const fm of fms) want.set(key(fm.table === 255 ? 0 : fm.table, fm.priority, fm.match), fm);
+    // The requests as ovs-ofctl makes them: the switch's flows the file lacks deleted, then the
+    // file's flows the switch lacks (or has otherwise) added.
+    const protocol = v === 10 ? P.OF10_NXM : VERSION_PROTOCOL[v];
+    const requests: FlowMod[] = [];
+    for (const [k, r] of have) {
+      if (want.has(k)) continue;
+      requests.push({ command: 'delete_strict', match: r.match(), priority: r.priority, table: r.table, cookie: 0n, cookieMask: 0n, newCookie: 0xffffffffffffffffn, modifyCookie: false, idle: 0, hard: 0, importance: 0, flags: 0, outPort: OFPP.NONE, outGroup: 0xffffffff, actions: [], usable: { p: 0x1ff } });
+    }
     for (const [k, fm] of want) {
       const r = have.get(k);
       const stored = wire(fm.actions, v);
-      if (!r || o.readd || formatActions(r.actions) !== formatActions(stored) || r.cookie !== fm.newCookie) b.flowMod(switchView(fm, v, v === 10 ? P.OF10_NXM : VERSION_PROTOCOL[v]));
+      if (!r || o.readd || formatActions(r.actions) !== formatActions(stored) || r.cookie !== fm.newCookie) requests.push(switchView(fm, v, protocol));
     }
-    for (const [k, r] of have) {
-      if (want.has(k)) continue;
-      const m = r.match();
-      b.flowMod({ command: 'delete_strict', match: m, priority: r.priority, table: r.table, cookie: 0n, cookieMask: 0n, newCookie: 0xffffffffffffffffn, modifyCookie: false, idle: 0, hard: 0, importance: 0, flags: 0, outPort: OFPP.NONE, outGroup: 0xffffffff, actions: [], usable: { p: 0x1ff } });
+    // The dump of the switch's flows came first (one more xid).
+    if (o.bundle) {
+      this.bundleTransact(b, requests.map((fm) => ({ kind: 'flow', fm })), v, 7);
+      return;
     }
+    const first = v === 10 ? 8 : 7;
+    requests.forEach((fm, i) => {
+      try {
+        b.flowMod(fm);
+      } catch (e) {
+        if (!(e instanceof OfError)) throw e;
+        // Each request waits for its barrier (two xids each); the first error ends the command.
+        const x = `0x${(first + 2 * i).toString(16)}`;
+        throw new SwitchError(`OFPT_ERROR ${verTag(v)}(xid=${x}): ${e.code}\n${protocol & P_OF10_NXM_ANY ? 'NXT_FLOW_MOD' : 'OFPT_FLOW_MOD'} ${verTag(v)}(xid=${x}):${flowModText(fm, v)}`);
+      }
+    });
   }
 
   /** diff-flows: the flows of two sources (bridges or files), as -/+ lines. */
@@ -391,6 +458,41 @@ export class SimSwitch {
     return lines;
   }
 
+  /** `ovs-ofctl bundle SWITCH FILE`: `flow …`, `group …` and `packet-out …` lines in one bundle (parse_ofp_bundle_file). */
+  private bundleFile(b: Bridge, path: string, o: OfctlOptions, err: string[]): void {
+    const text = this.readArg(path);
+    const v = bundleVersion(o);
+    const ctx = { ports: b.portMap(), tun: b.tun };
+    const msgs: BundleMsg[] = [];
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!.replace(/#.*$/, '').replace(/^[ \t\r\n]+/, '');
+      if (line.trim() === '') continue;
+      const len = line.search(/[, \t\r\n]|$/);
+      const word = line.slice(0, len);
+      const rest = line.slice(len);
+      try {
+        // strncmp(s, "flow", len): the first word may be any prefix of the message type.
+        if ('flow'.startsWith(word)) {
+          const fm = this.parseFm(b, rest, null, err);
+          msgs.push({ kind: 'flow', fm: switchView(fm, v, VERSION_PROTOCOL[v]) });
+        } else if ('group'.startsWith(word)) {
+          const gm = parseGroupText(rest, ctx);
+          msgs.push({ kind: 'group', gm: groupModView(gm, v) });
+        } else if ('packet-out'.startsWith(word)) {
+          msgs.push({ kind: 'packet-out', text: rest.trim() });
+        } else {
+          throw new Fail(`ovs-ofctl: Unsupported bundle message type: ${word}`);
+        }
+      } catch (e) {
+        const message = e instanceof Fail || e instanceof FieldError ? e.message.replace(/^ovs-ofctl: /, '') : null;
+        if (message === null) throw e;
+        throw new Fail(`ovs-ofctl: ${path}:${i + 1}: ${message}`);
+      }
+    }
+    this.bundleTransact(b, msgs, v, 6);
+  }
+
   private groupCommand(cmd: string, params: string[], o: OfctlOptions): void {
     const b = this.bridge(params[0]);
     const v = o.version;
@@ -413,10 +515,14 @@ export class SimSwitch {
       if (e instanceof FieldError) throw new Fail(`ovs-ofctl: ${e.message}`);
       throw e;
     }
+    if (o.bundle) {
+      const bv = bundleVersion(o);
+      this.bundleTransact(b, mods.map((gm) => ({ kind: 'group', gm: groupModView(gm, bv) })), bv, 6);
+      return;
+    }
     mods.forEach((gm, i) => {
       try {
-        // The buckets' actions as the switch decodes them from this protocol version.
-        b.groupMod({ ...gm, buckets: gm.buckets.map((bk) => ({ ...bk, actions: wire(bk.actions, v) })) });
+        b.groupMod(groupModView(gm, v));
       } catch (e) {
         if (e instanceof OfError) {
           const x = `0x${(6 + 2 * i).toString(16)}`;
@@ -447,6 +553,7 @@ export class SimSwitch {
     const clean = hex.replace(/\s+/g, '');
     if (!/^[0-9a-fA-F]*$/.test(clean) || clean.length % 2) throw new Fail('ovs-ofctl: Trailing garbage in packet data');
     const bytes = Uint8Array.from(Buffer.from(clean, 'hex'));
+    if (bytes.length < 14) throw new Fail('ovs-ofctl: Packet data too short for Ethernet');
     const fm = this.parseFm(b, `actions=${actionsText}`, 'add', []);
     const actions = wire(fm.actions, o.version);
     const flow = extract(bytes, inPort, undefined, b.vlanLimit);
@@ -511,6 +618,45 @@ export class SimSwitch {
     }
     return lines.join('\n');
   }
+}
+
+/** ovs-ofctl's commands and how many arguments each takes (its command table). */
+const OFCTL_ARITY: Record<string, [number, number]> = {
+  show: [1, 1], monitor: [1, 3], snoop: [1, 1], 'dump-desc': [1, 1], 'dump-tables': [1, 1], 'dump-table-features': [1, 1], 'dump-table-desc': [1, 1],
+  'dump-flows': [1, 2], 'dump-aggregate': [1, 2], 'queue-stats': [1, 3], 'queue-get-config': [1, 3], 'add-flow': [2, 2], 'add-flows': [2, 2],
+  'mod-flows': [2, 2], 'del-flows': [1, 2], 'replace-flows': [2, 2], 'diff-flows': [2, 2], 'add-meter': [2, 2], 'mod-meter': [2, 2],
+  'del-meter': [1, 2], 'del-meters': [1, 2], 'dump-meter': [1, 2], 'dump-meters': [1, 2], 'meter-stats': [1, 2], 'meter-features': [1, 1],
+  'packet-out': [2, Infinity], 'dump-ports': [1, 2], 'dump-ports-desc': [1, 2], 'mod-port': [3, 3], 'mod-table': [3, 3], 'get-frags': [1, 1],
+  'set-frags': [2, 2], probe: [1, 1], ping: [1, 2], benchmark: [3, 3], 'ct-flush-zone': [2, 2], 'ct-flush': [1, 4], 'add-group': [1, 2],
+  'add-groups': [2, 2], 'mod-group': [1, 2], 'del-groups': [1, 2], 'insert-buckets': [1, 2], 'remove-buckets': [1, 2], 'dump-groups': [1, 2],
+  'dump-group-stats': [1, 2], 'dump-group-features': [1, 1], bundle: [2, 2], 'add-tlv-map': [2, 2], 'del-tlv-map': [1, 2], 'dump-tlv-map': [1, 1],
+};
+
+/** A message of a bundle: a flow mod or group mod as the switch decodes it, or a packet-out. */
+type BundleMsg =
+  | { kind: 'flow'; fm: FlowMod }
+  | { kind: 'group'; gm: GroupMod }
+  | { kind: 'packet-out'; text: string };
+
+/** Where a standalone simulated switch's management sockets are, as OVS's default run directory. */
+const RUNDIR = '/var/run/openvswitch';
+
+/**
+ * The OpenFlow version of a bundle: bundles need OpenFlow 1.3 or later; with none of those
+ * allowed ovs-ofctl uses OpenFlow 1.4 implicitly.
+ */
+function bundleVersion(o: OfctlOptions): OfVersion {
+  return o.version >= 13 ? o.version : 14;
+}
+
+/**
+ * Log lines (`module|LEVEL|text`) as vlog writes them on the console: the time, then the
+ * message's sequence number in this process (each command is one process, as each tool run is).
+ */
+function vlogLines(stderr: string, time: string): string {
+  if (stderr === '') return stderr;
+  let seq = 0;
+  return stderr.split('\n').map((l) => (/^[a-z_0-9]+\|(?:EMER|ERR|WARN|INFO|DBG)\|/.test(l) ? `${time}|${String(++seq).padStart(5, '0')}|${l}` : l)).join('\n');
 }
 
 /**
@@ -589,6 +735,59 @@ export function bundleFlowText(b: Bridge, lines: string[]): void {
   }
 }
 
+/**
+ * What ofproto refuses while it decodes a flow mod in a bundle (ofproto_flow_mod_init), before
+ * any commit: a read-only or nonexistent table, hidden fields set by a controller.
+ */
+function decodeRefusal(fm: FlowMod): string | null {
+  if (fm.command === 'add') {
+    if (fm.table === 254) return 'OFPBRC_EPERM';
+    if (fm.table > 254 && fm.table !== 255) return 'OFPBRC_BAD_TABLE_ID';
+    if (fm.match.flow[W.recirc_id] !== 0 || fm.match.flow[W.dp_hash] !== 0 || fm.match.wc[W.dp_hash] !== 0) return 'OFPBRC_EPERM';
+  }
+  return null;
+}
+
+/** The bridge's flows, groups and meters as they are now, and a function that puts them back. */
+function snapshot(b: Bridge): () => void {
+  const tables = new Map<number, Rule[]>();
+  for (const r of b.flows()) {
+    let list = tables.get(r.table);
+    if (!list) tables.set(r.table, (list = []));
+    list.push(r);
+  }
+  const groups = new Map([...b.groups].map(([id, g]) => [id, { ...g, buckets: [...g.buckets] }]));
+  const meters = new Set(b.meters);
+  return () => {
+    for (const r of b.flows()) b.table(r.table).remove(r);
+    for (const list of tables.values()) for (const r of list) b.table(r.table).insert(r);
+    b.groups.clear();
+    for (const [id, g] of groups) b.groups.set(id, g);
+    b.meters.clear();
+    for (const id of meters) b.meters.add(id);
+  };
+}
+
+/** A group mod whose text may start with its command (`add`, `delete`, `modify`, … or a prefix of one), as a bundle file writes it. */
+function parseGroupText(text: string, ctx: { ports: PortMap; tun: Bridge['tun'] }): GroupMod {
+  const t = text.replace(/^[ \t\r\n]+/, '');
+  const len = t.search(/[, \t\r\n]|$/);
+  const word = t.slice(0, len);
+  const commands: [string, GroupMod['command']][] = [['add', 'add'], ['delete', 'delete'], ['modify', 'modify'], ['add_or_mod', 'add_or_mod'], ['insert_bucket', 'insert_bucket'], ['remove_bucket', 'remove_bucket']];
+  const hit = commands.find(([w]) => w.startsWith(word));
+  return parseGroupMod(hit ? t.slice(len) : t, hit ? hit[1] : 'add', ctx);
+}
+
+/**
+ * What the switch sees of a group mod sent in a protocol version: the buckets' actions as
+ * decoded from it, and no selection method or hash fields from OpenFlow 1.1 to 1.4 (they are
+ * OpenFlow 1.5 group properties; the Nicira OpenFlow 1.0 extension carries them too).
+ */
+function groupModView(gm: GroupMod, v: OfVersion): GroupMod {
+  const props = v === 10 || v >= 15 ? {} : { selectionMethod: '', selectionParam: 0n, fields: [] };
+  return { ...gm, ...props, buckets: gm.buckets.map((bk) => ({ ...bk, actions: wire(bk.actions, v) })) };
+}
+
 /** An OpenFlow 1.0 match with no wildcards at all (such a flow gets the highest priority). */
 function exactInOf10(m: Match): boolean {
   const full = (w: number, mask: number): boolean => (m.wc[w]! & mask) >>> 0 === mask >>> 0;
@@ -601,7 +800,8 @@ function exactInOf10(m: Match): boolean {
 export function flowModText(fm: FlowMod, v: OfVersion): string {
   const cmd = { add: 'ADD', modify: 'MOD', modify_strict: 'MOD_STRICT', delete: 'DEL', delete_strict: 'DEL_STRICT' }[fm.command];
   let s = ` ${cmd}`;
-  const table = fm.table === 255 ? (fm.command === 'add' ? 0 : 255) : fm.table;
+  // A table of 255 (all) is 0 in an add, and in an OpenFlow 1.1+ modify too.
+  const table = fm.table === 255 ? (fm.command === 'add' || (v >= 11 && (fm.command === 'modify' || fm.command === 'modify_strict')) ? 0 : 255) : fm.table;
   if (table !== 0) s += ` table:${table}`;
   s += ' ';
   s += formatMatch(fm.match, fm.priority);

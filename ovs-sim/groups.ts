@@ -143,7 +143,9 @@ export function parseGroupMod(text: string, command: GroupCommand, ctx: { ports?
 /** A group as ofp_print_group prints it for protocol version `v`. */
 export function formatGroup(g: Group, v: OfVersion, ports?: PortMap | null, tun?: TunTable | null): string {
   let s = ` group_id=${g.id},type=${g.type}`;
-  if (g.selectionMethod) {
+  // The selection method is a group property of OpenFlow 1.5 (and the Nicira OpenFlow 1.0
+  // extension); OpenFlow 1.1 to 1.4 replies cannot carry it.
+  if (g.selectionMethod && (v === 10 || v >= 15)) {
     s += `,selection_method=${g.selectionMethod}`;
     if (g.selectionParam) s += `,selection_method_param=${g.selectionParam}`;
     s += formatHashFields(g.fields);

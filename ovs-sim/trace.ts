@@ -119,7 +119,7 @@ export function traceCommand(args: string[], bridges: Map<string, Bridge>, opts:
   if (!generate && positional.length > 1) {
     const last = positional[positional.length - 1]!;
     const p = hexPacket(last);
-    if (p && !last.includes('=') && last.length > 0) {
+    if (p && !last.includes('=')) {
       if (last.replace(/\s+/g, '').length % 2) {
         if (positional.length > 2) throw new TraceError('Trailing garbage in packet data');
       } else if (p.length < 14) {

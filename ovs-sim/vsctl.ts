@@ -47,6 +47,18 @@ function atom(s: string): string {
 }
 const mapText = (m: Map<string, string>): string => `{${[...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([k, v]) => `${atom(k)}=${atom(v)}`).join(', ')}}`;
 
+/** ovs-vsctl's commands (its own and the database ones) and how many arguments each takes. */
+const VSCTL_ARITY: Record<string, [number, number]> = {
+  init: [0, 0], 'add-br': [1, 3], 'del-br': [1, 1], 'list-br': [0, 0], 'br-exists': [1, 1], 'br-to-vlan': [1, 1], 'br-to-parent': [1, 1],
+  'br-set-external-id': [2, 3], 'br-get-external-id': [1, 2], 'list-ports': [1, 1], 'add-port': [2, Infinity], 'del-port': [1, 2],
+  'port-to-br': [1, 1], 'add-bond': [4, Infinity], 'add-bond-iface': [2, 2], 'del-bond-iface': [1, 2], 'list-ifaces': [1, 1], 'iface-to-br': [1, 1],
+  'get-controller': [1, 1], 'del-controller': [1, 1], 'set-controller': [1, Infinity], 'get-fail-mode': [1, 1], 'del-fail-mode': [1, 1],
+  'set-fail-mode': [2, 2], 'get-manager': [0, 0], 'del-manager': [0, 0], 'set-manager': [1, Infinity], 'get-ssl': [0, 0], 'del-ssl': [0, 0],
+  'set-ssl': [3, 3], 'emer-reset': [0, 0], comment: [0, Infinity], get: [2, Infinity], list: [1, Infinity], find: [1, Infinity],
+  set: [3, Infinity], add: [4, Infinity], remove: [4, Infinity], clear: [3, Infinity], create: [2, Infinity], destroy: [1, Infinity],
+  'wait-until': [2, Infinity],
+};
+
 export class Vsctl {
   private readonly ifaces = new Map<string, IfaceRow>();
   private readonly bridgeRows = new Map<string, BridgeRow>();
@@ -59,6 +71,7 @@ export class Vsctl {
   private bridgeNames: string[] = [];
 
   constructor(private readonly dp: Datapath) {}
+
 
   private get bridges(): Map<string, Bridge> {
     return this.dp.bridges as Map<string, Bridge>;
@@ -74,10 +87,30 @@ export class Vsctl {
       }
       this.created = [];
       this.dirty = new Set();
-      for (const c of clauses) {
+      // ovs-vsctl parses every command of the line before it runs any.
+      const parsed = clauses.map((c) => {
         const opts = new Set<string>();
         while (c.length && c[0]!.startsWith('--') && c[0] !== '--') opts.add(c.shift()!);
-        if (c.length === 0) continue;
+        if (c.length === 0) throw new VsctlError('missing command name (use --help for help)');
+        const arity = VSCTL_ARITY[c[0]!];
+        if (!arity) throw new VsctlError(`unknown command '${c[0]}'; use --help for help`);
+        const n = c.length - 1;
+        if (n < arity[0]) throw new VsctlError(`'${c[0]}' command requires at least ${arity[0]} arguments`);
+        if (n > arity[1]) {
+          const note = c.slice(1).some((x) => x.startsWith('-')) ? ' (note that options must precede command names and follow a "--" argument)' : '';
+          throw new VsctlError(`'${c[0]}' command takes at most ${arity[1]} arguments${note}`);
+        }
+        return { c, opts };
+      });
+      // Column values the database refuses fail the whole transaction before anything changes.
+      for (const { c } of parsed) {
+        if (c[0] !== 'add-port' && c[0] !== 'set') continue;
+        for (const col of c.slice(3)) {
+          const m = /^ofport_request=(.*)$/.exec(col);
+          if (m) this.setColumn('interface', { name: '', bridge: '', type: '', options: new Map(), externalIds: new Map(), ofportRequest: null, tag: null, portExternalIds: new Map() }, col);
+        }
+      }
+      for (const { c, opts } of parsed) {
         const r = this.command(c[0]!, c.slice(1), opts);
         if (r !== null) out.push(r);
       }
@@ -111,6 +144,7 @@ export class Vsctl {
     const ifExists = opts.has('--if-exists');
     switch (cmd) {
       case 'init':
+      case 'comment':
         return null;
       case 'add-br': {
         const name = a[0]!;
@@ -291,7 +325,12 @@ export class Vsctl {
     if (name === 'type') row.type = value;
     else if (name === 'options' && key) row.options.set(key, value);
     else if (name === 'external_ids' && key) (t === 'port' ? row.portExternalIds : row.externalIds).set(key, value);
-    else if (name === 'ofport_request') row.ofportRequest = value === '' ? null : Number(value);
+    else if (name === 'ofport_request') {
+      if (value !== '' && !/^[-+]?\d+$/.test(value)) throw new VsctlError(`"${value}" is not a valid integer or range`);
+      const n = value === '' ? null : Number(value);
+      if (n !== null && (n < 1 || n > 65279)) throw new VsctlError(`constraint violation: ${value} is not in the valid range 1 to 65279 (inclusive)`);
+      row.ofportRequest = n;
+    }
     else if (name === 'tag') row.tag = Number(value);
     else throw new VsctlError(`${this.tableName(t)} does not contain a column whose name matches "${name}"`);
   }

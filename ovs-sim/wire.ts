@@ -65,6 +65,11 @@ function wireOne(a: Ofpact, v: OfVersion): Ofpact[] {
       return [{ ...a, actions: wire(a.actions, v) }];
     case 'ct':
       return [{ ...a, actions: wire(a.actions, v) }];
+    case 'nat':
+      // encode_NAT sends an address range only from a nonzero minimum, and the ports and flags
+      // only with it: `nat(src=0.0.0.0)` comes back as `nat(src)`.
+      if (a.af === 0 || a.minAddr !== 0n) return [a];
+      return [{ ...a, af: 0, minAddr: 0n, maxAddr: 0n, minPort: 0, maxPort: 0 }];
     case 'controller':
       return [{ ...a, v2: a.v2 || a.userdata !== null || a.pause || a.meterId !== null }];
     case 'push_vlan':

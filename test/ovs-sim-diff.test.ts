@@ -1,13 +1,13 @@
 // Differential proof: every script of test/diff/ runs against a private real Open vSwitch 3.1
 // (dummy datapath, a fresh sandbox per script) and against ovs-sim; every command's exit status,
-// stderr and stdout must agree, after the one normalization in test/helpers/ovs-compare.ts.
+// stderr and stdout must agree, after the one normalization in test/ovs-sim-compare.ts.
 // Where OVS is missing the comparisons are skipped with a printed reason.
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { SimSwitch } from '../ovs-sim/cli.js';
 import { words } from '../ovs-sim/words.js';
-import { compareOutputs, scriptLines } from './helpers/ovs-compare.js';
+import { compareOutputs, scriptLines } from './ovs-sim-compare.js';
 import { ovsMissing, runOnRealOvs } from './helpers/ovs-sandbox.js';
 
 const dir = fileURLToPath(new URL('./diff/', import.meta.url));
