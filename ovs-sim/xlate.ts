@@ -365,6 +365,9 @@ function composeOutput(ctx: Ctx, ofport: number, last: boolean): void {
     }
     const underlay = ctx.xin.underlay;
     if (!underlay) {
+      // compose_output_action__ commits pending header changes before it builds the tunnel
+      // push, so they stay in the datapath actions even when the route lookup then fails.
+      ctx.commit();
       ctx.report('detail', 'output to native tunnel');
       ctx.report('warn', 'native tunnel routing failed');
       setTunnel(f, saved);

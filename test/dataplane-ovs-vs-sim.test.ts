@@ -1,17 +1,10 @@
 // The simulator held to real OVS 3.1 on the agent's own flows: the same command lines (build
 // br-int, bundle the rendered flows, dump them, trace packets) run against a private OVS sandbox
 // and against ovs-sim, and every output must agree after the corpus's one normalization.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
-import { formatOfctl, render } from '../agent/render.js';
-import type { Flow } from '../dataplane/flow.js';
-import { TUNNEL_PORTS } from '../dataplane/pipeline.js';
-import { SimSwitch } from '../ovs-sim/cli.js';
-import { words } from '../ovs-sim/words.js';
-import { compareOutputs } from './helpers/ovs-compare.js';
-import { ovsMissing, runOnRealOvs } from './helpers/ovs-sandbox.js';
+import test from 'ava';
+import { render } from '../agent/render.js';
+import { ovsMissing } from './helpers/ovs-sandbox.js';
+import { bridgeLine, onOvsAndSim } from './helpers/ovs-vs-sim.js';
 
 const missing = await ovsMissing();
 if (missing) console.log(`dataplane-ovs-vs-sim: ${missing}`);
@@ -39,35 +32,11 @@ const PACKETS: Record<string, string> = {
 };
 
 
-/** br-int as the agent's OVS backend makes it, with VM ports 1..n (type dummy) and the tunnels. */
-function bridgeLine(vmPorts: number[]): string {
-  const tunnels = Object.values(TUNNEL_PORTS).map((tun) => `-- add-port br-int ${tun.name} -- set interface ${tun.name} type=${tun.type} options:remote_ip=flow options:key=flow ofport_request=${tun.ofport}`);
-  const vms = vmPorts.map((n) => `-- add-port br-int p${n} -- set interface p${n} type=dummy ofport_request=${n}`);
-  return ['ovs-vsctl add-br br-int -- set bridge br-int datapath_type=dummy fail-mode=secure', ...tunnels, ...vms].join(' ');
-}
-
-/** Run the lines on both (flows.txt holding the flows), compare every output; returns the simulator's outputs. */
-async function both(t: ExecutionContext, flows: Flow[], lines: string[]): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'ovs-vs-sim-'));
-  try {
-    writeFileSync(join(dir, 'flows.txt'), `${formatOfctl(flows)}\n`);
-    const real = await runOnRealOvs(lines, dir);
-    const sim = new SimSwitch({ cwd: dir });
-    return lines.map((line, i) => {
-      const ours = sim.run(line);
-      for (const c of compareOutputs(words(line), real[i]!, ours)) t.deepEqual(c.ours, c.real, `${c.what} of: ${line}`);
-      return ours.stdout;
-    });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 maybe('dump-flows and ofproto/trace match real OVS 3.1 on the agent\'s flows', async (t) => {
   const r = await render(fixtures, '10.0.0.11');
   const flows = r.flows();
   t.true(flows.length > 20);
-  const out = await both(t, flows, [
+  const out = await onOvsAndSim(t, flows, [
     bridgeLine([1, 2, 9]),
     'ovs-ofctl -O OpenFlow13 --bundle add-flows br-int flows.txt',
     'ovs-ofctl -O OpenFlow13 --no-stats dump-flows br-int',
@@ -90,7 +59,7 @@ maybe('a network of 600 remote hosts and 300 local ports: flood flows fit OpenFl
   t.true(flows.some((f) => f.table === 45), 'remote flooding spilled into flood_remote');
   t.true(flows.some((f) => f.table === 55), 'local flooding spilled into flood_local');
   const packet = 'in_port=1,ip,dl_src=fa:16:3e:00:00:00,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.1.0.0,nw_dst=10.255.255.255';
-  const out = await both(t, flows, [
+  const out = await onOvsAndSim(t, flows, [
     bridgeLine(Array.from({ length: 300 }, (_, i) => i + 1)),
     'ovs-ofctl -O OpenFlow13 --bundle add-flows br-int flows.txt',
     'ovs-ofctl -O OpenFlow13 --no-stats dump-flows br-int',
