@@ -2,8 +2,9 @@
 // Goal state pushed over gRPC to flows installed (reply after the backend confirmed), for
 // 1 port + N neighbors: in the embedded simulator, and in a real Open vSwitch 3.1 sandbox (to
 // 100,000) beside `ovs-ofctl --bundle add-flows` of the same flows measured in the same run.
-// Then p50/p99 of adding one neighbor on a host with 10,000 ports. Each size runs in its own
-// child process so peak RSS is its own.
+// Then a routed case (a router joining 10 subnets, 1 port + N VMs over them, as L2 and L3
+// neighbors), and p50/p99 of adding one neighbor on a host with 10,000 ports. Each size runs in
+// its own child process so peak RSS is its own.
 import { writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { resolveConfig } from '../agent/config.js';
@@ -32,9 +33,39 @@ async function child(mode: string, n: number): Promise<Record<string, number | s
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number | string>;
 }
 
+/**
+ * A router joining 10 subnets (10.s.0.0/16, VNI 1000+s, Geneve and VXLAN alternating); the
+ * host's one port in S0; N VMs spread over the subnets on 100 other hosts: L2 neighbors in S0
+ * (the host's own subnet), L3 neighbors elsewhere, as DPM sends them.
+ */
+function routedState(n: number): GoalStateV2 {
+  const gs = GoalStateV2.fromPartial({ hostResources: { '10.0.0.11': { resources: [] } } });
+  for (let s = 0; s < 10; s++) {
+    gs.subnetStates[`S${s}`] = subnetState(`S${s}`, { cidr: `10.${s}.0.0/16`, tunnelId: String(1000 + s), networkType: s % 2 ? 0 : 3, gateway: { ipAddress: `10.${s}.0.1`, macAddress: `fa:16:3e:ff:00:${s.toString(16).padStart(2, '0')}` } });
+  }
+  gs.portStates.P1 = portState('P1', { fixedIps: [{ subnetId: 'S0', ipAddress: '10.0.0.5' }] });
+  for (let i = 0; i < n; i++) {
+    const s = i % 10;
+    const type = s === 0 ? 0 : 1;
+    gs.neighborStates[`${type ? 'L3' : 'L2'}/N${i}`] = neighborState(`N${i}`, i, {
+      hostIpAddress: `10.0.1.${1 + (i % 100)}`,
+      fixedIps: [{ neighborType: type, subnetId: `S${s}`, ipAddress: `10.${s}.${1 + ((i >> 8) & 255)}.${i & 255}`, arionGroup: '', tunnelId: 0 }],
+    });
+  }
+  gs.routerStates['10.0.0.11/R1'] = {
+    operationType: 0,
+    configuration: {
+      revisionNumber: 1, requestId: '', id: 'R1', updateType: 0, hostDvrMacAddress: 'fe:16:11:00:00:0b',
+      subnetRoutingTables: Array.from({ length: 10 }, (_, s) => ({ subnetId: `S${s}`, routingRules: [] })),
+    },
+  };
+  return gs;
+}
+
 async function runChild(mode: string, n: number): Promise<void> {
-  const gs = bigState(n);
-  if (mode === 'sim') {
+  const routed = mode.endsWith('-routed');
+  const gs = routed ? routedState(n) : bigState(n);
+  if (mode === 'sim' || mode === 'sim-routed') {
     const host = new Fabric().addHost('hv', '10.0.0.11');
     const dp = new FlowDataplane(new SimBackend(host, true));
     const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11' }), silentLogger(), dp);
@@ -44,10 +75,13 @@ async function runChild(mode: string, n: number): Promise<void> {
     const ms = now() - t0;
     const flows = dp.installed.size;
     // The same number of further neighbors on the now warm agent (a daemon runs for months).
-    const more = bigState(Math.min(n, 100_000), '222222222222');
-    const t1 = now();
-    await pushStream(c, [more]);
-    const warmMs = now() - t1;
+    let warmMs = -1;
+    if (!routed) {
+      const more = bigState(Math.min(n, 100_000), '222222222222');
+      const t1 = now();
+      await pushStream(c, [more]);
+      warmMs = now() - t1;
+    }
     c.close();
     await agent.stop();
     process.stdout.write(`${JSON.stringify({ ms, warmMs, flows, rssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
@@ -62,6 +96,7 @@ async function runChild(mode: string, n: number): Promise<void> {
       listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11', dataplane: 'ovs', ovsDb: `unix:${sb.dbSocket}`, ovsRundir: sb.dir, ovsDatapathType: 'dummy',
     }), silentLogger());
     await sb.vsctl('add-port', 'br-int', 'tapP1', '--', 'set', 'interface', 'tapP1', 'type=dummy', 'external_ids:iface-id=P1');
+    await waitBound(agent.dataplane as FlowDataplane);
     // The install alone (the backend's commits: encoding, the OpenFlow bundle, the switch's
     // confirmation), beside the whole push that also decodes, validates and computes.
     const backend = (agent.dataplane as FlowDataplane).backend;
@@ -110,6 +145,11 @@ async function runChild(mode: string, n: number): Promise<void> {
   } finally {
     await sb.stop();
   }
+}
+
+/** Until the agent has seen the tap appear (OVSDB monitor), so the push programs it at once. */
+async function waitBound(dp: FlowDataplane): Promise<void> {
+  for (let i = 0; i < 1000 && dp.backend.bindings.ofport('P1') === undefined; i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 async function oneNeighbor(ports: number, samples: number): Promise<void> {
@@ -171,6 +211,18 @@ if (args[0] === '--child') {
     const restore = ok ? (Number(ovs.restoreMs) < 0 ? 'not restored in 120 s' : `${fmt(Number(ovs.restoreMs))} ms`) : '';
     const target = n === 10_000 ? 'sim ≤ 500 ms; install ≤ 1.25× bundle; restore ≤ 5 s' : n === 1_000_000 ? 'sim ≤ 30 s and ≤ 2 GB peak RSS' : 'install ≤ 1.25× bundle; restore ≤ 5 s';
     console.log(`| ${n.toLocaleString('en')} | ${String(sim.flows ?? ovs?.flows ?? '')} | ${simCell} | ${'rssMB' in sim ? `${fmt(Number(sim.rssMB), 0)} MB` : ''} | ${ovsCell} | ${install} | ${bundle} | ${ratio} | ${restore} | ${target} | ${n === 10_000 ? '237 s' : n === 1000 ? '2.73 s' : ''} |`);
+  }
+  console.log('\n## Routed: a router joining 10 subnets, 1 port + N VMs spread over them (L2 and L3 neighbors), over gRPC until the reply\n');
+  console.log('| VMs | flows | simulator | real OVS 3.1 (whole push) | agent install (OpenFlow bundle) | ovs-ofctl --bundle add-flows of the same flows | whole push ÷ bundle | install ÷ bundle | targets |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const n of quick ? [10_000] : [10_000, 100_000]) {
+    const sim = await child('sim-routed', n);
+    const ovs = missing ? null : await child('ovs-routed', n);
+    const ok = ovs !== null && !('error' in ovs);
+    const simCell = 'error' in sim ? `failed: ${String(sim.error)}` : `${fmt(Number(sim.ms))} ms`;
+    const ovsCell = ovs === null ? 'no OVS here' : 'error' in ovs ? `failed: ${String(ovs.error)}` : `${fmt(Number(ovs.ms))} ms`;
+    const cells = ok ? [`${fmt(Number(ovs.installMs))} ms`, `${fmt(Number(ovs.bundleMs))} ms`, `${fmt(Number(ovs.ms) / Number(ovs.bundleMs), 2)}×`, `${fmt(Number(ovs.installMs) / Number(ovs.bundleMs), 2)}×`] : ['', '', '', ''];
+    console.log(`| ${n.toLocaleString('en')} | ${String(sim.flows ?? ovs?.flows ?? '')} | ${simCell} | ${ovsCell} | ${cells.join(' | ')} | ${n === 10_000 ? 'sim ≤ 1 s; OVS ≤ 1.25× bundle' : ''} |`);
   }
   await oneNeighbor(quick ? 2000 : 10_000, quick ? 100 : 500);
 }

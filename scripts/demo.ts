@@ -1,8 +1,9 @@
 // npm run demo: three simulated hypervisors on one simulated underlay, each running the agent
 // (embedded simulator dataplane). A controller pushes goal states to the agents over gRPC, as
-// NCM does; VMs boot, get their addresses by DHCP and ping across hosts over Geneve and VXLAN.
-// Prints the flows one agent programmed and a trace of a cross-host ping naming the resource
-// behind every flow.
+// NCM does; VMs boot, get their addresses by DHCP and ping across hosts over Geneve and VXLAN,
+// and across subnets through a distributed router (DVR) on the sending host. Prints the flows
+// one agent programmed and traces of a cross-host and a routed ping naming the resource behind
+// every flow (the port, the router, the neighbor).
 import { resolveConfig } from '../agent/config.js';
 import { type Agent, startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
@@ -17,8 +18,8 @@ import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 
 const HOSTS = ['10.0.0.11', '10.0.0.12', '10.0.0.13'];
 const SUBNETS = {
-  web: { id: 'subnet-web', cidr: '10.1.0.0/24', gw: '10.1.0.1', gwMac: 'fe:16:11:00:01:01', vni: 5001, type: 'GENEVE' },
-  db: { id: 'subnet-db', cidr: '10.2.0.0/24', gw: '10.2.0.1', gwMac: 'fe:16:11:00:02:01', vni: 6001, type: 'VXLAN' },
+  web: { id: 'subnet-web', cidr: '10.1.0.0/24', gw: '10.1.0.1', gwMac: 'fa:16:3e:ff:01:01', vni: 5001, type: 'GENEVE' },
+  db: { id: 'subnet-db', cidr: '10.2.0.0/24', gw: '10.2.0.1', gwMac: 'fa:16:3e:ff:02:01', vni: 6001, type: 'VXLAN' },
 } as const;
 const VMS = [
   { id: 'port-web-1', name: 'web-1', mac: 'fa:16:3e:01:00:01', ip: '10.1.0.11', subnet: SUBNETS.web, host: HOSTS[0]! },
@@ -28,19 +29,26 @@ const VMS = [
   { id: 'port-db-2', name: 'db-2', mac: 'fa:16:3e:02:00:02', ip: '10.2.0.22', subnet: SUBNETS.db, host: HOSTS[2]! },
 ];
 
-/** The GoalStateV2 NCM would send one host: VPC and subnets as INFO, its ports and DHCP, all neighbors. */
+/**
+ * The GoalStateV2 NCM would send one host: VPC and subnets as INFO, its ports and DHCP, L2
+ * neighbors of its subnets, L3 neighbors of the router's other subnet, and the router with this
+ * host's DVR MAC.
+ */
 function goalStateFor(host: string): GoalStateV2 {
   const subnetStates = Object.fromEntries(Object.values(SUBNETS).map((s) => [s.id, {
     operationType: 'INFO', configuration: { revisionNumber: 1, id: s.id, vpcId: 'vpc-demo', name: s.id, cidr: s.cidr, tunnelId: String(s.vni), networkType: s.type, gateway: { ipAddress: s.gw, macAddress: s.gwMac }, dhcpEnable: true, dnsEntryList: [{ entry: '10.1.0.2' }] },
   }]));
   const mine = VMS.filter((v) => v.host === host);
+  const mySubnets = new Set(mine.map((v) => v.subnet.id));
+  const neighbor = (v: (typeof VMS)[number], type: 'L2' | 'L3') => [`${type}/${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, vpcId: 'vpc-demo', macAddress: v.mac, hostIpAddress: v.host, fixedIps: [{ neighborType: type, subnetId: v.subnet.id, ipAddress: v.ip }] } }];
   return GoalStateV2.fromJSON({
     hostResources: { [host]: { resources: [] } },
     vpcStates: { 'vpc-demo': { operationType: 'INFO', configuration: { revisionNumber: 1, id: 'vpc-demo', cidr: '10.0.0.0/8' } } },
     subnetStates,
     portStates: Object.fromEntries(mine.map((v) => [v.id, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, updateType: 'FULL', vpcId: 'vpc-demo', macAddress: v.mac, adminStateUp: true, fixedIps: [{ subnetId: v.subnet.id, ipAddress: v.ip }] } }])),
     dhcpStates: Object.fromEntries(mine.map((v) => [`dhcp-${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: `dhcp-${v.id}`, subnetId: v.subnet.id, macAddress: v.mac, ipv4Address: v.ip, portHostName: v.name } }])),
-    neighborStates: Object.fromEntries(VMS.map((v) => [`L2/${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, vpcId: 'vpc-demo', macAddress: v.mac, hostIpAddress: v.host, fixedIps: [{ neighborType: 'L2', subnetId: v.subnet.id, ipAddress: v.ip }] } }])),
+    neighborStates: Object.fromEntries(VMS.map((v) => neighbor(v, mySubnets.has(v.subnet.id) ? 'L2' : 'L3'))),
+    routerStates: { [`${host}/router-demo`]: { configuration: { revisionNumber: 1, id: 'router-demo', hostDvrMacAddress: `fe:16:11:00:00:${host.split('.')[3]}`, subnetRoutingTables: Object.values(SUBNETS).map((s) => ({ subnetId: s.id })) } } },
   });
 }
 
@@ -97,6 +105,19 @@ try {
   ping('web-1', '10.1.0.13');
   ping('db-1', '10.2.0.22');
   ping('web-3', '10.1.0.11');
+  line('Routed pings (router-demo joins web and db; routed on the sending host)');
+  const routedPing = (from: string, to: string): void => {
+    const vm = vms.get(from)!;
+    const before = fabric.delivered;
+    const seq = vm.ping(to);
+    fabric.run();
+    const p = vm.pings.get(seq)!;
+    console.log(`${from.padEnd(6)} -> ${to.padEnd(10)} ${p.state.padEnd(8)} reply TTL ${p.ttl ?? '-'} (${fabric.delivered - before} tunnel crossings)`);
+  };
+  routedPing('web-1', '10.2.0.1');
+  routedPing('web-1', '10.2.0.21');
+  routedPing('web-1', '10.2.0.22');
+  routedPing('db-2', '10.1.0.12');
 
   const hv1 = agents[0]!;
   line(`Flows on hv1 (${hv1.dataplane.flows().length}), as ovs-ofctl add-flows lines`);
@@ -107,6 +128,11 @@ try {
   const frame = ipv4Frame(VMS[1]!.mac, web1.mac, web1.ip, VMS[1]!.ip, 1, icmpEcho(8, 1, 1));
   const ofport = fabric.hosts.get(web1.host)!.bridge('br-int').portByName(`tap${web1.id.slice(0, 11)}`)!.ofport;
   console.log(await hv1.dataplane.trace(`in_port=${ofport},${Buffer.from(frame).toString('hex')}`));
+
+  line('Trace of web-1 pinging db-2 (routed on hv1, then hv1 → hv3 over VXLAN), each flow with its resource');
+  const db2 = VMS[4]!;
+  const routedFrame = ipv4Frame(SUBNETS.web.gwMac, web1.mac, web1.ip, db2.ip, 1, icmpEcho(8, 1, 2));
+  console.log(await hv1.dataplane.trace(`in_port=${ofport},${Buffer.from(routedFrame).toString('hex')}`));
 } finally {
   for (const a of agents) await a.agent.stop();
 }
