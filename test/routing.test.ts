@@ -27,6 +27,9 @@ const CLOUD: RoutedCloud = {
     { id: 'S3', vpc: 'V1', cidr: '10.3.0.0/24', gw: '10.3.0.1', gwMac: 'fa:16:3e:aa:03:01', vni: 7001, geneve: true },
     // Not in any router.
     { id: 'S4', vpc: 'V1', cidr: '10.4.0.0/24', gw: '10.4.0.1', gwMac: 'fa:16:3e:aa:04:01', vni: 7501, geneve: true },
+    // A second router of the same VPC, joining two more subnets.
+    { id: 'S5', vpc: 'V1', cidr: '10.5.0.0/24', gw: '10.5.0.1', gwMac: 'fa:16:3e:aa:05:01', vni: 7601, geneve: false },
+    { id: 'S6', vpc: 'V1', cidr: '10.6.0.0/24', gw: '10.6.0.1', gwMac: 'fa:16:3e:aa:06:01', vni: 7701, geneve: true },
     // A second VPC reusing the first one's CIDRs, with its own router.
     { id: 'T1', vpc: 'V2', cidr: '10.1.0.0/24', gw: '10.1.0.1', gwMac: 'fa:16:3e:bb:01:01', vni: 8001, geneve: true },
     { id: 'T2', vpc: 'V2', cidr: '10.2.0.0/24', gw: '10.2.0.1', gwMac: 'fa:16:3e:bb:02:01', vni: 8002, geneve: false },
@@ -38,6 +41,8 @@ const CLOUD: RoutedCloud = {
     { id: 'b1', mac: 'fa:16:3e:00:0b:01', ip: '10.1.0.6', subnet: 'S1', host: B },
     { id: 'b2', mac: 'fa:16:3e:00:0b:02', ip: '10.2.0.6', subnet: 'S2', host: B },
     { id: 'c3', mac: 'fa:16:3e:00:0c:03', ip: '10.3.0.7', subnet: 'S3', host: C },
+    { id: 'a5', mac: 'fa:16:3e:00:0a:05', ip: '10.5.0.5', subnet: 'S5', host: A },
+    { id: 'b6', mac: 'fa:16:3e:00:0b:06', ip: '10.6.0.6', subnet: 'S6', host: B },
     { id: 'q1', mac: 'fa:16:3e:00:1a:01', ip: '10.1.0.5', subnet: 'T1', host: A },
     { id: 'q2', mac: 'fa:16:3e:00:1b:02', ip: '10.2.0.6', subnet: 'T2', host: B },
   ],
@@ -50,6 +55,7 @@ const CLOUD: RoutedCloud = {
       { id: 'internet', destination: '0.0.0.0/0', nextHop: '', internet: true },
     ] } },
     { id: 'R2', subnets: ['T1', 'T2'] },
+    { id: 'R3', subnets: ['S5', 'S6'] },
   ],
 };
 
@@ -178,6 +184,19 @@ test('DVR on the simulator: routed pings, gateway pings, TTL, rules, deletes, is
     t.true(vm.get('q2')!.received.length > q2Before);
     t.is(vm.get('b2')!.received.length, b2Before, "VPC 1's 10.2.0.6 saw nothing");
     t.is(ping('q1', '10.3.0.7').state, 'sent', "VPC 2's router does not reach VPC 1's subnet");
+
+    // Two routers in one VPC: each routes between its own subnets only.
+    t.like(ping('a5', '10.6.0.6'), { state: 'replied', ttl: 63 });
+    t.is(ping('a5', '10.1.0.5').state, 'sent', 'R3 does not reach R1\'s subnets');
+    t.is(ping('a1', '10.5.0.5').state, 'sent', 'nor R1 R3\'s');
+    t.is(ping('a5', '10.1.0.1').state, 'sent', 'nor its gateways');
+
+    // An L3 neighbor is off-link: no ARP answer for it (c3 is an L3 neighbor on host A).
+    const arpMisses = cloud.hosts[0]!.dataplane.punts.arpMiss;
+    vm.get('a1')!.arpFor('10.3.0.7');
+    cloud.fabric.run();
+    t.false(vm.get('a1')!.arp.has('10.3.0.7'));
+    t.is(cloud.hosts[0]!.dataplane.punts.arpMiss, arpMisses + 1, 'the request went to the agent as a miss');
 
     // A subnet in no router is not routed, and its gateway does not answer ping.
     t.is(ping('a4', '10.1.0.5').state, 'sent');
