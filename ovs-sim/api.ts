@@ -17,6 +17,7 @@ import { OFPP, keyValues } from './text.js';
 import { type OfVersion, wire } from './wire.js';
 import { Fabric, type SimHost } from './fabric.js';
 import { traceCommand } from './trace.js';
+import { OFPMF, meterOf, restoreMeter } from './meters.js';
 
 export { Bridge, OfError, Match, OFPP, W, FLOW_WORDS };
 export { fieldByName, fieldBySubfieldName, readField, setField, nxRoundTrip, wire, loadSegments, parseNat, formatActions };
@@ -154,6 +155,12 @@ function meterMod(b: Bridge, mm: MeterMod): void {
   if (mm.rate <= 0) throw new OfError('OFPMMFC_BAD_RATE');
   b.meters.add(mm.id);
   bandsOf(b).set(mm.id, { id: mm.id, unit: mm.unit, rate: mm.rate, burst: mm.burst });
+  // The same meter as `ovs-ofctl dump-meters` shows it.
+  const old = meterOf(b, mm.id);
+  restoreMeter(b, mm.id, {
+    id: mm.id, flags: (mm.unit === 'kbps' ? OFPMF.KBPS : OFPMF.PKTPS) | (mm.burst ? OFPMF.BURST : 0),
+    bands: [{ type: 'drop', rate: mm.rate, burst: mm.burst, prec: 0 }], created: old?.created ?? b.clock.now(),
+  });
 }
 
 /**

@@ -29,6 +29,8 @@ export interface BridgePort {
   options: Map<string, string>;
   /** Datapath port number (none for patch ports). */
   odpPort: number | null;
+  /** The Ethernet address of a dummy or internal port's netdev (others have a random one). */
+  mac?: bigint;
   noFlood: boolean;
   noFwd: boolean;
   noPacketIn: boolean;
@@ -180,6 +182,8 @@ export class Bridge {
   /** Bumped whenever a port is added or removed, so callers can cache port lookups. */
   portsVersion = 0;
   private readonly tables = new Map<number, Classifier<Rule>>();
+  /** Tables with eviction turned on (`mod-table … evict`). */
+  readonly tableEviction = new Set<number>();
   readonly groups = new Map<number, Group>();
   /** Meters by id (none can be added yet: flows naming one are refused, as OVS refuses them). */
   readonly meters = new Set<number>();
@@ -255,6 +259,12 @@ export class Bridge {
     const port: BridgePort = {
       name, ofport, type, externalIds: new Map(Object.entries(opts.externalIds ?? {})), options, odpPort, noFlood: false, noFwd: false, noPacketIn: false,
     };
+    // netdev-dummy numbers every netdev it makes, aa:55:aa:55:00:01 on; the bridge's own port
+    // then gets a random address (here a fixed one), as do tunnel and patch ports.
+    if (type === 'dummy' || type === 'internal' || type === 'dummy-internal') {
+      const n = this.datapath.nextDummyNetdev();
+      port.mac = name === this.name ? 0x02_00_00_00_00_00n | BigInt(n) : 0xaa55aa550000n | BigInt(n & 0xffff);
+    }
     this.ports.set(ofport, port);
     this.portsVersion += 1;
     return port;
@@ -300,6 +310,18 @@ export class Bridge {
       else drop();
     }
     return p;
+  }
+
+  /** A port's Ethernet address (a fixed stand-in where OVS picks a random one). */
+  portMac(p: BridgePort): bigint {
+    return p.mac ?? 0x02_00_00_00_00_00n | BigInt(p.ofport & 0xffff);
+  }
+
+  /** How many rules each table holds. */
+  tableSizes(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const [id, t] of this.tables) out.set(id, t.size);
+    return out;
   }
 
   /** Port names ↔ numbers, rebuilt only when the ports change (a flow parse asks for it per line). */

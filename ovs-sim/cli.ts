@@ -11,12 +11,16 @@ import { executeDatapath } from './dpexec.js';
 import { FieldError, fieldByName, prereqsOk, readField } from './fields.js';
 import { collectWarnings } from './log.js';
 import { W } from './flow.js';
-import { FF, type FlowMod, parseFlowMod } from './flowmod.js';
+import { FF, type FlowMod, parseFlowMod, parseTableId } from './flowmod.js';
 import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.js';
 import { Match, formatMatch, normalizeMatch } from './match.js';
 import { nxRoundTrip } from './nx-match.js';
 import { extract } from './packet.js';
-import { OFPP, type PortMap, hexAlt, keyValues, parsePort } from './text.js';
+import { OFPP, type PortMap, ethText, hexAlt, keyValues, parsePort } from './text.js';
+import { METER_FEATURES, type Meter, type MeterMod, OFPM, applyMeterMod, meterConfigText, meterIdText, meterList, meterOf, meterStatsText, parseMeterMod } from './meters.js';
+import { tableFeatures, tableFeaturesLines } from './tables.js';
+import { hashInt } from './hash.js';
+import { hashOrder } from './hmap.js';
 import { TraceError, traceCommand } from './trace.js';
 import { Vsctl } from './vsctl.js';
 import { type OfVersion, wire } from './wire.js';
@@ -249,6 +253,13 @@ export class SimSwitch {
           break;
         case 'bundle':
           this.bundleFile(this.bridge(params[0]), params[1] ?? '', o, err);
+          break;
+        case 'add-meter': case 'mod-meter': case 'del-meter': case 'del-meters': case 'dump-meter': case 'dump-meters': case 'meter-stats': case 'meter-features':
+          this.meterCommand(cmd, params, o, out);
+          break;
+        case 'dump-desc': case 'dump-tables': case 'dump-table-features': case 'dump-table-desc': case 'mod-table':
+        case 'dump-ports': case 'dump-ports-desc': case 'queue-get-config':
+          this.switchCommand(cmd, params, o, out);
           break;
         case 'add-tlv-map': case 'del-tlv-map':
           this.tlvMod(this.bridge(params[0]), cmd === 'add-tlv-map' ? 'ADD' : 'DEL', params[1]);
@@ -493,6 +504,170 @@ export class SimSwitch {
     this.bundleTransact(b, msgs, v, 6);
   }
 
+  // -- meters --
+
+  private meterCommand(cmd: string, params: string[], o: OfctlOptions, out: string[]): void {
+    const command = cmd === 'add-meter' ? 'add' : cmd === 'mod-meter' ? 'modify' : cmd === 'del-meter' || cmd === 'del-meters' ? 'delete' : null;
+    const text = cmd === 'meter-features' ? undefined : params[1];
+    let mm: MeterMod;
+    try {
+      mm = text === undefined ? { command: command ?? 'delete', id: OFPM.ALL, flags: 0, bands: [] } : parseMeterMod(text, command);
+    } catch (e) {
+      if (e instanceof FieldError) throw new Fail(`ovs-ofctl: ${e.message}`);
+      throw e;
+    }
+    // Meters need OpenFlow 1.3 or later.
+    const usable = P.OF13_OXM | P.OF14_OXM | P.OF15_OXM;
+    if (!(usable & o.allowed)) throw new Fail(`ovs-ofctl: none of the usable flow formats (${protocolsText(usable)}) is among the allowed flow formats (${protocolsText(o.allowed)})`);
+    const b = this.bridge(params[0]);
+    const v = o.version;
+    const tag = `${verTag(v)}(xid=0x2)`;
+    if (command) {
+      try {
+        applyMeterMod(b, mm);
+      } catch (e) {
+        if (!(e instanceof OfError)) throw e;
+        const verb = { add: 'ADD', modify: 'MOD', delete: 'DEL' }[mm.command];
+        // ovs-ofctl cannot decode a meter mod with both kbps and pktps either: it dumps the bytes.
+        const body = e.code === 'OFPMMFC_BAD_FLAGS' ? `***decode error: OFPMMFC_BAD_FLAGS***\n${hexDump(meterModBytes(mm, v, 2))}` : `${verb} ${meterConfigText(mm)}`;
+        throw new SwitchError(`OFPT_ERROR ${tag}: ${e.code}\nOFPT_METER_MOD ${tag}: ${body}`);
+      }
+      return;
+    }
+    if (cmd === 'meter-features') {
+      out.push(`OFPST_METER_FEATURES reply ${tag}:`, ...METER_FEATURES);
+      return;
+    }
+    const stats = cmd === 'meter-stats';
+    const list = mm.id === OFPM.ALL ? meterList(b) : [meterOf(b, mm.id)];
+    // dump_transaction prints an error reply as any other reply, on stdout.
+    if (mm.id !== OFPM.ALL && list[0] === undefined) {
+      out.push(`OFPT_ERROR ${tag}: OFPMMFC_UNKNOWN_METER`, `${stats ? 'OFPST_METER' : 'OFPST_METER_CONFIG'} request ${tag}: ${meterIdText(mm.id, '=')}`);
+      return;
+    }
+    out.push(`${stats ? 'OFPST_METER' : 'OFPST_METER_CONFIG'} reply ${tag}:`);
+    out.push((list as Meter[]).map((m) => (stats ? meterStatsText(b, m) : meterConfigText(m))).join('\n\n'));
+  }
+
+  // -- the switch's description, tables, ports and queues --
+
+  private switchCommand(cmd: string, params: string[], o: OfctlOptions, out: string[]): void {
+    const v = o.version;
+    const need = (min: OfVersion): void => {
+      if (v < min) throw new Fail(`ovs-ofctl: ${cmd} needs OpenFlow 1.${min - 10} or later ('-O OpenFlow1${min - 10}')`);
+    };
+    if (cmd === 'dump-table-features') need(13);
+    if (cmd === 'dump-table-desc') need(14);
+    if (cmd === 'mod-table') {
+      this.modTable(params, o);
+      return;
+    }
+    const b = this.bridge(params[0]);
+    switch (cmd) {
+      case 'dump-desc':
+        out.push(`OFPST_DESC reply ${verTag(v)}(xid=0x2):`, 'Manufacturer: Nicira, Inc.', 'Hardware: Open vSwitch', 'Software: 3.1.0', 'Serial Num: None', 'DP Description: None');
+        return;
+      case 'dump-tables':
+        out.push(`OFPST_TABLE reply ${verTag(v)}(xid=0x2):`, ...tableStatsLines(b, v));
+        return;
+      case 'dump-table-features':
+        out.push(...tableFeaturesLines(v));
+        return;
+      case 'dump-table-desc': {
+        out.push(`OFPST_TABLE_DESC reply ${verTag(v)}(xid=0x2):`);
+        const blocks: string[] = [];
+        for (let t = 0; t < 254; t++) blocks.push(`  table ${t}:\n   eviction=${b.tableEviction.has(t) ? 'on' : 'off'} eviction_flags=OTHER|IMPORTANCE|LIFETIME\n   vacancy=off`);
+        out.push(blocks.join('\n\n'));
+        return;
+      }
+      case 'dump-ports': {
+        const want = params[1] === undefined ? null : this.portFilter(b, params[1]);
+        const xid = params[1] !== undefined && !/^\d+$/.test(params[1]) && v !== 10 ? 4 : 2;
+        // ofproto's ports are an hmap by hash_ofp_port: the stats come in its order.
+        const ports = hashOrder([...b.ports.values()], (p) => hashInt(p.ofport & 0xffff, 0)).filter((p) => want === null || p.ofport === want);
+        out.push(`OFPST_PORT reply ${verTag(v)}(xid=0x${xid.toString(16)}): ${ports.length} ports`);
+        for (const p of ports) {
+          out.push(`  port ${portNumberText(p.ofport).padStart(2)}: rx pkts=0, bytes=0, drop=?, errs=?, frame=?, over=?, crc=?`, '           tx pkts=0, bytes=0, drop=?, errs=?, coll=?');
+          if (v >= 13) out.push(`           duration=${(Math.max(0, b.now()) / 1000).toFixed(3)}s`);
+          if (v >= 14) out.push('           CUSTOM Statistics', '                      rx_custom_packets_1=0, rx_custom_packets_2=0, rx_q0_bytes=0,', '                      rx_q0_packets=0, tx_q0_bytes=0, tx_q0_packets=0,');
+        }
+        return;
+      }
+      case 'dump-ports-desc': {
+        // OpenFlow 1.0 to 1.4 ask for every port; 1.5 asks for the one given.
+        const want = params[1] !== undefined && v >= 15 ? this.portFilter(b, params[1]) : null;
+        const xid = params[1] !== undefined && !/^\d+$/.test(params[1]) ? 4 : 2;
+        out.push(`OFPST_PORT_DESC reply ${verTag(v)}(xid=0x${xid.toString(16)}):`);
+        for (const p of [...b.ports.values()].filter((q) => want === null || q.ofport === want).sort(portOrder)) {
+          out.push(` ${portNumberText(p.ofport)}(${p.name}): addr:${ethText(b.portMac(p))}`, '     config:     0', `     state:      ${v >= 13 ? 'LIVE' : '0'}`, '     speed: 0 Mbps now, 0 Mbps max');
+        }
+        return;
+      }
+      case 'queue-get-config': {
+        const port = params[1] === undefined ? null : this.portFilter(b, params[1]);
+        if (port !== null && !b.ports.has(port)) {
+          // An error reply to a dump is printed as a reply, on stdout.
+          out.push(`OFPT_ERROR ${verTag(v)}(xid=0x2): OFPQOFC_BAD_PORT`, `OFPT_QUEUE_GET_CONFIG_REQUEST ${verTag(v)}(xid=0x2): port=${port}`);
+          return;
+        }
+        const reply = v >= 14 ? 'OFPST_QUEUE_DESC reply' : 'OFPT_QUEUE_GET_CONFIG_REPLY';
+        if (port !== null) {
+          out.push(`${reply} ${verTag(v)}(xid=0x2): port=${portNumberText(port)}`, 'queue 0:');
+          return;
+        }
+        // OpenFlow 1.0 asks port by port, in the order of a port description reply (ofproto's
+        // hmap of ports), leaving out LOCAL.
+        const physical = hashOrder([...b.ports.values()], (p) => hashInt(p.ofport & 0xffff, 0)).filter((p) => p.ofport !== OFPP.LOCAL);
+        if (v === 10) {
+          physical.forEach((p, i) => out.push(`${reply} (xid=0x${(4 + i).toString(16)}): port=${p.ofport}`, 'queue 0:'));
+          return;
+        }
+        out.push(`${reply} ${verTag(v)}(xid=0x2): port=ANY`, ...[...b.ports.values()].map(() => 'queue 0:'));
+        return;
+      }
+    }
+  }
+
+  /** A port argument of dump-ports and the like: a number or one of the bridge's names. */
+  private portFilter(b: Bridge, s: string): number {
+    const p = parsePort(s, b.portMap());
+    if (p === null) throw new Fail(`ovs-ofctl: ${b.name}: unknown port \`${s}'`);
+    return p;
+  }
+
+  /** mod-table SWITCH TABLE SETTING (ofputil_parse_table_mod). */
+  private modTable(params: string[], o: OfctlOptions): void {
+    const [, tableArg = '', setting = ''] = params;
+    const v = o.version;
+    const OF11_12 = 'OpenFlow11, OpenFlow12';
+    const OF14_UP = 'OpenFlow14, OpenFlow15';
+    const allowed = (list: string): boolean => list.split(', ').some((x) => VERSIONS[x] !== undefined && (o.allowed & VERSION_PROTOCOL[VERSIONS[x]]) !== 0);
+    let versions: string;
+    if (setting === 'drop' || setting === 'continue' || setting === 'controller') versions = OF11_12;
+    else if (setting === 'evict' || setting === 'noevict' || setting === 'novacancy' || setting.startsWith('vacancy')) versions = OF14_UP;
+    else throw new Fail(`ovs-ofctl: invalid table_mod setting ${setting}`);
+    if (setting.startsWith('vacancy')) {
+      const m = /^vacancy:(.*)$/.exec(setting);
+      const [down = '', up = ''] = (m?.[1] ?? '').split(',');
+      if (!/^\d+$/.test(down) || Number(down) > 100) throw new Fail(`ovs-ofctl: Invalid vacancy down value "${down}"`);
+      if (!/^\d+$/.test(up) || Number(up) > 100) throw new Fail(`ovs-ofctl: Invalid vacancy up value "${up}"`);
+      if (Number(down) > Number(up)) throw new Fail('ovs-ofctl: Invalid vacancy range, vacancy up should be greater than vacancy down (OFPBPC_BAD_VALUE)');
+    }
+    if (!allowed(versions)) throw new Fail(`ovs-ofctl: table_mod '${setting}' requires one of the OpenFlow versions ${versions}`);
+    const table = tableArg === 'all' ? 255 : parseTableId(tableArg);
+    if (table === null) throw new Fail(`ovs-ofctl: unknown table "${tableArg}"`);
+    const b = this.bridge(params[0]);
+    if (table === 254) {
+      const x = v >= 14 ? 5 : 2;
+      throw new SwitchError(`OFPT_ERROR ${verTag(v)}(xid=0x${x.toString(16)}): OFPTMFC_EPERM\nOFPT_TABLE_MOD ${verTag(v)}(xid=0x${x.toString(16)}): table_id=254, eviction=${setting === 'evict' ? 'on' : 'off'}, vacancy=off`);
+    }
+    const tablesHit = table === 255 ? Array.from({ length: 254 }, (_, i) => i) : [table];
+    for (const t of tablesHit) {
+      if (setting === 'evict') b.tableEviction.add(t);
+      else if (setting === 'noevict') b.tableEviction.delete(t);
+    }
+  }
+
   private groupCommand(cmd: string, params: string[], o: OfctlOptions): void {
     const b = this.bridge(params[0]);
     const v = o.version;
@@ -657,6 +832,84 @@ function vlogLines(stderr: string, time: string): string {
   if (stderr === '') return stderr;
   let seq = 0;
   return stderr.split('\n').map((l) => (/^[a-z_0-9]+\|(?:EMER|ERR|WARN|INFO|DBG)\|/.test(l) ? `${time}|${String(++seq).padStart(5, '0')}|${l}` : l)).join('\n');
+}
+
+/** An OpenFlow 1.3+ meter mod as ovs-ofctl encodes it (ofputil_encode_meter_mod). */
+function meterModBytes(mm: MeterMod, v: OfVersion, xid: number): Uint8Array {
+  const n = 16 + 16 * mm.bands.length;
+  const b = new DataView(new ArrayBuffer(n));
+  b.setUint8(0, v - 9);
+  b.setUint8(1, 29);
+  b.setUint16(2, n);
+  b.setUint32(4, xid);
+  b.setUint16(8, { add: 0, modify: 1, delete: 2 }[mm.command]);
+  if (mm.command !== 'delete') b.setUint16(10, mm.flags);
+  b.setUint32(12, mm.id);
+  mm.bands.forEach((x, i) => {
+    const at = 16 + 16 * i;
+    b.setUint16(at, x.type === 'drop' ? 1 : 2);
+    b.setUint16(at + 2, 16);
+    b.setUint32(at + 4, x.rate);
+    b.setUint32(at + 8, x.burst);
+    if (x.type === 'dscp_remark') b.setUint8(at + 12, x.prec);
+  });
+  return new Uint8Array(b.buffer);
+}
+
+/** ovs_hex_dump with its ASCII column, as ofp_print prints a message it cannot decode. */
+function hexDump(bytes: Uint8Array): string {
+  const lines: string[] = [];
+  for (let off = 0; off < bytes.length; off += 16) {
+    const row = bytes.subarray(off, off + 16);
+    let hex = '';
+    for (let i = 0; i < 16; i++) {
+      hex += i < row.length ? row[i]!.toString(16).padStart(2, '0') : '  ';
+      hex += i === 7 ? '-' : ' ';
+    }
+    const ascii = [...row].map((c) => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '.')).join('').padEnd(16);
+    lines.push(`${off.toString(16).padStart(8, '0')}  ${hex}|${ascii}|`);
+  }
+  return lines.join('\n');
+}
+
+/** Ports as OVS lists them in replies: by number, LOCAL last. */
+function portOrder(a: { ofport: number }, c: { ofport: number }): number {
+  return a.ofport - c.ofport;
+}
+
+function portNumberText(n: number): string {
+  return n === OFPP.LOCAL ? 'LOCAL' : String(n);
+}
+
+/** `dump-tables`: tables 0 to 253, runs of identical ones printed as "ditto". */
+function tableStatsLines(b: Bridge, v: OfVersion): string[] {
+  const out: string[] = [];
+  let prev: string | null = null;
+  let prevFeatures: string | null = null;
+  let run: number[] = [];
+  const flush = (): void => {
+    if (run.length === 0) return;
+    out.push('', run.length === 1 ? `  table ${run[0]}: ditto` : `  tables ${run[0]}...${run.at(-1)}: ditto`);
+    run = [];
+  };
+  const sizes = b.tableSizes();
+  for (let t = 0; t < 254; t++) {
+    const active = sizes.get(t) ?? 0;
+    const stats = `    active=${active}, lookup=0, matched=0`;
+    const features = tableFeatures(v, t);
+    if (prev !== null && stats === prev && features === prevFeatures) {
+      run.push(t);
+      continue;
+    }
+    flush();
+    out.push('', `  table ${t}:`, stats);
+    if (features !== '') out.push(features === prevFeatures ? '    (same features)' : features);
+    prev = stats;
+    prevFeatures = features;
+  }
+  flush();
+  out.shift();
+  return out;
 }
 
 /**

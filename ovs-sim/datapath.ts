@@ -37,6 +37,12 @@ export class Datapath {
   readonly bridges = new Map<string, { name: string }>();
   /** other_config:vlan-limit of the switch: how many VLAN headers flow extraction parses. */
   vlanLimit = 1;
+  private dummyNetdevs = 0;
+
+  /** netdev-dummy's count of the netdevs it has made (their Ethernet addresses follow it). */
+  nextDummyNetdev(): number {
+    return ++this.dummyNetdevs;
+  }
 
   constructor(readonly clock: Clock = wallClock) {
     this.conntrack = new Conntrack(clock);

@@ -60,7 +60,7 @@ for (const file of files) {
   }
   if (recordDir) {
     mkdirSync(recordDir, { recursive: true });
-    writeFileSync(join(recordDir, `${basename(file)}.json`), JSON.stringify(real));
+    writeFileSync(join(recordDir, `${basename(file)}.json`), `${JSON.stringify(real, null, 1)}\n`);
     console.log(`recorded: ${file}`);
     continue;
   }
