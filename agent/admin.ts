@@ -17,6 +17,8 @@ export interface AdminDeps {
   info: () => Record<string, unknown>;
   /** Installed flows, one JSON object each (absent when the dataplane programs none). */
   flows?: () => Record<string, unknown>[];
+  /** The bridges the dataplane programs (an unknown ?bridge= is an error). */
+  bridges?: () => readonly string[];
   /** ofproto/trace on the dataplane's switch, annotated with the resources behind each flow. */
   trace?: (spec: string) => Promise<string>;
   /** Prometheus text for GET /metrics. */
@@ -70,6 +72,10 @@ export class AdminServer {
       case '/v1/flows': {
         if (!this.deps.flows) return send(404, { error: 'this dataplane programs no flows' });
         const bridge = url.searchParams.get('bridge');
+        const bridges = this.deps.bridges?.();
+        if (bridge !== null && bridges && !bridges.includes(bridge)) {
+          return send(404, { error: `no bridge ${bridge}: this agent programs ${bridges.join(', ')}` });
+        }
         return send(200, { flows: this.deps.flows().filter((f) => bridge === null || f.bridge === bridge) });
       }
       case '/v1/trace': {

@@ -33,6 +33,10 @@ interface AgentFlags {
   dhcpLeaseSeconds?: string;
   underlayMtu?: string;
   stateDir?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  controllerTlsCa?: string;
 }
 
 program.command('agent')
@@ -55,6 +59,10 @@ program.command('agent')
   .option('--underlay-mtu <n>', 'MTU of the underlay; DHCP hands out this minus the encapsulation overhead [1500] (env ACA_UNDERLAY_MTU)')
   .option('--ovs-datapath-type <type>', 'ovs dataplane: datapath type of a br-int the agent creates: system, netdev, dummy [system] (env ACA_OVS_DATAPATH_TYPE)')
   .option('--state-dir <dir>', 'keep the resource store here across restarts; none (or empty) = off; auto = /var/lib/aca with --dataplane ovs, off otherwise [auto] (env ACA_STATE_DIR)')
+  .option('--tls-cert <file>', 'gRPC server TLS certificate (PEM); plaintext without it (env ACA_TLS_CERT)')
+  .option('--tls-key <file>', 'key of --tls-cert (PEM) (env ACA_TLS_KEY)')
+  .option('--tls-client-ca <file>', 'mutual TLS: clients must present a certificate this CA bundle signed (env ACA_TLS_CLIENT_CA)')
+  .option('--controller-tls-ca <file>', "TLS to --controller: its certificate must chain to this CA bundle; the agent presents --tls-cert as its client certificate (env ACA_CONTROLLER_TLS_CA)")
   .action(async (flags: AgentFlags) => {
     const configFile = flags.config ?? process.env.ACA_CONFIG;
     const fromFlags: ConfigInput = {
@@ -63,6 +71,7 @@ program.command('agent')
       maxMessageBytes: flags.maxMessageBytes, ovsDb: flags.ovsDb, ovsRundir: flags.ovsRundir,
       ovsDatapathType: flags.ovsDatapathType, dhcpDns: flags.dhcpDns, dhcpDomain: flags.dhcpDomain,
       dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu, stateDir: flags.stateDir,
+      tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, tlsClientCa: flags.tlsClientCa, controllerTlsCa: flags.controllerTlsCa,
     };
     // Read again on SIGHUP: the file may have changed; the environment and the flags have not.
     const env = readEnv(process.env);
@@ -85,22 +94,47 @@ program.command('push')
   .option('--v1', 'files are V1 GoalState, sent with the unary PushNetworkResourceStates')
   .option('--one-stream', 'send all files on one stream instead of one stream each')
   .option('--json', 'print the replies as JSON')
-  .action(async (files: string[], opts: { agent: string; v1?: boolean; oneStream?: boolean; json?: boolean }) => {
+  .option('--tls-ca <file>', "speak TLS; the agent's certificate must chain to this CA bundle")
+  .option('--tls-cert <file>', 'client certificate for mutual TLS (with --tls-key)')
+  .option('--tls-key <file>', 'key of the client certificate')
+  .option('--connect-timeout <seconds>', 'give up when the agent cannot be reached within this time', '10')
+  .action(async (files: string[], opts: { agent: string; v1?: boolean; oneStream?: boolean; json?: boolean; tlsCa?: string; tlsCert?: string; tlsKey?: string; connectTimeout: string }) => {
     const { GoalState, GoalStateV2 } = await import('../proto/gen/alcor/goalstate.js');
     const { GoalStateOperationReply } = await import('../proto/gen/alcor/goalstateprovisioner.js');
-    const { allSucceeded, formatReply, makeClient, pushStream, pushUnary, readGoalStateFile } = await import('./push.js');
-    const client = makeClient(opts.agent);
+    const { allSucceeded, connect, formatReply, makeClient, pushStream, pushUnary, readGoalStateFile } = await import('./push.js');
+    const { clientCredentials, TlsError } = await import('./tls.js');
+    // grpc-js names an IP target as the TLS server name, which Node reports as deprecated
+    // (DEP0123) on every push to an address; the certificate is still checked against the IP.
+    const emitWarning = process.emitWarning.bind(process);
+    process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+      const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+      if (code === 'DEP0123') return;
+      (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
+    });
+    const timeout = Number(opts.connectTimeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new PushError(`--connect-timeout must be a number of seconds above 0, not ${opts.connectTimeout}`);
+    // Every file is read and checked before anything is sent.
+    const v1 = opts.v1 ? files.map((f) => readGoalStateFile(f, GoalState, 'GoalState')) : [];
+    const v2 = opts.v1 ? [] : files.map((f) => readGoalStateFile(f, GoalStateV2, 'GoalStateV2'));
+    let credentials;
+    try {
+      credentials = clientCredentials({ ca: opts.tlsCa ?? '', cert: opts.tlsCert, key: opts.tlsKey });
+    } catch (e) {
+      if (e instanceof TlsError) throw new PushError(e.message);
+      throw e;
+    }
+    const client = makeClient(opts.agent, credentials);
     const replies: { file: string; reply: import('../proto/gen/alcor/goalstateprovisioner.js').GoalStateOperationReply }[] = [];
     try {
+      await connect(client, opts.agent, timeout * 1000);
       if (opts.v1) {
-        for (const f of files) replies.push({ file: f, reply: await pushUnary(client, readGoalStateFile(f, GoalState)) });
+        for (const [i, f] of files.entries()) replies.push({ file: f, reply: await pushUnary(client, v1[i]!) });
       } else if (opts.oneStream) {
-        const states = files.map((f) => readGoalStateFile(f, GoalStateV2));
-        const got = await pushStream(client, states);
+        const got = await pushStream(client, v2);
         got.forEach((reply, i) => replies.push({ file: files[i] ?? '?', reply }));
       } else {
-        for (const f of files) {
-          const [reply] = await pushStream(client, [readGoalStateFile(f, GoalStateV2)]);
+        for (const [i, f] of files.entries()) {
+          const [reply] = await pushStream(client, [v2[i]!]);
           if (!reply) throw new PushError(`${f}: the agent closed the stream without a reply`);
           replies.push({ file: f, reply });
         }

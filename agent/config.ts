@@ -44,6 +44,13 @@ export interface AgentConfig {
    * with the others.
    */
   stateDir: string;
+  /** gRPC server TLS: certificate and key files (absolute paths); empty = plaintext. */
+  tlsCert: string;
+  tlsKey: string;
+  /** CA bundle for client certificates: mutual TLS when set. */
+  tlsClientCa: string;
+  /** TLS to the controller: the CA its certificate must chain to (empty = plaintext); the agent presents tlsCert/tlsKey when set. */
+  controllerTlsCa: string;
 }
 
 /** The state dir `auto` means with the `ovs` dataplane (production: the switch outlives the agent). */
@@ -65,6 +72,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   ovsDb: 'ACA_OVS_DB', ovsRundir: 'ACA_OVS_RUNDIR', ovsDatapathType: 'ACA_OVS_DATAPATH_TYPE',
   dhcpDns: 'ACA_DHCP_DNS', dhcpDomain: 'ACA_DHCP_DOMAIN', dhcpLeaseSeconds: 'ACA_DHCP_LEASE_SECONDS', underlayMtu: 'ACA_UNDERLAY_MTU',
   stateDir: 'ACA_STATE_DIR',
+  tlsCert: 'ACA_TLS_CERT', tlsKey: 'ACA_TLS_KEY', tlsClientCa: 'ACA_TLS_CLIENT_CA', controllerTlsCa: 'ACA_CONTROLLER_TLS_CA',
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -86,6 +94,7 @@ function defaults(): AgentConfig {
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
     dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500, stateDir: 'none',
+    tlsCert: '', tlsKey: '', tlsClientCa: '', controllerTlsCa: '',
   };
 }
 
@@ -201,5 +210,13 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     dhcpLeaseSeconds: integerIn(merged.dhcpLeaseSeconds, 60, 0x7fffffff, 'dhcpLeaseSeconds'),
     underlayMtu: integerIn(merged.underlayMtu, 576, 65535, 'underlayMtu'),
     stateDir: stateDirOf(s('stateDir'), dataplane),
+    ...tlsOf(s('tlsCert'), s('tlsKey'), s('tlsClientCa'), s('controllerTlsCa')),
   };
+}
+
+function tlsOf(cert: string, key: string, clientCa: string, controllerCa: string): Pick<AgentConfig, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'controllerTlsCa'> {
+  if ((cert === '') !== (key === '')) throw new ConfigError('tlsCert and tlsKey go together: give both or neither');
+  if (clientCa !== '' && cert === '') throw new ConfigError('tlsClientCa (mutual TLS) needs tlsCert and tlsKey');
+  const path = (p: string): string => (p === '' ? '' : resolvePath(p));
+  return { tlsCert: path(cert), tlsKey: path(key), tlsClientCa: path(clientCa), controllerTlsCa: path(controllerCa) };
 }

@@ -14,8 +14,8 @@ export type StateRequest = Partial<HostRequest_ResourceStateRequest>;
 export class ControllerClient {
   private readonly client: GoalStateProvisionerClient;
 
-  constructor(readonly address: string, private readonly log: Logger) {
-    this.client = new GoalStateProvisionerClient(address, grpc.credentials.createInsecure(), {
+  constructor(readonly address: string, private readonly log: Logger, credentials = grpc.credentials.createInsecure()) {
+    this.client = new GoalStateProvisionerClient(address, credentials, {
       'grpc.max_receive_message_length': -1,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 20_000,

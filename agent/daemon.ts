@@ -13,6 +13,8 @@ import { standaloneSimBackend } from '../dataplane/backends/sim.js';
 import { flowJson } from './render.js';
 import { GrpcServer } from './grpc-server.js';
 import { Intake } from './intake.js';
+import { ReloadableCertificates, clientCredentials, isLoopback, serverCredentials } from './tls.js';
+import { splitHostPort } from './admin.js';
 import { AgentMetrics } from './metrics.js';
 import { type LoadReport, StateDir } from './state-dir.js';
 import { ResourceStore } from './store.js';
@@ -51,7 +53,8 @@ export interface ReloadReport {
   needsRestart: (keyof AgentConfig)[];
 }
 
-/** Settings that take effect on reload, without a restart. */
+/** Settings that take effect on reload, without a restart (the TLS files are re-read on every reload). */
+const LIVE_TLS: readonly (keyof AgentConfig)[] = ['tlsCert', 'tlsKey', 'tlsClientCa'];
 const LIVE_LOG: readonly (keyof AgentConfig)[] = ['logLevel'];
 const LIVE_DHCP: readonly (keyof AgentConfig)[] = ['dhcpDns', 'dhcpDomain', 'dhcpLeaseSeconds', 'underlayMtu'];
 
@@ -110,7 +113,20 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     throw e;
   }
   const intake = new Intake(store, dataplane, log, config.hostIp, state);
-  const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes, metrics });
+  let certs: ReloadableCertificates | null = null;
+  let controllerCredentials;
+  try {
+    certs = config.tlsCert === '' ? null : new ReloadableCertificates({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa });
+    controllerCredentials = clientCredentials({ ca: config.controllerTlsCa, cert: config.controllerTlsCa ? config.tlsCert : '', key: config.controllerTlsCa ? config.tlsKey : '' });
+  } catch (e) {
+    await state?.close();
+    await dataplane.close();
+    throw e;
+  }
+  if (!certs && !isLoopback(splitHostPort(config.listen).host)) {
+    log.warn('gRPC listens beyond loopback without TLS: anyone who reaches this host can push goal states (give --tls-cert and --tls-key, and --tls-client-ca for mutual TLS)', { listen: config.listen });
+  }
+  const grpcServer = new GrpcServer(intake, log, { listen: config.listen, maxMessageBytes: config.maxMessageBytes, metrics, credentials: serverCredentials(certs) });
   let ready = false;
   const startedAt = new Date().toISOString();
   const admin = new AdminServer({
@@ -124,6 +140,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     ...(dataplane instanceof FlowDataplane
       ? {
           flows: () => dataplane.flows().map((f) => flowJson(f, dataplane.flowOwners(f))),
+          bridges: () => dataplane.bridges,
           trace: (spec: string) => dataplane.trace(spec),
         }
       : {}),
@@ -144,17 +161,22 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     throw e;
   }
   ready = true;
-  const controller = config.controller === '' ? null : new ControllerClient(config.controller, log);
+  const controller = config.controller === '' ? null : new ControllerClient(config.controller, log, controllerCredentials);
   if (controller) void controller.announceRestart(config.hostIp);
   log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
     config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller, metrics,
     reload(next: AgentConfig): ReloadReport {
       const report: ReloadReport = { changed: [], applied: [], needsRestart: [] };
+      // The certificate files are read again even when their paths did not change (renewed in
+      // place). TLS on or off, or mutual TLS on or off, needs a restart; so does a file that
+      // cannot be used (then nothing of this reload applies).
+      const tlsLive = certs !== null && next.tlsCert !== '' && (next.tlsClientCa === '') === (config.tlsClientCa === '');
+      if (tlsLive) certs!.reload({ cert: next.tlsCert, key: next.tlsKey, clientCa: next.tlsClientCa });
       for (const key of Object.keys(next) as (keyof AgentConfig)[]) {
         if (next[key] === config[key]) continue;
         report.changed.push(key);
-        if (LIVE_LOG.includes(key) || (dhcp && LIVE_DHCP.includes(key))) {
+        if (LIVE_LOG.includes(key) || (dhcp && LIVE_DHCP.includes(key)) || (tlsLive && LIVE_TLS.includes(key))) {
           (config as unknown as Record<string, unknown>)[key] = next[key];
           report.applied.push(key);
         } else {
@@ -163,6 +185,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
       }
       log.level = config.logLevel;
       if (dhcp) Object.assign(dhcp, dhcpSettings(config));
+      if (tlsLive) log.info('TLS certificates re-read', { cert: config.tlsCert, clientCa: config.tlsClientCa || 'none' });
       return report;
     },
     health() {

@@ -21,6 +21,8 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   /** Counts goal states and resources, and times each goal state. */
   metrics?: AgentMetrics;
+  /** TLS (agent/tls.ts serverCredentials); plaintext when absent. */
+  credentials?: grpc.ServerCredentials;
 }
 
 const raw = (b: Buffer): Buffer => b;
@@ -91,10 +93,11 @@ export class GrpcServer {
       },
     });
     this.port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      server.bindAsync(this.opts.listen, this.opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
     this.server = server;
-    this.log.info('gRPC server listening', { address: this.opts.listen, port: this.port, maxMessageBytes: this.opts.maxMessageBytes });
+    const tls = this.opts.credentials?._isSecure() ?? false;
+    this.log.info('gRPC server listening', { address: this.opts.listen, port: this.port, maxMessageBytes: this.opts.maxMessageBytes, tls });
     return this.port;
   }
 

@@ -35,6 +35,17 @@ export type GoalStateInput = { v1: GoalState } | { v2: GoalStateV2 } | { source:
 
 const nowUs = (): number => performance.now() * 1000;
 
+/**
+ * Kinds the dataplane stores but does not program yet. Their resources answer SUCCESS (Alcor's
+ * controllers treat anything but FAILURE as done and must not retry forever) with this
+ * status_detail, a warning in the log and aca_resources_not_programmed_total; an entry goes
+ * away when its feature lands. (Routers are handled with routing.)
+ */
+export const NOT_PROGRAMMED: Partial<Record<Kind, string>> = {
+  securityGroup: 'stored; not programmed: security groups are not enforced yet',
+  gateway: 'stored; not programmed: gateways (Zeta, SNAT) are not implemented yet',
+};
+
 function sourceOf(gs: GoalStateInput): GoalStateSource {
   if ('source' in gs) return gs.source;
   return 'v1' in gs ? fromV1(gs.v1) : fromV2(gs.v2);
@@ -160,10 +171,26 @@ export class Intake {
         savedUs = s.us;
         if (s.error) this.notSaved(results, s.error);
       }
+      this.markNotProgrammed(results);
       const totalUs = nowUs() - receivedUs;
       this.logSummary(results, events.length, totalUs, savedUs);
       return { results, events: events.length, dataplaneUs, savedUs, totalUs };
     });
+  }
+
+  /** SUCCESS for a kind in NOT_PROGRAMMED (not a delete) says it is stored only; one warning per kind. */
+  private markNotProgrammed(results: ResultTable): void {
+    let counts: Partial<Record<Kind, number>> | null = null;
+    for (let i = 0; i < results.length; i++) {
+      const kind = results.kind(i);
+      const note = NOT_PROGRAMMED[kind];
+      if (!note || results.status(i) !== 'SUCCESS' || results.operationType(i) === OperationType.DELETE) continue;
+      const detail = results.detail(i);
+      results.setDetail(i, detail === '' ? note : `${detail}; ${note}`);
+      counts ??= {};
+      counts[kind] = (counts[kind] ?? 0) + 1;
+    }
+    if (counts) this.log.warn('resources stored but not programmed (their kind is not implemented yet)', { resources: counts });
   }
 
   /** How long the dataplane commit now running has taken, ms (0: none runs). For the watchdog. */

@@ -8,6 +8,7 @@ import { parseDhcpReplyFrame } from '../dataplane/dhcp-wire.js';
 import { bridgeOf } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { KINDS } from '../dataplane/model.js';
+import { NOT_PROGRAMMED } from './intake.js';
 import type { ResultTable } from './results.js';
 import { VERSION } from './version.js';
 
@@ -79,6 +80,7 @@ export class AgentMetrics {
     });
     for (const kind of KINDS) for (const status of STATUS_NAMES) this.resources.inc({ kind, status }, 0);
     for (const type of Object.values(DHCP_TYPES)) this.dhcpReplies.inc({ type }, 0);
+    for (const kind of Object.keys(NOT_PROGRAMMED)) this.notProgrammed.inc({ kind }, 0);
     this.ovsReconnects.inc(0);
   }
 
@@ -116,7 +118,11 @@ export class AgentMetrics {
       return;
     }
     const counts = new Uint32Array(KINDS.length * STATUS_NAMES.length);
-    for (let i = 0; i < results.length; i++) counts[results.kindIndex(i) * STATUS_NAMES.length + results.statusCode(i)]! += 1;
+    for (let i = 0; i < results.length; i++) {
+      counts[results.kindIndex(i) * STATUS_NAMES.length + results.statusCode(i)]! += 1;
+      const kind = results.kind(i);
+      if (NOT_PROGRAMMED[kind] && results.statusCode(i) === 0 && results.detail(i).includes(NOT_PROGRAMMED[kind])) this.notProgrammed.inc({ kind });
+    }
     let allOk = true;
     for (let k = 0; k < KINDS.length; k++) {
       for (let s = 0; s < STATUS_NAMES.length; s++) {
@@ -128,11 +134,6 @@ export class AgentMetrics {
     }
     this.goalStates.inc({ transport, result: result ?? (allOk ? 'success' : 'refused') });
     this.applySeconds.observe({ transport }, seconds);
-  }
-
-  /** A resource of a kind the dataplane does not program yet was stored and answered SUCCESS. */
-  storedNotProgrammed(kind: string, n = 1): void {
-    this.notProgrammed.inc({ kind }, n);
   }
 
   text(): Promise<string> {

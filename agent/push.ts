@@ -7,36 +7,89 @@ import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { GoalStateOperationReply, GoalStateProvisionerClient } from '../proto/gen/alcor/goalstateprovisioner.js';
 
 import { PushError } from './errors.js';
+import { strictProblems } from './strict-json.js';
 
 export { PushError };
 
-/** A file holds proto3 canonical JSON (snake_case or camelCase) or the binary encoding. */
-export function readGoalStateFile<T>(path: string, codec: { fromJSON(o: unknown): T; decode(b: Uint8Array): T }): T {
+type Codec<T> = { fromJSON(o: unknown): T; decode(b: Uint8Array): T; encode(m: T): { finish(): Uint8Array } };
+
+const STATE_FIELDS = ['vpcStates', 'subnetStates', 'portStates', 'neighborStates', 'securityGroupStates', 'dhcpStates', 'routerStates', 'gatewayStates'] as const;
+
+/** Resources in a decoded GoalState (lists) or GoalStateV2 (maps). */
+function resourceCount(m: unknown): number {
+  let n = 0;
+  for (const f of STATE_FIELDS) {
+    const v = (m as Record<string, unknown>)[f];
+    if (Array.isArray(v)) n += v.length;
+    else if (v && typeof v === 'object') n += Object.keys(v).length;
+  }
+  return n;
+}
+
+/**
+ * A file holds proto3 canonical JSON (snake_case or camelCase) or the binary encoding. With
+ * `strict` (what `aca push` and `aca render` use) it must also be that message and nothing
+ * else: no unknown keys, maps and lists where the version has them, at least one resource, and
+ * a binary file that decodes whole.
+ */
+export function readGoalStateFile<T>(path: string, codec: Codec<T>, strict?: 'GoalState' | 'GoalStateV2'): T {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new PushError(`cannot read ${path}: ${(e as Error).message}`);
   }
+  if (strict && bytes.toString('utf8').trim() === '') throw new PushError(`${path} is empty: nothing to push`);
+  const other = strict === 'GoalState' ? 'a GoalStateV2 (maps keyed by id): push it without --v1' : 'a V1 GoalState (lists): push it with --v1';
   const head = bytes.subarray(0, 64).toString('utf8').trimStart();
+  let message: T;
   if (head.startsWith('{')) {
+    let json: unknown;
     try {
-      return codec.fromJSON(JSON.parse(bytes.toString('utf8')));
+      json = JSON.parse(bytes.toString('utf8'));
     } catch (e) {
       throw new PushError(`${path} is not valid JSON: ${(e as Error).message}`);
     }
+    if (strict) {
+      const problems = strictProblems(strict, json);
+      if (problems.length > 0) {
+        const versionMixup = problems.some((p) => /_states|States/.test(p.split(':')[0] ?? '') && /must be a (map|list)/.test(p));
+        throw new PushError(`${path} is not a valid ${strict}: ${problems.join('; ')}${versionMixup ? `; this looks like ${other}` : ''}`);
+      }
+    }
+    try {
+      message = codec.fromJSON(json);
+    } catch (e) {
+      throw new PushError(`${path} is not a valid ${strict ?? 'goal state'}: ${(e as Error).message}`);
+    }
+  } else {
+    try {
+      message = codec.decode(bytes);
+    } catch (e) {
+      throw new PushError(`${path} is neither JSON nor a binary ${strict ?? 'goal state'}${strict ? ` (or it is ${other.split(':')[0]})` : ''}: ${(e as Error).message}`);
+    }
+    if (strict && codec.encode(message).finish().length !== bytes.length) {
+      throw new PushError(`${path} decodes as a ${strict} only in part (it holds fields a ${strict} does not have): is it ${other}?`);
+    }
   }
-  try {
-    return codec.decode(bytes);
-  } catch (e) {
-    throw new PushError(`${path} is neither JSON nor a binary goal state: ${(e as Error).message}`);
-  }
+  if (strict && resourceCount(message) === 0) throw new PushError(`${path} holds no resources: nothing to push`);
+  return message;
 }
 
-export function makeClient(address: string): GoalStateProvisionerClient {
-  return new GoalStateProvisionerClient(address, grpc.credentials.createInsecure(), {
+export function makeClient(address: string, credentials = grpc.credentials.createInsecure()): GoalStateProvisionerClient {
+  return new GoalStateProvisionerClient(address, credentials, {
     'grpc.max_receive_message_length': -1,
     'grpc.max_send_message_length': -1,
+  });
+}
+
+/** Waits until the channel is connected; a clear error after `timeoutMs`. */
+export function connect(client: GoalStateProvisionerClient, address: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.waitForReady(Date.now() + timeoutMs, (err) => {
+      if (!err) return resolve();
+      reject(new PushError(`cannot connect to the agent at ${address} within ${timeoutMs / 1000} s (is it running there, and does it speak TLS exactly when this client does?): ${err.message}`));
+    });
   });
 }
 

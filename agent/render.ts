@@ -26,7 +26,7 @@ export class Renderer {
   }
 
   async applyFile(path: string): Promise<void> {
-    await this.intakeFor(readGoalStateFile(path, GoalStateV2), path);
+    await this.intakeFor(readGoalStateFile(path, GoalStateV2, 'GoalStateV2'), path);
   }
 
   async intakeFor(gs: GoalStateV2, source = 'goal state'): Promise<void> {
