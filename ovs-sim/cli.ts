@@ -289,6 +289,16 @@ export class SimSwitch {
     return fm;
   }
 
+  /** A flow of a file ovs-ofctl reads (read_flows_from_file): its errors name the file and line. */
+  private parseFileLine(b: Bridge, line: string, path: string, n: number, err: string[]): FlowMod {
+    try {
+      return this.parseFm(b, line, 'add', err);
+    } catch (e) {
+      if (e instanceof Fail) throw new Fail(e.message.replace(/^ovs-ofctl: /, `ovs-ofctl: ${path}:${n}: `));
+      throw e;
+    }
+  }
+
   /** Choose the protocol for flow mods (the first usable one allowed); returns it and the xid of the first. */
   private protocolFor(fms: FlowMod[], o: OfctlOptions): { protocol: number; xid: number } {
     let usable = 0x1ff;
@@ -377,10 +387,10 @@ export class SimSwitch {
       throw new Fail(`ovs-ofctl: ${path}: open (No such file or directory)`);
     }
     const fms: FlowMod[] = [];
-    for (const raw of text.split('\n')) {
+    text.split('\n').forEach((raw, i) => {
       const line = raw.replace(/#.*$/, '').trim();
-      if (line !== '') fms.push(this.parseFm(b, line, 'add', err));
-    }
+      if (line !== '') fms.push(this.parseFileLine(b, line, path, i + 1, err));
+    });
     let usable = 0x1ff;
     for (const fm of fms) usable &= fm.usable.p;
     // replace-flows reads the switch's flows back, which needs a protocol with table ids when
@@ -448,10 +458,10 @@ export class SimSwitch {
         throw new Fail(`ovs-ofctl: ${src} is not a bridge or a socket`);
       }
       const any = [...this.bridges.values()][0] ?? new Bridge('-', new Datapath());
-      for (const raw of text.split('\n')) {
+      for (const [i, raw] of text.split('\n').entries()) {
         const line = raw.replace(/#.*$/, '').trim();
         if (line === '') continue;
-        const fm = this.parseFm(any, line, 'add', err);
+        const fm = this.parseFileLine(any, line, src, i + 1, err);
         const [k, v] = fmt(fm.table === 255 ? 0 : fm.table, fm.priority, fm.match, fm.newCookie, formatActions(wire(fm.actions, 10)), any.tun);
         out.set(k, v);
       }
@@ -714,7 +724,11 @@ export class SimSwitch {
     let hex = '';
     if (params.length === 1) {
       for (const [k, val] of keyValues(params[0]!.replace(/\s+actions=/, ',actions=').replace(/\s+packet=/, ',packet='))) {
-        if (k === 'in_port') inPort = this.portArg(b, val);
+        if (k === 'in_port') {
+          const p = val.toLowerCase() === 'none' ? OFPP.NONE : parsePort(val, b.portMap());
+          if (p === null) throw new Fail(`ovs-ofctl: ${val} is not a valid OpenFlow port`);
+          inPort = p;
+        }
         else if (k === 'packet') hex = val;
         else if (k === 'actions') actionsText = val;
       }
@@ -738,7 +752,7 @@ export class SimSwitch {
   private portArg(b: Bridge, v: string): number {
     if (v.toLowerCase() === 'none') return OFPP.NONE;
     const p = parsePort(v, b.portMap());
-    if (p === null) throw new Fail(`ovs-ofctl: ${v}: unknown port`);
+    if (p === null) throw new Fail(`ovs-ofctl: ${b.name}: unknown port \`${v}'`);
     return p;
   }
 

@@ -98,7 +98,8 @@ export function extract(b: Uint8Array, inPort: number, base?: Flow, vlanLimit = 
     if (b.length < l3 + 20) return f;
     const ihl = (b[l3]! & 15) * 4;
     const total = u16(b, l3 + 2);
-    if (b[l3]! >> 4 !== 4 || ihl < 20 || b.length < l3 + ihl || total < ihl) return f;
+    // ipv4_sanity_check: a header that claims more than the frame holds is no IPv4 header.
+    if (b[l3]! >> 4 !== 4 || ihl < 20 || b.length < l3 + ihl || total < ihl || total > b.length - l3) return f;
     f[W.nw_src] = u32(b, l3 + 12);
     f[W.nw_dst] = u32(b, l3 + 16);
     f[W.nw_proto] = b[l3 + 9]!;
@@ -118,7 +119,8 @@ export function extract(b: Uint8Array, inPort: number, base?: Flow, vlanLimit = 
   if (dlType === ETH_TYPE.IPV6) {
     if (b.length < l3 + 40) return f;
     const vtcfl = u32(b, l3);
-    if (vtcfl >>> 28 !== 6) return f;
+    // ipv6_sanity_check: the payload must fit in the frame.
+    if (vtcfl >>> 28 !== 6 || 40 + u16(b, l3 + 4) > b.length - l3) return f;
     f[W.nw_tos] = (vtcfl >>> 20) & 0xff;
     f[W.ipv6_label] = vtcfl & 0xfffff;
     f[W.nw_ttl] = b[l3 + 7]!;
