@@ -37,6 +37,7 @@ interface AgentFlags {
   tlsKey?: string;
   tlsClientCa?: string;
   controllerTlsCa?: string;
+  underlayInterface?: string;
 }
 
 program.command('agent')
@@ -45,7 +46,7 @@ program.command('agent')
   .option('--print-config', 'print the merged configuration and exit')
   .option('--listen <host:port>', 'gRPC address for the controllers [0.0.0.0:50001] (env ACA_LISTEN)')
   .option('--admin <host:port>', 'admin HTTP API address [127.0.0.1:50080] (env ACA_ADMIN)')
-  .option('--host-ip <ip>', "this host's tunnel endpoint [first non-loopback IPv4] (env ACA_HOST_IP)")
+  .option('--host-ip <ip>', "this host's tunnel endpoint [the address of the default route's interface, found with netlink] (env ACA_HOST_IP)")
   .option('--dataplane <kind>', 'dataplane backend: sim, dry-run, ovs or none [sim] (env ACA_DATAPLANE)')
   .option('--controller <host:port>', 'controller (NCM) for RequestGoalStates [none] (env ACA_CONTROLLER)')
   .option('--log-level <level>', 'error|warn|info|debug [info] (env ACA_LOG_LEVEL)')
@@ -59,6 +60,7 @@ program.command('agent')
   .option('--underlay-mtu <n>', 'MTU of the underlay; DHCP hands out this minus the encapsulation overhead [1500] (env ACA_UNDERLAY_MTU)')
   .option('--ovs-datapath-type <type>', 'ovs dataplane: datapath type of a br-int the agent creates: system, netdev, dummy [system] (env ACA_OVS_DATAPATH_TYPE)')
   .option('--state-dir <dir>', 'keep the resource store here across restarts; none (or empty) = off; auto = /var/lib/aca with --dataplane ovs, off otherwise [auto] (env ACA_STATE_DIR)')
+  .option('--underlay-interface <name>', "the underlay interface: its IPv4 address is the host IP and its MTU the underlay MTU unless given [the default route's] (env ACA_UNDERLAY_INTERFACE)")
   .option('--tls-cert <file>', 'gRPC server TLS certificate (PEM); plaintext without it (env ACA_TLS_CERT)')
   .option('--tls-key <file>', 'key of --tls-cert (PEM) (env ACA_TLS_KEY)')
   .option('--tls-client-ca <file>', 'mutual TLS: clients must present a certificate this CA bundle signed (env ACA_TLS_CLIENT_CA)')
@@ -72,11 +74,31 @@ program.command('agent')
       ovsDatapathType: flags.ovsDatapathType, dhcpDns: flags.dhcpDns, dhcpDomain: flags.dhcpDomain,
       dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu, stateDir: flags.stateDir,
       tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, tlsClientCa: flags.tlsClientCa, controllerTlsCa: flags.controllerTlsCa,
+      underlayInterface: flags.underlayInterface,
     };
-    // Read again on SIGHUP: the file may have changed; the environment and the flags have not.
     const env = readEnv(process.env);
-    const load = () => resolveConfig(DAEMON_DEFAULTS, configFile ? readConfigFile(configFile) : {}, env, fromFlags);
-    const config = load();
+    const file = configFile ? readConfigFile(configFile) : {};
+    // Host discovery (netlink), below everything given: the host IP unless one is given, the
+    // MTU of the underlay interface unless --underlay-mtu is.
+    const given = (k: keyof ConfigInput): string => String([fromFlags[k], env[k], file[k]].find((v) => v !== undefined && v !== '') ?? '');
+    const iface = given('underlayInterface');
+    let discovered: ConfigInput = {};
+    let discovery: { level: 'info' | 'warn'; message: string; meta: Record<string, unknown> } | null = null;
+    if (given('hostIp') === '' || iface !== '') {
+      const { discoverUnderlay } = await import('./host-discovery.js');
+      try {
+        const u = await discoverUnderlay(iface);
+        discovered = { ...(given('hostIp') === '' ? { hostIp: u.ip } : {}), underlayMtu: Math.min(u.mtu, 65535) };
+        discovery = { level: 'info', message: 'underlay found with netlink', meta: { ...u } };
+      } catch (e) {
+        if (iface !== '') throw new ConfigError(`underlayInterface: ${(e as Error).message}`);
+        discovery = { level: 'warn', message: 'host discovery with netlink failed: the host IP is the first non-loopback IPv4 address; give --host-ip', meta: { error: (e as Error).message } };
+      }
+    }
+    // Read again on SIGHUP: the file may have changed; the environment, the flags and what
+    // discovery found at start have not.
+    const load = () => resolveConfig(DAEMON_DEFAULTS, discovered, configFile ? readConfigFile(configFile) : {}, env, fromFlags);
+    const config = resolveConfig(DAEMON_DEFAULTS, discovered, file, env, fromFlags);
     if (flags.printConfig) {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       return;
@@ -84,6 +106,7 @@ program.command('agent')
     const { createLogger } = await import('./log.js');
     const { runService } = await import('./service.js');
     const log = createLogger(config.logLevel, config.logFormat);
+    if (discovery) log[discovery.level](discovery.message, discovery.meta);
     await runService(config, log, { reloadConfig: load, onStopped: (code) => process.exit(code) });
   });
 

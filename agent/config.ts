@@ -44,6 +44,8 @@ export interface AgentConfig {
    * with the others.
    */
   stateDir: string;
+  /** The underlay interface: its address is the host IP (unless hostIp is given) and its MTU the underlay MTU (unless underlayMtu is given); empty = the default route's interface. */
+  underlayInterface: string;
   /** gRPC server TLS: certificate and key files (absolute paths); empty = plaintext. */
   tlsCert: string;
   tlsKey: string;
@@ -72,6 +74,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   ovsDb: 'ACA_OVS_DB', ovsRundir: 'ACA_OVS_RUNDIR', ovsDatapathType: 'ACA_OVS_DATAPATH_TYPE',
   dhcpDns: 'ACA_DHCP_DNS', dhcpDomain: 'ACA_DHCP_DOMAIN', dhcpLeaseSeconds: 'ACA_DHCP_LEASE_SECONDS', underlayMtu: 'ACA_UNDERLAY_MTU',
   stateDir: 'ACA_STATE_DIR',
+  underlayInterface: 'ACA_UNDERLAY_INTERFACE',
   tlsCert: 'ACA_TLS_CERT', tlsKey: 'ACA_TLS_KEY', tlsClientCa: 'ACA_TLS_CLIENT_CA', controllerTlsCa: 'ACA_CONTROLLER_TLS_CA',
 };
 
@@ -80,7 +83,11 @@ const LOG_FORMATS: LogFormat[] = ['json', 'text', 'journal'];
 
 export class ConfigError extends Error {}
 
-/** The first non-internal IPv4 address of this machine, or 127.0.0.1 when there is none. */
+/**
+ * The first non-internal IPv4 address of this machine, or 127.0.0.1 when there is none: the
+ * fallback when `aca agent` cannot ask netlink (agent/host-discovery.ts), and what in-process
+ * agents get without a host IP.
+ */
 export function defaultHostIp(): string {
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -94,7 +101,7 @@ function defaults(): AgentConfig {
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
     dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500, stateDir: 'none',
-    tlsCert: '', tlsKey: '', tlsClientCa: '', controllerTlsCa: '',
+    underlayInterface: '', tlsCert: '', tlsKey: '', tlsClientCa: '', controllerTlsCa: '',
   };
 }
 
@@ -210,8 +217,14 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     dhcpLeaseSeconds: integerIn(merged.dhcpLeaseSeconds, 60, 0x7fffffff, 'dhcpLeaseSeconds'),
     underlayMtu: integerIn(merged.underlayMtu, 576, 65535, 'underlayMtu'),
     stateDir: stateDirOf(s('stateDir'), dataplane),
+    underlayInterface: interfaceName(s('underlayInterface')),
     ...tlsOf(s('tlsCert'), s('tlsKey'), s('tlsClientCa'), s('controllerTlsCa')),
   };
+}
+
+function interfaceName(text: string): string {
+  if (text !== '' && !/^[A-Za-z0-9._@:-]{1,15}$/.test(text)) throw new ConfigError(`underlayInterface: "${text}" is not an interface name`);
+  return text;
 }
 
 function tlsOf(cert: string, key: string, clientCa: string, controllerCa: string): Pick<AgentConfig, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'controllerTlsCa'> {

@@ -134,7 +134,8 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     ready: () => ready,
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
     info: () => ({
-      version: VERSION, node: process.version, hostIp: config.hostIp, dataplane: dataplane.name, startedAt, grpcPort: grpcServer.port, state: state?.info() ?? null,
+      version: VERSION, node: process.version, hostIp: config.hostIp, dataplane: dataplane.name, startedAt,
+      hostIpMismatches: { resources: intake.hostIpMismatches.resources, lastIp: intake.hostIpMismatches.lastIp }, grpcPort: grpcServer.port, state: state?.info() ?? null,
       ...(dataplane instanceof FlowDataplane ? { flows: dataplane.installed.size, punts: dataplane.punts, dhcp: dataplane.dhcp.counters } : {}),
     }),
     ...(dataplane instanceof FlowDataplane

@@ -55,6 +55,8 @@ export class Intake {
   /** Dataplane commits run one at a time, in the order goal states arrived. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ctx: NormalizeContext;
+  /** Our ports' neighbors (or ports) placed on a host IP that is not ours: a misconfigured --host-ip. */
+  readonly hostIpMismatches = { resources: 0, lastIp: '', lastWarnedAt: 0 };
   /** When the dataplane commit now running started (Date.now()), 0 when none runs. */
   private commitSince = 0;
 
@@ -136,6 +138,7 @@ export class Intake {
         last = now;
       });
     }
+    this.checkHostIp(events);
     store.publish(events);
     // Saving starts now, in store order, and runs beside the dataplane commit.
     const saveStart = nowUs();
@@ -175,6 +178,34 @@ export class Intake {
       const totalUs = nowUs() - receivedUs;
       this.logSummary(results, events.length, totalUs, savedUs);
       return { results, events: events.length, dataplaneUs, savedUs, totalUs };
+    });
+  }
+
+  /**
+   * A controller places a port on the host it pushes the port to: a neighbor entry of one of our
+   * ports (or the port itself) naming another host IP means our --host-ip is wrong, and traffic
+   * for our own ports would be tunneled away. Said loudly, at most once a minute.
+   */
+  private checkHostIp(events: readonly StoreEvent[]): void {
+    const ours = this.ctx.hostIp;
+    let found = 0;
+    let ip = '';
+    for (const e of events) {
+      if (e.type === 'removed') continue;
+      if (e.kind === 'neighbor') {
+        if (e.after.hostIp !== ours && this.store.has('port', e.after.id)) { found += 1; ip = e.after.hostIp; }
+      } else if (e.kind === 'port') {
+        if (e.after.hostIp !== null && e.after.hostIp !== '' && e.after.hostIp !== ours) { found += 1; ip = e.after.hostIp; }
+      }
+    }
+    if (found === 0) return;
+    const m = this.hostIpMismatches;
+    m.resources += found;
+    m.lastIp = ip;
+    if (Date.now() - m.lastWarnedAt < 60_000) return;
+    m.lastWarnedAt = Date.now();
+    this.log.warn(`goal states place this host's own ports on ${ip}, but this agent's host IP is ${ours}: their traffic is tunneled to ${ip} instead of delivered here. Set --host-ip (or --underlay-interface) to this host's underlay address`, {
+      hostIp: ours, namedIp: ip, resources: found, total: m.resources,
     });
   }
 
