@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
+import { NOT_PROGRAMMED } from '../agent/intake.js';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { freePort, pushOne, withAgent } from './helpers/agents.js';
@@ -101,7 +102,10 @@ test('ovs-sim: --help, an unknown option and a missing file print no stack trace
   t.is(ok.exitCode, 0, ok.stderr);
 });
 
-test('security groups and gateways answer SUCCESS with "stored; not programmed", counted in /metrics; a delete says nothing', async (t) => {
+// NOT_PROGRAMMED lists the kinds not programmed yet; when a feature lands its entry goes, and
+// this test then expects no detail for that kind.
+test('kinds not programmed yet (security groups, gateways) answer SUCCESS with "stored; not programmed", counted in /metrics; programmed kinds and deletes say nothing', async (t) => {
+  t.deepEqual(Object.keys(NOT_PROGRAMMED).filter((k) => !['securityGroup', 'gateway'].includes(k)), [], 'only security groups and gateways are marked here (routers belong to the routing work)');
   await withAgent(async (agent, addr) => {
     const gs = GoalStateV2.fromJSON({
       security_group_states: { SG: { operation_type: 'CREATE', configuration: { id: 'SG', name: 'sg', security_group_rules: [{ id: 'r1', security_group_id: 'SG', direction: 'INGRESS', ethertype: 'IPV4', protocol: 'TCP', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0' }] } } },
@@ -110,15 +114,20 @@ test('security groups and gateways answer SUCCESS with "stored; not programmed",
     });
     const r = await pushOne(addr, gs);
     const by = new Map(r.operationStatuses.map((s) => [s.resourceId, s]));
-    t.is(by.get('SG')?.operationStatus, OperationStatus.SUCCESS);
-    t.is(by.get('SG')?.statusDetail, 'stored; not programmed: security groups are not enforced yet');
-    t.is(by.get('G')?.operationStatus, OperationStatus.SUCCESS);
-    t.is(by.get('G')?.statusDetail, 'stored; not programmed: gateways (Zeta, SNAT) are not implemented yet');
-    t.is(by.get('S')?.statusDetail, '', 'programmed kinds say nothing');
     const metrics = await (await fetch(`http://127.0.0.1:${agent.adminPort}/metrics`)).text();
-    t.regex(metrics, /\naca_resources_not_programmed_total\{kind="securityGroup"\} 1\n/);
-    t.regex(metrics, /\naca_resources_not_programmed_total\{kind="gateway"\} 1\n/);
-    const del = GoalStateV2.fromJSON({ security_group_states: { SG: { operation_type: 'DELETE', configuration: { id: 'SG', revision_number: 2 } } } });
+    for (const [id, kind] of [['SG', 'securityGroup'], ['G', 'gateway']] as const) {
+      t.is(by.get(id)?.operationStatus, OperationStatus.SUCCESS, id);
+      const note = NOT_PROGRAMMED[kind];
+      if (note) {
+        t.regex(note, /^stored; not programmed: /);
+        t.is(by.get(id)?.statusDetail, note, id);
+        t.regex(metrics, new RegExp(`\\naca_resources_not_programmed_total\\{kind="${kind}"\\} 1\\n`));
+      } else {
+        t.notRegex(by.get(id)?.statusDetail ?? '', /not programmed/, id);
+      }
+    }
+    t.is(by.get('S')?.statusDetail, '', 'programmed kinds say nothing');
+    const del = GoalStateV2.fromJSON({ gateway_states: { G: { operation_type: 'DELETE', configuration: { id: 'G', revision_number: 2 } } } });
     const d = await pushOne(addr, del);
     t.is(d.operationStatuses[0]?.operationStatus, OperationStatus.SUCCESS);
     t.is(d.operationStatuses[0]?.statusDetail, '');

@@ -30,8 +30,8 @@ test.before(async () => {
   await execa('npm', ['install', '-g', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--prefix', prefix, tarball], { cwd: elsewhere, env });
 });
 
-test('the tarball holds the compiled code, the generated protobuf code and the licence; no TypeScript sources, no tests', (t) => {
-  for (const f of ['bin/aca.mjs', 'dist/agent/cli.js', 'dist/proto/gen/alcor/goalstate.js', 'dist/dataplane/flow-dataplane.js', 'LICENSE', 'CHANGELOG.md', 'package.json']) {
+test('the tarball holds the compiled code, the generated protobuf code, the systemd unit and the licence; no TypeScript sources, no tests', (t) => {
+  for (const f of ['bin/aca.mjs', 'dist/agent/cli.js', 'dist/proto/gen/alcor/goalstate.js', 'dist/dataplane/flow-dataplane.js', 'LICENSE', 'CHANGELOG.md', 'package.json', 'scripts/systemd/aca.service', 'scripts/systemd/aca.yaml', 'docs/install.md']) {
     t.true(listing.includes(f), `${f} is in the package`);
   }
   t.false(listing.some((f) => f.endsWith('.ts')), 'no TypeScript');
