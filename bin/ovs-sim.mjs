@@ -4,13 +4,13 @@
 // dist/ (`npm run build`), or the TypeScript sources through tsx with ACA_DEV=1.
 import { existsSync, readFileSync } from 'node:fs';
 
-let cli = new URL('../dist/ovs-sim/cli.js', import.meta.url);
+let cli = new URL('../dist/ovs-sim/index.js', import.meta.url);
 if (process.env.ACA_DEV === '1') {
   const { register } = await import('tsx/esm/api');
   register();
-  cli = new URL('../ovs-sim/cli.ts', import.meta.url);
+  cli = new URL('../ovs-sim/index.ts', import.meta.url);
 } else if (!existsSync(cli)) {
-  console.error('ovs-sim: dist/ovs-sim/cli.js is missing: run `npm run build` first (or set ACA_DEV=1 to run the TypeScript sources through tsx)');
+  console.error('ovs-sim: dist/ovs-sim/index.js is missing: run `npm run build` first (or set ACA_DEV=1 to run the TypeScript sources through tsx)');
   process.exit(1);
 }
 // Errors as Open vSwitch's tools print them (`ovs-sim: <what>`, exit 1), never a stack trace.

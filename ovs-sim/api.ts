@@ -3,21 +3,21 @@
 // wire round trips a flow mod sent in OpenFlow 1.4 goes through, the text parsers for the same
 // objects, one all-or-nothing bundle of group, meter and flow mods, and the dumps ovs-ofctl
 // prints. Knows nothing of its callers.
-import { P, type Ofpact, formatActions, loadSegments, parseNat } from './actions.js';
-import { Bridge, OfError, type Rule } from './bridge.js';
-import { switchView } from './cli.js';
-import { FieldError, type MfField, fieldByName, fieldBySubfieldName, readField } from './fields.js';
-import { FLOW_WORDS, W } from './flow.js';
-import { type FlowMod, parseFlowMod } from './flowmod.js';
-import { type Group, type GroupMod, formatGroup, parseGroupMod } from './groups.js';
-import { Match, setField } from './match.js';
-import { nxRoundTrip } from './nx-match.js';
-import type { Subfield } from './subfield.js';
-import { OFPP, keyValues } from './text.js';
-import { type OfVersion, wire } from './wire.js';
-import { Fabric, type SimHost } from './fabric.js';
-import { traceCommand } from './trace.js';
-import { OFPMF, meterOf, restoreMeter } from './meters.js';
+import { P, type Ofpact, formatActions, loadSegments, parseNat } from './openflow/actions.js';
+import { Bridge, OfError, type Rule } from './switch/bridge.js';
+import { switchView } from './tools/cli.js';
+import { FieldError, type MfField, fieldByName, fieldBySubfieldName, readField } from './base/fields.js';
+import { FLOW_WORDS, W } from './base/flow.js';
+import { type FlowMod, parseFlowMod } from './openflow/flowmod.js';
+import { type Group, type GroupMod, formatGroup, parseGroupMod } from './switch/groups.js';
+import { Match, setField } from './openflow/match.js';
+import { nxRoundTrip } from './openflow/nx-match.js';
+import type { Subfield } from './base/subfield.js';
+import { OFPP, keyValues } from './base/text.js';
+import { type OfVersion, wire } from './openflow/wire.js';
+import { Fabric, type SimHost } from './fabric/fabric.js';
+import { traceCommand } from './translate/trace.js';
+import { OFPMF, meterOf, restoreMeter } from './switch/meters.js';
 
 export { Bridge, OfError, Match, OFPP, W, FLOW_WORDS };
 export { fieldByName, fieldBySubfieldName, readField, setField, nxRoundTrip, wire, loadSegments, parseNat, formatActions };

@@ -14,7 +14,7 @@ import { makeClient, pushStream } from '../agent/push.js';
 import { formatOfctl } from '../agent/render.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
-import { Fabric } from '../ovs-sim/fabric.js';
+import { Fabric } from '../ovs-sim/index.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { bigState, neighborState, portState, subnetState } from '../test/helpers/agents.js';
 import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';

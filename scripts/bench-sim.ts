@@ -5,9 +5,7 @@
 // installed. Targets (issue 3): ≥ 1,000,000 lookups/s, ≥ 500,000 inserts/s, ≤ 400 B per flow
 // (real OVS: about 1.46 KB per flow).
 import { writeFileSync } from 'node:fs';
-import { Bridge } from '../ovs-sim/bridge.js';
-import { type Flow, W, newFlow, setMac, setWords } from '../ovs-sim/flow.js';
-import { parseFlowMod } from '../ovs-sim/flowmod.js';
+import { Bridge, type Flow, newFlow, parseFlowMod, setMac, setWords, W } from '../ovs-sim/index.js';
 import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';
 
 const args = process.argv.slice(2);

@@ -11,9 +11,8 @@ import { formatReply, makeClient, pushStream } from '../agent/push.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
-import { Fabric } from '../ovs-sim/fabric.js';
+import { Fabric, SimVm } from '../ovs-sim/index.js';
 import { ipv4Frame, icmpEcho } from '../packets/frames.js';
-import { SimVm } from '../ovs-sim/vm.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 
 const HOSTS = ['10.0.0.11', '10.0.0.12', '10.0.0.13'];

@@ -8,7 +8,7 @@
 // Exit status 1 when a script differs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { words } from '../ovs-sim/words.js';
+import { words } from '../ovs-sim/index.js';
 import { type Outcome, compareOutputs, scriptLines } from '../test/ovs-sim-compare.js';
 import { ovsMissing, runOnRealOvs } from '../test/helpers/ovs-sandbox.js';
 
@@ -65,7 +65,7 @@ for (const file of files) {
     continue;
   }
   // The simulator is loaded only when it is compared or shown, so --real works while it is broken.
-  const { SimSwitch } = showReal && !showSim ? { SimSwitch: null } : await import('../ovs-sim/cli.js');
+  const { SimSwitch } = showReal && !showSim ? { SimSwitch: null } : await import('../ovs-sim/index.js');
   const sim = SimSwitch ? new SimSwitch({ cwd }) : null;
   let bad = 0;
   lines.forEach((line, i) => {

@@ -13,8 +13,7 @@ import { makeClient, pushUnary, readGoalStateFile } from '../agent/push.js';
 import { VERSION } from '../agent/version.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
-import { Fabric } from '../ovs-sim/fabric.js';
-import { SimVm } from '../ovs-sim/vm.js';
+import { Fabric, SimVm } from '../ovs-sim/index.js';
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { pushOne } from './helpers/agents.js';
 

@@ -11,8 +11,7 @@ import { SimBackend, SimRefusedError } from '../dataplane/backends/sim.js';
 import { ETH_TYPE, ipv4Value } from '../dataplane/fields.js';
 import { type Flow, type Group, type Meter, actionsKey, canonicalMatch, eq, flowKey, objectKey, output, sameGroup, sameMeter } from '../dataplane/flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../dataplane/pipeline.js';
-import { type Bridge, dumpFlows, dumpGroups, meters } from '../ovs-sim/api.js';
-import { Fabric } from '../ovs-sim/fabric.js';
+import { type Bridge, dumpFlows, dumpGroups, Fabric, meters } from '../ovs-sim/index.js';
 
 const EX = 'br-ex';
 

@@ -272,7 +272,7 @@ test('flows of a second bridge: keyed apart from br-int\'s, created at start, co
 
 test('on the simulator: the switch read back equals what the agent believes after every step of a scripted sequence', async (t) => {
   const { SimBackend } = await import('../dataplane/backends/sim.js');
-  const { Fabric } = await import('../ovs-sim/fabric.js');
+  const { Fabric } = await import('../ovs-sim/index.js');
   const store = new ResourceStore();
   const sim = new SimBackend(new Fabric().addHost('hv', HOST_IP), true);
   const dp = new FlowDataplane(sim);
@@ -299,7 +299,7 @@ test('on the simulator: the switch read back equals what the agent believes afte
 
 test('a commit refused on br-int after br-ex took its bundle: br-ex\'s part is recorded as installed, only the refused owner fails, switch == agent', async (t) => {
   const { SimBackend } = await import('../dataplane/backends/sim.js');
-  const { Fabric } = await import('../ovs-sim/fabric.js');
+  const { Fabric } = await import('../ovs-sim/index.js');
   const EXT = { id: 0, name: 'ext_classify', purpose: 'test', miss: 'drop', fields: ['in_port'], bridge: 'br-ex' } as const;
   const ext: Feature = {
     name: 'ext', namespace: 'ext', programmer: 'pipeline', purpose: 'test', owners: { singleton: true },

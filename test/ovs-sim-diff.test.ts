@@ -7,8 +7,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { SimSwitch } from '../ovs-sim/cli.js';
-import { words } from '../ovs-sim/words.js';
+import { SimSwitch, words } from '../ovs-sim/index.js';
 import { type Outcome, compareOutputs, scriptLines } from './ovs-sim-compare.js';
 import { ovsMissing, runOnRealOvs } from './helpers/ovs-sandbox.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import fc from 'fast-check';
-import { SimSwitch } from '../ovs-sim/cli.js';
+import { SimSwitch } from '../ovs-sim/index.js';
 import { scriptLines } from './ovs-sim-compare.js';
 
 const dir = fileURLToPath(new URL('./diff/', import.meta.url));

@@ -4,8 +4,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { arpFrame, icmpEcho, ipv4Frame, parseFrame, udp } from '../packets/frames.js';
-import { W, get, getMac } from '../ovs-sim/flow.js';
-import { PacketError, extract, writeBack } from '../ovs-sim/packet.js';
+import { W, get, getMac } from '../ovs-sim/base/flow.js';
+import { PacketError, extract, writeBack } from '../ovs-sim/packet/packet.js';
 
 const mac = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 6, maxLength: 6 }).map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':'));
 const frameArb = fc.oneof(

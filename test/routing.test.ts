@@ -7,7 +7,7 @@
 import test from 'ava';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { SimVm } from '../ovs-sim/vm.js';
+import { SimVm } from '../ovs-sim/index.js';
 import { ipv4Frame, parseFrame, udp } from '../packets/frames.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { actionsKey, flowKey, type Flow } from '../dataplane/flow.js';

@@ -16,9 +16,7 @@ import { type Action, type Flow, type Group, type MatchField, type Meter, type R
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { BRIDGE, FLOOD_CHUNK, REGISTERS, TUNNEL_PORTS } from '../dataplane/pipeline.js';
-import { type Bridge, type FlowMod, dumpFlows, dumpGroups, flowModFromText, groupModFromText, meterModFromText } from '../ovs-sim/api.js';
-import { bundleFlowText } from '../ovs-sim/cli.js';
-import { Fabric } from '../ovs-sim/fabric.js';
+import { type Bridge, bundleFlowText, dumpFlows, dumpGroups, Fabric, type FlowMod, flowModFromText, groupModFromText, meterModFromText } from '../ovs-sim/index.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { neighborState, portState, subnetState } from './helpers/agents.js';
 

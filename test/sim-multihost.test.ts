@@ -5,7 +5,7 @@
 import test from 'ava';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { SimVm } from '../ovs-sim/vm.js';
+import { SimVm } from '../ovs-sim/index.js';
 import { neighborState, portState, subnetState } from './helpers/agents.js';
 import { asDelete, startCloud } from './helpers/sim-cloud.js';
 

@@ -9,7 +9,7 @@ import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
 import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
-import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/api.js';
+import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/index.js';
 
 export interface SimBackendOptions {
   /**

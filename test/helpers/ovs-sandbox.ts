@@ -74,7 +74,7 @@ export async function startSandbox(): Promise<OvsSandbox> {
 
 /** Run each command line of a script against a fresh sandbox (file arguments relative to cwd). */
 export async function runOnRealOvs(lines: string[], cwd: string): Promise<{ stdout: string; stderr: string; status: number }[]> {
-  const { words } = await import('../../ovs-sim/words.js');
+  const { words } = await import('../../ovs-sim/index.js');
   const sb = await startSandbox();
   try {
     const out: { stdout: string; stderr: string; status: number }[] = [];

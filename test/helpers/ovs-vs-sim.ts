@@ -7,8 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { formatOfctl } from '../../agent/render.js';
 import type { Flow } from '../../dataplane/flow.js';
 import { TUNNEL_PORTS } from '../../dataplane/pipeline.js';
-import { SimSwitch } from '../../ovs-sim/cli.js';
-import { words } from '../../ovs-sim/words.js';
+import { SimSwitch, words } from '../../ovs-sim/index.js';
 import { compareOutputs } from './ovs-compare.js';
 import { runOnRealOvs } from './ovs-sandbox.js';
 

@@ -6,7 +6,7 @@ import { silentLogger } from '../../agent/log.js';
 import { pushOne } from './agents.js';
 import { SimBackend } from '../../dataplane/backends/sim.js';
 import { FlowDataplane } from '../../dataplane/flow-dataplane.js';
-import { Fabric, type SimHost } from '../../ovs-sim/fabric.js';
+import { Fabric, type SimHost } from '../../ovs-sim/index.js';
 import { OperationType } from '../../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../../proto/gen/alcor/goalstate.js';
 import type { GoalStateOperationReply } from '../../proto/gen/alcor/goalstateprovisioner.js';
