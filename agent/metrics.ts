@@ -16,6 +16,8 @@ export type Transport = 'stream' | 'unary';
 export type GoalStateResult = 'success' | 'refused' | 'undecodable' | 'error';
 
 const STATUS_NAMES = ['SUCCESS', 'FAILURE', 'INVALID_ARG', 'PENDING', 'OUT_OF_ORDER'] as const;
+/** NOT_PROGRAMMED by kind index (a goal state can hold a million resources). */
+const NOT_PROGRAMMED_BY_INDEX: (string | undefined)[] = KINDS.map((k) => NOT_PROGRAMMED[k]);
 /** DHCP message types (option 53) the agent sends. */
 const DHCP_TYPES: Record<number, string> = { 2: 'OFFER', 5: 'ACK', 6: 'NAK' };
 
@@ -119,9 +121,11 @@ export class AgentMetrics {
     }
     const counts = new Uint32Array(KINDS.length * STATUS_NAMES.length);
     for (let i = 0; i < results.length; i++) {
-      counts[results.kindIndex(i) * STATUS_NAMES.length + results.statusCode(i)]! += 1;
-      const kind = results.kind(i);
-      if (NOT_PROGRAMMED[kind] && results.statusCode(i) === 0 && results.detail(i).includes(NOT_PROGRAMMED[kind])) this.notProgrammed.inc({ kind });
+      const k = results.kindIndex(i);
+      const s = results.statusCode(i);
+      counts[k * STATUS_NAMES.length + s]! += 1;
+      const note = NOT_PROGRAMMED_BY_INDEX[k];
+      if (note !== undefined && s === 0 && results.detail(i).includes(note)) this.notProgrammed.inc({ kind: KINDS[k]! });
     }
     let allOk = true;
     for (let k = 0; k < KINDS.length; k++) {
