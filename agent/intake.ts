@@ -39,10 +39,9 @@ const nowUs = (): number => performance.now() * 1000;
  * Kinds the dataplane stores but does not program yet. Their resources answer SUCCESS (Alcor's
  * controllers treat anything but FAILURE as done and must not retry forever) with this
  * status_detail, a warning in the log and aca_resources_not_programmed_total; an entry goes
- * away when its feature lands. (Routers are handled with routing.)
+ * away when its feature lands (routers and security groups have).
  */
 export const NOT_PROGRAMMED: Partial<Record<Kind, string>> = {
-  securityGroup: 'stored; not programmed: security groups are not enforced yet',
   gateway: 'stored; not programmed: gateways (Zeta, SNAT) are not implemented yet',
 };
 

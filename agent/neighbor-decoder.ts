@@ -64,7 +64,7 @@ function configuration(r: BinaryReader, buf: Buffer, length: number): NeighborCo
   const end = r.pos + length;
   const m: NeighborConfiguration = {
     revisionNumber: 0, requestId: '', id: '', updateType: 0, vpcId: '', name: '', macAddress: '',
-    hostMacAddress: '', hostIpAddress: '', fixedIps: [], allowAddressPairs: [],
+    hostMacAddress: '', hostIpAddress: '', fixedIps: [], allowAddressPairs: [], securityGroupIds: [],
   };
   while (r.pos < end) {
     const tag = r.uint32();
@@ -80,6 +80,7 @@ function configuration(r: BinaryReader, buf: Buffer, length: number): NeighborCo
       case 74: m.hostIpAddress = str(r, buf); break;
       case 82: m.fixedIps.push(fixedIp(r, buf, r.uint32())); break;
       case 90: m.allowAddressPairs.push(pair(r, buf, r.uint32())); break;
+      case 802: m.securityGroupIds.push(str(r, buf)); break; // field 100, our extension
       default:
         // As the generated decoder: an end-group or zero tag ends this message.
         if ((tag & 7) === WireType.EndGroup || tag === 0) return m;

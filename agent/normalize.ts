@@ -93,6 +93,7 @@ const GATEWAY_TYPES: GatewayType[] = ['DEFAULT', 'ZETA', 'TGW', 'IGW', 'NGW', 'A
 const MAX_VNI = 0xffffff;
 /** Shared by every resource without address pairs (most of them); never mutated. */
 const NO_PAIRS: AddressPair[] = Object.freeze([]) as unknown as AddressPair[];
+const NO_GROUPS: string[] = Object.freeze([]) as unknown as string[];
 
 /** Thrown inside this module only; normalize() turns it into an `invalid` intent. */
 class Invalid extends Error {}
@@ -263,9 +264,10 @@ const builders: { [K in Kind]: Builder<K> } = {
     const pairs = c.allowAddressPairs.length === 0 ? NO_PAIRS : addressPairs(c.allowAddressPairs, 'allow_address_pairs');
     const vpcId = ctx.intern(c.vpcId);
     const local = hostIp === ctx.hostIp;
+    const groups = c.securityGroupIds.length === 0 ? NO_GROUPS : [...new Set(c.securityGroupIds.map((g, i) => ctx.intern(required(g, `security_group_ids[${i}]`))))].sort();
     const out: Neighbor[] = [];
-    if (l2) out.push(neighborEntry(keyOf('L2', id, mapKey), 'L2', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs));
-    if (l3) out.push(neighborEntry(keyOf('L3', id, mapKey), 'L3', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs));
+    if (l2) out.push(neighborEntry(keyOf('L2', id, mapKey), 'L2', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs, groups));
+    if (l3) out.push(neighborEntry(keyOf('L3', id, mapKey), 'L3', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs, groups));
     return out;
   },
 
@@ -379,9 +381,9 @@ function keyOf(type: NeighborType, id: string, mapKey: string | undefined): stri
 function neighborEntry(
   key: string,
   type: NeighborType, id: string, revision: number, vpcId: string, name: string, macAddress: string,
-  hostIp: string, hostMac: string | null, local: boolean, fixedIps: NeighborFixedIp[], allowedAddressPairs: AddressPair[],
+  hostIp: string, hostMac: string | null, local: boolean, fixedIps: NeighborFixedIp[], allowedAddressPairs: AddressPair[], securityGroupIds: string[],
 ): Neighbor {
-  return { key, id, revision, type, vpcId, name, mac: macAddress, hostIp, hostMac, local, fixedIps, allowedAddressPairs };
+  return { key, id, revision, type, vpcId, name, mac: macAddress, hostIp, hostMac, local, fixedIps, allowedAddressPairs, securityGroupIds };
 }
 
 function vniOf(text: string, field: string): number {

@@ -98,6 +98,10 @@ export class TrackingContext implements BuildContext {
         read(`ports-of:${s}`);
         return baseTopology.portsOf(s);
       },
+      groupMembers: (g: string) => {
+        read(`sg-members:${g}`);
+        return baseTopology.groupMembers(g);
+      },
       routed: (s: string) => {
         read(resourceInput('subnet', s));
         return baseTopology.routed(s);

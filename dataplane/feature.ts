@@ -16,6 +16,8 @@ export interface TopologyReader {
   subnetsOfVni(vni: number): Subnet[];
   remoteHostsOf(subnetId: string): Iterable<string>;
   portsOf(subnetId: string): Iterable<string>;
+  /** Members of a security group: `port:<key>` and `neighbor:<key>` (topic `sg-members:<id>`). */
+  groupMembers(groupId: string): Iterable<string>;
   /** Whether a router joins the subnet (read as part of the subnet: `subnet:<id>`). */
   routed(subnetId: string): boolean;
 }

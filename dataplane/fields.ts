@@ -55,8 +55,9 @@ export const FIELDS = {
   nw_dst: f('nw_dst', 'NXM_OF_IP_DST', 32, 'ipv4', OXM, 12, IP),
   tp_src: f('tp_src', 'NXM_OF_TCP_SRC', 16, 'decimal', OXM, 13, L4),
   tp_dst: f('tp_dst', 'NXM_OF_TCP_DST', 16, 'decimal', OXM, 14, L4),
-  icmp_type: f('icmp_type', 'NXM_OF_ICMP_TYPE', 8, 'decimal', OXM, 19, { dlType: [ETH_TYPE.ip], nwProto: [IP_PROTO.icmp] }),
-  icmp_code: f('icmp_code', 'NXM_OF_ICMP_CODE', 8, 'decimal', OXM, 20, { dlType: [ETH_TYPE.ip], nwProto: [IP_PROTO.icmp] }),
+  // ICMPv6 too, as ovs-ofctl names it (the wire header follows dl_type: openflow-oxm.ts).
+  icmp_type: f('icmp_type', 'NXM_OF_ICMP_TYPE', 8, 'decimal', OXM, 19, { dlType: [ETH_TYPE.ip, ETH_TYPE.ipv6], nwProto: [IP_PROTO.icmp, IP_PROTO.icmpv6] }),
+  icmp_code: f('icmp_code', 'NXM_OF_ICMP_CODE', 8, 'decimal', OXM, 20, { dlType: [ETH_TYPE.ip, ETH_TYPE.ipv6], nwProto: [IP_PROTO.icmp, IP_PROTO.icmpv6] }),
   arp_op: f('arp_op', 'NXM_OF_ARP_OP', 16, 'decimal', OXM, 21, ARP),
   arp_spa: f('arp_spa', 'NXM_OF_ARP_SPA', 32, 'ipv4', OXM, 22, ARP),
   arp_tpa: f('arp_tpa', 'NXM_OF_ARP_TPA', 32, 'ipv4', OXM, 23, ARP),

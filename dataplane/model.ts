@@ -101,6 +101,8 @@ export interface Neighbor extends Versioned {
   local: boolean;
   fixedIps: NeighborFixedIp[];
   allowedAddressPairs: AddressPair[];
+  /** Security groups of the port (our extension, field 100): remote-group membership. */
+  securityGroupIds: string[];
 }
 
 export type Direction = 'ingress' | 'egress';

@@ -33,16 +33,22 @@ export const TABLES = {
     miss: 'drop',
   },
   PORT_SECURITY: {
-    id: 10, name: 'port_security', reserved: true,
-    fields: ['reg6', 'metadata', 'dl_src', 'dl_type', 'nw_src', 'ipv6_src', 'arp_spa', 'arp_sha', 'nw_proto', 'tp_src', 'tp_dst'],
-    purpose: 'Anti-spoofing: source MAC/IP must belong to the port or its allowed address pairs (with security groups).',
+    id: 10, name: 'port_security',
+    fields: ['reg6', 'dl_src', 'dl_type', 'nw_src', 'ipv6_src', 'arp_spa', 'arp_sha', 'nw_proto', 'tp_src', 'tp_dst', 'icmp_type'],
+    purpose: 'Anti-spoofing for ports with security groups (only they come here): the source MAC and IP must be the port\'s own (fixed IPs, allowed address pairs with their MAC), ARP included (sender MAC and IP), DHCP discovery from 0.0.0.0, IPv6 from its addresses, link-local or unspecified; router advertisements from a VM are dropped. Everything else from the port is dropped.',
     miss: 'continue to sg_egress',
   },
   SG_EGRESS: {
-    id: 15, name: 'sg_egress', reserved: true,
-    fields: ['reg6', 'metadata', 'conj_id', 'ct_state', 'ct_zone', 'ct_mark', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'ipv6_src', 'ipv6_dst', 'tp_src', 'tp_dst', 'icmp_type', 'icmp_code'],
-    purpose: 'Security groups, egress direction (from the VM), conntrack and conjunctive matches.',
+    id: 15, name: 'sg_egress',
+    fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_dst', 'tp_src', 'tp_dst', 'icmp_type'],
+    purpose: 'Security groups, egress (from a VM with groups): DHCP to the agent, IPv6 neighbor discovery and ICMP echo to a router\'s gateway (answered by flows) pass; other IP goes through conntrack in the port\'s zone (its OpenFlow port number) to sg_egress_rules. Ports without groups pass.',
     miss: 'continue to arp_responder',
+  },
+  SG_EGRESS_RULES: {
+    id: 16, name: 'sg_egress_rules',
+    fields: ['reg6', 'conj_id', 'ct_state', 'dl_type', 'nw_proto', 'nw_dst', 'ipv6_dst', 'tp_dst', 'icmp_type', 'icmp_code'],
+    purpose: 'After conntrack: invalid dropped; replies and related packets of tracked connections pass; new and established packets in the original direction pass only if a rule of one of the port\'s groups allows them (committed to conntrack), so a removed rule cuts its connections. Remote-group rules are conjunctions: the port and the rule\'s protocol and ports in one dimension, the remote group\'s addresses in the other.',
+    miss: 'drop',
   },
   ARP_RESPONDER: {
     id: 20, name: 'arp_responder', fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'arp_op', 'arp_tpa'],
@@ -91,10 +97,16 @@ export const TABLES = {
     miss: 'drop',
   },
   SG_INGRESS: {
-    id: 60, name: 'sg_ingress', reserved: true,
-    fields: ['reg5', 'reg6', 'metadata', 'conj_id', 'ct_state', 'ct_zone', 'ct_mark', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'ipv6_src', 'ipv6_dst', 'tp_src', 'tp_dst', 'icmp_type', 'icmp_code'],
-    purpose: 'Security groups, ingress direction (to a local VM, reg5), conntrack and conjunctive matches.',
+    id: 60, name: 'sg_ingress',
+    fields: ['reg5', 'dl_type', 'nw_proto', 'icmp_type'],
+    purpose: 'Security groups, ingress (unicast to a local VM with groups, reg5): IPv6 neighbor discovery passes; other IP goes through conntrack in the port\'s zone to sg_ingress_rules. Ports without groups, non-IP, and flooded broadcast/multicast do not come here.',
     miss: 'continue to output',
+  },
+  SG_INGRESS_RULES: {
+    id: 61, name: 'sg_ingress_rules',
+    fields: ['reg5', 'conj_id', 'ct_state', 'dl_type', 'nw_proto', 'nw_src', 'ipv6_src', 'tp_dst', 'icmp_type', 'icmp_code'],
+    purpose: 'As sg_egress_rules, for the ingress rules (remote addresses are sources).',
+    miss: 'drop',
   },
   OUTPUT: {
     id: 70, name: 'output', fields: ['reg5'],
@@ -116,6 +128,8 @@ export const REGISTERS = {
   inPort: regField('inPort', 'reg6', 0, 32, 'the local input port (OpenFlow port number); 0 when the packet came from a tunnel'),
   outPort: regField('outPort', 'reg5', 0, 32, 'the port the L2 lookups chose: a local VM port or a tunnel port; the output table sends the packet there'),
   floodChunk: regField('floodChunk', 'reg7', 0, 32, 'which chunk of a long flood list a flood_remote or flood_local flow holds'),
+  egressZone: regField('egressZone', 'reg6', 0, 16, 'the conntrack zone of a packet from a VM with security groups: its OpenFlow port (the low 16 bits of inPort)'),
+  ingressZone: regField('ingressZone', 'reg5', 0, 16, 'the conntrack zone of a packet to a VM with security groups: its OpenFlow port (the low 16 bits of outPort)'),
   nextHop: regField('nextHop', 'reg2', 0, 32, 'the IPv4 next hop l3_gateway chose (the destination, or a routing rule\'s next hop); l3_route looks it up'),
 } as const satisfies Record<string, RegField>;
 
@@ -138,6 +152,8 @@ export const PROGRAMMERS = {
   dhcp: { id: 0x06, purpose: 'DHCP punt to the agent' },
   flood: { id: 0x07, purpose: 'broadcast and multicast per network: head-end replication and local flooding' },
   router: { id: 0x08, purpose: 'distributed routing: gateway ping, TTL guard, routes and routing rules of a router' },
+  portsec: { id: 0x0a, purpose: 'port security (anti-spoofing) of a port with security groups' },
+  sg: { id: 0x0b, purpose: 'security groups: a port\'s conntrack entry and rules, and the addresses of remote groups' },
   route: { id: 0x09, purpose: 'next-hop entries of routed VMs (a local port or a neighbor), in l3_route, and the DVR MAC restore of a routed local port' },
 } as const;
 
@@ -173,6 +189,9 @@ export const PRIORITY = {
   guard: 110,
   /** l3_gateway: ICMP echo to a gateway IP, above the TTL guard (TTL 1 still reaches the gateway). */
   gatewayEcho: 40_000,
+  /** Conntrack verdicts in the rules tables: invalid first, then replies and related. */
+  ctInvalid: 300,
+  ctReply: 200,
   ttlGuard: 30_000,
 } as const;
 

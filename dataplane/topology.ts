@@ -54,6 +54,8 @@ export class Topology {
   readonly dhcpByMac = new Map<string, Set<string>>();
   /** subnet id → remote host IPs with neighbors in it, counted */
   private readonly remoteHosts = new Map<string, RefCount<string>>();
+  /** security group id → its members here: `port:<key>` and `neighbor:<key>` */
+  private readonly sgMembers = new Map<string, Set<string>>();
   /** subnet id → keys of the routers that join it */
   private readonly routersBySubnet = new Map<string, Set<string>>();
 
@@ -79,6 +81,7 @@ export class Topology {
       const after = e.type !== 'removed' ? portSubnets(e.after) : [];
       for (const s of before) if (!after.includes(s)) { setOf(this.portsBySubnet, s).delete(e.key); topics?.add(`ports-of:${s}`); }
       for (const s of after) if (!before.includes(s)) { setOf(this.portsBySubnet, s).add(e.key); topics?.add(`ports-of:${s}`); }
+      this.members(`port:${e.key}`, e.type !== 'added' ? e.before.securityGroupIds : NONE, e.type !== 'removed' ? e.after.securityGroupIds : NONE, topics);
     } else if (e.kind === 'subnet') {
       const before = e.type !== 'added' ? networkOf(e.before) : null;
       const after = e.type !== 'removed' ? networkOf(e.after) : null;
@@ -90,6 +93,9 @@ export class Topology {
     } else if (e.kind === 'neighbor') {
       if (e.type !== 'added') this.removeNeighbor(e.before, topics);
       if (e.type !== 'removed') this.addNeighbor(e.after, topics);
+      const before = e.type !== 'added' ? e.before.securityGroupIds : NONE;
+      const after = e.type !== 'removed' ? e.after.securityGroupIds : NONE;
+      if (before.length > 0 || after.length > 0) this.members(`neighbor:${e.key}`, before, after, topics);
     } else if (e.kind === 'router') {
       const before = e.type !== 'added' ? joinedSubnets(e.before) : [];
       const after = e.type !== 'removed' ? joinedSubnets(e.after) : [];
@@ -98,6 +104,12 @@ export class Topology {
       for (const s of before) if (!after.includes(s)) { setOf(this.routersBySubnet, s).delete(e.key); topics?.add(`subnet:${s}`); }
       for (const s of after) if (!before.includes(s)) { setOf(this.routersBySubnet, s).add(e.key); topics?.add(`subnet:${s}`); }
     }
+  }
+
+  /** Group membership of one port or neighbor changed from `before` to `after`. */
+  private members(member: string, before: readonly string[], after: readonly string[], topics?: Set<string>): void {
+    for (const g of before) if (!after.includes(g)) { setOf(this.sgMembers, g).delete(member); topics?.add(`sg-members:${g}`); }
+    for (const g of after) if (!before.includes(g)) { setOf(this.sgMembers, g).add(member); topics?.add(`sg-members:${g}`); }
   }
 
   private addNeighbor(n: Neighbor, topics?: Set<string>): void {
@@ -132,6 +144,11 @@ export class Topology {
     return this.portsBySubnet.get(subnetId) ?? [];
   }
 
+  /** Members of a security group on this host's view: `port:<key>` and `neighbor:<key>`. */
+  groupMembers(groupId: string): Iterable<string> {
+    return this.sgMembers.get(groupId) ?? [];
+  }
+
   /** Whether a router joins the subnet. */
   routed(subnetId: string): boolean {
     const r = this.routersBySubnet.get(subnetId);
@@ -139,6 +156,8 @@ export class Topology {
   }
 
 }
+
+const NONE: readonly string[] = [];
 
 const joinedSubnets = (r: Router): string[] => [...new Set(r.subnetRoutingTables.map((t) => t.subnetId))];
 

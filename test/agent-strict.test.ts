@@ -1,7 +1,7 @@
 // Strict inputs, as a user meets them: `aca push` refuses misspelled fields, a file of the other
 // version, empty files (exit 2, a clear message, nothing sent); it gives up on an agent that
 // cannot be reached; `aca ctl flows --bridge` of an unknown bridge is an error; `ovs-sim` prints
-// no stack trace; security groups and gateways say they are stored, not programmed.
+// no stack trace; gateways say they are stored, not programmed (security groups are programmed).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,8 +104,8 @@ test('ovs-sim: --help, an unknown option and a missing file print no stack trace
 
 // NOT_PROGRAMMED lists the kinds not programmed yet; when a feature lands its entry goes, and
 // this test then expects no detail for that kind.
-test('kinds not programmed yet (security groups, gateways) answer SUCCESS with "stored; not programmed", counted in /metrics; programmed kinds and deletes say nothing', async (t) => {
-  t.deepEqual(Object.keys(NOT_PROGRAMMED).filter((k) => !['securityGroup', 'gateway'].includes(k)), [], 'only security groups and gateways are marked here (routers belong to the routing work)');
+test('kinds not programmed yet (gateways) answer SUCCESS with "stored; not programmed", counted in /metrics; programmed kinds and deletes say nothing', async (t) => {
+  t.deepEqual(Object.keys(NOT_PROGRAMMED), ['gateway'], 'routers and security groups are programmed');
   await withAgent(async (agent, addr) => {
     const gs = GoalStateV2.fromJSON({
       security_group_states: { SG: { operation_type: 'CREATE', configuration: { id: 'SG', name: 'sg', security_group_rules: [{ id: 'r1', security_group_id: 'SG', direction: 'INGRESS', ethertype: 'IPV4', protocol: 'TCP', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0' }] } } },

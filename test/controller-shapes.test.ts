@@ -84,7 +84,7 @@ function testControllerState(hostIp: string, portsPerSubnet: number): GoalStateV
         gs.neighborStates[`${portId}_n`] = { operationType: OperationType.CREATE, configuration: {
           revisionNumber: 2, requestId: '', id: `${portId}_n`, updateType: 0, vpcId, name: '', macAddress: mac,
           hostMacAddress: '6c:dd:ee:0:0:11', hostIpAddress: hostIp,
-          fixedIps: [{ neighborType: 0, subnetId, ipAddress: ip, arionGroup: 'group1', tunnelId: 20 + vpc }], allowAddressPairs: [] } };
+          fixedIps: [{ neighborType: 0, subnetId, ipAddress: ip, arionGroup: 'group1', tunnelId: 20 + vpc }], allowAddressPairs: [], securityGroupIds: [] } };
       }
     }
   }

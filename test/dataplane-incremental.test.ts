@@ -19,13 +19,19 @@ const op = fc.constantFrom(1, 2, 4, 0); // CREATE, UPDATE, DELETE, INFO
 const subnetArb = fc.record({
   id: fc.constantFrom(...SUBNETS), op, vni: fc.constantFrom(100, 200), geneve: fc.boolean(), gw: fc.boolean(),
 });
+const GROUPS = ['G1', 'G2'];
 const portArb = fc.record({
   id: fc.constantFrom('P1', 'P2', 'P3', 'P4'), op, subnet: fc.constantFrom(...SUBNETS), host: fc.integer({ min: 2, max: 250 }),
-  mac: fc.integer({ min: 1, max: 40 }), up: fc.boolean(),
+  mac: fc.integer({ min: 1, max: 40 }), up: fc.boolean(), groups: fc.subarray(GROUPS), pair: fc.boolean(),
 });
+const sgRuleArb = fc.record({
+  ingress: fc.boolean(), proto: fc.constantFrom(0, 1, 2), min: fc.constantFrom(0, 22, 1000), max: fc.constantFrom(0, 22, 1999),
+  prefix: fc.constantFrom('', '10.2.0.0/16', '0.0.0.0/0'), remote: fc.constantFrom('', 'G1', 'G2'),
+});
+const sgArb = fc.record({ id: fc.constantFrom(...GROUPS), op, rules: fc.array(sgRuleArb, { maxLength: 3 }) });
 const neighborArb = fc.record({
   id: fc.constantFrom('N1', 'N2', 'N3', 'N4', 'N5', 'P1'), op, subnet: fc.constantFrom(...SUBNETS), host: fc.integer({ min: 2, max: 250 }),
-  mac: fc.integer({ min: 41, max: 80 }), where: fc.constantFrom(HOST, '10.0.0.12', '10.0.0.13'), l3: fc.boolean(),
+  mac: fc.integer({ min: 41, max: 80 }), where: fc.constantFrom(HOST, '10.0.0.12', '10.0.0.13'), l3: fc.boolean(), groups: fc.subarray(GROUPS),
 });
 /** Next hops and destinations drawn from a few addresses, so rules meet VMs that hold them. */
 const ruleArb = fc.record({
@@ -37,7 +43,7 @@ const routerArb = fc.record({
 });
 const stepArb = fc.record({
   subnets: fc.array(subnetArb, { maxLength: 2 }), ports: fc.array(portArb, { maxLength: 3 }), neighbors: fc.array(neighborArb, { maxLength: 4 }),
-  routers: fc.array(routerArb, { maxLength: 1 }),
+  routers: fc.array(routerArb, { maxLength: 1 }), groups: fc.array(sgArb, { maxLength: 1 }),
 });
 
 type Step = fc.Arbitrary<unknown> extends never ? never : ReturnType<typeof stepArb.generate>['value'];
@@ -57,12 +63,19 @@ function goalState(step: Step): GoalStateV2 {
   for (const p of step.ports) {
     gs.portStates[p.id] = { operationType: p.op, configuration: {
       revisionNumber: 0, requestId: '', id: p.id, updateType: 1, vpcId: 'V', name: '', deviceId: '', deviceOwner: '', macAddress: mac(p.mac),
-      adminStateUp: p.up, hostInfo: undefined, fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }], allowAddressPairs: [], securityGroupIds: [] } };
+      adminStateUp: p.up, hostInfo: undefined, fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }],
+      allowAddressPairs: p.pair ? [{ ipAddress: `10.${net(p.subnet)}.9.0/24`, macAddress: '' }] : [], securityGroupIds: p.groups.map((id) => ({ id })) } };
   }
   for (const n of step.neighbors) {
     gs.neighborStates[`${n.l3 ? 'L3' : 'L2'}/${n.id}`] = { operationType: n.op, configuration: {
       revisionNumber: 0, requestId: '', id: n.id, updateType: 0, vpcId: 'V', name: '', macAddress: mac(n.mac), hostMacAddress: '',
-      hostIpAddress: n.where, fixedIps: [{ neighborType: n.l3 ? 1 : 0, subnetId: n.subnet, ipAddress: `10.${net(n.subnet)}.1.${n.host}`, arionGroup: '', tunnelId: 0 }], allowAddressPairs: [] } };
+      hostIpAddress: n.where, fixedIps: [{ neighborType: n.l3 ? 1 : 0, subnetId: n.subnet, ipAddress: `10.${net(n.subnet)}.1.${n.host}`, arionGroup: '', tunnelId: 0 }], allowAddressPairs: [], securityGroupIds: n.groups } };
+  }
+  for (const g of step.groups ?? []) {
+    gs.securityGroupStates[g.id] = { operationType: g.op, configuration: {
+      revisionNumber: 0, requestId: '', id: g.id, updateType: 0, vpcId: 'V', name: '',
+      securityGroupRules: g.rules.map((r, i) => ({ operationType: 0, securityGroupId: g.id, id: `r${i}`, direction: r.ingress ? 1 : 0, ethertype: 0,
+        protocol: r.proto, portRangeMin: Math.min(r.min, r.max || r.min), portRangeMax: r.max === 0 ? 0 : Math.max(r.min, r.max), remoteIpPrefix: r.prefix, remoteGroupId: r.remote })) } };
   }
   for (const r of step.routers ?? []) {
     gs.routerStates[`${HOST}/${r.id}`] = { operationType: r.op, configuration: {
@@ -110,8 +123,9 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   const intake = new Intake(store, dp, silentLogger(), HOST);
   const step: Step = {
     subnets: [{ id: 'S1', op: 1, vni: 100, geneve: true, gw: true }],
-    ports: [{ id: 'P1', op: 1, subnet: 'S1', host: 5, mac: 1, up: true }],
-    neighbors: [{ id: 'N1', op: 1, subnet: 'S1', host: 6, mac: 50, where: '10.0.0.12', l3: false }, { id: 'N2', op: 1, subnet: 'S2', host: 7, mac: 51, where: '10.0.0.13', l3: true }],
+    ports: [{ id: 'P1', op: 1, subnet: 'S1', host: 5, mac: 1, up: true, groups: ['G1'], pair: true }],
+    neighbors: [{ id: 'N1', op: 1, subnet: 'S1', host: 6, mac: 50, where: '10.0.0.12', l3: false, groups: ['G1'] }, { id: 'N2', op: 1, subnet: 'S2', host: 7, mac: 51, where: '10.0.0.13', l3: true, groups: [] }],
+    groups: [{ id: 'G1', op: 1, rules: [{ ingress: true, proto: 0, min: 22, max: 22, prefix: '', remote: 'G1' }, { ingress: false, proto: 2, min: 0, max: 0, prefix: '0.0.0.0/0', remote: '' }] }],
     routers: [{ id: 'R1', op: 0, subnets: ['S1', 'S2'], dvr: true, rules: [{ dst: '172.16.0.0/12', hop: '10.2.1.7', priority: 1, internet: false }] }],
   };
   step.subnets.push({ id: 'S2', op: 1, vni: 200, geneve: false, gw: true });
@@ -122,10 +136,11 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   t.true([...dp.installed.flows.values()].some((f) => f.table === 30 && formatFlow(f).includes('nw_dst=172.16.0.0/12')), 'the routing rule');
   const del = goalState({
     subnets: step.subnets.map((s) => ({ ...s, op: 4 })), ports: step.ports.map((p) => ({ ...p, op: 4 })),
-    neighbors: step.neighbors.map((n) => ({ ...n, op: 4 })), routers: step.routers.map((r) => ({ ...r, op: 4 })),
+    neighbors: step.neighbors.map((n) => ({ ...n, op: 4 })), routers: step.routers.map((r) => ({ ...r, op: 4 })), groups: step.groups.map((g) => ({ ...g, op: 4 })),
   });
-  // Delete the referencing resources first (ports, neighbors, routers), then the subnets.
-  const first = GoalStateV2.fromPartial({ portStates: del.portStates, neighborStates: del.neighborStates, routerStates: del.routerStates });
+  t.true([...dp.installed.flows.values()].some((f) => f.table === 61 && f.actions.some((a) => a.type === 'conjunction')), 'the remote-group rule');
+  // Delete the referencing resources first (ports, neighbors, routers), then groups and subnets.
+  const first = GoalStateV2.fromPartial({ portStates: del.portStates, neighborStates: del.neighborStates, routerStates: del.routerStates, securityGroupStates: del.securityGroupStates });
   await intake.apply({ v2: first });
   await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: del.subnetStates }) });
   t.deepEqual(dump(dp.installed.flows.values()), baseline);

@@ -14,6 +14,7 @@ const state = fc.record({
   configuration: fc.option(fc.record({
     revisionNumber: fc.nat(), requestId: text, id: text, updateType: fc.integer({ min: -1, max: 2 }), vpcId: text, name: text,
     macAddress: text, hostMacAddress: text, hostIpAddress: text, fixedIps: fc.array(fixedIp, { maxLength: 3 }), allowAddressPairs: fc.array(pair, { maxLength: 2 }),
+    securityGroupIds: fc.array(text, { maxLength: 3 }),
   }), { nil: undefined }),
 });
 

@@ -260,7 +260,7 @@ function handFlows(): Flow[] {
       { type: 'load', dst: { name: 'v6', field: 'ipv6_src', ofs: 0, nbits: 128, purpose: 'test' }, value: (0xfe80n << 112n) | 0x1234n },
       { type: 'set_field', field: 'ipv6_dst', value: (0xff02n << 112n) | 1n }, { type: 'controller', userdata: '02.ab' },
     ]),
-    f(25, 90, [eq('dl_type', ETH_TYPE.ipv6), eq('nw_proto', IP_PROTO.icmpv6), eq('tp_src', 135), eq('tp_dst', 0)], [{ type: 'output', port: 0xfffd }]),
+    f(25, 90, [eq('dl_type', ETH_TYPE.ipv6), eq('nw_proto', IP_PROTO.icmpv6), eq('icmp_type', 135), eq('icmp_code', 0)], [{ type: 'output', port: 0xfffd }]),
     f(40, 100, [eq('metadata', 7), eq('dl_dst', macValue('fa:16:3e:00:00:09'))], [
       { type: 'set_field', field: 'tun_id', value: 7n }, { type: 'set_field', field: 'tun_dst', value: ipv4Value('10.0.0.12') },
       { type: 'load', dst: REGISTERS.outPort, value: BigInt(TUNNEL_PORTS.geneve.ofport) }, { type: 'resubmit', table: 70 },

@@ -620,7 +620,7 @@ export function decodeMatch(m: SimMatch): Match {
   const dl = m.wc[W.dl_type] ? m.flow[W.dl_type]! : -1;
   const proto = m.wc[W.nw_proto] ? m.flow[W.nw_proto]! : -1;
   const arp = dl === 0x0806 || dl === 0x8035;
-  const icmp = dl === 0x0800 && proto === 1;
+  const icmp = (dl === 0x0800 && proto === 1) || (dl === 0x86dd && proto === 58);
   const skip = new Set<FieldName>(arp
     ? ['nw_src', 'nw_dst', 'nw_proto', 'tp_src', 'tp_dst', 'icmp_type', 'icmp_code']
     : ['arp_spa', 'arp_tpa', 'arp_op', 'arp_sha', 'arp_tha', ...(icmp ? ['tp_src', 'tp_dst'] as const : ['icmp_type', 'icmp_code'] as const)]);

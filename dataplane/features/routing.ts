@@ -76,7 +76,10 @@ function buildSubnet(out: OwnerBuilder, router: Router, s: Joined, joined: reado
   const base: MatchField[] = [sharedReg(REGISTERS.network, s.net.vni), IP, eq('dl_dst', s.gwMac)];
   // The gateway IP of every joined subnet answers ping from every joined subnet.
   for (const t of joined) {
-    out.flow(TABLES.L3_GATEWAY, PRIORITY.gatewayEcho, [...base, eq('nw_proto', IP_PROTO.icmp), eq('nw_dst', ipv4Value(t.gwIp)), eq('icmp_type', 8)], echoReply(s.gwMac, t.gwIp));
+    const echo = [...base, eq('nw_proto', IP_PROTO.icmp), eq('nw_dst', ipv4Value(t.gwIp)), eq('icmp_type', 8)];
+    out.flow(TABLES.L3_GATEWAY, PRIORITY.gatewayEcho, echo, echoReply(s.gwMac, t.gwIp));
+    // Answered by these flows, so no security group rule stands in its way.
+    out.flow(TABLES.SG_EGRESS, PRIORITY.gatewayEcho, [...echo], [resubmit(TABLES.ARP_RESPONDER)]);
   }
   // TTL 0 or 1 would expire here: dropped (ICMP time exceeded needs the agent: left for later).
   for (const ttl of [0, 1]) out.flow(TABLES.L3_GATEWAY, PRIORITY.ttlGuard, [...base, eq('nw_ttl', ttl)], []);

@@ -75,7 +75,7 @@ export function neighborState(id: string, i: number, over: Partial<NonNullable<N
       macAddress: `fa:16:3e:${((i >> 16) & 255).toString(16)}:${((i >> 8) & 255).toString(16)}:${(i & 255).toString(16)}`,
       hostMacAddress: 'fa:16:3e:00:00:12', hostIpAddress: `10.0.${1 + ((i >> 8) & 127)}.${i & 255}`,
       fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: `10.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`, arionGroup: '', tunnelId: 0 }],
-      allowAddressPairs: [], ...over,
+      allowAddressPairs: [], securityGroupIds: [], ...over,
     },
   };
 }
