@@ -85,14 +85,18 @@ export class OwnerBuilder {
     return c;
   }
 
-  flow(table: TableSpec, priority: number, match: MatchField[], actions: Action[], programmer: ProgrammerName = this.feature.programmer): void {
+  /**
+   * One flow. `note` names what the flow stands for within its owner (a security group rule):
+   * the flow then gets a cookie of its own, so a trace can name it, and carries the note.
+   */
+  flow(table: TableSpec, priority: number, match: MatchField[], actions: Action[], programmer: ProgrammerName = this.feature.programmer, note?: string): void {
     try {
       checkMatch(table, match);
     } catch (e) {
       throw new FlowBuildError(`feature ${this.feature.name}, owner ${this.owner}: table ${table.id} (${table.name}): ${(e as Error).message}`);
     }
     const m = canonicalMatch(match);
-    const cookie = this.cookie(programmer);
+    const cookie = note === undefined ? this.cookie(programmer) : cookieFor(programmer, `${this.owner}#${note}`);
     if (actions.length > 0 && actions.every((a) => a.type === 'conjunction')) {
       // Two clauses of this owner on one (table, priority, match): one flow with both.
       const key = makeFlowKey(table.id, priority, m, table.bridge);
@@ -104,7 +108,8 @@ export class OwnerBuilder {
       }
       this.conjunctionFlows.set(key, this.flows.length);
     }
-    if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
+    if (note !== undefined) this.flows.push({ ...(table.bridge === undefined ? {} : { bridge: table.bridge }), table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner, note });
+    else if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
     else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner });
   }
 

@@ -579,7 +579,12 @@ export class FlowDataplane implements Dataplane {
   /** Owners of the installed flows with a cookie, for naming the resource behind a trace step. */
   ownersOfCookie(cookie: bigint): string[] {
     const out = new Set<string>();
-    for (const [key, f] of this.installed.flows) if (f.cookie === cookie) for (const o of this.desired.flowOwners(key)) out.add(o);
+    for (const [key, f] of this.installed.flows) {
+      if (f.cookie !== cookie) continue;
+      // A flow with a note (a security group rule) is named by it too.
+      const note = this.desired.active(key)?.note;
+      for (const o of this.desired.flowOwners(key)) out.add(note === undefined ? o : `${o} ${note}`);
+    }
     return [...out];
   }
 

@@ -68,6 +68,8 @@ export interface Flow {
   readonly key?: string;
   /** The owner that built it (provenance, kept by the desired table; not sent to the switch). */
   readonly owner?: string;
+  /** What it stands for within its owner (a security group rule), for traces; not sent to the switch. */
+  readonly note?: string;
 }
 
 export type GroupType = 'all' | 'select' | 'indirect' | 'ff';

@@ -12,7 +12,9 @@ import { SimBackend } from '../dataplane/backends/sim.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { Fabric, SimVm } from '../ovs-sim/index.js';
-import { ipv4Frame, icmpEcho } from '../packets/frames.js';
+import { ipv4Frame, icmpEcho, udp as udpPayloadOf } from '../packets/frames.js';
+
+const udpPayload = (src: number, dst: number): Uint8Array => udpPayloadOf(src, dst, new TextEncoder().encode('hello'));
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 
 const HOSTS = ['10.0.0.11', '10.0.0.12', '10.0.0.13'];
@@ -27,6 +29,23 @@ const VMS = [
   { id: 'port-db-1', name: 'db-1', mac: 'fa:16:3e:02:00:01', ip: '10.2.0.21', subnet: SUBNETS.db, host: HOSTS[0]! },
   { id: 'port-db-2', name: 'db-2', mac: 'fa:16:3e:02:00:02', ip: '10.2.0.22', subnet: SUBNETS.db, host: HOSTS[2]! },
 ];
+
+/**
+ * The database ports' security group: PostgreSQL (UDP 5432 here, the simulated VMs speak UDP)
+ * from the web subnet, ping from the VPC, everything out (TCP, UDP and ICMP: Alcor's wire has no
+ * "any protocol").
+ */
+const DB_SG = {
+  operationType: 'CREATE',
+  configuration: {
+    revisionNumber: 1, id: 'db-sg', name: 'db', vpcId: 'vpc-demo',
+    securityGroupRules: [
+      { id: 'pg-from-web', securityGroupId: 'db-sg', direction: 'INGRESS', ethertype: 'IPV4', protocol: 'UDP', portRangeMin: 5432, portRangeMax: 5432, remoteIpPrefix: SUBNETS.web.cidr },
+      { id: 'ping-from-vpc', securityGroupId: 'db-sg', direction: 'INGRESS', ethertype: 'IPV4', protocol: 'ICMP', remoteIpPrefix: '10.0.0.0/8' },
+      ...['TCP', 'UDP', 'ICMP'].map((protocol) => ({ id: `out-${protocol.toLowerCase()}`, securityGroupId: 'db-sg', direction: 'EGRESS', ethertype: 'IPV4', protocol })),
+    ],
+  },
+};
 
 /**
  * The GoalStateV2 NCM would send one host: VPC and subnets as INFO, its ports and DHCP, L2
@@ -44,7 +63,8 @@ function goalStateFor(host: string): GoalStateV2 {
     hostResources: { [host]: { resources: [] } },
     vpcStates: { 'vpc-demo': { operationType: 'INFO', configuration: { revisionNumber: 1, id: 'vpc-demo', cidr: '10.0.0.0/8' } } },
     subnetStates,
-    portStates: Object.fromEntries(mine.map((v) => [v.id, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, updateType: 'FULL', vpcId: 'vpc-demo', macAddress: v.mac, adminStateUp: true, fixedIps: [{ subnetId: v.subnet.id, ipAddress: v.ip }] } }])),
+    portStates: Object.fromEntries(mine.map((v) => [v.id, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, updateType: 'FULL', vpcId: 'vpc-demo', macAddress: v.mac, adminStateUp: true, fixedIps: [{ subnetId: v.subnet.id, ipAddress: v.ip }], securityGroupIds: v.subnet === SUBNETS.db ? [{ id: 'db-sg' }] : [] } }])),
+    securityGroupStates: mine.some((v) => v.subnet === SUBNETS.db) ? { 'db-sg': DB_SG } : {},
     dhcpStates: Object.fromEntries(mine.map((v) => [`dhcp-${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: `dhcp-${v.id}`, subnetId: v.subnet.id, macAddress: v.mac, ipv4Address: v.ip, portHostName: v.name } }])),
     neighborStates: Object.fromEntries(VMS.map((v) => neighbor(v, mySubnets.has(v.subnet.id) ? 'L2' : 'L3'))),
     routerStates: { [`${host}/router-demo`]: { configuration: { revisionNumber: 1, id: 'router-demo', hostDvrMacAddress: `fe:16:11:00:00:${host.split('.')[3]}`, subnetRoutingTables: Object.values(SUBNETS).map((s) => ({ subnetId: s.id })) } } },
@@ -132,6 +152,22 @@ try {
   const db2 = VMS[4]!;
   const routedFrame = ipv4Frame(SUBNETS.web.gwMac, web1.mac, web1.ip, db2.ip, 1, icmpEcho(8, 1, 2));
   console.log(await hv1.dataplane.trace(`in_port=${ofport},${Buffer.from(routedFrame).toString('hex')}`));
+
+  line('Security group db-sg on the db ports: UDP 5432 from the web subnet allowed, UDP 22 blocked');
+  const db1 = VMS[3]!;
+  const web1vm = vms.get('web-1')!;
+  for (const port of [5432, 22]) {
+    const before = vms.get('db-1')!.udpReceived.length;
+    // Routed web → db on hv1: to the web gateway MAC.
+    web1vm.sendUdp(db1.ip, SUBNETS.web.gwMac, 40000, port, new TextEncoder().encode('hello'));
+    fabric.run();
+    const got = vms.get('db-1')!.udpReceived.length - before;
+    console.log(`web-1 -> db-1 udp ${String(port).padEnd(5)} ${got > 0 ? 'delivered' : 'blocked'}`);
+    const udpFrame = ipv4Frame(SUBNETS.web.gwMac, web1.mac, web1.ip, db1.ip, 17, udpPayload(40000, port));
+    const text = await hv1.dataplane.trace(`in_port=${ofport},${Buffer.from(udpFrame).toString('hex')}`);
+    // The conntrack step and the rule (or the miss) that decided.
+    for (const l of text.split('\n').filter((x) => /^\s*(6[01])\. |ct\(|Datapath actions/.test(x))) console.log(`    ${l.trim()}`);
+  }
 } finally {
   for (const a of agents) await a.agent.stop();
 }

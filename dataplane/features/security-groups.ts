@@ -129,22 +129,23 @@ const sameClause = (a: Action, b: Action): boolean =>
 
 /** A port's rule flows, merged by match: a plain allow wins over conjunction clauses on the same match. */
 class RuleFlows {
-  private readonly byKey = new Map<string, { table: TableSpec; match: MatchField[]; allow: Action[] | null; clauses: Action[] }>();
+  private readonly byKey = new Map<string, { table: TableSpec; match: MatchField[]; allow: Action[] | null; clauses: Action[]; rules: string[] }>();
 
-  add(table: TableSpec, match: MatchField[], action: { allow: Action[] } | { clause: Action }): void {
+  add(table: TableSpec, match: MatchField[], rule: string, action: { allow: Action[] } | { clause: Action }): void {
     const m = canonicalMatch(match);
     const key = makeFlowKey(table.id, PRIORITY.match, m);
     let e = this.byKey.get(key);
     if (!e) {
-      e = { table, match: [...m], allow: null, clauses: [] };
+      e = { table, match: [...m], allow: null, clauses: [], rules: [] };
       this.byKey.set(key, e);
     }
+    if (!e.rules.includes(rule)) e.rules.push(rule);
     if ('allow' in action) e.allow = action.allow;
     else if (!e.clauses.some((c) => sameClause(c, action.clause))) e.clauses.push(action.clause);
   }
 
   emit(out: OwnerBuilder): void {
-    for (const e of this.byKey.values()) out.flow(e.table, PRIORITY.match, e.match, e.allow ?? e.clauses, 'sg');
+    for (const e of this.byKey.values()) out.flow(e.table, PRIORITY.match, e.match, e.allow ?? e.clauses, 'sg', `rule ${e.rules.join(' + ')}`);
   }
 }
 
@@ -195,12 +196,13 @@ function ruleFlows(ctx: BuildContext, flows: RuleFlows, port: Port, ofport: numb
       const side = SIDES[r.direction];
       const base = [reg(side.port, ofport), ORIGINAL];
       const remote = r.remoteIpPrefix ? addressMatch(side.remote[familyOf(r.etherType)], cidrPrefix(r.remoteIpPrefix)) : [];
+      const name = `${groupId}/${r.id}`;
       for (const m of ruleMatches(r)) {
         const match = [...base, ...m, ...remote];
-        if (r.remoteGroupId === '') flows.add(side.rules, match, { allow: allow(side) });
+        if (r.remoteGroupId === '') flows.add(side.rules, match, name, { allow: allow(side) });
         else {
           const id = ctx.conjunctionId(conjunctionName(r.direction, r.etherType, groupId, r.remoteGroupId));
-          flows.add(side.rules, match, { clause: { type: 'conjunction', id, clause: 1, nClauses: 2 } });
+          flows.add(side.rules, match, name, { clause: { type: 'conjunction', id, clause: 1, nClauses: 2 } });
         }
       }
     }
@@ -276,6 +278,6 @@ export const remoteGroups: Feature = {
       out.flow(side.rules, PRIORITY.match, [ORIGINAL, eq('dl_type', dlTypeOf(eth)), ...addressMatch(side.remote[family], p)], [clause]);
     }
     // ct needs an IP dl_type in the match, even after a conjunction.
-    if (addresses.size > 0) out.flow(side.rules, PRIORITY.match, [eq('conj_id', id), eq('dl_type', dlTypeOf(eth))], allow(side));
+    if (addresses.size > 0) out.flow(side.rules, PRIORITY.match, [eq('conj_id', id), eq('dl_type', dlTypeOf(eth))], allow(side), 'sg', `rules of ${groupId} from remote group ${remote}`);
   },
 };
