@@ -78,8 +78,9 @@ test.serial('aca ctl state, the admin API and aca ctl flows show what was pushed
   t.regex(flows.stdout, /table=20,priority=100,cookie=0x[0-9a-f]+,arp,metadata=5001,arp_tpa=10\.1\.0\.4,arp_op=1 actions=/);
   // The default dataplane is the embedded simulator (a standalone host plugs ports as they
   // appear; P1 came first, so OpenFlow port 1): P1's ARP for P0 is answered by the flow P0's
-  // neighbor entry made, and the trace names both resources.
-  const trace = await run(['ctl', 'trace', 'br-int', 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,arp_op=1,arp_spa=10.1.0.5,arp_tpa=10.1.0.4', '--admin', adminAddr]);
+  // neighbor entry made, and the trace names both resources. P1 has a security group, so port
+  // security passes only ARP from its own MAC (arp_sha).
+  const trace = await run(['ctl', 'trace', 'br-int', 'in_port=1,arp,dl_src=00:aa:bb:15:eb:3f,arp_op=1,arp_spa=10.1.0.5,arp_tpa=10.1.0.4,arp_sha=00:aa:bb:15:eb:3f', '--admin', adminAddr]);
   t.is(trace.exitCode, 0, trace.stderr);
   t.regex(trace.stdout, /^Flow: arp,in_port=1,/);
   t.regex(trace.stdout, / 0\. in_port=1, priority 100, cookie 0x[0-9a-f]+ \[port:P1\]/);
@@ -87,7 +88,7 @@ test.serial('aca ctl state, the admin API and aca ctl flows show what was pushed
   t.regex(trace.stdout, /Final flow: arp,reg6=0x1,metadata=0x1389,in_port=1,.*arp_op=2,arp_sha=00:00:0a:01:02:03/);
   // Datapath port numbers are the dummy datapath's (br-int, no digits in its name, took 1, so
   // tapP1 gets 2), and rewriting an ARP header is a slow-path action, as in OVS.
-  t.regex(trace.stdout, /Datapath actions: set\(eth\(src=00:00:0a:01:02:03,dst=00:aa:bb:15:eb:3f\)\),set\(arp\(sip=10\.1\.0\.4,tip=10\.1\.0\.5,op=2,sha=00:00:0a:01:02:03\)\),2\n/);
+  t.regex(trace.stdout, /Datapath actions: set\(eth\(src=00:00:0a:01:02:03,dst=00:aa:bb:15:eb:3f\)\),set\(arp\(sip=10\.1\.0\.4,tip=10\.1\.0\.5,op=2,sha=00:00:0a:01:02:03,tha=00:aa:bb:15:eb:3f\)\),2\n/);
   t.regex(trace.stdout, /handled by the userspace slow path/);
   const bad = await run(['ctl', 'trace', 'br-int', 'in_port=1,bogus=3', '--admin', adminAddr]);
   t.is(bad.exitCode, 2);
