@@ -257,7 +257,7 @@ export class SimSwitch {
         case 'add-meter': case 'mod-meter': case 'del-meter': case 'del-meters': case 'dump-meter': case 'dump-meters': case 'meter-stats': case 'meter-features':
           this.meterCommand(cmd, params, o, out);
           break;
-        case 'dump-desc': case 'dump-tables': case 'dump-table-features': case 'dump-table-desc': case 'mod-table':
+        case 'show': case 'dump-desc': case 'dump-tables': case 'dump-table-features': case 'dump-table-desc': case 'mod-table':
         case 'dump-ports': case 'dump-ports-desc': case 'queue-get-config':
           this.switchCommand(cmd, params, o, out);
           break;
@@ -573,7 +573,22 @@ export class SimSwitch {
       return;
     }
     const b = this.bridge(params[0]);
+    const portDesc = (p: { ofport: number; name: string } & Parameters<Bridge['portMac']>[0]): string[] => [
+      ` ${portNumberText(p.ofport)}(${p.name}): addr:${ethText(b.portMac(p))}`, '     config:     0', `     state:      ${v >= 11 ? 'LIVE' : '0'}`, '     speed: 0 Mbps now, 0 Mbps max',
+    ];
     switch (cmd) {
+      case 'show': {
+        // The datapath id is the bridge's own Ethernet address (random in OVS, fixed here).
+        const local = b.ports.get(OFPP.LOCAL);
+        const dpid = (local ? b.portMac(local) : 0n).toString(16).padStart(16, '0');
+        const caps = v === 10 || v === 11 ? 'FLOW_STATS TABLE_STATS PORT_STATS QUEUE_STATS ARP_MATCH_IP' : `FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS${v >= 14 ? ' BUNDLES' : ''}`;
+        out.push(`OFPT_FEATURES_REPLY ${verTag(v)}(xid=0x2): dpid:${dpid}`, 'n_tables:254, n_buffers:0', `capabilities: ${v === 11 ? 'FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS ARP_MATCH_IP' : caps}`);
+        if (v === 10) out.push('actions: output enqueue set_vlan_vid set_vlan_pcp strip_vlan mod_dl_src mod_dl_dst mod_nw_src mod_nw_dst mod_nw_tos mod_tp_src mod_tp_dst');
+        if (v >= 13) out.push(`OFPST_PORT_DESC reply ${verTag(v)}(xid=0x3):`);
+        for (const p of [...b.ports.values()].sort(portOrder)) out.push(...portDesc(p));
+        out.push(`OFPT_GET_CONFIG_REPLY ${verTag(v)}(xid=0x${v >= 13 ? 5 : 4}): frags=normal miss_send_len=0`);
+        return;
+      }
       case 'dump-desc':
         out.push(`OFPST_DESC reply ${verTag(v)}(xid=0x2):`, 'Manufacturer: Nicira, Inc.', 'Hardware: Open vSwitch', 'Software: 3.1.0', 'Serial Num: None', 'DP Description: None');
         return;
@@ -608,9 +623,7 @@ export class SimSwitch {
         const want = params[1] !== undefined && v >= 15 ? this.portFilter(b, params[1]) : null;
         const xid = params[1] !== undefined && !/^\d+$/.test(params[1]) ? 4 : 2;
         out.push(`OFPST_PORT_DESC reply ${verTag(v)}(xid=0x${xid.toString(16)}):`);
-        for (const p of [...b.ports.values()].filter((q) => want === null || q.ofport === want).sort(portOrder)) {
-          out.push(` ${portNumberText(p.ofport)}(${p.name}): addr:${ethText(b.portMac(p))}`, '     config:     0', `     state:      ${v >= 13 ? 'LIVE' : '0'}`, '     speed: 0 Mbps now, 0 Mbps max');
-        }
+        for (const p of [...b.ports.values()].filter((q) => want === null || q.ofport === want).sort(portOrder)) out.push(...portDesc(p));
         return;
       }
       case 'queue-get-config': {

@@ -70,7 +70,34 @@ export class Vsctl {
   /** Bridges in creation order (all_bridges is walked in hash order of these). */
   private bridgeNames: string[] = [];
 
+  /** Datapath changes that wait for the transaction to succeed (ports and bridges going away). */
+  private later: (() => void)[] = [];
+
   constructor(private readonly dp: Datapath) {}
+
+  /** The rows and settings as they are, and a function that puts them back (a failed transaction changes nothing). */
+  private snapshot(): () => void {
+    const ifaces = [...this.ifaces].map(([k, r]) => [k, structuredClone(r)] as const);
+    const bridgeRows = [...this.bridgeRows].map(([k, r]) => [k, structuredClone(r)] as const);
+    const otherConfig = [...this.otherConfig];
+    const bridgeNames = [...this.bridgeNames];
+    const vlanLimit = this.dp.vlanLimit;
+    const failModes = [...this.bridges.values()].map((b) => [b, b.failMode] as const);
+    const bridges = [...this.bridges];
+    return () => {
+      this.ifaces.clear();
+      for (const [k, r] of ifaces) this.ifaces.set(k, r);
+      this.bridgeRows.clear();
+      for (const [k, r] of bridgeRows) this.bridgeRows.set(k, r);
+      this.otherConfig.clear();
+      for (const [k, v] of otherConfig) this.otherConfig.set(k, v);
+      this.bridgeNames = bridgeNames;
+      this.dp.vlanLimit = vlanLimit;
+      for (const [b, mode] of failModes) b.failMode = mode;
+      this.bridges.clear();
+      for (const [k, b] of bridges) this.bridges.set(k, b);
+    };
+  }
 
 
   private get bridges(): Map<string, Bridge> {
@@ -79,6 +106,7 @@ export class Vsctl {
 
   run(args: string[]): Result {
     const out: string[] = [];
+    let restore: (() => void) | null = null;
     try {
       const clauses: string[][] = [[]];
       for (const a of args) {
@@ -87,6 +115,8 @@ export class Vsctl {
       }
       this.created = [];
       this.dirty = new Set();
+      this.later = [];
+      restore = this.snapshot();
       // ovs-vsctl parses every command of the line before it runs any.
       const parsed = clauses.map((c) => {
         const opts = new Set<string>();
@@ -114,6 +144,7 @@ export class Vsctl {
         const r = this.command(c[0]!, c.slice(1), opts);
         if (r !== null) out.push(r);
       }
+      for (const f of this.later) f();
       this.reconfigure();
       // A new bridge in standalone mode with no controller gets OVS's NORMAL flow.
       for (const b of this.created) {
@@ -123,6 +154,8 @@ export class Vsctl {
       }
       return { stdout: out.join('\n'), stderr: '', status: 0 };
     } catch (e) {
+      // The transaction fails as a whole: nothing it did stays.
+      if (restore && (e instanceof VsctlError || e instanceof FieldError)) restore();
       if (e instanceof VsctlError) return { stdout: '', stderr: e.message === '' ? '' : `ovs-vsctl: ${e.message}`, status: e.status };
       if (e instanceof FieldError) return { stdout: '', stderr: `ovs-vsctl: ${e.message}`, status: 1 };
       throw e;
@@ -167,10 +200,11 @@ export class Vsctl {
           throw new VsctlError(`no bridge named ${name}`);
         }
         const b = this.bridgeOf(name);
-        for (const p of [...b.ports.values()]) {
-          b.removePort(p.name);
-          this.ifaces.delete(p.name);
-        }
+        for (const p of [...b.ports.values()]) this.ifaces.delete(p.name);
+        // The ports leave the datapath when the transaction succeeds.
+        this.later.push(() => {
+          for (const p of [...b.ports.values()]) b.removePort(p.name);
+        });
         this.bridges.delete(name);
         this.bridgeRows.delete(name);
         this.bridgeNames = this.bridgeNames.filter((n) => n !== name);
@@ -206,7 +240,8 @@ export class Vsctl {
           if (ifExists) return null;
           throw new VsctlError(`no port named ${name}`);
         }
-        this.bridgeOf(row.bridge).removePort(name);
+        const from = this.bridgeOf(row.bridge);
+        this.later.push(() => from.removePort(name));
         this.ifaces.delete(name);
         this.dirty.delete(row);
         return null;
