@@ -9,7 +9,7 @@ import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
 import { KINDS, type Kind } from '../dataplane/model.js';
 import { type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
 import { ResultTable, type Status } from './results.js';
-import type { ChangeLog, ResourceStore, StoreEvent } from './store.js';
+import { type ChangeLog, type ResourceStore, type StoreEvent, isOlderRevision } from './store.js';
 
 /** Where applied goal states are saved before they are answered (agent/state-dir.ts). */
 export interface StateSaver {
@@ -85,6 +85,8 @@ export class Intake {
     const events: StoreEvent[] = [];
     const store = this.store;
     let last = nowUs();
+    /** Subnet deletes wait until the message's other deletes are done (they may free the subnet). */
+    const subnetDeletes: { i: number; keys: string[]; revision: number }[] = [];
 
     for (const kind of KINDS) {
       sourceOf(gs).forEach(kind, (state, mapKey) => {
@@ -101,10 +103,12 @@ export class Intake {
           } else if (intent.op !== 'noop') {
             let newer = 0;
             if (n.revision !== 0) {
-              if (intent.op === 'upsert') for (const v of intent.values) newer = Math.max(newer, store.revisionOf(kind, v.key));
-              else for (const k of intent.keys) newer = Math.max(newer, store.revisionOf(kind, k));
+              for (const k of intent.op === 'upsert' ? intent.values.map((v) => v.key) : intent.keys) {
+                const stored = store.revisionOf(kind, k);
+                if (isOlderRevision(n.revision, stored)) newer = stored;
+              }
             }
-            if (n.revision < newer) {
+            if (newer !== 0) {
               results.setStatus(i, 'OUT_OF_ORDER', `revision ${n.revision} is older than the stored revision ${newer}`);
             } else if (intent.op === 'upsert') {
               for (const v of intent.values) {
@@ -118,6 +122,8 @@ export class Intake {
                 results.setDetail(i, intent.warnings.join('; '));
                 this.log.warn('resource accepted with warnings', { kind, id: n.id, warnings: intent.warnings });
               }
+            } else if (kind === 'subnet') {
+              subnetDeletes.push({ i, keys: intent.keys, revision: n.revision });
             } else {
               for (const k of intent.keys) {
                 const e = store.remove(kind, k, n.revision);
@@ -138,6 +144,18 @@ export class Intake {
       });
     }
     this.checkHostIp(events);
+    for (const d of subnetDeletes) {
+      const users = d.keys.map((k) => this.subnetUsers(k)).filter((u) => u !== null);
+      if (users.length > 0) {
+        results.setStatus(d.i, 'INVALID_ARG', `${users.join('; ')}: delete or move them first`);
+        this.log.warn('resource refused', { kind: 'subnet', id: results.id(d.i), operation: 'DELETE', status: 'INVALID_ARG', reason: results.detail(d.i) });
+        continue;
+      }
+      for (const k of d.keys) {
+        const e = store.remove('subnet', k, d.revision);
+        if (e) { events.push(e); results.markChanged(d.i); }
+      }
+    }
     store.publish(events);
     // Saving starts now, in store order, and runs beside the dataplane commit.
     const saveStart = nowUs();
@@ -226,6 +244,25 @@ export class Intake {
   /** How long the dataplane commit now running has taken, ms (0: none runs). For the watchdog. */
   get commitRunningMs(): number {
     return this.commitSince === 0 ? 0 : Date.now() - this.commitSince;
+  }
+
+  /**
+   * What still uses a subnet (its ports, neighbors and DHCP bindings), said briefly, or null.
+   * A scan: deleting a subnet is rare, and an index would cost memory on every neighbor.
+   */
+  private subnetUsers(subnetId: string): string | null {
+    const found: string[] = [];
+    const count = { port: 0, neighbor: 0, dhcp: 0 };
+    const note = (kind: keyof typeof count, id: string): void => {
+      count[kind] += 1;
+      if (found.length < 3) found.push(`${kind} ${id.slice(0, 64)}`);
+    };
+    for (const p of this.store.list('port')) if (p.fixedIps.some((f) => f.subnetId === subnetId)) note('port', p.id);
+    for (const n of this.store.list('neighbor')) if (n.fixedIps.some((f) => f.subnetId === subnetId)) note('neighbor', n.key);
+    for (const d of this.store.list('dhcp')) if (d.subnetId === subnetId) note('dhcp', d.key);
+    const total = count.port + count.neighbor + count.dhcp;
+    if (total === 0) return null;
+    return `subnet ${subnetId.slice(0, 64)} is still used by ${count.port} ports, ${count.neighbor} neighbors and ${count.dhcp} DHCP bindings (${found.join(', ')}${total > found.length ? ', ...' : ''})`;
   }
 
   /**

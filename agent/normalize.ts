@@ -215,7 +215,7 @@ const builders: { [K in Kind]: Builder<K> } = {
     });
     const securityGroupIds = c.securityGroupIds.map((s) => s.id).filter((s) => s !== '');
     for (const sg of securityGroupIds) {
-      if (!ctx.securityGroupKnown(sg)) warnings.push(`security group ${sg} is not known (accepted; no rules apply yet)`);
+      if (!ctx.securityGroupKnown(sg)) warnings.push(`security group ${sg.slice(0, 64)} is not known (accepted; enforced once its SecurityGroupState arrives)`);
     }
     return [{
       key: id, id, revision: c.revisionNumber,

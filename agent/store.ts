@@ -24,6 +24,21 @@ export interface ChangeLog {
   tombs: number[];
 }
 
+/**
+ * Whether revision `a` is older than `b`. Revisions are uint32 and wrap: compared as serial
+ * numbers (RFC 1982), a revision is older when it lies less than half the space behind. So
+ * 4294967295 (a client's -1) is just behind 0 and 1, never "newer than everything" for good.
+ * 0 is unversioned and never older or newer.
+ */
+export function isOlderRevision(a: number, b: number): boolean {
+  if (a === 0 || b === 0 || a === b) return false;
+  const behind = (b - a) >>> 0;
+  return behind < 0x80000000;
+}
+
+/** Default cap on remembered revisions of deleted keys, per kind (oldest forgotten first). */
+export const DEFAULT_MAX_TOMBSTONES = 100_000;
+
 export class ResourceStore implements ResourceView {
   private readonly tables: Tables = {
     vpc: new Map(), subnet: new Map(), port: new Map(), neighbor: new Map(),
@@ -37,6 +52,9 @@ export class ResourceStore implements ResourceView {
   private readonly listeners = new Set<StoreListener>();
   /** Changes since the last takeChanges(); null when nobody records them (no state dir). */
   private changes: ChangeLog | null = null;
+
+  /** `maxTombstones`: per kind; past it the oldest tombstones are forgotten (memory stays bounded). */
+  constructor(private readonly maxTombstones = DEFAULT_MAX_TOMBSTONES) {}
 
   get<K extends Kind>(kind: K, key: string): ResourceOf[K] | undefined {
     return this.tables[kind].get(key);
@@ -77,15 +95,24 @@ export class ResourceStore implements ResourceView {
       : { type: 'changed', kind, key: value.key, before, after: value }) as StoreEvent;
   }
 
-  /** Remove; a revision > 0 is remembered. Returns the event, or null when nothing was there. */
+  /**
+   * Remove; the revision of what was there (or the DELETE's, if newer) is remembered. A DELETE
+   * of a key the store does not hold changes nothing and leaves no tombstone, so it can never
+   * block a later CREATE. Returns the event, or null when nothing was there.
+   */
   remove<K extends Kind>(kind: K, key: string, revision: number): StoreEvent | null {
     const table = this.tables[kind] as Map<string, ResourceOf[K]>;
     const before = table.get(key);
-    const kept = Math.max(revision, before?.revision ?? 0);
-    if (kept > 0) this.tombstones[kind].set(key, kept);
-    // A remove of an absent key still matters when it leaves a tombstone.
-    if (this.changes && (before !== undefined || kept > 0)) this.record(kind, key, this.tombstones[kind].get(key) ?? 0);
     if (before === undefined) return null;
+    const kept = isOlderRevision(before.revision, revision) ? revision : before.revision || revision;
+    const tombs = this.tombstones[kind];
+    if (kept > 0) {
+      tombs.delete(key);
+      tombs.set(key, kept);
+      // Bounded: the oldest tombstones go first (a Map iterates in insertion order).
+      while (tombs.size > this.maxTombstones) tombs.delete(tombs.keys().next().value!);
+    }
+    if (this.changes) this.record(kind, key, kept);
     table.delete(key);
     return { type: 'removed', kind, key, before } as StoreEvent;
   }

@@ -147,3 +147,52 @@ test('arbitrary input never crashes the intake and every resource gets a status'
   }), { numRuns: 300 });
   t.pass();
 });
+
+test('revisions wrap as serial numbers; a DELETE of an unknown id leaves no tombstone; tombstones are bounded', async (t) => {
+  const { isOlderRevision } = await import('../agent/store.js');
+  t.true(isOlderRevision(4, 5));
+  t.false(isOlderRevision(5, 4));
+  t.true(isOlderRevision(4294967295, 1), '-1 is just behind 1, not ahead of everything');
+  t.false(isOlderRevision(1, 4294967295));
+  t.false(isOlderRevision(0, 7));
+  t.false(isOlderRevision(7, 0));
+  await withAgent(async (agent, addr) => {
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') } }));
+    const port = (rev: number, op = OperationType.CREATE) => GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: rev }, op) } });
+    // A client's -1 (uint32 4294967295), then 1: applies, as the next revision after a wrap.
+    t.is(statusOf(await push(addr, port(4294967295)), 'P1')?.operationStatus, OperationStatus.SUCCESS);
+    t.is(statusOf(await push(addr, port(1)), 'P1')?.operationStatus, OperationStatus.SUCCESS);
+    t.is(agent.store.get('port', 'P1')?.revision, 1);
+    // A DELETE with a huge revision of an id never seen: nothing stored, the CREATE applies.
+    t.is(statusOf(await push(addr, GoalStateV2.fromPartial({ portStates: { PZ: portState('PZ', { revisionNumber: 4000000000 }, OperationType.DELETE) } })), 'PZ')?.operationStatus, OperationStatus.SUCCESS);
+    t.is(agent.store.tombstoneCount(), 0);
+    const create = await push(addr, GoalStateV2.fromPartial({ portStates: { PZ: portState('PZ', { revisionNumber: 2, macAddress: 'fa:16:3e:00:00:7a', fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.77' }] }) } }));
+    t.is(statusOf(create, 'PZ')?.operationStatus, OperationStatus.SUCCESS);
+  });
+  // At most maxTombstones per kind: the oldest go first.
+  const store = new ResourceStore(3);
+  for (let i = 0; i < 5; i++) {
+    store.upsert('vpc', { key: `V${i}`, id: `V${i}`, revision: 1, projectId: '', name: '', cidr: null, tunnelId: 0, gatewayIds: [] });
+    store.remove('vpc', `V${i}`, 2);
+  }
+  t.is(store.tombstoneCount(), 3);
+  t.is(store.revisionOf('vpc', 'V0'), 0, 'the oldest tombstone was forgotten');
+  t.is(store.revisionOf('vpc', 'V4'), 2);
+});
+
+test('deleting a subnet still in use is refused with what uses it; with its users deleted in the same message it goes', async (t) => {
+  await withAgent(async (agent, addr) => {
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S') }, portStates: { P1: portState('P1') }, neighborStates: { 'L2/N1': neighborState('N1', 1) } }));
+    const delSubnet = { S: subnetState('S', {}, OperationType.DELETE) };
+    const refused = statusOf(await push(addr, GoalStateV2.fromPartial({ subnetStates: delSubnet })), 'S');
+    t.is(refused?.operationStatus, OperationStatus.INVALID_ARG);
+    t.regex(refused?.statusDetail ?? '', /subnet S is still used by 1 ports, 1 neighbors and 0 DHCP bindings \(port P1, neighbor L2\/N1\): delete or move them first/);
+    t.truthy(agent.store.get('subnet', 'S'));
+    // Ports and neighbors come after subnets in a message, yet their deletes free the subnet.
+    const all = await push(addr, GoalStateV2.fromPartial({
+      subnetStates: delSubnet, portStates: { P1: portState('P1', {}, OperationType.DELETE) }, neighborStates: { 'L2/N1': neighborState('N1', 1, {}, OperationType.DELETE) },
+    }));
+    t.true(all.operationStatuses.every((s) => s.operationStatus === OperationStatus.SUCCESS), JSON.stringify(all.operationStatuses));
+    t.is(agent.store.get('subnet', 'S'), undefined);
+  });
+});

@@ -142,12 +142,17 @@ test('security groups on the simulator: stateful rules, remote groups, rule remo
     cloud.fabric.run();
     t.is(vm.w1.dhcp.state, 'bound');
 
-    // The groups leave w1: it is unprotected again and its flows are exactly those of a port
-    // without groups.
-    await push(A, GoalStateV2.fromPartial({ portStates: goalStateFor(A, {}, { w1: [] }).portStates }), 'w1 without groups');
+    // w1's groups become one the agent has never heard of: not enforced (and said so) until its
+    // SecurityGroupState arrives; w1's flows are exactly those of a port without groups.
+    const ghost = await ha.push(GoalStateV2.fromPartial({ portStates: goalStateFor(A, {}, { w1: ['ghost'] }).portStates }));
+    t.regex(ghost.operationStatuses.find((s) => s.resourceId === 'w1')?.statusDetail ?? '', /security group ghost is not known \(accepted; enforced once its SecurityGroupState arrives\)/);
     t.is(sendUdp('x1', 'w1', 1, 2), 1, 'everything passes');
     t.false([...ha.dataplane.installed.flows.values()].some((f) => f.owner?.startsWith('port-sg:w1')), 'no security flows left for w1');
-    await switchEqualsAgent('groups removed');
+    await switchEqualsAgent('groups unknown');
+    await push(A, GoalStateV2.fromPartial({ securityGroupStates: { ghost: sgState('ghost', ALL_EGRESS) } }), 'ghost arrives');
+    t.is(sendUdp('x1', 'w1', 1, 2), 0, 'enforced now: no ingress rule');
+    t.regex(await ha.dataplane.trace(`in_port=${ha.dataplane.backend.bindings.ofport('w1')},${Buffer.from(ipv4Frame(VMS.x1.mac, VMS.w1.mac, VMS.w1.ip, VMS.x1.ip, 17, udp(5, 6, new Uint8Array(2)))).toString('hex')}`), /\[port-sg:w1 rule ghost\/ghost-1\]/, 'the trace names the rule that allowed it');
+    await switchEqualsAgent('the group arriving');
   } finally {
     await cloud.stop();
   }

@@ -28,10 +28,10 @@ export const ports: Feature = {
     const net = portNetwork(ctx, port);
     if (ofport === undefined || net === null || !port.adminStateUp) return;
     out.flow(TABLES.CLASSIFY, PRIORITY.match, [eq('in_port', ofport)], [
-      setField('metadata', net.vni), load(REGISTERS.inPort, ofport), resubmit(isProtected(port) ? TABLES.PORT_SECURITY : TABLES.ARP_RESPONDER),
+      setField('metadata', net.vni), load(REGISTERS.inPort, ofport), resubmit(isProtected(ctx, port) ? TABLES.PORT_SECURITY : TABLES.ARP_RESPONDER),
     ]);
     out.flow(TABLES.LOCAL_L2, PRIORITY.match, [reg(REGISTERS.network, net.vni), eq('dl_dst', macValue(port.mac))], [
-      load(REGISTERS.outPort, ofport), resubmit(isProtected(port) ? TABLES.SG_INGRESS : TABLES.OUTPUT),
+      load(REGISTERS.outPort, ofport), resubmit(isProtected(ctx, port) ? TABLES.SG_INGRESS : TABLES.OUTPUT),
     ]);
     const own = new Set<string>();
     for (const f of port.fixedIps) {

@@ -11,8 +11,16 @@ import type { BuildContext, Feature, OwnerBuilder } from '../feature.js';
 import type { Cidr, Direction, EtherType, Port, ResourceEvent, SecurityGroupRule } from '../model.js';
 import { PRIORITY, REGISTERS, TABLES, type TableSpec } from '../pipeline.js';
 
-/** Port security and security groups apply to ports with at least one group. */
-export const isProtected = (p: Port): boolean => p.securityGroupIds.length > 0;
+/**
+ * Port security and security groups apply to ports with at least one group the agent knows.
+ * A port whose groups are all unknown is not protected yet (a controller that names a group it
+ * never sends, as Alcor's test client does, would otherwise cut the VM off); it becomes
+ * protected when a SecurityGroupState for one of them arrives (a read: the port is rebuilt).
+ */
+export function isProtected(ctx: BuildContext, p: Port): boolean {
+  for (const g of p.securityGroupIds) if (ctx.view.get('securityGroup', g)) return true;
+  return false;
+}
 
 // ---- addresses ----
 
@@ -214,7 +222,7 @@ export const portSecurity: Feature = {
   purpose: 'port security, the conntrack entry and the security group rules of a port with groups',
   build(ctx, key, out) {
     const port = ctx.view.get('port', key);
-    if (!port || !isProtected(port) || !port.adminStateUp) return;
+    if (!port || !isProtected(ctx, port) || !port.adminStateUp) return;
     const ofport = ctx.bindings.ofport(port.id);
     if (ofport === undefined) return;
     antiSpoofing(out, port, ofport);
