@@ -38,6 +38,9 @@ interface AgentFlags {
   tlsClientCa?: string;
   controllerTlsCa?: string;
   underlayInterface?: string;
+  pulsarUrl?: string;
+  pulsarSubscription?: string;
+  subscribeListen?: string;
 }
 
 program.command('agent')
@@ -65,6 +68,9 @@ program.command('agent')
   .option('--tls-key <file>', 'key of --tls-cert (PEM) (env ACA_TLS_KEY)')
   .option('--tls-client-ca <file>', 'mutual TLS: clients must present a certificate this CA bundle signed (env ACA_TLS_CLIENT_CA)')
   .option('--controller-tls-ca <file>', "TLS to --controller: its certificate must chain to this CA bundle; the agent presents --tls-cert as its client certificate (env ACA_CONTROLLER_TLS_CA)")
+  .option('--pulsar-url <url>', 'the MQ path: consume goal states from this Pulsar broker, pulsar://HOST:PORT [off] (env ACA_PULSAR_URL)')
+  .option('--pulsar-subscription <name>', 'Key_Shared subscription shared by all agents [alcor-agents] (env ACA_PULSAR_SUBSCRIPTION)')
+  .option('--subscribe-listen <host:port>', 'SubscribeInfoProvisioner (PushNodeSubscribeInfo) address, served with --pulsar-url [0.0.0.0:50002] (env ACA_SUBSCRIBE_LISTEN)')
   .action(async (flags: AgentFlags) => {
     const configFile = flags.config ?? process.env.ACA_CONFIG;
     const fromFlags: ConfigInput = {
@@ -75,6 +81,7 @@ program.command('agent')
       dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu, stateDir: flags.stateDir,
       tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, tlsClientCa: flags.tlsClientCa, controllerTlsCa: flags.controllerTlsCa,
       underlayInterface: flags.underlayInterface,
+      pulsarUrl: flags.pulsarUrl, pulsarSubscription: flags.pulsarSubscription, subscribeListen: flags.subscribeListen,
     };
     const env = readEnv(process.env);
     const file = configFile ? readConfigFile(configFile) : {};

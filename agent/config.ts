@@ -53,6 +53,12 @@ export interface AgentConfig {
   tlsClientCa: string;
   /** TLS to the controller: the CA its certificate must chain to (empty = plaintext); the agent presents tlsCert/tlsKey when set. */
   controllerTlsCa: string;
+  /** The MQ path: Pulsar service URL (pulsar://HOST:PORT); empty = off (docs/mq.md). */
+  pulsarUrl: string;
+  /** The Key_Shared subscription shared by all agents. */
+  pulsarSubscription: string;
+  /** Address of SubscribeInfoProvisioner (PushNodeSubscribeInfo); served only with pulsarUrl. */
+  subscribeListen: string;
 }
 
 /** The state dir `auto` means with the `ovs` dataplane (production: the switch outlives the agent). */
@@ -76,6 +82,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   stateDir: 'ACA_STATE_DIR',
   underlayInterface: 'ACA_UNDERLAY_INTERFACE',
   tlsCert: 'ACA_TLS_CERT', tlsKey: 'ACA_TLS_KEY', tlsClientCa: 'ACA_TLS_CLIENT_CA', controllerTlsCa: 'ACA_CONTROLLER_TLS_CA',
+  pulsarUrl: 'ACA_PULSAR_URL', pulsarSubscription: 'ACA_PULSAR_SUBSCRIPTION', subscribeListen: 'ACA_SUBSCRIBE_LISTEN',
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -102,6 +109,7 @@ function defaults(): AgentConfig {
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
     dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500, stateDir: 'none',
     underlayInterface: '', tlsCert: '', tlsKey: '', tlsClientCa: '', controllerTlsCa: '',
+    pulsarUrl: '', pulsarSubscription: 'alcor-agents', subscribeListen: '0.0.0.0:50002',
   };
 }
 
@@ -219,7 +227,20 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     stateDir: stateDirOf(s('stateDir'), dataplane),
     underlayInterface: interfaceName(s('underlayInterface')),
     ...tlsOf(s('tlsCert'), s('tlsKey'), s('tlsClientCa'), s('controllerTlsCa')),
+    pulsarUrl: pulsarUrlOf(s('pulsarUrl')),
+    pulsarSubscription: subscriptionName(s('pulsarSubscription')),
+    subscribeListen: validAddress(s('subscribeListen'), 'subscribeListen'),
   };
+}
+
+function pulsarUrlOf(text: string): string {
+  if (text !== '' && !/^pulsar:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+)(:[0-9]{1,5})?\/?$/.test(text)) throw new ConfigError(`pulsarUrl: "${text}" is not pulsar://HOST:PORT`);
+  return text;
+}
+
+function subscriptionName(text: string): string {
+  if (!/^[A-Za-z0-9._:=-]{1,200}$/.test(text)) throw new ConfigError(`pulsarSubscription: "${text}" is not a subscription name (letters, digits, . _ : = -)`);
+  return text;
 }
 
 function interfaceName(text: string): string {

@@ -18,6 +18,8 @@ import { splitHostPort } from './admin.js';
 import { AgentMetrics } from './metrics.js';
 import { type LoadReport, StateDir } from './state-dir.js';
 import { ResourceStore } from './store.js';
+import { PulsarSource } from './pulsar-source.js';
+import { SubscribeServer } from './subscribe-server.js';
 import { VERSION } from './version.js';
 
 export interface Agent {
@@ -33,6 +35,10 @@ export interface Agent {
   adminPort: number;
   controller: ControllerClient | null;
   metrics: AgentMetrics;
+  /** The MQ path (--pulsar-url), null when off. */
+  pulsar: PulsarSource | null;
+  /** The port of PushNodeSubscribeInfo (0 when the MQ path is off). */
+  subscribePort: number;
   /**
    * Applies what can change while running (SIGHUP re-reads the config file): the log level and
    * the DHCP settings. Says what changed, what was applied and what needs a restart.
@@ -136,6 +142,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     info: () => ({
       version: VERSION, node: process.version, hostIp: config.hostIp, dataplane: dataplane.name, startedAt,
       hostIpMismatches: { resources: intake.hostIpMismatches.resources, lastIp: intake.hostIpMismatches.lastIp }, grpcPort: grpcServer.port, state: state?.info() ?? null,
+      ...(pulsar ? { pulsar: { url: config.pulsarUrl, subscription: config.pulsarSubscription, subscribePort: subscribeServer?.port ?? 0, messages: { ...pulsar.totals }, topics: pulsar.list() } } : {}),
       ...(dataplane instanceof FlowDataplane ? { flows: dataplane.installed.size, punts: dataplane.punts, dhcp: dataplane.dhcp.counters } : {}),
     }),
     ...(dataplane instanceof FlowDataplane
@@ -161,12 +168,30 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     await dataplane.close();
     throw e;
   }
+  let pulsar: PulsarSource | null = null;
+  let subscribeServer: SubscribeServer | null = null;
+  if (config.pulsarUrl !== '') {
+    try {
+      pulsar = new PulsarSource({ url: config.pulsarUrl, subscription: config.pulsarSubscription, hostIp: config.hostIp, stateDir: config.stateDir, intake, log, metrics });
+      pulsar.registerMetrics(metrics.registry);
+      pulsar.start();
+      subscribeServer = new SubscribeServer(pulsar, log, config.subscribeListen, serverCredentials(certs));
+      await subscribeServer.start();
+    } catch (e) {
+      await pulsar?.close();
+      await grpcServer.stop(0);
+      await admin.stop();
+      await state?.close();
+      await dataplane.close();
+      throw e;
+    }
+  }
   ready = true;
   const controller = config.controller === '' ? null : new ControllerClient(config.controller, log, controllerCredentials);
   if (controller) void controller.announceRestart(config.hostIp);
   log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
-    config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller, metrics,
+    config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller, metrics, pulsar, subscribePort: subscribeServer?.port ?? 0,
     reload(next: AgentConfig): ReloadReport {
       const report: ReloadReport = { changed: [], applied: [], needsRestart: [] };
       // The certificate files are read again even when their paths did not change (renewed in
@@ -197,6 +222,8 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     },
     async stop(graceMs?: number) {
       ready = false;
+      await subscribeServer?.stop(graceMs);
+      await pulsar?.close();
       await grpcServer.stop(graceMs);
       await admin.stop();
       controller?.close();
