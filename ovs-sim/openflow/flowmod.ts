@@ -6,9 +6,9 @@ import { NXM_OF11_UP, NXM_OXM_ANY, OF11_UP, P_ANY, OF12_UP, OF13_UP, type Ofpact
 import { CheckError, checkActions } from './check.js';
 import { FieldError, type MfField, fieldByName, readField } from '../base/fields.js';
 import { ETH_TYPE, W } from '../base/flow.js';
-import { Match, parseFieldValue, setField } from './match.js';
+import { Match, formatFieldValue, parseFieldValue, setField } from './match.js';
 import { parseSubfield, writeSubfield } from '../base/subfield.js';
-import { type PortMap, keyValues, parsePort, parseTable } from '../base/text.js';
+import { type PortMap, keyValues, parseIntString, parsePort, parseTable } from '../base/text.js';
 import type { TunTable } from '../base/tlv.js';
 
 export type Command = 'add' | 'modify' | 'modify_strict' | 'delete' | 'delete_strict';
@@ -195,7 +195,11 @@ export function parseFlowMod(text: string, command: Command | null | 'match', ct
     } else if (name.includes('[')) {
       // NXM_NX_REG0[0..3]=5: match on part of a field.
       const sf = parseSubfield(name, ctx.tun);
-      const v = BigInt(value);
+      // parse_subfield: an integer of the field's width, which must fit the subfield's bits.
+      const parsed = parseIntString(value, sf.field.nBytes);
+      if (parsed === null || parsed === 'range' || parsed.rest !== '') throw new FieldError(`${name}: cannot parse integer value: ${value}`);
+      const v = parsed.value;
+      if (v >> BigInt(sf.nBits) !== 0n) throw new FieldError(`${name}: value ${formatFieldValue(sf.field, v, null)} does not fit into ${sf.nBits} bits`);
       writeSubfield(m.flow, sf, v, ctx.tun);
       writeSubfield(m.wc, sf, (1n << BigInt(sf.nBits)) - 1n, ctx.tun);
       fm.usable.p &= fieldUsable(sf.field, readField(m.wc, sf.field));
