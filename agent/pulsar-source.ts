@@ -17,6 +17,7 @@
 //   A topic in fallback stays in fallback until unsubscribed (docs/mq.md says why).
 // Subscriptions are remembered in the state dir (pulsar-subscriptions.json) and resumed at start.
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'winston';
@@ -77,7 +78,8 @@ function keyFor(given: string, hostIp: string): string {
   return given === '' || /^[0-9]+$/.test(given) ? hostIp : given;
 }
 
-export class PulsarSource {
+/** Emits 'applied' (topic, key) after each goal state applied and acked. */
+export class PulsarSource extends EventEmitter {
   readonly client: PulsarClient;
   private readonly entries = new Map<string, Entry>();
   /** Operations on one topic run one after another. */
@@ -87,6 +89,7 @@ export class PulsarSource {
   private warnedForeign = new Set<string>();
 
   constructor(private readonly opts: PulsarSourceOptions) {
+    super();
     this.client = new PulsarClient(opts.url);
   }
 
@@ -234,6 +237,7 @@ export class PulsarSource {
     }
     entry.counters.applied += 1;
     this.totals.applied += 1;
+    this.emit('applied', entry.topic, m.key);
     return true;
   }
 
