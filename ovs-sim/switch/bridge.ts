@@ -31,6 +31,9 @@ export interface BridgePort {
   odpPort: number | null;
   /** The Ethernet address of a dummy or internal port's netdev (others have a random one). */
   mac?: bigint;
+  /** Packets and bytes the datapath sent out of the port's netdev (dump-ports tx counters). */
+  txPackets?: number;
+  txBytes?: number;
   noFlood: boolean;
   noFwd: boolean;
   noPacketIn: boolean;

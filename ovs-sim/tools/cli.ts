@@ -363,7 +363,7 @@ export class SimSwitch {
       try {
         if (m.kind === 'flow') b.flowMod(m.fm);
         else if (m.kind === 'group') b.groupMod(m.gm);
-        else this.packetOut(b, [m.text], { version: v } as OfctlOptions);
+        else this.packetOut(b, [m.text], { version: v, allowed: VERSION_PROTOCOL[v] } as OfctlOptions);
       } catch (e) {
         if (!(e instanceof OfError)) throw e;
         restore();
@@ -612,7 +612,7 @@ export class SimSwitch {
         const ports = hashOrder([...b.ports.values()], (p) => hashInt(p.ofport & 0xffff, 0)).filter((p) => want === null || p.ofport === want);
         out.push(`OFPST_PORT reply ${verTag(v)}(xid=0x${xid.toString(16)}): ${ports.length} ports`);
         for (const p of ports) {
-          out.push(`  port ${portNumberText(p.ofport).padStart(2)}: rx pkts=0, bytes=0, drop=?, errs=?, frame=?, over=?, crc=?`, '           tx pkts=0, bytes=0, drop=?, errs=?, coll=?');
+          out.push(`  port ${portNumberText(p.ofport).padStart(2)}: rx pkts=0, bytes=0, drop=?, errs=?, frame=?, over=?, crc=?`, `           tx pkts=${p.txPackets ?? 0}, bytes=${p.txBytes ?? 0}, drop=?, errs=?, coll=?`);
           if (v >= 13) out.push(`           duration=${(Math.max(0, b.now()) / 1000).toFixed(3)}s`);
           if (v >= 14) out.push('           CUSTOM Statistics', '                      rx_custom_packets_1=0, rx_custom_packets_2=0, rx_q0_bytes=0,', '                      rx_q0_packets=0, tx_q0_bytes=0, tx_q0_packets=0,');
         }
@@ -757,6 +757,8 @@ export class SimSwitch {
     const bytes = Uint8Array.from(Buffer.from(clean, 'hex'));
     if (bytes.length < 14) throw new Fail('ovs-ofctl: Packet data too short for Ethernet');
     const fm = this.parseFm(b, `actions=${actionsText}`, 'add', []);
+    // The actions must be expressible in a protocol ovs-ofctl may use.
+    if (!(fm.usable.p & o.allowed)) throw new Fail(`ovs-ofctl: none of the usable flow formats (${protocolsText(fm.usable.p)}) is among the allowed flow formats (${protocolsText(o.allowed)})`);
     const actions = wire(fm.actions, o.version);
     const flow = extract(bytes, inPort, undefined, b.vlanLimit);
     executeDatapath(b, flow, bytes, { actions });

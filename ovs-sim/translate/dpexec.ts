@@ -31,6 +31,22 @@ export function executeDatapath(bridge: Bridge, flow: Flow, packet: Uint8Array, 
   run(bridge, r.odp, packet, opts, depth, flow);
 }
 
+/** VLAN headers a flow carries (each one more 4-byte tag on the wire). */
+function vlans(f: Flow): number {
+  return (f[W.vlan0]! !== 0 ? 1 : 0) + (f[W.vlan0 + 1]! !== 0 ? 1 : 0);
+}
+
+/** The netdev's transmit counters (what dump-ports shows) for every bridge port on that datapath port. */
+function countOutput(bridge: Bridge, odpPort: number, bytes: number): void {
+  for (const b of bridge.host.bridges.values()) {
+    for (const p of b.ports.values()) {
+      if (p.odpPort !== odpPort) continue;
+      p.txPackets = (p.txPackets ?? 0) + 1;
+      p.txBytes = (p.txBytes ?? 0) + bytes;
+    }
+  }
+}
+
 function run(bridge: Bridge, odp: OdpAction[], packet: Uint8Array, opts: ExecOptions, depth: number, inFlow: Flow): void {
   // The packet as the datapath has it: what the last ct() left, and the hash() it got.
   let current: Flow | null = null;
@@ -38,6 +54,7 @@ function run(bridge: Bridge, odp: OdpAction[], packet: Uint8Array, opts: ExecOpt
   for (const a of odp) {
     switch (a.t) {
       case 'output':
+        countOutput(bridge, a.port, packet.length + 4 * (vlans(a.flow) - vlans(inFlow)));
         opts.sinks?.output?.(a.port, a.flow, bridge);
         break;
       case 'userspace':
