@@ -36,9 +36,25 @@ const HEX = '0123456789abcdef';
  * client without zero padding (`0:0:a:1:2:3`). Normalized to `00:00:0a:01:02:03`.
  * A hand-written scanner: this runs once per neighbor, a million times for a large state.
  */
+/** A value quoted for a reason or a log line: at most 64 characters of it (inputs can be megabytes). */
+export function quote(text: string): string {
+  return text.length <= 64 ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, 64))}… (${text.length} characters)`;
+}
+
+/** Why a MAC cannot be a port's, a neighbor's or a gateway's: broadcast, multicast, all-zero. */
+export function reservedMac(mac: string): string | null {
+  if (mac === '00:00:00:00:00:00') return 'the all-zero MAC';
+  if (mac === 'ff:ff:ff:ff:ff:ff') return 'the broadcast MAC';
+  if (parseInt(mac.slice(0, 2), 16) & 1) return 'a multicast MAC';
+  return null;
+}
+
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d): the IPv4 address in disguise. */
+export const isMappedIPv4 = (address: string): boolean => /^::ffff:(\d+\.\d+\.\d+\.\d+|[0-9a-f]{1,4}:[0-9a-f]{1,4})$/i.test(address);
+
 export function parseMac(text: string): Parsed<string> {
   const mac = normalizeMac(text);
-  return mac !== null ? ok(mac) : bad(`"${text}" is not a MAC address (six hex octets separated by ':' or '-')`);
+  return mac !== null ? ok(mac) : bad(`${quote(text)} is not a MAC address (six hex octets separated by ':' or '-')`);
 }
 
 /** parseMac without the result object: the normalized MAC, or null. */
@@ -81,7 +97,7 @@ export function normalizeMac(text: string): string | null {
 
 /** Strict dotted quad: four decimal octets 0–255, no leading zeros (they read as octal elsewhere). */
 export function parseIPv4(text: string): Parsed<string> {
-  return isStrictIPv4(text) ? ok(text) : bad(`"${text}" is not an IPv4 address`);
+  return isStrictIPv4(text) ? ok(text) : bad(`${quote(text)} is not an IPv4 address`);
 }
 
 export function isStrictIPv4(text: string): boolean {
@@ -111,7 +127,7 @@ export function isStrictIPv4(text: string): boolean {
 
 /** IPv6 in any textual form, normalized to the RFC 5952 compressed lower-case form. */
 export function parseIPv6(text: string): Parsed<string> {
-  if (!isIPv6(text) || text.includes('%')) return bad(`"${text}" is not an IPv6 address`);
+  if (!isIPv6(text) || text.includes('%')) return bad(`${quote(text)} is not an IPv6 address`);
   return ok(new URL(`http://[${text}]/`).hostname.slice(1, -1));
 }
 
@@ -130,10 +146,10 @@ export function normalizeIp(text: string): string | null {
 export function parseIp(text: string): Parsed<IpAddress> {
   if (text.includes(':')) {
     const v6 = parseIPv6(text);
-    return v6.ok ? ok({ family: 6, address: v6.value }) : bad(`"${text}" is not an IP address`);
+    return v6.ok ? ok({ family: 6, address: v6.value }) : bad(`${quote(text)} is not an IP address`);
   }
   const v4 = parseIPv4(text);
-  return v4.ok ? ok({ family: 4, address: v4.value }) : bad(`"${text}" is not an IP address`);
+  return v4.ok ? ok({ family: 4, address: v4.value }) : bad(`${quote(text)} is not an IP address`);
 }
 
 
@@ -143,13 +159,13 @@ export function formatCidr(c: Cidr): string {
 
 export function parseCidr(text: string): Parsed<Cidr> {
   const slash = text.indexOf('/');
-  if (slash < 0) return bad(`"${text}" is not a CIDR (address/prefix)`);
+  if (slash < 0) return bad(`${quote(text)} is not a CIDR (address/prefix)`);
   const ip = parseIp(text.slice(0, slash));
   const prefixText = text.slice(slash + 1);
-  if (!ip.ok) return bad(`"${text}" is not a CIDR: bad address`);
+  if (!ip.ok) return bad(`${quote(text)} is not a CIDR: bad address`);
   const max = ip.value.family === 4 ? 32 : 128;
   if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText) || Number(prefixText) > max) {
-    return bad(`"${text}" is not a CIDR: prefix must be 0–${max}`);
+    return bad(`${quote(text)} is not a CIDR: prefix must be 0–${max}`);
   }
   return ok({ family: ip.value.family, address: ip.value.address, prefix: Number(prefixText) });
 }

@@ -6,7 +6,8 @@ import { OperationType, operationTypeToJSON } from '../proto/gen/alcor/common.js
 import type { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { type Dataplane, type ResourceOutcome, outcomeKey } from '../dataplane/api.js';
 import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
-import { KINDS, type Kind } from '../dataplane/model.js';
+import { KINDS, type Kind, type ResourceOf } from '../dataplane/model.js';
+import { AddressClaims } from './claims.js';
 import { type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
 import { ResultTable, type Status } from './results.js';
 import { type ChangeLog, type ResourceStore, type StoreEvent, isOlderRevision } from './store.js';
@@ -54,6 +55,8 @@ export class Intake {
   /** Dataplane commits run one at a time, in the order goal states arrived. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ctx: NormalizeContext;
+  /** Address ownership (built from the store on the first goal state, then kept in step). */
+  private claims: AddressClaims | null = null;
   /** Our ports' neighbors (or ports) placed on a host IP that is not ours: a misconfigured --host-ip. */
   readonly hostIpMismatches = { resources: 0, lastIp: '', lastWarnedAt: 0 };
   /** When the dataplane commit now running started (Date.now()), 0 when none runs. */
@@ -87,6 +90,9 @@ export class Intake {
     let last = nowUs();
     /** Subnet deletes wait until the message's other deletes are done (they may free the subnet). */
     const subnetDeletes: { i: number; keys: string[]; revision: number }[] = [];
+    const claims = (this.claims ??= AddressClaims.of(store));
+    /** Store keys written by this message: a second state for one of them is refused. */
+    const written = new Set<string>();
 
     for (const kind of KINDS) {
       sourceOf(gs).forEach(kind, (state, mapKey) => {
@@ -111,11 +117,18 @@ export class Intake {
             if (newer !== 0) {
               results.setStatus(i, 'OUT_OF_ORDER', `revision ${n.revision} is older than the stored revision ${newer}`);
             } else if (intent.op === 'upsert') {
-              for (const v of intent.values) {
-                const e = store.upsert(kind, v);
-                if (e) { events.push(e); results.markChanged(i); }
+              const refusal = this.refusal(kind, intent.values, written, claims);
+              if (refusal !== null) {
+                results.setStatus(i, 'INVALID_ARG', refusal);
+              } else {
+                for (const v of intent.values) {
+                  const e = store.upsert(kind, v);
+                  if (e) { events.push(e); claims.update(e); results.markChanged(i); }
+                }
               }
-              if (intent.refused.length > 0) {
+              if (results.status(i) !== 'SUCCESS') {
+                // refused above
+              } else if (intent.refused.length > 0) {
                 // Applied without the parts it could not take: the controller must hear of them.
                 results.setStatus(i, 'INVALID_ARG', `applied without: ${[...intent.refused, ...intent.warnings].join('; ')}`);
               } else if (intent.warnings.length > 0) {
@@ -127,7 +140,7 @@ export class Intake {
             } else {
               for (const k of intent.keys) {
                 const e = store.remove(kind, k, n.revision);
-                if (e) { events.push(e); results.markChanged(i); }
+                if (e) { events.push(e); claims.update(e); results.markChanged(i); }
               }
             }
           }
@@ -153,7 +166,7 @@ export class Intake {
       }
       for (const k of d.keys) {
         const e = store.remove('subnet', k, d.revision);
-        if (e) { events.push(e); results.markChanged(d.i); }
+        if (e) { events.push(e); claims.update(e); results.markChanged(d.i); }
       }
     }
     store.publish(events);
@@ -244,6 +257,23 @@ export class Intake {
   /** How long the dataplane commit now running has taken, ms (0: none runs). For the watchdog. */
   get commitRunningMs(): number {
     return this.commitSince === 0 ? 0 : Date.now() - this.commitSince;
+  }
+
+  /**
+   * Why values cannot be stored: a key this message already wrote (the first state applies),
+   * or an address another resource owns (docs/intake.md, conflict rules). Null: they can.
+   */
+  private refusal<K extends Kind>(kind: K, values: readonly ResourceOf[K][], written: Set<string>, claims: AddressClaims): string | null {
+    for (const v of values) {
+      const key = `${kind}\u0000${v.key}`;
+      if (written.has(key)) return `${kind} ${v.key.slice(0, 64)} appears more than once in this message: the first one applies`;
+    }
+    for (const v of values) {
+      const why = claims.conflict(kind, v);
+      if (why !== null) return why;
+    }
+    for (const v of values) written.add(`${kind}\u0000${v.key}`);
+    return null;
   }
 
   /**

@@ -2,7 +2,7 @@
 // every refusal. This is the edge where protobuf types stop. Pure: the context answers the
 // questions that need the store (is this subnet known?).
 import {
-  type Parsed, cidrContains, isStrictIPv4, normalizeIp, normalizeMac, parseCidr, parseIp, parseIPv4, parseIPv6, parseMac,
+  type Parsed, cidrContains, isMappedIPv4, isStrictIPv4, normalizeIp, normalizeMac, parseCidr, parseIp, parseIPv4, parseIPv6, parseMac, quote, reservedMac,
 } from './addr.js';
 import type {
   AddressPair, DestinationType, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
@@ -115,6 +115,17 @@ function enumValue<T>(table: Record<number, T> | T[], value: number, field: stri
   return v;
 }
 const mac = (text: string, field: string): string => need(parseMac(required(text, field)), field);
+/** A MAC a resource may own: not broadcast, multicast or all-zero (they would capture traffic). */
+function unicastMac(m: string, field: string): string {
+  const why = reservedMac(m);
+  if (why !== null) throw new Invalid(`${field}: ${m} is ${why}, which no port, neighbor or gateway may have`);
+  return m;
+}
+/** A fixed IP in its subnet's family, never an IPv4 address dressed as IPv6. */
+function addressIn(subnet: Subnet, family: 4 | 6, address: string, field: string): void {
+  if (family === 6 && isMappedIPv4(address)) throw new Invalid(`${field}: ${address} is an IPv4-mapped IPv6 address; use the IPv4 address`);
+  if (family !== subnet.cidr.family) throw new Invalid(`${field}: ${address} is IPv${family} but subnet ${subnet.id.slice(0, 64)} is IPv${subnet.cidr.family} (${subnet.cidr.address}/${subnet.cidr.prefix})`);
+}
 const ipAny = (text: string, field: string): string => need(parseIp(required(text, field)), field).address;
 /** Neutron allows a CIDR in an allowed address pair. */
 function ipOrCidr(text: string, field: string): string {
@@ -127,7 +138,7 @@ function ipOrCidr(text: string, field: string): string {
 function addressPairs(list: { ipAddress: string; macAddress: string }[], field: string): AddressPair[] {
   return list.map((p, i) => ({
     ip: ipOrCidr(p.ipAddress, `${field}[${i}].ip_address`),
-    mac: optional(p.macAddress, parseMac, `${field}[${i}].mac_address`),
+    mac: p.macAddress === '' ? null : unicastMac(mac(p.macAddress, `${field}[${i}].mac_address`), `${field}[${i}].mac_address`),
   }));
 }
 function uint(text: string, field: string, max: number): number {
@@ -191,7 +202,7 @@ const builders: { [K in Kind]: Builder<K> } = {
       vpcId: c.vpcId, name: c.name, cidr, networkType, tunnelId,
       gateway: {
         ip: gw ? optional(gw.ipAddress, (t) => parseIp(t), 'gateway.ip_address')?.address ?? null : null,
-        mac: gw ? optional(gw.macAddress, parseMac, 'gateway.mac_address') : null,
+        mac: gw && gw.macAddress !== '' ? unicastMac(mac(gw.macAddress, 'gateway.mac_address'), 'gateway.mac_address') : null,
       },
       dhcpEnable: c.dhcpEnable,
       dnsServers: c.dnsEntryList.filter((d) => d.entry !== '').map((d, i) => ipAny(d.entry, `dns_entry_list[${i}]`)),
@@ -207,6 +218,7 @@ const builders: { [K in Kind]: Builder<K> } = {
       const subnet = ctx.subnet(subnetId);
       if (!subnet) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${subnetId} is not known`);
       const ip = need(parseIp(required(f.ipAddress, `fixed_ips[${i}].ip_address`)), `fixed_ips[${i}].ip_address`);
+      addressIn(subnet, ip.family, ip.address, `fixed_ips[${i}].ip_address`);
       if (ip.family === 4 && subnet.cidr.family === 4 && !cidrContains(subnet.cidr, ip)) {
         // The controllers' own test client does this; warn, don't refuse.
         warnings.push(`fixed_ips[${i}]: ${ip.address} is outside subnet ${subnetId} (${subnet.cidr.address}/${subnet.cidr.prefix})`);
@@ -220,7 +232,7 @@ const builders: { [K in Kind]: Builder<K> } = {
     return [{
       key: id, id, revision: c.revisionNumber,
       vpcId: c.vpcId, name: c.name, deviceId: c.deviceId, deviceOwner: c.deviceOwner,
-      mac: mac(c.macAddress, 'mac_address'),
+      mac: unicastMac(mac(c.macAddress, 'mac_address'), 'mac_address'),
       adminStateUp: c.adminStateUp,
       hostIp: c.hostInfo ? optional(c.hostInfo.ipAddress, parseIp, 'host_info.ip_address')?.address ?? null : null,
       fixedIps,
@@ -234,7 +246,7 @@ const builders: { [K in Kind]: Builder<K> } = {
   // result objects unless something is wrong.
   neighbor(state, id, ctx, _warnings, mapKey) {
     const c = state.configuration!;
-    if (!isStrictIPv4(c.hostIpAddress)) throw new Invalid(`host_ip_address: "${c.hostIpAddress}" is not an IPv4 address`);
+    if (!isStrictIPv4(c.hostIpAddress)) throw new Invalid(`host_ip_address: ${quote(c.hostIpAddress)} is not an IPv4 address`);
     const hostIp = ctx.intern(c.hostIpAddress);
     if (c.fixedIps.length === 0) throw new Invalid('fixed_ips is empty');
     let l2: NeighborFixedIp[] | null = null;
@@ -245,20 +257,24 @@ const builders: { [K in Kind]: Builder<K> } = {
         throw new Invalid(`fixed_ips[${i}].neighbor_type: unknown value ${f.neighborType}`);
       }
       if (f.subnetId === '') throw new Invalid(`fixed_ips[${i}].subnet_id is empty`);
-      if (!ctx.subnet(f.subnetId)) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${f.subnetId} is not known`);
+      const subnet = ctx.subnet(f.subnetId);
+      if (!subnet) throw new Invalid(`fixed_ips[${i}].subnet_id: subnet ${quote(f.subnetId)} is not known`);
       const ip = normalizeIp(f.ipAddress);
-      if (ip === null) throw new Invalid(`fixed_ips[${i}].ip_address: "${f.ipAddress}" is not an IP address`);
+      if (ip === null) throw new Invalid(`fixed_ips[${i}].ip_address: ${quote(f.ipAddress)} is not an IP address`);
+      const v6 = ip.includes(':');
+      if (v6 || subnet.cidr.family !== 4) addressIn(subnet, v6 ? 6 : 4, ip, `fixed_ips[${i}].ip_address`);
       if (f.tunnelId > MAX_VNI) throw new Invalid(`fixed_ips[${i}].tunnel_id: ${f.tunnelId} is out of range 0–${MAX_VNI}`);
       const entry: NeighborFixedIp = { subnetId: ctx.intern(f.subnetId), ip, arionGroup: f.arionGroup === '' ? '' : ctx.intern(f.arionGroup), tunnelId: f.tunnelId };
       if (f.neighborType === PbNeighborType.L2) (l2 ??= []).push(entry);
       else (l3 ??= []).push(entry);
     }
     const macAddress = normalizeMac(c.macAddress);
-    if (macAddress === null) throw new Invalid(`mac_address: "${c.macAddress}" is not a MAC address (six hex octets separated by ':' or '-')`);
+    if (macAddress === null) throw new Invalid(`mac_address: ${quote(c.macAddress)} is not a MAC address (six hex octets separated by ':' or '-')`);
+    unicastMac(macAddress, 'mac_address');
     let hostMac: string | null = null;
     if (c.hostMacAddress !== '') {
       hostMac = normalizeMac(c.hostMacAddress);
-      if (hostMac === null) throw new Invalid(`host_mac_address: "${c.hostMacAddress}" is not a MAC address`);
+      if (hostMac === null) throw new Invalid(`host_mac_address: ${quote(c.hostMacAddress)} is not a MAC address`);
       hostMac = ctx.intern(hostMac);
     }
     const pairs = c.allowAddressPairs.length === 0 ? NO_PAIRS : addressPairs(c.allowAddressPairs, 'allow_address_pairs');
@@ -299,7 +315,7 @@ const builders: { [K in Kind]: Builder<K> } = {
 
   dhcp(state, _id, ctx) {
     const c = state.configuration!;
-    const macAddress = mac(c.macAddress, 'mac_address');
+    const macAddress = unicastMac(mac(c.macAddress, 'mac_address'), 'mac_address');
     const v4 = optional(c.ipv4Address, parseIPv4, 'ipv4_address');
     const v6 = optional(c.ipv6Address, parseIPv6, 'ipv6_address');
     if (v4 === null && v6 === null) throw new Invalid('neither ipv4_address nor ipv6_address is set');

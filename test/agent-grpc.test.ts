@@ -32,7 +32,7 @@ test('many states on one stream: one reply each, in order, all applied', async (
   await withAgent(async (agent, addr) => {
     const states = Array.from({ length: 20 }, (_, i) => GoalStateV2.fromPartial({
       subnetStates: { S: subnetState('S') },
-      portStates: { [`P${i}`]: portState(`P${i}`, { macAddress: `fa:16:3e:00:01:${i.toString(16).padStart(2, '0')}` }) },
+      portStates: { [`P${i}`]: portState(`P${i}`, { macAddress: `fa:16:3e:00:01:${i.toString(16).padStart(2, '0')}`, fixedIps: [{ subnetId: 'S', ipAddress: `10.1.0.${10 + i}` }] }) },
     }));
     const client = makeClient(addr);
     const replies = await pushStream(client, states);

@@ -196,3 +196,56 @@ test('deleting a subnet still in use is refused with what uses it; with its user
     t.is(agent.store.get('subnet', 'S'), undefined);
   });
 });
+
+test('conflict rules: reserved MACs, IPv4-mapped IPv6, one MAC per VPC and one IP per subnet, duplicates in one message', async (t) => {
+  await withAgent(async (agent, addr) => {
+    const base = await push(addr, GoalStateV2.fromPartial({
+      subnetStates: { S: subnetState('S', { gateway: { ipAddress: '10.1.0.1', macAddress: 'fa:16:3e:00:00:fe' } }) },
+      portStates: { P1: portState('P1') },
+    }));
+    t.true(base.operationStatuses.every((s) => s.operationStatus === OperationStatus.SUCCESS));
+    const fixed = (ip: string) => [{ neighborType: 0, subnetId: 'S', ipAddress: ip, arionGroup: '', tunnelId: 0 }];
+    const r = await push(addr, GoalStateV2.fromPartial({
+      portStates: {
+        BCAST: portState('BCAST', { macAddress: 'ff:ff:ff:ff:ff:ff', fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.20' }] }),
+        GWIP: portState('GWIP', { macAddress: 'fa:16:3e:00:00:21', fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.1' }] }),
+        SAMEIP: portState('SAMEIP', { macAddress: 'fa:16:3e:00:00:22', fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.5' }] }),
+        MAPPED: portState('MAPPED', { macAddress: 'fa:16:3e:00:00:23', fixedIps: [{ subnetId: 'S', ipAddress: '::ffff:10.1.0.23' }] }),
+      },
+      neighborStates: {
+        'L2/MCAST': neighborState('MCAST', 1, { macAddress: '01:00:5e:00:00:01', hostIpAddress: '10.0.0.12', fixedIps: fixed('10.1.0.30') }),
+        'L2/ZERO': neighborState('ZERO', 2, { macAddress: '00:00:00:00:00:00', hostIpAddress: '10.0.0.12', fixedIps: fixed('10.1.0.31') }),
+        'L2/STEAL': neighborState('STEAL', 3, { macAddress: 'fa:16:3e:00:00:01', hostIpAddress: '10.0.0.12', fixedIps: fixed('10.1.0.32') }),
+        // The same VM as P1, sent as a neighbor on our own host IP: one thing, not a conflict.
+        'L2/P1': neighborState('P1', 4, { macAddress: 'fa:16:3e:00:00:01', hostIpAddress: '10.0.0.11', fixedIps: fixed('10.1.0.5') }),
+        // An L2 and an L3 entry of one VM.
+        'L2/VM': neighborState('VM', 5, { hostIpAddress: '10.0.0.12', fixedIps: fixed('10.1.0.40') }),
+        'L3/VM': neighborState('VM', 5, { hostIpAddress: '10.0.0.12', fixedIps: [{ neighborType: 1, subnetId: 'S', ipAddress: '10.1.0.40', arionGroup: '', tunnelId: 0 }] }),
+      },
+    }));
+    const st = (id: string) => statusOf(r, id);
+    t.is(st('BCAST')?.operationStatus, OperationStatus.INVALID_ARG);
+    t.regex(st('BCAST')?.statusDetail ?? '', /ff:ff:ff:ff:ff:ff is the broadcast MAC/);
+    t.regex(st('MCAST')?.statusDetail ?? '', /01:00:5e:00:00:01 is a multicast MAC/);
+    t.regex(st('ZERO')?.statusDetail ?? '', /all-zero MAC/);
+    t.regex(st('GWIP')?.statusDetail ?? '', /10\.1\.0\.1 already belongs to the gateway of subnet S/);
+    t.regex(st('SAMEIP')?.statusDetail ?? '', /10\.1\.0\.5 already belongs to vm P1 in subnet S/);
+    t.regex(st('MAPPED')?.statusDetail ?? '', /IPv4-mapped IPv6 address/);
+    t.regex(st('STEAL')?.statusDetail ?? '', /MAC fa:16:3e:00:00:01 already belongs to vm P1/);
+    for (const id of ['P1', 'VM']) t.true(r.operationStatuses.filter((s) => s.resourceId === id).every((s) => s.operationStatus === OperationStatus.SUCCESS), id);
+    t.is(agent.store.get('neighbor', 'L2/STEAL'), undefined);
+    // Once P1 is gone, its MAC and address are free.
+    await push(addr, GoalStateV2.fromPartial({ portStates: { P1: portState('P1', {}, OperationType.DELETE) }, neighborStates: { 'L2/P1': neighborState('P1', 4, { hostIpAddress: '10.0.0.11', fixedIps: fixed('10.1.0.5') }, OperationType.DELETE) } }));
+    const again = await push(addr, GoalStateV2.fromPartial({ neighborStates: { 'L2/STEAL': neighborState('STEAL', 3, { macAddress: 'fa:16:3e:00:00:01', hostIpAddress: '10.0.0.12', fixedIps: fixed('10.1.0.5') }) } }));
+    t.is(statusOf(again, 'STEAL')?.operationStatus, OperationStatus.SUCCESS, statusOf(again, 'STEAL')?.statusDetail);
+    // Two states for one subnet id in one V1 message: the first applies, the second is refused.
+    const v1 = await agent.intake.apply({ v1: { formatVersion: 1, vpcStates: [], subnetStates: [subnetState('D', { tunnelId: '7001', cidr: '10.7.0.0/24', gateway: undefined }), subnetState('D', { tunnelId: '7002', cidr: '10.7.0.0/24', gateway: undefined })], portStates: [], neighborStates: [], securityGroupStates: [], dhcpStates: [], routerStates: [], gatewayStates: [] } });
+    const rows = v1.results.toArray();
+    t.deepEqual(rows.map((x) => x.status), ['SUCCESS', 'INVALID_ARG']);
+    t.regex(rows[1]!.detail, /subnet D appears more than once in this message: the first one applies/);
+    t.is(agent.store.get('subnet', 'D')?.tunnelId, 7001);
+    // Reasons quote at most a short prefix of a huge value.
+    const huge = await push(addr, GoalStateV2.fromPartial({ portStates: { BIG: portState('BIG', { macAddress: 'x'.repeat(1_000_000) }) } }));
+    t.true((statusOf(huge, 'BIG')?.statusDetail.length ?? 1e9) < 300);
+  });
+});

@@ -111,13 +111,13 @@ maybe('kill -9 and restart on the same state dir: zero churn, no dip, deletes st
     // The reloaded store knows its resources: a delete still removes their flows.
     const del = await pushOne(agent.grpc, GoalStateV2.fromPartial({ neighborStates: { 'L2/N7': neighborState('N7', 7, {}, 4) } }));
     t.is(del.operationStatuses[0]?.operationStatus, OperationStatus.SUCCESS, del.operationStatuses[0]?.statusDetail);
-    t.false((await sb.ofctl('-O', 'OpenFlow14', 'dump-flows', 'br-int')).includes('dl_dst=fa:16:3e:00:00:07'));
+    t.false((await sb.ofctl('-O', 'OpenFlow14', 'dump-flows', 'br-int')).includes('dl_dst=fa:16:3e:80:00:07'));
     const state2 = await flows(sb);
 
     // Down again; meanwhile the switch changes under it: one of our flows deleted, a stranger's added.
     agent.proc.kill('SIGKILL');
     await agent.proc;
-    const victim = [...state2.keys()].find((k) => k.startsWith('40/100/') && k.includes('dl_dst=fa:16:3e:00:00:08'))!;
+    const victim = [...state2.keys()].find((k) => k.startsWith('40/100/') && k.includes('dl_dst=fa:16:3e:80:00:08'))!;
     t.truthy(victim);
     await sb.ofctl('-O', 'OpenFlow14', 'del-flows', 'br-int', '--strict', `table=40,priority=100,${victim.split('/')[2]}`);
     await sb.ofctl('-O', 'OpenFlow14', 'add-flow', 'br-int', 'table=40,priority=7,dl_dst=02:00:00:00:00:99,actions=drop');

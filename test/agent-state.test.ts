@@ -191,7 +191,7 @@ test('concurrent streams: records never interleave, every acknowledged resource 
     // Six streams at once, three goal states each, some of them several frames long.
     const results = await Promise.all(clients.map((c, s) => pushStream(c, [0, 1, 2].map((m) => {
       const gs = bigState(m === 1 ? 4000 : 50, `${s}${m}`.padStart(12, '0'));
-      gs.portStates = { [`P-${s}-${m}`]: portState(`P-${s}-${m}`, { macAddress: `fa:16:3e:01:0${s}:0${m}` }) };
+      gs.portStates = { [`P-${s}-${m}`]: portState(`P-${s}-${m}`, { macAddress: `fa:16:3e:01:0${s}:0${m}`, fixedIps: [{ subnetId: 'S', ipAddress: `10.1.${s}.${10 + m}` }] }) };
       return gs;
     }))));
     for (const replies of results) for (const r of replies) t.true(allSuccess(r));

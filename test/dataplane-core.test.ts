@@ -71,7 +71,7 @@ function setup(): { store: ResourceStore; sw: FakeSwitch; dp: FlowDataplane; int
   return { store, sw, dp, intake };
 }
 
-const isBad = (f: Flow): boolean => f.match.some((m) => m.field === 'dl_dst' && m.value === macValue('fa:16:3e:00:00:07'));
+const isBad = (f: Flow): boolean => f.match.some((m) => m.field === 'dl_dst' && m.value === macValue('fa:16:3e:80:00:07'));
 
 test('a refused bundle fails only the refused owners; the rest installs; later goal states are unaffected; the switch converges by itself', async (t) => {
   const { store, sw, dp, intake } = setup();
@@ -93,7 +93,7 @@ test('a refused bundle fails only the refused owners; the rest installs; later g
   const later = GoalStateV2.fromPartial({ neighborStates: { 'L2/N20': neighborState('N20', 20) } });
   const r2 = await intake.apply({ v2: later });
   t.deepEqual(r2.results.toArray().map((x) => x.status), ['SUCCESS']);
-  t.true([...sw.table.values()].some((f) => f.match.some((m) => m.field === 'dl_dst' && m.value === macValue('fa:16:3e:00:00:14'))));
+  t.true([...sw.table.values()].some((f) => f.match.some((m) => m.field === 'dl_dst' && m.value === macValue('fa:16:3e:80:00:14'))));
   assertSwitchEqualsAgent(t, sw, dp, 'a later push');
 
   // The fault clears: the retry installs N7 without any new push.
@@ -126,19 +126,20 @@ test('while the switch cannot be reached, goal states answer FAILURE; once it ca
 test('a flow that changes owner (and so cookie) is replaced with an add, never modified in place', async (t) => {
   const { sw, dp, intake } = setup();
   await dp.start(new ResourceStore());
-  // A remote neighbor and a local port answer ARP for the same address: one flow key, two owners.
+  // One VM as a local port and as a remote neighbor (a migration under way) answers ARP for
+  // the same address: one flow key, two owners.
   const gs = GoalStateV2.fromPartial({
     subnetStates: { S: subnetState('S') },
     portStates: { P1: portState('P1', { fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.9' }] }) },
-    neighborStates: { 'L2/N1': neighborState('N1', 1, { fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.1.0.9', arionGroup: '', tunnelId: 0 }] }) },
+    neighborStates: { 'L2/P1': neighborState('P1', 1, { fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.1.0.9', arionGroup: '', tunnelId: 0 }] }) },
   });
   await intake.apply({ v2: gs });
   const arpKey = [...dp.installed.flows.keys()].find((k) => k.startsWith(`${TABLES.ARP_RESPONDER.id}/100/`) && k.includes('arp_tpa=a010009'))!;
   t.truthy(arpKey);
-  t.deepEqual(dp.desired.flowOwners(arpKey), ['neighbor:L2/N1', 'port:P1']);
+  t.deepEqual(dp.desired.flowOwners(arpKey), ['neighbor:L2/P1', 'port:P1']);
   const before = sw.table.get(arpKey)!.cookie;
   sw.bundles.length = 0;
-  await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, {}, 4) } }) });
+  await intake.apply({ v2: GoalStateV2.fromPartial({ neighborStates: { 'L2/P1': neighborState('P1', 1, {}, 4) } }) });
   const bundle = sw.bundles.at(-1)!;
   t.true(bundle.add.some((f) => flowKey(f) === arpKey), 'the ARP flow is re-added with its new cookie');
   t.false(bundle.modify.some((f) => flowKey(f) === arpKey));
@@ -152,12 +153,12 @@ test('switch == agent after every step of a scripted sequence of creates, update
   await dp.start(new ResourceStore());
   const steps: [string, GoalStateV2][] = [
     ['subnets and a port', GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S'), T: subnetState('T', { tunnelId: '5002', networkType: 3, cidr: '10.2.0.0/24', gateway: { ipAddress: '10.2.0.1', macAddress: '6c:dd:ee:00:00:41' } }) }, portStates: { P1: portState('P1') } })],
-    ['neighbors on two hosts', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1), 'L2/N2': neighborState('N2', 2, { fixedIps: [{ neighborType: 0, subnetId: 'T', ipAddress: '10.2.0.7', arionGroup: '', tunnelId: 0 }] }) } })],
-    ['a neighbor moves host', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { hostIpAddress: '10.0.9.9', revisionNumber: 2 }) } })],
+    ['neighbors on two hosts', GoalStateV2.fromPartial({ neighborStates: { 'L2/P1': neighborState('P1', 1), 'L2/N2': neighborState('N2', 2, { fixedIps: [{ neighborType: 0, subnetId: 'T', ipAddress: '10.2.0.7', arionGroup: '', tunnelId: 0 }] }) } })],
+    ['a neighbor moves host', GoalStateV2.fromPartial({ neighborStates: { 'L2/P1': neighborState('P1', 1, { hostIpAddress: '10.0.9.9', revisionNumber: 2 }) } })],
     ['a subnet changes VNI', GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { tunnelId: '6001', revisionNumber: 2 }, 2) } })],
     ['the port goes down', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { adminStateUp: false, revisionNumber: 2 }, 2) } })],
-    ['the port comes back with the neighbor\'s address', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 3, fixedIps: [{ subnetId: 'S', ipAddress: '10.64.0.1' }] }, 2) } })],
-    ['the neighbor leaves', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { revisionNumber: 3 }, 4) } })],
+    ['the port comes back with the address its remote entry had', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 3, fixedIps: [{ subnetId: 'S', ipAddress: '10.64.0.1' }] }, 2) } })],
+    ['the neighbor leaves', GoalStateV2.fromPartial({ neighborStates: { 'L2/P1': neighborState('P1', 1, { revisionNumber: 3 }, 4) } })],
     ['everything leaves', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 4 }, 4) }, neighborStates: { 'L2/N2': neighborState('N2', 2, { revisionNumber: 2 }, 4) } })],
   ];
   for (const [name, gs] of steps) {
@@ -281,11 +282,12 @@ test('on the simulator: the switch read back equals what the agent believes afte
   const gs = (over: Parameters<typeof GoalStateV2.fromPartial>[0]) => GoalStateV2.fromPartial(over);
   const steps: [string, GoalStateV2][] = [
     ['subnets and ports', gs({ subnetStates: { S: subnetState('S'), T: subnetState('T', { tunnelId: '5002', networkType: 3, cidr: '10.2.0.0/24', gateway: { ipAddress: '10.2.0.1', macAddress: '6c:dd:ee:00:00:41' } }) }, portStates: { P1: portState('P1'), P2: portState('P2', { macAddress: 'fa:16:3e:00:00:02', fixedIps: [{ subnetId: 'T', ipAddress: '10.2.0.5' }] }) } })],
-    ['neighbors', gs({ neighborStates: Object.fromEntries([1, 2, 3, 4].map((i) => [`L2/N${i}`, neighborState(`N${i}`, i, i % 2 ? {} : { fixedIps: [{ neighborType: 0, subnetId: 'T', ipAddress: `10.2.0.${20 + i}`, arionGroup: '', tunnelId: 0 }] })])) })],
+    // Neighbor 3 is P1's VM seen on another host (a migration under way): it shares P1's id.
+    ['neighbors', gs({ neighborStates: Object.fromEntries([1, 2, 3, 4].map((i) => { const id = i === 3 ? 'P1' : `N${i}`; return [`L2/${id}`, neighborState(id, i, i % 2 ? {} : { fixedIps: [{ neighborType: 0, subnetId: 'T', ipAddress: `10.2.0.${20 + i}`, arionGroup: '', tunnelId: 0 }] })]; })) })],
     ['a neighbor moves host', gs({ neighborStates: { 'L2/N1': neighborState('N1', 1, { hostIpAddress: '10.0.9.9', revisionNumber: 2 }) } })],
     ['a port takes a neighbor\'s address', gs({ portStates: { P1: portState('P1', { revisionNumber: 2, fixedIps: [{ subnetId: 'S', ipAddress: '10.64.0.3' }] }, 2) } })],
     ['a subnet changes VNI', gs({ subnetStates: { S: subnetState('S', { tunnelId: '6001', revisionNumber: 2 }, 2) } })],
-    ['deletes', gs({ portStates: { P2: portState('P2', { revisionNumber: 2 }, 4) }, neighborStates: { 'L2/N3': neighborState('N3', 3, { revisionNumber: 2 }, 4) } })],
+    ['deletes', gs({ portStates: { P2: portState('P2', { revisionNumber: 2 }, 4) }, neighborStates: { 'L2/P1': neighborState('P1', 3, { revisionNumber: 2 }, 4) } })],
   ];
   const comparable = (flows: Iterable<Flow>): string[] => [...flows].map((f) => `${flowKey({ ...f, key: undefined })} ${f.cookie.toString(16)} ${actionsKey(f.actions)}`).sort();
   for (const [name, g] of steps) {

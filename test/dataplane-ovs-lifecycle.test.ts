@@ -98,7 +98,7 @@ maybe('a full table refuses one resource\'s flows: FAILURE with the switch\'s re
     await sb.vsctl('clear', 'Bridge', 'br-int', 'flow_tables');
     const ms = await until(() => a.dp.refused.size === 0, 'the refused neighbor to be installed');
     t.log(`converged ${ms} ms after the limit was lifted`);
-    t.regex(await sb.ofctl('-O', 'OpenFlow14', 'dump-flows', 'br-int', `table=${TABLES.REMOTE_L2.id}`), /dl_dst=fa:16:3e:0:0:4\b|dl_dst=fa:16:3e:00:00:04/);
+    t.regex(await sb.ofctl('-O', 'OpenFlow14', 'dump-flows', 'br-int', `table=${TABLES.REMOTE_L2.id}`), /dl_dst=fa:16:3e:80:0:4\b|dl_dst=fa:16:3e:80:00:04/);
     const full = FlowDataplane.recompute(a.agent.store, a.dp.backend.bindings);
     t.deepEqual(comparable(a.dp.installed.flows.values()), comparable(full.activeFlows()), 'installed == the full desired state');
     await switchEqualsAgent(t, sb, a.dp, 'convergence');

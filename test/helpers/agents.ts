@@ -72,7 +72,8 @@ export function neighborState(id: string, i: number, over: Partial<NonNullable<N
     operationType: op,
     configuration: {
       revisionNumber: 1, requestId: '', id, updateType: 0, vpcId: 'V', name: '',
-      macAddress: `fa:16:3e:${((i >> 16) & 255).toString(16)}:${((i >> 8) & 255).toString(16)}:${(i & 255).toString(16)}`,
+      // 0x80 in the fourth octet: never a port's MAC of these helpers (one MAC, one owner).
+      macAddress: `fa:16:3e:${(0x80 | ((i >> 16) & 0x7f)).toString(16)}:${((i >> 8) & 255).toString(16)}:${(i & 255).toString(16)}`,
       hostMacAddress: 'fa:16:3e:00:00:12', hostIpAddress: `10.0.${1 + ((i >> 8) & 127)}.${i & 255}`,
       fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: `10.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`, arionGroup: '', tunnelId: 0 }],
       allowAddressPairs: [], securityGroupIds: [], ...over,
@@ -85,9 +86,12 @@ export function bigState(n: number, idSalt = '111111111111'): GoalStateV2 {
   const gs = GoalStateV2.fromPartial({ hostResources: { [HOST_IP]: { resources: [] } } });
   gs.subnetStates.S = subnetState('S', { cidr: '10.0.0.0/8' });
   gs.portStates.P1 = portState('P1');
+  // Another salt, other VMs: their MACs and addresses must differ too (one MAC, one owner).
+  // Each salt its own block of 65,536 (62 blocks fit the address plan of neighborState).
+  const offset = idSalt === '111111111111' ? 0 : (1 + (parseInt(idSalt.slice(-6), 16) % 61)) * 0x10000;
   for (let i = 0; i < n; i++) {
     const id = `${i.toString(16).padStart(8, '0')}-b718-11ea-b3de-${idSalt}`;
-    gs.neighborStates[`L2/${id}`] = neighborState(id, i);
+    gs.neighborStates[`L2/${id}`] = neighborState(id, i + offset);
   }
   return gs;
 }
