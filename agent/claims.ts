@@ -57,7 +57,7 @@ class OwnerMap {
 
   add(scope: string, key: number | string, owner: Owner): void {
     let m = this.scopes.get(scope);
-    if (!m) this.scopes.set(scope, (m = new Map()));
+    if (!m) this.scopes.set(scope, (m = new Map<number | string, Owner>()));
     const o = m.get(key);
     if (o === undefined) m.set(key, owner);
     else if (o === owner) this.extra.set(`${scope}|${key}`, (this.extra.get(`${scope}|${key}`) ?? 0) + 1);
