@@ -171,10 +171,15 @@ function meterMod(b: Bridge, mm: MeterMod): void {
 export function applyBundle(b: Bridge, x: SwitchBundle): void {
   const groupsBefore = new Map<number, Group | undefined>();
   const metersBefore = new Map<number, MeterConfig | null | undefined>();
+  const configsBefore = new Map<number, ReturnType<typeof meterOf>>();
   const bands = bandsOf(b);
   try {
     for (const mm of x.meters) {
       if (!metersBefore.has(mm.id)) metersBefore.set(mm.id, b.meters.has(mm.id) ? bands.get(mm.id) ?? null : undefined);
+      if (!configsBefore.has(mm.id)) {
+        const m = meterOf(b, mm.id);
+        configsBefore.set(mm.id, m && { ...m, bands: [...m.bands] });
+      }
       meterMod(b, mm);
     }
     for (const gm of x.groups) {
@@ -194,6 +199,7 @@ export function applyBundle(b: Bridge, x: SwitchBundle): void {
       } else if (m === null) bands.delete(id);
       else bands.set(id, m);
     }
+    for (const [id, m] of configsBefore) restoreMeter(b, id, m);
     throw e;
   }
   // Deletes cannot fail: an unknown id is no error.

@@ -556,7 +556,7 @@ export class SimSwitch {
       return;
     }
     out.push(`${stats ? 'OFPST_METER' : 'OFPST_METER_CONFIG'} reply ${tag}:`);
-    out.push((list as Meter[]).map((m) => (stats ? meterStatsText(b, m) : meterConfigText(m))).join('\n\n'));
+    if (list.length > 0) out.push((list as Meter[]).map((m) => (stats ? meterStatsText(b, m) : meterConfigText(m))).join('\n\n'));
   }
 
   // -- the switch's description, tables, ports and queues --
