@@ -226,8 +226,12 @@ const builders: { [K in Kind]: Builder<K> } = {
       return { subnetId, ip: ip.address };
     });
     const securityGroupIds = c.securityGroupIds.map((s) => s.id).filter((s) => s !== '');
-    for (const sg of securityGroupIds) {
-      if (!ctx.securityGroupKnown(sg)) warnings.push(`security group ${sg.slice(0, 64)} is not known (accepted; enforced once its SecurityGroupState arrives)`);
+    const unknown = securityGroupIds.filter((sg) => !ctx.securityGroupKnown(sg));
+    if (unknown.length > 0) {
+      // At most a few named: a reason stays short whatever the list.
+      const named = unknown.slice(0, 3).map((sg) => sg.slice(0, 64)).join(', ');
+      const more = unknown.length > 3 ? ` and ${unknown.length - 3} more` : '';
+      warnings.push(`security group${unknown.length > 1 ? 's' : ''} ${named}${more} ${unknown.length > 1 ? 'are' : 'is'} not known (accepted; enforced once its SecurityGroupState arrives)`);
     }
     return [{
       key: id, id, revision: c.revisionNumber,
@@ -431,6 +435,58 @@ function deleteKeys(kind: Kind, state: StateOf[Kind], id: string, mapKey: string
   return [id];
 }
 
+/**
+ * Bounds on what one resource may carry, so no controller (or fuzzer) can make the agent store
+ * 10 MB names or walk 100k-element lists: strings (ids, names, any text field) and lists (fixed
+ * IPs, address pairs, groups, rules, routing tables, destinations). docs/intake.md.
+ */
+export const LIMITS = { maxStringLength: 1024, maxListLength: 4096 } as const;
+
+/**
+ * The first string or list of a configuration over the limits, as a reason; null when none is.
+ * Walks the object generically; neighbors (a million at a time) are checked field by field in
+ * their builder instead.
+ */
+function overLimits(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value === 'string') {
+    return value.length > LIMITS.maxStringLength ? `${path}: ${value.length} characters is more than ${LIMITS.maxStringLength} (${quote(value)})` : null;
+  }
+  if (Array.isArray(value)) {
+    if (value.length > LIMITS.maxListLength) return `${path}: ${value.length} entries is more than ${LIMITS.maxListLength}`;
+    for (let i = 0; i < value.length; i++) {
+      const r = overLimits(value[i], `${path}[${i}]`, depth + 1);
+      if (r) return r;
+    }
+    return null;
+  }
+  if (value !== null && typeof value === 'object' && depth < 8) {
+    for (const [k, v] of Object.entries(value)) {
+      // Fields named as the .proto spells them.
+      const field = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      const r = overLimits(v, path === '' ? field : `${path}.${field}`, depth + 1);
+      if (r) return r;
+    }
+  }
+  return null;
+}
+
+/** The neighbor's strings and lists over the limits (its hot path: no generic walk). */
+function neighborOverLimits(c: NonNullable<NeighborState['configuration']>): string | null {
+  const max = LIMITS.maxStringLength;
+  for (const [field, v] of [['id', c.id], ['name', c.name], ['vpc_id', c.vpcId], ['request_id', c.requestId]] as const) {
+    if (v.length > max) return `${field}: ${v.length} characters is more than ${max} (${quote(v)})`;
+  }
+  for (const [field, list] of [['fixed_ips', c.fixedIps], ['allow_address_pairs', c.allowAddressPairs], ['security_group_ids', c.securityGroupIds]] as const) {
+    if (list.length > LIMITS.maxListLength) return `${field}: ${list.length} entries is more than ${LIMITS.maxListLength}`;
+  }
+  for (let i = 0; i < c.fixedIps.length; i++) {
+    const f = c.fixedIps[i]!;
+    if (f.subnetId.length > max || f.arionGroup.length > max) return `fixed_ips[${i}]: a string is more than ${max} characters`;
+  }
+  for (let i = 0; i < c.securityGroupIds.length; i++) if (c.securityGroupIds[i]!.length > max) return `security_group_ids[${i}]: more than ${max} characters`;
+  return null;
+}
+
 const NO_WARNINGS: string[] = Object.freeze([]) as unknown as string[];
 /** Builders push warnings (and parts they leave out) here; normalize() hands out copies only when there are any. */
 const scratchWarnings: string[] = [];
@@ -443,6 +499,8 @@ function intentOf<K extends Kind>(
   if (operation === 'GET') return { op: 'noop' };
   if (!state.configuration) return { op: 'invalid', reason: 'configuration is missing' };
   if (id === '' && kind !== 'dhcp') return { op: 'invalid', reason: 'configuration.id is empty' };
+  const tooBig = kind === 'neighbor' ? neighborOverLimits((state as NeighborState).configuration!) : overLimits(state.configuration, '');
+  if (tooBig !== null) return { op: 'invalid', reason: tooBig };
   try {
     if (operation === 'DELETE') return { op: 'delete', keys: deleteKeys(kind, state, id, mapKey) };
     scratchWarnings.length = 0;

@@ -249,3 +249,27 @@ test('conflict rules: reserved MACs, IPv4-mapped IPv6, one MAC per VPC and one I
     t.true((statusOf(huge, 'BIG')?.statusDetail.length ?? 1e9) < 300);
   });
 });
+
+test('limits: huge strings and lists are refused with short reasons; long unknown-group lists give a short warning', async (t) => {
+  await withAgent(async (_agent, addr) => {
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { cidr: '10.0.0.0/8' }) } }));
+    const many = Array.from({ length: 100_000 }, (_, i) => ({ id: `sg-${i}` }));
+    const r = await push(addr, GoalStateV2.fromPartial({
+      portStates: {
+        NAME: portState('NAME', { name: 'n'.repeat(10_000_000), macAddress: 'fa:16:3e:00:10:01', fixedIps: [{ subnetId: 'S', ipAddress: '10.2.0.1' }] }),
+        SGS: portState('SGS', { macAddress: 'fa:16:3e:00:10:02', fixedIps: [{ subnetId: 'S', ipAddress: '10.2.0.2' }], securityGroupIds: many }),
+        FEW: portState('FEW', { macAddress: 'fa:16:3e:00:10:03', fixedIps: [{ subnetId: 'S', ipAddress: '10.2.0.3' }], securityGroupIds: many.slice(0, 3000) }),
+      },
+      neighborStates: { 'L2/BIGID': neighborState('x'.repeat(5_000_000), 9, { fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.3.0.9', arionGroup: '', tunnelId: 0 }] }) },
+    }));
+    const st = (id: string) => r.operationStatuses.find((s) => s.resourceId.startsWith(id));
+    t.is(st('NAME')?.operationStatus, OperationStatus.INVALID_ARG);
+    t.regex(st('NAME')?.statusDetail ?? '', /^name: 10000000 characters is more than 1024/);
+    t.is(st('SGS')?.operationStatus, OperationStatus.INVALID_ARG);
+    t.regex(st('SGS')?.statusDetail ?? '', /security_group_ids: 100000 entries is more than 4096/);
+    t.is(st('FEW')?.operationStatus, OperationStatus.SUCCESS);
+    t.regex(st('FEW')?.statusDetail ?? '', /security groups sg-0, sg-1, sg-2 and 2997 more are not known/);
+    t.is(st('xxx')?.operationStatus, OperationStatus.INVALID_ARG);
+    for (const s of r.operationStatuses) t.true(s.statusDetail.length < 300, `${s.resourceId.slice(0, 10)}: ${s.statusDetail.length}`);
+  }, { maxMessageBytes: '64MB' });
+});
