@@ -41,10 +41,10 @@ export function parseIp(s: string): number | null {
   return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
 }
 
-export const prefixMask32 = (n: number): number => (n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0);
+const prefixMask32 = (n: number): number => (n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0);
 
 /** Contiguous leading ones? Then the prefix length, else -1. */
-export function cidrBits(mask: bigint, width: number): number {
+function cidrBits(mask: bigint, width: number): number {
   let ones = 0;
   for (let i = width - 1; i >= 0 && ((mask >> BigInt(i)) & 1n) === 1n; i--) ones++;
   const expect = ones === 0 ? 0n : ((1n << BigInt(ones)) - 1n) << BigInt(width - ones);
@@ -137,7 +137,7 @@ export function parseIpv6(s: string): bigint | null {
   return groups.reduce((acc, x) => (acc << 16n) | BigInt(x), 0n);
 }
 
-export const prefixMask128 = (n: number): bigint => (n === 0 ? 0n : (((1n << BigInt(n)) - 1n) << BigInt(128 - n)));
+const prefixMask128 = (n: number): bigint => (n === 0 ? 0n : (((1n << BigInt(n)) - 1n) << BigInt(128 - n)));
 const ALL128 = (1n << 128n) - 1n;
 
 export function ipv6MaskedText(v: bigint, mask: bigint | null): string {

@@ -122,7 +122,7 @@ export const P_OF10_STD_ANY = P.OF10_STD | P.OF10_STD_TID;
 export const P_OF10_NXM_ANY = P.OF10_NXM | P.OF10_NXM_TID;
 export const P_OF10_ANY = P_OF10_STD_ANY | P_OF10_NXM_ANY;
 export const P_ANY_OXM = P.OF12_OXM | P.OF13_OXM | P.OF14_OXM | P.OF15_OXM;
-export const OF15_UP = P.OF15_OXM;
+const OF15_UP = P.OF15_OXM;
 export const OF14_UP = P.OF14_OXM | OF15_UP;
 export const OF13_UP = P.OF13_OXM | OF14_UP;
 export const OF12_UP = P.OF12_OXM | OF13_UP;
@@ -162,7 +162,7 @@ export function protocolsText(p: number): string {
 
 const INSTRUCTION: Partial<Record<OfpactType, number>> = { meter: 0, clear_actions: 2, write_actions: 3, write_metadata: 4, goto_table: 5 };
 const INSTRUCTION_NAMES = ['meter', 'apply_actions', 'clear_actions', 'write_actions', 'write_metadata', 'goto_table'];
-export const instructionOf = (a: Ofpact): number => INSTRUCTION[a.type] ?? 1;
+const instructionOf = (a: Ofpact): number => INSTRUCTION[a.type] ?? 1;
 
 const ACTION_NAMES: Record<string, OfpactType> = {
   output: 'output', group: 'group', controller: 'controller', enqueue: 'enqueue', bundle: 'bundle', bundle_load: 'bundle', multipath: 'multipath', set_vlan_vid: 'set_vlan_vid',
@@ -176,7 +176,7 @@ const ACTION_NAMES: Record<string, OfpactType> = {
   debug_recirc: 'debug_recirc', debug_slow: 'debug_slow',
 };
 /** ofpact_name: the name OVS uses for a type in messages. */
-export function ofpactName(t: OfpactType): string {
+function ofpactName(t: OfpactType): string {
   if (t === 'output_reg') return 'output_reg';
   if (t === 'output_trunc') return 'output_trunc';
   return Object.entries(ACTION_NAMES).find(([, v]) => v === t)?.[0] ?? t;
@@ -193,7 +193,7 @@ function strToInt(s: string): number | null {
 }
 
 /** str_to_u8 / str_to_u16: `invalid NAME "S"`. */
-export function strToU(s: string, name: string, max: number): number {
+function strToU(s: string, name: string, max: number): number {
   const v = strToInt(s);
   if (v === null || v < 0 || v > max) throw new FieldError(`invalid ${name} "${s}"`);
   return v;

@@ -90,7 +90,7 @@ const STD_MATCH: Record<string, [of10: 'exact' | 'cidr' | null, of11: 'exact' | 
 };
 
 /** The protocols that can carry a match on `mf` under `mask` (mf_set's return value). */
-export function fieldUsable(mf: MfField, mask: bigint): number {
+function fieldUsable(mf: MfField, mask: bigint): number {
   const [of10, of11] = STD_MATCH[mf.name] ?? [null, null];
   // dl_vlan and dl_vlan_pcp have no NXM/OXM of their own but every protocol can say them.
   const nx = /^(NXM|OXM|ONFOXM|NXOXM|ERICOXM)/.test(mf.nxm) || mf.name === 'dl_vlan' || mf.name === 'dl_vlan_pcp';

@@ -437,7 +437,7 @@ function formatTunnel(m: { flow: Flow; wc: Flow }, tun?: TunTable | null): strin
 // -- a packet's flow as ofproto/trace prints it (flow_format) --
 
 /** flow_wildcards_init_for_packet, without the context fields that are zero. */
-export function packetWildcards(f: Flow): Flow {
+function packetWildcards(f: Flow): Flow {
   const wc = newFlow();
   const mask = (member: keyof typeof W): void => {
     for (let i = 0; i < WIDTH[member]; i++) wc[W[member] + i] = 0xffffffff;

@@ -9,7 +9,7 @@ import { type Subfield, formatSubfield, parseSubfield } from '../base/subfield.j
 import { OFPP, type PortMap, atoi, parsePort, portText } from '../base/text.js';
 import type { TunTable } from '../base/tlv.js';
 
-export const HASH_FIELDS = ['eth_src', 'symmetric_l4', 'symmetric_l3l4', 'symmetric_l3l4+udp', 'nw_src', 'nw_dst', 'symmetric_l3'] as const;
+const HASH_FIELDS = ['eth_src', 'symmetric_l4', 'symmetric_l3l4', 'symmetric_l3l4+udp', 'nw_src', 'nw_dst', 'symmetric_l3'] as const;
 export type HashFields = (typeof HASH_FIELDS)[number];
 export type MultipathAlgorithm = 'modulo_n' | 'hash_threshold' | 'hrw' | 'iter_hash';
 

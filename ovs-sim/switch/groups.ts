@@ -74,8 +74,8 @@ function formatHashFields(fields: HashField[]): string {
   return fields.length === 1 ? `,fields=${one(fields[0]!)}` : `,fields(${fields.map(one).join(',')})`;
 }
 
-export const OFPG = { ALL: 0xfffffffc, ANY: 0xffffffff, MAX: 0xffffff00 } as const;
-export const ANY_WATCH = OFPP.NONE;
+const OFPG = { ALL: 0xfffffffc, ANY: 0xffffffff, MAX: 0xffffff00 } as const;
+const ANY_WATCH = OFPP.NONE;
 
 function parseGroupId(v: string): number {
   const t = v.toLowerCase();

@@ -120,7 +120,7 @@ function usesMeter(list: Ofpact[], id: number): boolean {
 }
 
 /** The flows whose actions use a meter (a meter's flow_count). */
-export function meterFlowCount(b: Bridge, id: number): number {
+function meterFlowCount(b: Bridge, id: number): number {
   return b.flows().filter((r) => usesMeter(r.actions, id)).length;
 }
 

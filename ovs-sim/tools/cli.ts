@@ -1079,7 +1079,7 @@ function exactInOf10(m: Match): boolean {
 }
 
 /** A flow mod as ovs-ofctl prints a request (ofputil_flow_mod_format). */
-export function flowModText(fm: FlowMod, v: OfVersion): string {
+function flowModText(fm: FlowMod, v: OfVersion): string {
   const cmd = { add: 'ADD', modify: 'MOD', modify_strict: 'MOD_STRICT', delete: 'DEL', delete_strict: 'DEL_STRICT' }[fm.command];
   let s = ` ${cmd}`;
   // A table of 255 (all) is 0 in an add, and in an OpenFlow 1.1+ modify too.

@@ -56,7 +56,7 @@ function natText(n: Nat): string {
 
 const hex32 = (v: number): string => (v === 0 ? '0' : `0x${(v >>> 0).toString(16)}`);
 
-export function formatOdpAction(a: OdpAction, names?: Map<number, string> | null): string {
+function formatOdpAction(a: OdpAction, names?: Map<number, string> | null): string {
   switch (a.t) {
     case 'output':
       return names?.get(a.port) ?? String(a.port);
@@ -146,7 +146,7 @@ const hexK = (name: string, m: keyof typeof W, bits: number): KeyField => ({ nam
 const FRAG_NAMES = ['no', 'first', 'later'];
 const fragK: KeyField = { name: 'frag', member: 'nw_frag', words: 1, bits: 3, text: (v) => FRAG_NAMES[!(Number(v) & FRAG.ANY) ? 0 : Number(v) & FRAG.LATER ? 2 : 1]!, maskText: () => '' };
 
-export const ETH_KEY: KeyField[] = [macK('src', 'dl_src'), macK('dst', 'dl_dst')];
+const ETH_KEY: KeyField[] = [macK('src', 'dl_src'), macK('dst', 'dl_dst')];
 const IPV4_KEY: KeyField[] = [ip4K('src', 'nw_src'), ip4K('dst', 'nw_dst'), decK('proto', 'nw_proto', 0xff), hexK('tos', 'nw_tos', 0xff), decK('ttl', 'nw_ttl', 0xff), fragK];
 const IPV6_KEY: KeyField[] = [ip6K('src', 'ipv6_src'), ip6K('dst', 'ipv6_dst'), hexK('label', 'ipv6_label', 0xfffff), decK('proto', 'nw_proto', 0xff), hexK('tclass', 'nw_tos', 0xff), decK('hlimit', 'nw_ttl', 0xff), fragK];
 const ARP_KEY: KeyField[] = [ip4K('sip', 'nw_src'), ip4K('tip', 'nw_dst'), decK('op', 'nw_proto', 0xff), macK('sha', 'arp_sha'), macK('tha', 'arp_tha')];

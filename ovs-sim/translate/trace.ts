@@ -20,7 +20,7 @@ export class TraceError extends Error {}
 /** parse_ofp_exact_flow: a flow string where every field is exact and its prerequisites hold. */
 const FLAG_FORMATS = new Set<string>(['tun_flags', 'tcp_flags', 'ct_state']);
 
-export function parseExactFlow(s: string, bridge: Bridge): Flow {
+function parseExactFlow(s: string, bridge: Bridge): Flow {
   const f = newFlow();
   const m = new Match(f);
   const setFields = new Set<string>();
@@ -69,7 +69,7 @@ export function parseExactFlow(s: string, bridge: Bridge): Flow {
 const STATE_NAMES = new Map(CT_STATE_NAMES);
 
 /** --ct-next STATE: flag names split at commas and spaces, validated as validate_ct_state does. */
-export function parseCtNext(s: string): number {
+function parseCtNext(s: string): number {
   let state = 0;
   for (const part of s.split(/[, ]+/).filter((p) => p !== '')) {
     const bit = STATE_NAMES.get(part);

@@ -21,7 +21,7 @@ export function triggerFreeze(ctx: Ctx): void {
   ctx.freezing = true;
 }
 
-export function cancelFreeze(ctx: Ctx): void {
+function cancelFreeze(ctx: Ctx): void {
   ctx.freezing = false;
   ctx.frozenActions = [];
   ctx.lastUnroll = null;
@@ -30,7 +30,7 @@ export function cancelFreeze(ctx: Ctx): void {
 }
 
 /** freeze_unroll_actions: keep the actions from `from` on, with the table and cookie packet-ins need. */
-export function freezeUnroll(ctx: Ctx, list: Ofpact[], from: number): void {
+function freezeUnroll(ctx: Ctx, list: Ofpact[], from: number): void {
   const unroll = (): void => {
     if (ctx.lastUnroll && ctx.lastUnroll.table === ctx.tableId && ctx.lastUnroll.cookie === ctx.ruleCookie) return;
     ctx.lastUnroll = { type: 'unroll_xlate', table: ctx.tableId, cookie: ctx.ruleCookie };
@@ -337,7 +337,7 @@ export function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupB
  * check_pkt_larger with a datapath that can check lengths: the rest of the actions translated
  * twice, with the bit set and clear, into check_pkt_len(size=N,gt(...),le(...)).
  */
-export function checkPktLarger(ctx: Ctx, a: Extract<Ofpact, { type: 'check_pkt_larger' }>, rest: Ofpact[]): void {
+function checkPktLarger(ctx: Ctx, a: Extract<Ofpact, { type: 'check_pkt_larger' }>, rest: Ofpact[]): void {
   const oldFlow = clone(ctx.flow);
   const oldStack = [...ctx.stack];
   const oldSet = [...ctx.actionSet];

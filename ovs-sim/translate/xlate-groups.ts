@@ -38,7 +38,7 @@ export function groupAction(ctx: Ctx, id: number, last: boolean): boolean {
 }
 
 /** bucket_is_alive: a bucket with no watch is alive; else its watched port exists or its watched group has a live bucket. */
-export function bucketAlive(ctx: Ctx, g: Group, b: Bucket, depth = 0): boolean {
+function bucketAlive(ctx: Ctx, g: Group, b: Bucket, depth = 0): boolean {
   if (depth >= 128) {
     ctx.report('error', 'bucket chaining exceeded 128 links');
     return false;
@@ -58,7 +58,7 @@ export function bucketAlive(ctx: Ctx, g: Group, b: Bucket, depth = 0): boolean {
 }
 
 /** group_first_live_bucket, saying why each bucket before it is not live. */
-export function firstLiveBucket(ctx: Ctx, g: Group, depth: number): Bucket | null {
+function firstLiveBucket(ctx: Ctx, g: Group, depth: number): Bucket | null {
   for (const b of g.buckets) {
     if (bucketAlive(ctx, g, b, depth)) return b;
     const why: string[] = [];
@@ -70,12 +70,12 @@ export function firstLiveBucket(ctx: Ctx, g: Group, depth: number): Bucket | nul
   return null;
 }
 
-export function pickFastFailover(ctx: Ctx, g: Group): Bucket | null {
+function pickFastFailover(ctx: Ctx, g: Group): Bucket | null {
   return firstLiveBucket(ctx, g, 0);
 }
 
 /** selection_method=hash with fields: hash the fields' masked values (pick_hash_fields_select_group). */
-export function hashFieldsBasis(ctx: Ctx, g: Group): number {
+function hashFieldsBasis(ctx: Ctx, g: Group): number {
   let basis = hashUint64(g.selectionParam);
   for (const { field, mask } of g.fields) {
     if (!prereqsOk(field.prereq, ctx.flow)) continue;
@@ -95,7 +95,7 @@ export type Bucket = Group['buckets'][number];
  * group_setup_dp_hash_table: spread 16 or more hash values over the buckets by weight (Webster's
  * method); null when that needs more than `max` values (or 256), or no bucket has weight.
  */
-export function dpHashTable(g: Group, max: number): Bucket[] | null {
+function dpHashTable(g: Group, max: number): Bucket[] | null {
   if (g.buckets.length === 0) return null;
   let total = 0;
   let minWeight = 0xffff;
@@ -122,7 +122,7 @@ export function dpHashTable(g: Group, max: number): Bucket[] | null {
 }
 
 /** group_set_selection_method: without a method, dp_hash when 64 hash values will do. */
-export function selectMethod(g: Group): { kind: 'default' | 'hash' } | { kind: 'dp_hash'; alg: 'l4' | 'sym_l4'; basis: number; map: Bucket[] } {
+function selectMethod(g: Group): { kind: 'default' | 'hash' } | { kind: 'dp_hash'; alg: 'l4' | 'sym_l4'; basis: number; map: Bucket[] } {
   if (g.selectionMethod === '') {
     const map = dpHashTable(g, 64);
     return map ? { kind: 'dp_hash', alg: 'sym_l4', basis: 0, map } : { kind: 'default' };
@@ -135,7 +135,7 @@ export function selectMethod(g: Group): { kind: 'default' | 'hash' } | { kind: '
   return { kind: g.fields.length > 0 ? 'hash' : 'default' };
 }
 
-export function pickSelect(ctx: Ctx, g: Group): Bucket | null {
+function pickSelect(ctx: Ctx, g: Group): Bucket | null {
   const method = selectMethod(g);
   if (method.kind === 'dp_hash') {
     const h = ctx.flow[W.dp_hash]!;
@@ -187,7 +187,7 @@ export function groupBucket(ctx: Ctx, b: Bucket, last: boolean): void {
 }
 
 /** An action set's actions in the order OpenFlow executes them (ofpacts_execute_action_set). */
-export function actionSetOrder(set: Ofpact[]): Ofpact[] {
+function actionSetOrder(set: Ofpact[]): Ofpact[] {
   const order: Ofpact['type'][][] = [
     ['strip_vlan'], ['push_vlan'], ['dec_ttl'], ['set_vlan_vid', 'set_vlan_pcp', 'set_eth_src', 'set_eth_dst', 'set_ipv4_src', 'set_ipv4_dst', 'set_ip_dscp', 'set_ip_ecn', 'set_ip_ttl', 'set_l4_src_port', 'set_l4_dst_port', 'set_field', 'set_tunnel', 'reg_move'],
     ['set_queue'],

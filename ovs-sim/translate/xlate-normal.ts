@@ -18,14 +18,14 @@ export function controllerAction(ctx: Ctx, maxLen: number, reason: string, contr
 }
 
 /** A table-miss rule: priority 0 and a catch-all match. */
-export function isTableMiss(r: Rule): boolean {
+function isTableMiss(r: Rule): boolean {
   return r.priority === 0 && (r.subtable?.idx.length ?? 0) === 0;
 }
 
 // -- L2 learning switch (the NORMAL action), for bridges that use it --
 
 /** eth_addr_is_reserved: STP and other IEEE 802.1D, Extreme and Cisco protocol addresses. */
-export const RESERVED_MACS = new Set<bigint>([
+const RESERVED_MACS = new Set<bigint>([
   ...Array.from({ length: 16 }, (_, i) => 0x0180c2000000n + BigInt(i)),
   0x00e02b000000n, 0x00e02b000004n, 0x00e02b000006n,
   0x01000c000000n, 0x01000cccccccn, 0x01000ccccccdn, 0x01000ccdcdcdn,
@@ -69,4 +69,4 @@ export function xlateNormal(ctx: Ctx): void {
   for (const t of targets) composeOutput(ctx, t.ofport, false);
 }
 
-export const ethStr = (v: bigint): string => Array.from({ length: 6 }, (_, i) => ((v >> BigInt(8 * (5 - i))) & 0xffn).toString(16).padStart(2, '0')).join(':');
+const ethStr = (v: bigint): string => Array.from({ length: 6 }, (_, i) => ((v >> BigInt(8 * (5 - i))) & 0xffn).toString(16).padStart(2, '0')).join(':');

@@ -98,15 +98,15 @@ export function composeOutput(ctx: Ctx, ofport: number, last: boolean): void {
   ctx.odp.push({ t: 'output', port: xport.odpPort!, name: xport.name, flow: clone(f) });
 }
 
-export function getTunnel(f: Flow): Uint32Array {
+function getTunnel(f: Flow): Uint32Array {
   return f.slice(W.tun_dst, W.metadata);
 }
-export function setTunnel(f: Flow, t: Uint32Array): void {
+function setTunnel(f: Flow, t: Uint32Array): void {
   f.set(t, W.tun_dst);
 }
 
 /** tnl_port_send: fill in the tunnel header fields from the port's options. */
-export function tunnelSend(ctx: Ctx, p: BridgePort): boolean {
+function tunnelSend(ctx: Ctx, p: BridgePort): boolean {
   const f = ctx.flow;
   const opt = (k: string): string | undefined => p.options.get(k);
   const remote = opt('remote_ip');
@@ -129,7 +129,7 @@ export function tunnelSend(ctx: Ctx, p: BridgePort): boolean {
   return true;
 }
 
-export function tunnelText(f: Flow, ctx: Ctx): string {
+function tunnelText(f: Flow, ctx: Ctx): string {
   const parts: string[] = [];
   const id = getWords(f, W.tun_id, 2);
   if (f[W.tun_flags]! & TNL_F.KEY) parts.push(`tun_id=${hexBytes(id)}`);
@@ -154,7 +154,7 @@ export function tunnelText(f: Flow, ctx: Ctx): string {
   return `tunnel(${parts.join(',')})`;
 }
 
-export function patchOutput(ctx: Ctx, inDev: BridgePort, last: boolean): void {
+function patchOutput(ctx: Ctx, inDev: BridgePort, last: boolean): void {
   const peerName = inDev.options.get('peer');
   const peerBridge = peerName ? findPeerBridge(ctx, peerName) : null;
   const outDev = peerBridge?.portByName(peerName!);
@@ -192,7 +192,7 @@ export function patchOutput(ctx: Ctx, inDev: BridgePort, last: boolean): void {
   ctx.error = null;
 }
 
-export function findPeerBridge(ctx: Ctx, portName: string): Bridge | null {
+function findPeerBridge(ctx: Ctx, portName: string): Bridge | null {
   const host = ctx.bridge.host;
   if (!host) return null;
   for (const b of host.bridges.values()) {
@@ -203,7 +203,7 @@ export function findPeerBridge(ctx: Ctx, portName: string): Bridge | null {
 }
 
 /** Actions whose effect can be undone by restoring the flow (no datapath clone needed). */
-export function reversible(actions: Ofpact[]): boolean {
+function reversible(actions: Ofpact[]): boolean {
   return actions.every((a) => !['ct', 'meter', 'nat', 'output_trunc'].includes(a.type));
 }
 

@@ -69,7 +69,7 @@ export function resourceCheck(ctx: Ctx): boolean {
   return false;
 }
 
-export function tupleSwap(f: Flow): void {
+function tupleSwap(f: Flow): void {
   const swap = (a: number, b: number, n = 1): void => {
     for (let i = 0; i < n; i++) {
       const t = f[a + i]!;
@@ -114,7 +114,7 @@ export function tableAction(ctx: Ctx, inPort: number, tableId: number, withCtOri
 
 export type Xlator = (actions: Ofpact[], ctx: Ctx, last: boolean, groupBucket: boolean) => void;
 
-export function recursively(ctx: Ctx, rule: Rule | null, deepens: boolean, last: boolean, xlator: Xlator): void {
+function recursively(ctx: Ctx, rule: Rule | null, deepens: boolean, last: boolean, xlator: Xlator): void {
   const oldRule = ctx.rule;
   const oldCookie = ctx.ruleCookie;
   ctx.resubmits++;

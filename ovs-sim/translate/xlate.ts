@@ -65,7 +65,7 @@ export function xlate(xin: XlateIn): XlateOut {
 }
 
 /** xlate_wc_init: what every datapath flow matches on. */
-export function wcInit(ctx: Ctx): void {
+function wcInit(ctx: Ctx): void {
   const f = ctx.xin.flow;
   const wc = ctx.wc;
   for (const m of ['packet_type', 'in_port', 'dl_type', 'recirc_id'] as const) wc[W[m]] = 0xffffffff;
@@ -80,7 +80,7 @@ export function wcInit(ctx: Ctx): void {
 }
 
 /** xlate_wc_finish: no metadata or registers in a datapath flow, ICMP type/code as 8 bits, ... */
-export function wcFinish(ctx: Ctx): Flow {
+function wcFinish(ctx: Ctx): Flow {
   const f = ctx.xin.flow;
   const wc = Uint32Array.from(ctx.wc);
   for (const m of ['metadata', 'regs', 'actset_output', 'conj_id'] as const) wc.fill(0, W[m], W[m] + WIDTH[m]);
