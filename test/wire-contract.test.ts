@@ -1,6 +1,9 @@
 // Field numbers as the controllers encode them, checked on hand-written bytes (not on our own
 // encoder): the 2022 neighbor numbering, uint64 subnet VNI, map keys, and our extension field
 // 100 being skipped by a decoder that does not know it.
+import protobuf from 'protobufjs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
@@ -55,10 +58,24 @@ test('our reply extension (status_detail, field 100) is an unknown field to a co
     formatVersion: 0, messageTotalOperationTime: 5,
     operationStatuses: [{ resourceId: 'P1', resourceType: 2, operationType: 1, operationStatus: 2, dataplaneProgrammingTime: 0, networkConfigurationTime: 3, stateElapseTime: 4, statusDetail: 'bad MAC' }],
   }).finish();
-  // Strip field 100 from the status by hand: what remains is exactly the contract's fields, so a
-  // decoder without the extension reads the same values and skips the rest.
-  const decoded = GoalStateOperationReply.decode(reply);
-  t.is(decoded.operationStatuses[0]?.statusDetail, 'bad MAC');
   const tag100 = Buffer.from([0xa2, 0x06]);
   t.true(Buffer.from(reply).includes(tag100), 'field 100 is encoded with tag 0xa2 0x06 (wire type 2)');
+  // A decoder built from the contract as the controllers have it: our .proto files with the
+  // extension line removed (protobufjs, not our generated code). It reads every contract field
+  // and skips field 100.
+  const dir = new URL('../proto/', import.meta.url).pathname;
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => join(dir, target);
+  const files = ['alcor/common.proto', 'alcor/goalstateprovisioner.proto'];
+  for (const f of readdirSync(join(dir, 'alcor')).filter((x) => x.endsWith('.proto'))) {
+    const text = readFileSync(join(dir, 'alcor', f), 'utf8').replace(/^.*= 100;.*$/gm, '');
+    protobuf.parse(text, root, { keepCase: true });
+  }
+  void files;
+  const Reply = root.lookupType('alcor.schema.GoalStateOperationReply');
+  t.falsy(Reply.lookup('GoalStateOperationStatus')?.toJSON().fields?.status_detail, 'the contract-only decoder has no field 100');
+  const decoded = Reply.toObject(Reply.decode(reply), { defaults: true }) as { message_total_operation_time: number; operation_statuses: Record<string, unknown>[] };
+  t.is(decoded.message_total_operation_time, 5);
+  t.like(decoded.operation_statuses[0], { resource_id: 'P1', resource_type: 2, operation_type: 1, operation_status: 2, network_configuration_time: 3, state_elapse_time: 4 });
+  t.false('status_detail' in decoded.operation_statuses[0]!);
 });
