@@ -76,7 +76,20 @@ export class AdminServer {
         if (bridge !== null && bridges && !bridges.includes(bridge)) {
           return send(404, { error: `no bridge ${bridge}: this agent programs ${bridges.join(', ')}` });
         }
-        return send(200, { flows: this.deps.flows().filter((f) => bridge === null || f.bridge === bridge) });
+        const flows = this.deps.flows().filter((f) => bridge === null || f.bridge === bridge);
+        const limit = url.searchParams.get('limit');
+        if (limit === null) return send(200, { flows });
+        // Paged: ?limit=N[&after=CURSOR], in cursor order; `next` while more remain. A cursor
+        // names a flow (bridge, table, priority, match), so pages stay consistent while flows change.
+        const n = Number(limit);
+        if (!Number.isInteger(n) || n < 1 || n > 100_000) return send(400, { error: 'limit must be an integer from 1 to 100000' });
+        const after = url.searchParams.get('after');
+        const cursor = (f: Record<string, unknown>): string => `${String(f.bridge)}|${String(f.table).padStart(3, '0')}|${String(f.priority).padStart(5, '0')}|${String(f.match)}`;
+        const sorted = flows.map((f) => ({ f, c: cursor(f) })).sort((a, b) => (a.c < b.c ? -1 : a.c > b.c ? 1 : 0));
+        const from = after === null ? 0 : sorted.findIndex((x) => x.c > after);
+        const page = from < 0 ? [] : sorted.slice(from, from + n);
+        const more = from >= 0 && from + n < sorted.length;
+        return send(200, { flows: page.map((x) => x.f), ...(more ? { next: page.at(-1)!.c } : {}) });
       }
       case '/v1/trace': {
         const spec = url.searchParams.get('flow');
