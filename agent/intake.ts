@@ -91,8 +91,8 @@ export class Intake {
     /** Subnet deletes wait until the message's other deletes are done (they may free the subnet). */
     const subnetDeletes: { i: number; keys: string[]; revision: number }[] = [];
     const claims = (this.claims ??= AddressClaims.of(store));
-    /** Store keys written by this message: a second state for one of them is refused. */
-    const written = new Set<string>();
+    /** Store keys written by this message, per kind: a second state for one of them is refused. */
+    const written = new Map<Kind, Set<string>>();
 
     for (const kind of KINDS) {
       sourceOf(gs).forEach(kind, (state, mapKey) => {
@@ -109,8 +109,9 @@ export class Intake {
           } else if (intent.op !== 'noop') {
             let newer = 0;
             if (n.revision !== 0) {
-              for (const k of intent.op === 'upsert' ? intent.values.map((v) => v.key) : intent.keys) {
-                const stored = store.revisionOf(kind, k);
+              const count = intent.op === 'upsert' ? intent.values.length : intent.keys.length;
+              for (let j = 0; j < count; j++) {
+                const stored = store.revisionOf(kind, intent.op === 'upsert' ? intent.values[j]!.key : intent.keys[j]!);
                 if (isOlderRevision(n.revision, stored)) newer = stored;
               }
             }
@@ -263,16 +264,17 @@ export class Intake {
    * Why values cannot be stored: a key this message already wrote (the first state applies),
    * or an address another resource owns (docs/intake.md, conflict rules). Null: they can.
    */
-  private refusal<K extends Kind>(kind: K, values: readonly ResourceOf[K][], written: Set<string>, claims: AddressClaims): string | null {
+  private refusal<K extends Kind>(kind: K, values: readonly ResourceOf[K][], written: Map<Kind, Set<string>>, claims: AddressClaims): string | null {
+    let keys = written.get(kind);
+    if (!keys) written.set(kind, (keys = new Set()));
     for (const v of values) {
-      const key = `${kind}\u0000${v.key}`;
-      if (written.has(key)) return `${kind} ${v.key.slice(0, 64)} appears more than once in this message: the first one applies`;
+      if (keys.has(v.key)) return `${kind} ${v.key.slice(0, 64)} appears more than once in this message: the first one applies`;
     }
     for (const v of values) {
       const why = claims.conflict(kind, v);
       if (why !== null) return why;
     }
-    for (const v of values) written.add(`${kind}\u0000${v.key}`);
+    for (const v of values) keys.add(v.key);
     return null;
   }
 
