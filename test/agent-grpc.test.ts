@@ -8,6 +8,7 @@ import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
 import { makeClient, pushStream, pushUnary } from '../agent/push.js';
 import { bigState, neighborState, portState, subnetState, withAgent } from './helpers/agents.js';
+import { rawClient } from './helpers/raw-grpc.js';
 
 const ok = (r: GoalStateOperationReply | undefined): boolean => !!r && r.operationStatuses.every((s) => s.operationStatus === OperationStatus.SUCCESS);
 
@@ -89,14 +90,7 @@ test('a message over the configured limit is refused with RESOURCE_EXHAUSTED; th
 
 test('an undecodable message ends its stream with INVALID_ARGUMENT; the agent keeps serving', async (t) => {
   await withAgent(async (agent, addr) => {
-    const Raw = grpc.makeGenericClientConstructor({
-      push: {
-        path: '/alcor.schema.GoalStateProvisioner/PushGoalStatesStream', requestStream: true, responseStream: true,
-        requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
-      },
-    }, 'raw');
-    const raw = new Raw(addr, grpc.credentials.createInsecure()) as unknown as grpc.Client & { push(): grpc.ClientDuplexStream<Buffer, Buffer> };
+    const raw = rawClient(addr);
     const status = await new Promise<grpc.ServiceError>((resolve) => {
       const call = raw.push();
       call.on('data', () => undefined);

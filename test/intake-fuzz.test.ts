@@ -12,19 +12,7 @@ import type { Agent } from '../agent/daemon.js';
 import type { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { neighborState, portState, subnetState, withAgent } from './helpers/agents.js';
-
-type RawClient = grpc.Client & { push(): grpc.ClientDuplexStream<Buffer, Buffer> };
-
-function rawClient(addr: string): RawClient {
-  const Raw = grpc.makeGenericClientConstructor({
-    push: {
-      path: '/alcor.schema.GoalStateProvisioner/PushGoalStatesStream', requestStream: true, responseStream: true,
-      requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
-    },
-  }, 'raw');
-  return new Raw(addr, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 }) as unknown as RawClient;
-}
+import { type RawClient, rawClient } from './helpers/raw-grpc.js';
 
 /** One raw message on its own stream: the reply, or the gRPC error that ended the stream. */
 function pushRaw(c: RawClient, bytes: Buffer): Promise<{ reply: GoalStateOperationReply | null; error: grpc.ServiceError | null }> {
