@@ -119,7 +119,9 @@ maybe('switch == agent after every step of a long scripted sequence on real OVS'
       ['300 neighbors', neighbors(1, 300)],
       ['a neighbor moves host', GoalStateV2.fromPartial({ neighborStates: { 'L2/N1': neighborState('N1', 1, { hostIpAddress: '10.0.9.9', revisionNumber: 2 }) } })],
       ['neighbors move to the geneve subnet', GoalStateV2.fromPartial({ neighborStates: { 'L2/N2': neighborState('N2', 2, { revisionNumber: 2, fixedIps: [{ neighborType: 0, subnetId: 'T', ipAddress: '10.2.0.7', arionGroup: '', tunnelId: 0 }] }) } })],
-      ['the port takes a neighbor\'s address (owner change)', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 2, fixedIps: [{ subnetId: 'S', ipAddress: '10.64.0.3' }] }, 2) } })],
+      // The port's VM also seen on another host (a migration under way): its address gets a
+      // second owner (the intake refuses another VM taking it).
+      ['the port\'s VM seen remotely too (owner change)', GoalStateV2.fromPartial({ neighborStates: { 'L2/P1': neighborState('P1', 3, { macAddress: 'fa:16:3e:00:00:01', fixedIps: [{ neighborType: 0, subnetId: 'S', ipAddress: '10.1.0.5', arionGroup: '', tunnelId: 0 }] }) } })],
       ['a subnet changes VNI', GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { tunnelId: '6001', revisionNumber: 2 }, 2) } })],
       ['the port goes down', GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { adminStateUp: false, revisionNumber: 3 }, 2) } })],
       ['half the neighbors leave', (() => {

@@ -51,7 +51,8 @@ maybe('a network of 600 remote hosts and 300 local ports: flood flows fit OpenFl
   const { neighborState, portState, subnetState } = await import('./helpers/agents.js');
   const r = new Renderer('10.0.0.11');
   await r.start();
-  const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { cidr: '10.0.0.0/8' }) } });
+  // The gateway out of the ports' way (one address, one owner).
+  const gs = GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { cidr: '10.0.0.0/8', gateway: { ipAddress: '10.200.0.1', macAddress: '6c:dd:ee:00:00:40' } }) } });
   for (let i = 0; i < 300; i++) gs.portStates[`P${i}`] = portState(`P${i}`, { macAddress: `fa:16:3e:00:${(i >> 8).toString(16)}:${(i & 255).toString(16)}`, fixedIps: [{ subnetId: 'S', ipAddress: `10.1.${i >> 8}.${i & 255}` }] });
   for (let i = 0; i < 600; i++) gs.neighborStates[`L2/N${i}`] = neighborState(`N${i}`, i, { hostIpAddress: `10.0.${1 + (i >> 8)}.${i & 255}` });
   await r.intakeFor(gs);
