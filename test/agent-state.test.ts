@@ -377,11 +377,15 @@ async function agentProcess(args: string[], opts: { cwd?: string; env?: Record<s
   const proc = execa(process.execPath, ['--import', tsx, cli, 'agent', '--listen', `127.0.0.1:${g}`, '--admin', `127.0.0.1:${a}`, '--host-ip', HOST_IP, '--log-format', 'json', ...args], {
     reject: false, cwd: opts.cwd ?? root, env: opts.env ?? {},
   });
-  for (let i = 0; i < 400; i++) {
-    if (await fetch(`http://127.0.0.1:${a}/readyz`).then((r) => r.ok, () => false)) break;
-    if (proc.exitCode !== null) break;
+  // Until it is ready or gone: a loaded machine may take many seconds to start a child under
+  // tsx, so the bound is generous (a hang, not a slow start, is what it catches).
+  let ready = false;
+  for (let i = 0; i < 2400 && !ready; i++) {
+    ready = await fetch(`http://127.0.0.1:${a}/readyz`).then((r) => r.ok, () => false);
+    if (ready || proc.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (!ready && proc.exitCode === null) throw new Error('the agent process was not ready after 2 minutes');
   return { proc, grpc: `127.0.0.1:${g}`, admin: `127.0.0.1:${a}` };
 }
 
