@@ -118,9 +118,12 @@ program.command('agent')
   });
 
 program.command('push')
-  .description('send goal states to an agent as a controller does (one GoalStateV2 per stream)')
+  .description('send goal states to an agent as a controller does (one GoalStateV2 per stream), or publish them on Pulsar as DPM does (--pulsar)')
   .argument('<files...>', 'goal states: proto3 JSON or binary')
   .option('--agent <host:port>', 'agent address', '127.0.0.1:50001')
+  .option('--pulsar <url>', 'the MQ path: publish each file as one message (raw GoalStateV2 bytes) to this broker, pulsar://HOST:PORT, instead of sending to an agent')
+  .option('--topic <vpc>', 'with --pulsar: the topic, one per VPC (a short name is persistent://public/default/<name>)')
+  .option('--key <host>', "with --pulsar: the message key, the host's IP (or its salted key IP#n)")
   .option('--v1', 'files are V1 GoalState, sent with the unary PushNetworkResourceStates')
   .option('--one-stream', 'send all files on one stream instead of one stream each')
   .option('--json', 'print the replies as JSON')
@@ -128,8 +131,29 @@ program.command('push')
   .option('--tls-cert <file>', 'client certificate for mutual TLS (with --tls-key)')
   .option('--tls-key <file>', 'key of the client certificate')
   .option('--connect-timeout <seconds>', 'give up when the agent cannot be reached within this time', '10')
-  .action(async (files: string[], opts: { agent: string; v1?: boolean; oneStream?: boolean; json?: boolean; tlsCa?: string; tlsCert?: string; tlsKey?: string; connectTimeout: string }) => {
+  .action(async (files: string[], opts: { agent: string; v1?: boolean; oneStream?: boolean; json?: boolean; tlsCa?: string; tlsCert?: string; tlsKey?: string; connectTimeout: string; pulsar?: string; topic?: string; key?: string }) => {
     const { GoalState, GoalStateV2 } = await import('../proto/gen/alcor/goalstate.js');
+    if (opts.pulsar !== undefined || opts.topic !== undefined || opts.key !== undefined) {
+      if (opts.pulsar === undefined) throw new PushError('--topic and --key go with --pulsar URL');
+      if (opts.topic === undefined || opts.key === undefined) throw new PushError('--pulsar needs --topic VPC and --key HOST');
+      const other = opts.v1 ? '--v1 (DPM publishes GoalStateV2 only)' : opts.oneStream ? '--one-stream' : opts.tlsCa ?? opts.tlsCert ?? opts.tlsKey ? 'the TLS options' : '';
+      if (other !== '') throw new PushError(`--pulsar does not go with ${other}`);
+      const timeout = Number(opts.connectTimeout);
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new PushError(`--connect-timeout must be a number of seconds above 0, not ${opts.connectTimeout}`);
+      const { formatPublished, publishPulsar, readGoalStateFile } = await import('./push.js');
+      // Every file is read and checked before anything is published.
+      const states = files.map((f) => {
+        try {
+          return { file: f, bytes: GoalStateV2.encode(readGoalStateFile(f, GoalStateV2, 'GoalStateV2')).finish() };
+        } catch (e) {
+          if (e instanceof PushError) throw new PushError(e.message.replace(/: push it with --v1$/, ', which DPM does not publish'));
+          throw e;
+        }
+      });
+      const published = await publishPulsar(opts.pulsar, opts.topic, opts.key, states, timeout * 1000);
+      process.stdout.write(opts.json ? `${JSON.stringify(published, null, 2)}\n` : `${published.map(formatPublished).join('\n')}\n`);
+      return;
+    }
     const { GoalStateOperationReply } = await import('../proto/gen/alcor/goalstateprovisioner.js');
     const { allSucceeded, connect, formatReply, makeClient, pushStream, pushUnary, readGoalStateFile } = await import('./push.js');
     const { clientCredentials, TlsError } = await import('./tls.js');

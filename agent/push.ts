@@ -129,3 +129,56 @@ export function formatReply(file: string, reply: GoalStateOperationReply): strin
   if (rows.length > 0) out.push(line(header), ...rows.map(line));
   return out.join('\n');
 }
+
+/** One goal state published on the MQ path (`aca push --pulsar`). */
+export interface Published { file: string; topic: string; key: string; slot: number; messageId: { ledgerId: number; entryId: number }; bytes: number }
+
+/**
+ * Publish goal states as Alcor's DPM does: raw GoalStateV2 bytes on the VPC's topic, message key
+ * = the host (or its salted key, agent/pulsar-keys.ts), one message per file, in order (each send
+ * waits for the broker's receipt, so order per key holds). Publishes nothing when the broker
+ * cannot be reached or the topic is not a topic name; on a failed send, what was published
+ * before it is in `published` of the error.
+ */
+export async function publishPulsar(url: string, topic: string, key: string, states: { file: string; bytes: Uint8Array }[], timeoutMs: number): Promise<Published[]> {
+  const { PulsarClient, PulsarError, topicName } = await import('./pulsar-client.js');
+  const { keySlot } = await import('./pulsar-proto.js');
+  if (key === '') throw new PushError('--key must name the host (its IP, or a salted key IP#n), not be empty');
+  let client: InstanceType<typeof PulsarClient>;
+  let full: string;
+  try {
+    full = topicName(topic);
+    client = new PulsarClient(url, { connectTimeoutMs: timeoutMs, requestTimeoutMs: timeoutMs });
+  } catch (e) {
+    if (e instanceof PulsarError) throw new PushError(e.message);
+    throw e;
+  }
+  const published: Published[] = [];
+  try {
+    let producer;
+    try {
+      producer = await client.createProducer(full);
+    } catch (e) {
+      throw new PushError(`cannot publish to ${full} at ${url} within ${timeoutMs / 1000} s (is a Pulsar broker running there?): ${(e as Error).message}`);
+    }
+    try {
+      for (const s of states) {
+        let id;
+        try {
+          id = await producer.send(s.bytes, { key });
+        } catch (e) {
+          throw Object.assign(new PushError(`${s.file}: not published${published.length > 0 ? ` (the ${published.length} before it were)` : ''}: ${(e as Error).message}`), { published });
+        }
+        published.push({ file: s.file, topic: full, key, slot: keySlot(key), messageId: { ledgerId: Number(id.ledgerId), entryId: Number(id.entryId) }, bytes: s.bytes.length });
+      }
+    } finally {
+      await producer.close();
+    }
+  } finally {
+    client.close();
+  }
+  return published;
+}
+
+export const formatPublished = (p: Published): string =>
+  `${p.file}: published to ${p.topic}, key ${p.key} (slot ${p.slot}), message ${p.messageId.ledgerId}:${p.messageId.entryId}, ${p.bytes} bytes`;

@@ -1,0 +1,155 @@
+// The MQ path through the command line, against a real Apache Pulsar 4.2.4 standalone broker
+// (scripts/pulsar-broker.ts, shared with test/pulsar-broker.test.ts through ACA_TEST_PULSAR_DIR
+// or started here): `aca push --pulsar` publishes as DPM does and a subscribed agent applies it.
+// The CLI runs as a user runs it: `bin/aca.mjs` (the compiled dist/, as test/agent-cli.test.ts)
+// in child processes with argument arrays. Skipped, with the reason printed, only where Java or
+// the broker's jars cannot be had.
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { execa } from 'execa';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../agent/config.js';
+import { type Agent, startAgent } from '../agent/daemon.js';
+import { silentLogger } from '../agent/log.js';
+import { keySlot } from '../agent/pulsar-proto.js';
+import { OperationStatus } from '../proto/gen/alcor/common.js';
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { SubscribeInfoProvisionerService, SubscribeOperation, type NodeSubscribeInfo, type SubscribeOperationReply } from '../proto/gen/alcor/subscribeinfoprovisioner.js';
+import { type Broker, brokerForTests } from '../scripts/pulsar-broker.js';
+import { HOST_IP, portState, subnetState } from './helpers/agents.js';
+import { until } from './helpers/wait.js';
+
+const aca = new URL('../bin/aca.mjs', import.meta.url).pathname;
+const run = (args: string[]) => execa(process.execPath, [aca, ...args], { reject: false });
+
+let broker: Broker | null = null;
+let ownBroker = false;
+let skipReason = '';
+const brokerDir = join(tmpdir(), `aca-pulsar-cli-test-${process.pid}`);
+const dirs: string[] = [];
+
+test.before(async (t) => {
+  t.timeout(600_000, 'starting a Pulsar broker on a loaded machine');
+  const started = Date.now();
+  const b = await brokerForTests(brokerDir);
+  if ('skip' in b) {
+    skipReason = b.skip;
+    console.log(`pulsar-cli tests skipped: ${b.skip}`);
+    return;
+  }
+  broker = b.broker;
+  ownBroker = b.own;
+  t.log(`broker ${broker.serviceUrl} (${ownBroker ? `started here in ${((Date.now() - started) / 1000).toFixed(1)} s` : 'shared, from ACA_TEST_PULSAR_DIR'})`);
+});
+
+test.after.always(async () => {
+  if (broker && ownBroker) await broker.stop();
+  if (ownBroker) rmSync(brokerDir, { recursive: true, force: true });
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function needBroker(t: { log: (m: string) => void; pass: () => void }): Broker | null {
+  if (!broker) {
+    t.log(`skipped: ${skipReason}`);
+    t.pass();
+  }
+  return broker;
+}
+
+const uniq = (name: string): string => `${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+/** PushNodeSubscribeInfo as DPM calls it. */
+async function pushSubscribe(port: number, op: SubscribeOperation, topic: string, key: string): Promise<OperationStatus> {
+  const Client = grpc.makeGenericClientConstructor(SubscribeInfoProvisionerService, 'SubscribeInfoProvisioner');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    const reply = await new Promise<SubscribeOperationReply>((resolve, reject) => {
+      (client as unknown as { pushNodeSubscribeInfo: (r: NodeSubscribeInfo, cb: (e: Error | null, r: SubscribeOperationReply) => void) => void })
+        .pushNodeSubscribeInfo({ subscribeOperation: op, topic, key }, (e, r) => (e ? reject(e) : resolve(r)));
+    });
+    return reply.operationStatus;
+  } finally {
+    client.close();
+  }
+}
+
+interface SubStats { msgBacklog: number }
+async function subStats(b: Broker, topic: string, sub = 'alcor-agents'): Promise<SubStats | undefined> {
+  const r = await fetch(`${b.webUrl}/admin/v2/persistent/public/default/${topic}/stats`);
+  if (r.status !== 200) return undefined;
+  const s = await r.json() as { subscriptions: Record<string, SubStats> };
+  return s.subscriptions[sub];
+}
+
+/** A DPM-shaped goal state for a host: subnet S and one port. */
+function portGoalState(host: string, portId: string, ip: string): GoalStateV2 {
+  const gs = GoalStateV2.fromPartial({ formatVersion: 102, hostResources: { [host]: { resources: [] } } });
+  gs.subnetStates.S = subnetState('S');
+  gs.portStates[portId] = portState(portId, { fixedIps: [{ subnetId: 'S', ipAddress: ip }], macAddress: `fa:16:3e:00:02:${ip.split('.')[3]!.padStart(2, '0').slice(-2)}` });
+  return gs;
+}
+
+const pushArgs = (b: Broker, topic: string, key: string, files: string[]): string[] =>
+  ['push', '--pulsar', b.serviceUrl, '--topic', topic, '--key', key, ...files];
+
+test.serial('aca push --pulsar publishes DPM-shaped messages (raw GoalStateV2, key = host); the agent subscribed with that key applies them, in order, and no other host\'s', async (t) => {
+  const b = needBroker(t);
+  if (!b) return;
+  const topic = uniq('vpc');
+  const dir = tempDir('aca-pulsar-push-');
+  const config = resolveConfig({
+    listen: '127.0.0.1:0', admin: '127.0.0.1:0', subscribeListen: '127.0.0.1:0', hostIp: HOST_IP, dataplane: 'dry-run', pulsarUrl: b.serviceUrl, stateDir: 'none',
+  });
+  const agent: Agent = await startAgent(config, silentLogger());
+  try {
+    t.is(await pushSubscribe(agent.subscribePort, SubscribeOperation.Subscribe, topic, HOST_IP), OperationStatus.SUCCESS);
+    // JSON and binary files; the second revises the first's port (order per key matters).
+    const first = join(dir, 'p1.json');
+    writeFileSync(first, JSON.stringify(GoalStateV2.toJSON(portGoalState(HOST_IP, 'PP1', '10.1.0.5'))));
+    const second = join(dir, 'p2.bin');
+    const revised = portGoalState(HOST_IP, 'PP1', '10.1.0.6');
+    revised.portStates.PP2 = portState('PP2', { fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.7' }], macAddress: 'fa:16:3e:00:02:07' });
+    revised.portStates.PP1!.operationType = 2; // UPDATE
+    writeFileSync(second, GoalStateV2.encode(revised).finish());
+    const other = join(dir, 'other.json');
+    writeFileSync(other, JSON.stringify(GoalStateV2.toJSON(portGoalState('10.0.0.12', 'PX', '10.1.0.9'))));
+
+    // The strict checks of `aca push` hold: a file that is not a goal state stops everything before anything is published.
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ portStates: [] }));
+    const refused = await run(pushArgs(b, topic, HOST_IP, [first, bad]));
+    t.is(refused.exitCode, 2);
+    t.regex(refused.stderr, /bad\.json is not a valid GoalStateV2/);
+    t.regex((await run(['push', '--pulsar', b.serviceUrl, '--topic', topic, first])).stderr, /--pulsar needs --topic VPC and --key HOST/);
+
+    const r = await run(pushArgs(b, topic, HOST_IP, [first, second]));
+    t.is(r.exitCode, 0, r.stderr);
+    const slot = keySlot(HOST_IP);
+    t.regex(r.stdout, new RegExp(`p1\\.json: published to persistent://public/default/${topic}, key ${HOST_IP.replaceAll('.', '\\.')} \\(slot ${slot}\\), message \\d+:\\d+, \\d+ bytes`));
+    t.regex(r.stdout, /p2\.bin: published to .* message \d+:\d+/);
+    const o = await run([...pushArgs(b, topic, '10.0.0.12', [other]), '--json']);
+    t.is(o.exitCode, 0, o.stderr);
+    const published = JSON.parse(o.stdout) as { key: string; topic: string; bytes: number }[];
+    t.deepEqual(published.map((p) => [p.key, p.topic]), [['10.0.0.12', `persistent://public/default/${topic}`]]);
+    t.is(published[0]!.bytes, GoalStateV2.encode(GoalStateV2.fromJSON(JSON.parse(JSON.stringify(GoalStateV2.toJSON(portGoalState('10.0.0.12', 'PX', '10.1.0.9')))))).finish().length, 'the raw GoalStateV2 bytes, nothing around them');
+
+    await until(() => agent.store.get('port', 'PP2') !== undefined, 'both messages applied');
+    t.is(agent.pulsar!.totals.applied, 2, 'exactly the two published with our key (the refused push published nothing)');
+    t.is(agent.pulsar!.totals.undecodable, 0);
+    const pp1 = agent.store.get('port', 'PP1') as { fixedIps?: { ipAddress: string }[] } | undefined;
+    t.is(JSON.stringify(pp1).includes('10.1.0.6'), true, 'the later revision is the one kept');
+    t.is(agent.store.get('port', 'PX'), undefined, 'another host\'s goal state is never applied');
+    // The other host's message waits for its owner; ours were acked.
+    await until(async () => (await subStats(b, topic))?.msgBacklog === 1, 'only the other host\'s message left in the backlog');
+  } finally {
+    await agent.stop();
+  }
+});
