@@ -7,6 +7,7 @@ import test from 'ava';
 import { type ResultPromise, execa } from 'execa';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { freePort } from './helpers/agents.js';
+import { until } from './helpers/wait.js';
 
 const aca = new URL('../bin/aca.mjs', import.meta.url).pathname;
 const fixture = (name: string): string => new URL(`./fixtures/${name}`, import.meta.url).pathname;
@@ -21,12 +22,8 @@ test.before(async () => {
   grpcAddr = `127.0.0.1:${g}`;
   adminAddr = `127.0.0.1:${a}`;
   daemon = execa(process.execPath, [aca, 'agent', '--listen', grpcAddr, '--admin', adminAddr, '--host-ip', '10.0.0.11', '--log-format', 'json'], { reject: false });
-  for (let i = 0; i < 300; i++) {
-    const ok = await fetch(`http://${adminAddr}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('agent did not become ready');
+  // Generous: a loaded machine starts a child slowly; a hang is what this catches.
+  await until(() => fetch(`http://${adminAddr}/readyz`).then((r) => r.status === 200, () => false), 'the agent to be ready', 120_000);
 });
 
 test.after.always(() => { daemon?.kill('SIGKILL'); });
@@ -137,10 +134,7 @@ test('aca agent --print-config merges file < env < flags', async (t) => {
 test('aca agent stops on SIGTERM with exit code 0', async (t) => {
   const [g, a] = [await freePort(), await freePort()];
   const child = execa(process.execPath, [aca, 'agent', '--listen', `127.0.0.1:${g}`, '--admin', `127.0.0.1:${a}`, '--host-ip', '10.0.0.11'], { reject: false });
-  for (let i = 0; i < 300; i++) {
-    if (await fetch(`http://127.0.0.1:${a}/readyz`).then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(() => fetch(`http://127.0.0.1:${a}/readyz`).then((r) => r.ok, () => false), 'the agent to be ready', 120_000);
   child.kill('SIGTERM');
   const r = await child;
   t.is(r.exitCode, 0);
