@@ -10,7 +10,9 @@
 //    keyed by host; applied = the agent's apply finished). Latency p50/p99 from send until
 //    applied, throughput, broker and agent-process memory. Writes bench-paths.svg.
 //
-// Flags: --quick (fewer sizes), --agents N (default 20), --rounds R (default 5).
+// Flags: --quick (fewer sizes), --agents N (default 20), --rounds R (default 5), --sizes 1,100,... (ports
+// per goal state). Every goal state holds new ports only, and the last column counts ports that
+// were not applied (refused), which must be 0 for a row to mean anything.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,15 +74,22 @@ function collisions(): void {
   }
 }
 
-function goalState(host: string, ports: number, round: number, agentIndex: number): GoalStateV2 {
+/**
+ * One goal state of `ports` new ports for a host. Every port of an agent is new (its own id, MAC
+ * and address, from the agent's counter `first`): a port reusing another's MAC or address is
+ * refused by the intake (INVALID_ARG, nearly free) and a goal state sent again changes nothing,
+ * and neither would measure an apply. Addresses skip the subnet's gateway (10.1.0.1).
+ */
+function goalState(host: string, ports: number, first: number, tag: string): GoalStateV2 {
   const gs = GoalStateV2.fromPartial({ formatVersion: 102, hostResources: { [host]: { resources: [] } } });
   gs.subnetStates.S = subnetState('S', { cidr: '10.0.0.0/8' });
   for (let i = 0; i < ports; i++) {
-    const id = `p-${agentIndex}-${round}-${i}`;
-    const n = (agentIndex * 100_000 + i) % 16_000_000;
+    const n = first + i;
+    const id = `p-${tag}-${n}`;
+    const rest = Math.floor(n / 250);
     gs.portStates[id] = portState(id, {
       macAddress: `fa:16:3e:${((n >> 16) & 255).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`,
-      fixedIps: [{ subnetId: 'S', ipAddress: `10.${1 + ((n >> 16) & 127)}.${(n >> 8) & 255}.${1 + (n % 254)}` }],
+      fixedIps: [{ subnetId: 'S', ipAddress: `10.${2 + (rest >> 8)}.${rest & 255}.${1 + (n % 250)}` }],
     });
   }
   return gs;
@@ -98,7 +107,7 @@ function rssMiB(pid: number): number {
   }
 }
 
-interface Row { path: string; ports: number; agents: number; p50: number; p99: number; perSec: number; brokerMiB: number; agentsMiB: number }
+interface Row { path: string; ports: number; agents: number; p50: number; p99: number; perSec: number; brokerMiB: number; agentsMiB: number; missing: number }
 
 async function paths(): Promise<Row[]> {
   const missing = missingPrerequisite();
@@ -108,7 +117,8 @@ async function paths(): Promise<Row[]> {
   }
   const nAgents = flag('--agents', 20);
   const rounds = flag('--rounds', quick ? 3 : 5);
-  const sizes = quick ? [1, 100, 1000] : [1, 10, 100, 1000, 10000];
+  const sizesFlag = args.indexOf('--sizes');
+  const sizes = sizesFlag >= 0 ? args[sizesFlag + 1]!.split(',').map(Number) : quick ? [1, 100, 1000] : [1, 10, 100, 1000, 10000];
   const dir = mkdtempSync(join(tmpdir(), 'aca-bench-paths-'));
   const t0 = Date.now();
   const broker = await startBroker({ dataDir: dir });
@@ -128,11 +138,18 @@ async function paths(): Promise<Row[]> {
     for (const a of agents) await a.pulsar!.subscribe(topic, keys.get(a.config.hostIp)!);
     const producer = await client.createProducer(topic);
     const grpcClients = agents.map((a) => makeClient(`127.0.0.1:${a.grpcPort}`));
-    console.log('path   | ports/state | agents | p50 ms | p99 ms | goal states/s | broker RSS MiB | agents RSS MiB (process)');
+    console.log('path   | ports/state | agents | p50 ms | p99 ms | goal states/s | broker RSS MiB | agents RSS MiB (process) | ports not applied');
+    const next = agents.map(() => 0);
     for (const ports of sizes) {
-      const states = agents.map((a, i) => Array.from({ length: rounds }, (_, r) => goalState(a.config.hostIp, ports, r, i)));
-      const bytes = states.map((l) => l.map((g) => GoalStateV2.encode(g).finish()));
       for (const path of ['grpc', 'pulsar'] as const) {
+        // Fresh ports for each path and round (see goalState); encoded before the clock starts.
+        const states = agents.map((a, i) => Array.from({ length: rounds }, () => {
+          const g = goalState(a.config.hostIp, ports, next[i]!, path);
+          next[i]! += ports;
+          return g;
+        }));
+        const bytes = path === 'pulsar' ? states.map((l) => l.map((g) => GoalStateV2.encode(g).finish())) : [];
+        const before = agents.reduce((n, a) => n + a.store.counts().port, 0);
         const lat: number[] = [];
         const start = performance.now();
         for (let r = 0; r < rounds; r++) {
@@ -154,9 +171,10 @@ async function paths(): Promise<Row[]> {
         const row: Row = {
           path, ports, agents: nAgents, p50: pct(lat, 50), p99: pct(lat, 99), perSec: (rounds * nAgents) / secs,
           brokerMiB: rssMiB(broker.pid), agentsMiB: process.memoryUsage().rss / 2 ** 20,
+          missing: rounds * nAgents * ports - (agents.reduce((n, a) => n + a.store.counts().port, 0) - before),
         };
         rows.push(row);
-        console.log(`${path.padEnd(6)} | ${String(ports).padStart(11)} | ${String(nAgents).padStart(6)} | ${row.p50.toFixed(1).padStart(6)} | ${row.p99.toFixed(1).padStart(6)} | ${row.perSec.toFixed(1).padStart(13)} | ${row.brokerMiB.toFixed(0).padStart(14)} | ${row.agentsMiB.toFixed(0)}`);
+        console.log(`${path.padEnd(6)} | ${String(ports).padStart(11)} | ${String(nAgents).padStart(6)} | ${row.p50.toFixed(1).padStart(6)} | ${row.p99.toFixed(1).padStart(6)} | ${row.perSec.toFixed(1).padStart(13)} | ${row.brokerMiB.toFixed(0).padStart(14)} | ${row.agentsMiB.toFixed(0).padStart(24)} | ${row.missing}`);
       }
     }
     for (const c of grpcClients) c.close();
