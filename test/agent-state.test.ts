@@ -422,6 +422,9 @@ test('SIGKILL in the middle of saving a large goal state: the dir loads, with th
       await b.stop();
     }
   } finally {
+    // Never leave the child behind (a live child keeps this test file's worker, and CI, waiting).
+    if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
+    await child.proc;
     rmSync(dir, { recursive: true, force: true });
   }
 });
