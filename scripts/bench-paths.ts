@@ -14,7 +14,7 @@
 // per goal state). Every goal state holds new ports only, and the last column counts ports that
 // were not applied (refused), which must be 0 for a row to mean anything.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../agent/config.js';
@@ -211,7 +211,27 @@ ${line('grpc', 'p50', '#1f5fbf', '')}${line('grpc', 'p99', '#1f5fbf', '5,4')}${l
 `;
 }
 
+/** The rows of a printed table (the lines `path | ports | agents | p50 | p99 | per s | ...`), e.g. kept in docs/mq.md. */
+function rowsFromText(text: string): Row[] {
+  const rows: Row[] = [];
+  for (const line of text.split('\n')) {
+    const c = line.split('|').map((x) => x.trim());
+    if (c.length < 9 || (c[0] !== 'grpc' && c[0] !== 'pulsar')) continue;
+    const n = c.slice(1).map(Number);
+    rows.push({ path: c[0], ports: n[0]!, agents: n[1]!, p50: n[2]!, p99: n[3]!, perSec: n[4]!, brokerMiB: n[5]!, agentsMiB: n[6]!, missing: n[7]! });
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
+  // --chart-from FILE OUT: draw the chart of figures printed earlier (a run can take an hour).
+  const at = process.argv.indexOf('--chart-from');
+  if (at >= 0) {
+    const rows = rowsFromText(readFileSync(process.argv[at + 1]!, 'utf8'));
+    writeFileSync(process.argv[at + 2] ?? 'bench-paths.svg', svg(rows));
+    console.log(`chart of ${rows.length} rows written to ${process.argv[at + 2] ?? 'bench-paths.svg'}`);
+    return;
+  }
   collisions();
   const rows = await paths();
   if (rows.length > 0) {
