@@ -25,6 +25,9 @@ interface AgentFlags {
   logLevel?: string;
   logFormat?: string;
   maxMessageBytes?: string;
+  maxStringLength?: string;
+  maxListLength?: string;
+  maxTombstones?: string;
   ovsDb?: string;
   ovsRundir?: string;
   ovsDatapathType?: string;
@@ -55,6 +58,9 @@ program.command('agent')
   .option('--log-level <level>', 'error|warn|info|debug [info] (env ACA_LOG_LEVEL)')
   .option('--log-format <format>', 'text, json, or journal (for journald: no timestamp, <N> priority prefixes) [text] (env ACA_LOG_FORMAT)')
   .option('--max-message-bytes <size>', 'largest gRPC message accepted [512MB] (env ACA_MAX_MESSAGE_BYTES)')
+  .option('--max-string-length <n>', 'longest string a resource may carry; longer: INVALID_ARG [1024] (env ACA_MAX_STRING_LENGTH)')
+  .option('--max-list-length <n>', 'longest list a resource may carry; longer: INVALID_ARG [4096] (env ACA_MAX_LIST_LENGTH)')
+  .option('--max-tombstones <n>', 'revisions of deleted resources remembered per kind, oldest forgotten first [100000] (env ACA_MAX_TOMBSTONES)')
   .option('--ovs-db <address>', 'ovs dataplane: OVSDB address [unix:/var/run/openvswitch/db.sock] (env ACA_OVS_DB)')
   .option('--ovs-rundir <dir>', 'ovs dataplane: directory of <bridge>.mgmt [/var/run/openvswitch] (env ACA_OVS_RUNDIR)')
   .option('--dhcp-dns <ips>', 'DHCP: DNS servers for subnets that list none, comma-separated [none] (env ACA_DHCP_DNS)')
@@ -77,6 +83,7 @@ program.command('agent')
       listen: flags.listen, admin: flags.admin, hostIp: flags.hostIp, dataplane: flags.dataplane,
       controller: flags.controller, logLevel: flags.logLevel, logFormat: flags.logFormat,
       maxMessageBytes: flags.maxMessageBytes, ovsDb: flags.ovsDb, ovsRundir: flags.ovsRundir,
+      maxStringLength: flags.maxStringLength, maxListLength: flags.maxListLength, maxTombstones: flags.maxTombstones,
       ovsDatapathType: flags.ovsDatapathType, dhcpDns: flags.dhcpDns, dhcpDomain: flags.dhcpDomain,
       dhcpLeaseSeconds: flags.dhcpLeaseSeconds, underlayMtu: flags.underlayMtu, stateDir: flags.stateDir,
       tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, tlsClientCa: flags.tlsClientCa, controllerTlsCa: flags.controllerTlsCa,

@@ -24,6 +24,12 @@ export interface AgentConfig {
   logFormat: LogFormat;
   /** Largest gRPC message accepted, bytes. */
   maxMessageBytes: number;
+  /** Longest string a resource may carry (ids, names, any text field). */
+  maxStringLength: number;
+  /** Longest list a resource may carry (fixed IPs, pairs, groups, rules, ...). */
+  maxListLength: number;
+  /** Remembered revisions of deleted resources, per kind (oldest forgotten first). */
+  maxTombstones: number;
   /** `ovs` dataplane: OVSDB address (unix:PATH or tcp:HOST:PORT). */
   ovsDb: string;
   /** `ovs` dataplane: directory holding `<bridge>.mgmt`. */
@@ -77,6 +83,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   listen: 'ACA_LISTEN', admin: 'ACA_ADMIN', hostIp: 'ACA_HOST_IP', dataplane: 'ACA_DATAPLANE',
   controller: 'ACA_CONTROLLER', logLevel: 'ACA_LOG_LEVEL', logFormat: 'ACA_LOG_FORMAT',
   maxMessageBytes: 'ACA_MAX_MESSAGE_BYTES',
+  maxStringLength: 'ACA_MAX_STRING_LENGTH', maxListLength: 'ACA_MAX_LIST_LENGTH', maxTombstones: 'ACA_MAX_TOMBSTONES',
   ovsDb: 'ACA_OVS_DB', ovsRundir: 'ACA_OVS_RUNDIR', ovsDatapathType: 'ACA_OVS_DATAPATH_TYPE',
   dhcpDns: 'ACA_DHCP_DNS', dhcpDomain: 'ACA_DHCP_DOMAIN', dhcpLeaseSeconds: 'ACA_DHCP_LEASE_SECONDS', underlayMtu: 'ACA_UNDERLAY_MTU',
   stateDir: 'ACA_STATE_DIR',
@@ -106,6 +113,7 @@ function defaults(): AgentConfig {
   return {
     listen: '0.0.0.0:50001', admin: '127.0.0.1:50080', hostIp: '', dataplane: 'sim',
     controller: '', logLevel: 'info', logFormat: 'text', maxMessageBytes: 512 * 1024 * 1024,
+    maxStringLength: 1024, maxListLength: 4096, maxTombstones: 100_000,
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
     dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500, stateDir: 'none',
     underlayInterface: '', tlsCert: '', tlsKey: '', tlsClientCa: '', controllerTlsCa: '',
@@ -217,6 +225,9 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     logLevel: oneOf(s('logLevel'), LOG_LEVELS, 'logLevel'),
     logFormat: oneOf(s('logFormat'), LOG_FORMATS, 'logFormat'),
     maxMessageBytes: Math.min(size, 0x7fffffff),
+    maxStringLength: integerIn(merged.maxStringLength, 64, 16 * 1024 * 1024, 'maxStringLength'),
+    maxListLength: integerIn(merged.maxListLength, 16, 16 * 1024 * 1024, 'maxListLength'),
+    maxTombstones: integerIn(merged.maxTombstones, 0, 0x7fffffff, 'maxTombstones'),
     ovsDb: ovsdbAddress(s('ovsDb')),
     ovsRundir: s('ovsRundir'),
     ovsDatapathType: oneOf(s('ovsDatapathType'), ['system', 'netdev', 'dummy'] as const, 'ovsDatapathType'),

@@ -106,7 +106,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
   const dataplane = given ?? createDataplane(config, log, dhcp ?? undefined, metrics);
   metrics.watch(dataplane);
   log.info('aca starting', { version: VERSION, node: process.version, pid: process.pid, dataplane: config.dataplane, hostIp: config.hostIp });
-  const store = new ResourceStore();
+  const store = new ResourceStore(config.maxTombstones);
   // The desired state saved by the previous run goes into the store before the dataplane starts,
   // so that the dataplane's start sees all of it.
   let state: StateDir | null = null;
@@ -118,7 +118,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
     await state?.close();
     throw e;
   }
-  const intake = new Intake(store, dataplane, log, config.hostIp, state);
+  const intake = new Intake(store, dataplane, log, config.hostIp, state, { maxStringLength: config.maxStringLength, maxListLength: config.maxListLength });
   let certs: ReloadableCertificates | null = null;
   let controllerCredentials;
   try {

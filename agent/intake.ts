@@ -8,7 +8,7 @@ import { type Dataplane, type ResourceOutcome, outcomeKey } from '../dataplane/a
 import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
 import { KINDS, type Kind, type ResourceOf } from '../dataplane/model.js';
 import { AddressClaims } from './claims.js';
-import { type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
+import { type Limits, type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
 import { ResultTable, type Status } from './results.js';
 import { type ChangeLog, type ResourceStore, type StoreEvent, isOlderRevision } from './store.js';
 
@@ -68,9 +68,11 @@ export class Intake {
     private readonly log: Logger,
     hostIp: string,
     private readonly saver: StateSaver | null = null,
+    limits?: Limits,
   ) {
     this.ctx = {
       hostIp,
+      ...(limits ? { limits } : {}),
       subnet: (id) => store.get('subnet', id),
       securityGroupKnown: (id) => store.has('securityGroup', id),
       networkTypes: dataplane.networkTypes,

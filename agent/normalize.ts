@@ -40,6 +40,8 @@ export interface NormalizeContext {
   networkTypes?: readonly NetworkType[];
   /** Shares repeated strings (VPC, subnet, host ids) between resources: memory at scale. */
   intern(text: string): string;
+  /** Bounds on a resource's strings and lists (default LIMITS; `--max-string-length`, `--max-list-length`). */
+  limits?: Limits;
 }
 
 /**
@@ -440,21 +442,22 @@ function deleteKeys(kind: Kind, state: StateOf[Kind], id: string, mapKey: string
  * 10 MB names or walk 100k-element lists: strings (ids, names, any text field) and lists (fixed
  * IPs, address pairs, groups, rules, routing tables, destinations). docs/intake.md.
  */
-export const LIMITS = { maxStringLength: 1024, maxListLength: 4096 } as const;
+export interface Limits { readonly maxStringLength: number; readonly maxListLength: number }
+export const LIMITS: Limits = { maxStringLength: 1024, maxListLength: 4096 };
 
 /**
  * The first string or list of a configuration over the limits, as a reason; null when none is.
  * Walks the object generically; neighbors (a million at a time) are checked field by field in
  * their builder instead.
  */
-function overLimits(value: unknown, path: string, depth = 0): string | null {
+function overLimits(value: unknown, path: string, limits: Limits, depth = 0): string | null {
   if (typeof value === 'string') {
-    return value.length > LIMITS.maxStringLength ? `${path}: ${value.length} characters is more than ${LIMITS.maxStringLength} (${quote(value)})` : null;
+    return value.length > limits.maxStringLength ? `${path}: ${value.length} characters is more than ${limits.maxStringLength} (${quote(value)})` : null;
   }
   if (Array.isArray(value)) {
-    if (value.length > LIMITS.maxListLength) return `${path}: ${value.length} entries is more than ${LIMITS.maxListLength}`;
+    if (value.length > limits.maxListLength) return `${path}: ${value.length} entries is more than ${limits.maxListLength}`;
     for (let i = 0; i < value.length; i++) {
-      const r = overLimits(value[i], `${path}[${i}]`, depth + 1);
+      const r = overLimits(value[i], `${path}[${i}]`, limits, depth + 1);
       if (r) return r;
     }
     return null;
@@ -463,7 +466,7 @@ function overLimits(value: unknown, path: string, depth = 0): string | null {
     for (const [k, v] of Object.entries(value)) {
       // Fields named as the .proto spells them.
       const field = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-      const r = overLimits(v, path === '' ? field : `${path}.${field}`, depth + 1);
+      const r = overLimits(v, path === '' ? field : `${path}.${field}`, limits, depth + 1);
       if (r) return r;
     }
   }
@@ -471,13 +474,13 @@ function overLimits(value: unknown, path: string, depth = 0): string | null {
 }
 
 /** The neighbor's strings and lists over the limits (its hot path: no generic walk). */
-function neighborOverLimits(c: NonNullable<NeighborState['configuration']>): string | null {
-  const max = LIMITS.maxStringLength;
+function neighborOverLimits(c: NonNullable<NeighborState['configuration']>, limits: Limits): string | null {
+  const max = limits.maxStringLength;
   for (const [field, v] of [['id', c.id], ['name', c.name], ['vpc_id', c.vpcId], ['request_id', c.requestId]] as const) {
     if (v.length > max) return `${field}: ${v.length} characters is more than ${max} (${quote(v)})`;
   }
   for (const [field, list] of [['fixed_ips', c.fixedIps], ['allow_address_pairs', c.allowAddressPairs], ['security_group_ids', c.securityGroupIds]] as const) {
-    if (list.length > LIMITS.maxListLength) return `${field}: ${list.length} entries is more than ${LIMITS.maxListLength}`;
+    if (list.length > limits.maxListLength) return `${field}: ${list.length} entries is more than ${limits.maxListLength}`;
   }
   for (let i = 0; i < c.fixedIps.length; i++) {
     const f = c.fixedIps[i]!;
@@ -499,7 +502,8 @@ function intentOf<K extends Kind>(
   if (operation === 'GET') return { op: 'noop' };
   if (!state.configuration) return { op: 'invalid', reason: 'configuration is missing' };
   if (id === '' && kind !== 'dhcp') return { op: 'invalid', reason: 'configuration.id is empty' };
-  const tooBig = kind === 'neighbor' ? neighborOverLimits((state as NeighborState).configuration!) : overLimits(state.configuration, '');
+  const limits = ctx.limits ?? LIMITS;
+  const tooBig = kind === 'neighbor' ? neighborOverLimits((state as NeighborState).configuration!, limits) : overLimits(state.configuration, '', limits);
   if (tooBig !== null) return { op: 'invalid', reason: tooBig };
   try {
     if (operation === 'DELETE') return { op: 'delete', keys: deleteKeys(kind, state, id, mapKey) };

@@ -273,3 +273,17 @@ test('limits: huge strings and lists are refused with short reasons; long unknow
     for (const s of r.operationStatuses) t.true(s.statusDetail.length < 300, `${s.resourceId.slice(0, 10)}: ${s.statusDetail.length}`);
   }, { maxMessageBytes: '64MB' });
 });
+
+test('the limits are configuration: --max-string-length and --max-list-length apply', async (t) => {
+  await withAgent(async (_agent, addr) => {
+    await push(addr, GoalStateV2.fromPartial({ subnetStates: { S: subnetState('S', { cidr: '10.0.0.0/8' }) } }));
+    const r = await push(addr, GoalStateV2.fromPartial({ portStates: {
+      LONG: portState('LONG', { name: 'n'.repeat(100), macAddress: 'fa:16:3e:00:20:01', fixedIps: [{ subnetId: 'S', ipAddress: '10.2.1.1' }] }),
+      PAIRS: portState('PAIRS', { macAddress: 'fa:16:3e:00:20:02', fixedIps: [{ subnetId: 'S', ipAddress: '10.2.1.2' }], allowAddressPairs: Array.from({ length: 17 }, (_, i) => ({ ipAddress: `10.3.0.${i}`, macAddress: '' })) }),
+      OK: portState('OK', { name: 'n'.repeat(64), macAddress: 'fa:16:3e:00:20:03', fixedIps: [{ subnetId: 'S', ipAddress: '10.2.1.3' }] }),
+    } }));
+    t.regex(statusOf(r, 'LONG')?.statusDetail ?? '', /^name: 100 characters is more than 64/);
+    t.regex(statusOf(r, 'PAIRS')?.statusDetail ?? '', /allow_address_pairs: 17 entries is more than 16/);
+    t.is(statusOf(r, 'OK')?.operationStatus, OperationStatus.SUCCESS);
+  }, { maxStringLength: 64, maxListLength: 16 });
+});
