@@ -36,6 +36,9 @@ export type GoalStateInput = { v1: GoalState } | { v2: GoalStateV2 } | { source:
 
 const nowUs = (): number => performance.now() * 1000;
 
+/** A store change larger than this is committed to the dataplane in chunks of this many events. */
+export const CHUNK_EVENTS = 4000;
+
 /**
  * Kinds the dataplane stores but does not program yet. Their resources answer SUCCESS (Alcor's
  * controllers treat anything but FAILURE as done and must not retry forever) with this
@@ -54,6 +57,10 @@ function sourceOf(gs: GoalStateInput): GoalStateSource {
 export class Intake {
   /** Dataplane commits run one at a time, in the order goal states arrived. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Resolves once the latest goal state has entered the dataplane queue. */
+  private entry: Promise<void> = Promise.resolve();
+  /** Large goal states being committed in chunks, with their resources not committed yet. */
+  private readonly inFlight: { pending: Map<string, number>; done: Promise<void> }[] = [];
   private readonly ctx: NormalizeContext;
   /** Address ownership (built from the store on the first goal state, then kept in step). */
   private claims: AddressClaims | null = null;
@@ -177,29 +184,7 @@ export class Intake {
     const saveStart = nowUs();
     const saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
 
-    const commit = this.queue.then(async () => {
-      const dpStart = nowUs();
-      let dataplaneUs = 0;
-      this.commitSince = Date.now();
-      try {
-        const outcomes = events.length > 0 ? await this.dataplane.apply(events, store) : new Map<string, ResourceOutcome>();
-        dataplaneUs = nowUs() - dpStart;
-        if (outcomes.size > 0) this.mergeOutcomes(results, outcomes);
-      } catch (e) {
-        dataplaneUs = nowUs() - dpStart;
-        let failed = 0;
-        for (let i = 0; i < results.length; i++) {
-          if (!results.changed(i)) continue;
-          results.setStatus(i, 'FAILURE', `dataplane: ${e instanceof Error ? e.message : String(e)}`);
-          failed += 1;
-        }
-        this.log.error('dataplane commit failed', { error: String(e), resources: failed });
-      } finally {
-        this.commitSince = 0;
-      }
-      return dataplaneUs;
-    });
-    this.queue = commit.catch(() => undefined);
+    const commit = this.commitToDataplane(events, results);
     return commit.then(async (dataplaneUs) => {
       let savedUs = 0;
       if (saved) {
@@ -212,6 +197,79 @@ export class Intake {
       this.logSummary(results, events.length, totalUs, savedUs);
       return { results, events: events.length, dataplaneUs, savedUs, totalUs };
     });
+  }
+
+  /**
+   * Hand a goal state's store changes to the dataplane, one commit at a time in arrival order,
+   * with one exception that keeps small goal states fast: a large change is committed in chunks
+   * of CHUNK_EVENTS, yielding between them, and a smaller goal state that arrives meanwhile and
+   * touches none of the large one's not-yet-committed resources is committed between two of its
+   * chunks (per-resource arrival order is kept: a goal state touching a pending resource waits
+   * for the large one). Resolves with the microseconds the dataplane took; outcomes are merged
+   * into `results` (a failure fails every changed resource of the goal state, as before).
+   */
+  private async commitToDataplane(events: readonly StoreEvent[], results: ResultTable): Promise<number> {
+    const large = events.length > CHUNK_EVENTS && this.dataplane.chunkable === true;
+    const keys = events.map((e) => `${e.kind}\u0000${e.key}`);
+    // Goal states enter the dataplane queue in arrival order: wait for the one before us to
+    // have entered (a goal state held back by a conflict holds back those after it).
+    const before = this.entry;
+    let entered!: () => void;
+    this.entry = new Promise<void>((r) => { entered = r; });
+    await before;
+    // Wait for the large goal states in flight whose pending resources we touch.
+    const conflicting = this.inFlight.filter((m) => keys.some((k) => m.pending.has(k)));
+    if (conflicting.length > 0) await Promise.all(conflicting.map((m) => m.done));
+    let settle!: () => void;
+    const me = { pending: new Map<string, number>(), done: new Promise<void>((r) => { settle = r; }) };
+    if (large) {
+      for (const k of keys) me.pending.set(k, (me.pending.get(k) ?? 0) + 1);
+      this.inFlight.push(me);
+    }
+    const outcomes = new Map<string, ResourceOutcome>();
+    let error: Error | null = null;
+    let us = 0;
+    try {
+      for (let at = 0; at < events.length || at === 0; at += CHUNK_EVENTS) {
+        const chunk = large ? events.slice(at, at + CHUNK_EVENTS) : events;
+        const run = this.queue.then(async () => {
+          const start = nowUs();
+          this.commitSince = Date.now();
+          try {
+            if (chunk.length > 0) for (const [k, o] of await this.dataplane.apply(chunk, this.store)) outcomes.set(k, o);
+          } catch (e) {
+            error ??= e instanceof Error ? e : new Error(String(e));
+          } finally {
+            this.commitSince = 0;
+            us += nowUs() - start;
+          }
+        });
+        this.queue = run.catch(() => undefined);
+        entered();
+        await run;
+        if (!large) break;
+        for (let j = at; j < Math.min(at + CHUNK_EVENTS, events.length); j++) {
+          const n = (me.pending.get(keys[j]!) ?? 1) - 1;
+          if (n <= 0) me.pending.delete(keys[j]!); else me.pending.set(keys[j]!, n);
+        }
+        // Let the loop breathe: gRPC, the admin API and other goal states get their turn.
+        if (at + CHUNK_EVENTS < events.length) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      entered();
+      if (large) this.inFlight.splice(this.inFlight.indexOf(me), 1);
+      settle();
+    }
+    if (error !== null) {
+      let failed = 0;
+      for (let i = 0; i < results.length; i++) {
+        if (!results.changed(i)) continue;
+        results.setStatus(i, 'FAILURE', `dataplane: ${(error as Error).message}`);
+        failed += 1;
+      }
+      this.log.error('dataplane commit failed', { error: (error as Error).message, resources: failed });
+    } else if (outcomes.size > 0) this.mergeOutcomes(results, outcomes);
+    return us;
   }
 
   /**

@@ -29,6 +29,11 @@ export interface Dataplane {
    * resource that is not simply SUCCESS (keyed by `outcomeKey`); rejecting fails them all.
    */
   apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>>;
+  /**
+   * True when a change may be applied in several calls (chunks) of its events, in order. A
+   * dataplane that builds its indexes from the view on its first call (not started) is not.
+   */
+  readonly chunkable?: boolean;
   close(): Promise<void>;
 }
 

@@ -123,6 +123,11 @@ export class FlowDataplane implements Dataplane {
     }
   }
 
+  /** Started (bound to its view): later changes may come in chunks of their events. */
+  get chunkable(): boolean {
+    return this.view !== null && this.topology !== null;
+  }
+
   /**
    * Indexes for a view. A new view gets them built from what it holds, which already includes
    * the changes being applied (the store changes before the dataplane hears of it).

@@ -94,7 +94,47 @@ async function securityGroupCase(members: number, rules: number): Promise<Record
   return { ms, ruleFlows, members, rules };
 }
 
+/**
+ * Fairness: small goal states (1 port + 1 neighbor each) pushed one after another on their own
+ * streams while a large one (1 port + N neighbors) applies on another; their latencies beside
+ * the same small states on an idle agent.
+ */
+async function fairness(n: number): Promise<Record<string, number>> {
+  const host = new Fabric().addHost('hv', '10.0.0.11');
+  const dp = new FlowDataplane(new SimBackend(host, true));
+  const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11' }), silentLogger(), dp);
+  const addr = `127.0.0.1:${agent.grpcPort}`;
+  const small = (i: number): GoalStateV2 => GoalStateV2.fromPartial({
+    portStates: { [`Q${i}`]: portState(`Q${i}`, { macAddress: `fa:16:3e:20:${((i >> 8) & 255).toString(16)}:${(i & 255).toString(16)}`, fixedIps: [{ subnetId: 'S', ipAddress: `10.250.${(i >> 8) & 255}.${i & 255}` }] }) },
+  });
+  const pushOneAt = async (gs: GoalStateV2): Promise<number> => {
+    const c = makeClient(addr);
+    const t0 = now();
+    await pushStream(c, [gs]);
+    c.close();
+    return now() - t0;
+  };
+  const big = bigState(n);
+  await pushOneAt(GoalStateV2.fromPartial({ subnetStates: big.subnetStates }));
+  const idle: number[] = [];
+  for (let i = 0; i < 100; i++) idle.push(await pushOneAt(small(i)));
+  let done = false;
+  const t0 = now();
+  const bigDone = pushOneAt(big).then((ms) => { done = true; return ms; });
+  const busy: number[] = [];
+  for (let i = 1000; !done; i++) busy.push(await pushOneAt(small(i)));
+  const bigMs = await bigDone;
+  void t0;
+  await agent.stop();
+  const pct = (l: number[], p: number): number => [...l].sort((a, b) => a - b)[Math.min(l.length - 1, Math.floor((p / 100) * l.length))] ?? 0;
+  return { bigMs, smalls: busy.length, idleP50: pct(idle, 50), idleP99: pct(idle, 99), busyP50: pct(busy, 50), busyP99: pct(busy, 99), busyMax: Math.max(...busy) };
+}
+
 async function runChild(mode: string, n: number): Promise<void> {
+  if (mode === 'fairness') {
+    process.stdout.write(`${JSON.stringify(await fairness(n))}\n`);
+    return;
+  }
   if (mode === 'sim-sg') {
     process.stdout.write(`${JSON.stringify(await securityGroupCase(n, 10))}\n`);
     return;
@@ -267,6 +307,14 @@ if (args[0] === '--child') {
     const r = await child('sim-sg', m);
     if ('error' in r) console.log(`| ${m} | 10 | failed: ${String(r.error)} | | | |`);
     else console.log(`| ${m.toLocaleString('en')} | 10 | ${String(r.ruleFlows)} | ${fmt(Number(r.ruleFlows) / (m + 10), 2)}× | ${fmt(Number(r.ms))} ms | ${m === 1000 ? 'flows ≤ 1.2 × (members + rules); ≤ 500 ms' : ''} |`);
+  }
+  console.log('\n## Fairness: small goal states (1 port each, a new stream each) while 1 port + N neighbors apply on another stream (simulator)\n');
+  console.log('| N | large state until its reply | small states answered meanwhile | small p50 / p99 / max while it applies | small p50 / p99 on an idle agent | target |');
+  console.log('|---|---|---|---|---|---|');
+  for (const n of quick ? [100_000] : [100_000]) {
+    const r = await child('fairness', n);
+    if ('error' in r) console.log(`| ${n} | failed: ${String(r.error)} | | | | |`);
+    else console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | p99 ≤ 50 ms |`);
   }
   await oneNeighbor(quick ? 2000 : 10_000, quick ? 100 : 500);
 }
