@@ -19,6 +19,10 @@ import type { StateOf } from './normalize.js';
 export interface GoalStateSource {
   /** Visit every state of a kind in message order. A state that cannot be decoded is `Error`. */
   forEach<K extends Kind>(kind: K, visit: (state: StateOf[K] | Error, mapKey: string | undefined) => void): void;
+  /** How many states of a kind; with `slice`, a kind can be visited a part at a time. */
+  size(kind: Kind): number;
+  /** Visit the states of a kind from index `from` up to (not including) `to`, in message order. */
+  slice<K extends Kind>(kind: K, from: number, to: number, visit: (state: StateOf[K] | Error, mapKey: string | undefined) => void): void;
   count(): number;
 }
 
@@ -31,6 +35,11 @@ export function fromV1(g: GoalState): GoalStateSource {
     forEach(kind, visit) {
       for (const s of lists[kind]) visit(s, undefined);
     },
+    size: (kind) => lists[kind].length,
+    slice(kind, from, to, visit) {
+      const l = lists[kind];
+      for (let i = from; i < to && i < l.length; i++) visit(l[i]!, undefined);
+    },
     count: () => Object.values(lists).reduce((n, l) => n + l.length, 0),
   };
 }
@@ -40,9 +49,20 @@ export function fromV2(g: GoalStateV2): GoalStateSource {
     vpc: g.vpcStates, subnet: g.subnetStates, port: g.portStates, neighbor: g.neighborStates,
     securityGroup: g.securityGroupStates, dhcp: g.dhcpStates, router: g.routerStates, gateway: g.gatewayStates,
   };
+  const entries = new Map<Kind, [string, unknown][]>();
+  const entriesOf = (kind: Kind): [string, unknown][] => {
+    let e = entries.get(kind);
+    if (!e) entries.set(kind, (e = Object.entries(maps[kind])));
+    return e;
+  };
   return {
     forEach(kind, visit) {
       for (const [k, s] of Object.entries(maps[kind])) visit(s, k);
+    },
+    size: (kind) => entriesOf(kind).length,
+    slice(kind, from, to, visit) {
+      const l = entriesOf(kind);
+      for (let i = from; i < to && i < l.length; i++) visit(l[i]![1] as StateOf[typeof kind], l[i]![0]);
     },
     count: () => Object.values(maps).reduce((n, m) => n + Object.keys(m).length, 0),
   };
@@ -132,10 +152,14 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
     bytes: buf.length,
     count: () => total,
     forEach(kind, visit) {
+      this.slice(kind, 0, Number.MAX_SAFE_INTEGER, visit);
+    },
+    size: (kind) => (spans.get(kind)?.length ?? 0) / 4,
+    slice(kind, from, to, visit) {
       const list = spans.get(kind);
       if (!list) return;
       const codec = CODECS[kind];
-      for (let i = 0; i < list.length; i += 4) {
+      for (let i = from * 4; i < list.length && i < to * 4; i += 4) {
         const keyStart = list[i]!;
         const mapKey = keyStart < 0 ? '' : decoder.decode(buf.subarray(keyStart, keyStart + list[i + 1]!));
         const valueStart = list[i + 2]!;

@@ -8,7 +8,7 @@ import { type Dataplane, type ResourceOutcome, outcomeKey } from '../dataplane/a
 import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
 import { KINDS, type Kind, type ResourceOf } from '../dataplane/model.js';
 import { AddressClaims } from './claims.js';
-import { type Limits, type NormalizeContext, createInterner, idFromMapKey, normalize } from './normalize.js';
+import { type Limits, type NormalizeContext, type StateOf, createInterner, idFromMapKey, normalize } from './normalize.js';
 import { ResultTable, type Status } from './results.js';
 import { type ChangeLog, type ResourceStore, type StoreEvent, isOlderRevision } from './store.js';
 
@@ -38,6 +38,8 @@ const nowUs = (): number => performance.now() * 1000;
 
 /** A store change larger than this is committed to the dataplane in chunks of this many events. */
 export const CHUNK_EVENTS = 4000;
+/** A goal state's store phase yields to the event loop after this many states. */
+export const YIELD_EVERY = 2000;
 
 /**
  * Kinds the dataplane stores but does not program yet. Their resources answer SUCCESS (Alcor's
@@ -57,6 +59,8 @@ function sourceOf(gs: GoalStateInput): GoalStateSource {
 export class Intake {
   /** Dataplane commits run one at a time, in the order goal states arrived. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Resolves once the latest goal state has had its store turn. */
+  private storeTurn: Promise<void> = Promise.resolve();
   /** Resolves once the latest goal state has entered the dataplane queue. */
   private entry: Promise<void> = Promise.resolve();
   /** Large goal states being committed in chunks, with their resources not committed yet. */
@@ -93,6 +97,16 @@ export class Intake {
    * and a resource answers SUCCESS only once both are done.
    */
   apply(gs: GoalStateInput, receivedUs = nowUs()): Promise<IntakeResult> {
+    // Goal states take their store turn in arrival order; inside its turn a large one yields to
+    // the event loop every YIELD_EVERY states, so the admin API and gRPC I/O stay served.
+    const turn = this.storeTurn;
+    let release!: () => void;
+    this.storeTurn = new Promise<void>((r) => { release = r; });
+    return this.applyInTurn(gs, receivedUs, turn, release);
+  }
+
+  private async applyInTurn(gs: GoalStateInput, receivedUs: number, turn: Promise<void>, release: () => void): Promise<IntakeResult> {
+    await turn;
     const results = new ResultTable();
     const events: StoreEvent[] = [];
     const store = this.store;
@@ -103,86 +117,103 @@ export class Intake {
     /** Store keys written by this message, per kind: a second state for one of them is refused. */
     const written = new Map<Kind, Set<string>>();
 
-    for (const kind of KINDS) {
-      sourceOf(gs).forEach(kind, (state, mapKey) => {
-        let i: number;
-        if (state instanceof Error) {
-          i = results.add(kind, idFromMapKey('', mapKey), OperationType.INFO);
-          results.setStatus(i, 'INVALID_ARG', state.message);
-        } else {
-          const n = normalize(kind, state, mapKey, this.ctx);
-          i = results.add(kind, n.id, n.operationType);
-          const intent = n.intent;
-          if (intent.op === 'invalid') {
-            results.setStatus(i, 'INVALID_ARG', intent.reason);
-          } else if (intent.op !== 'noop') {
-            let newer = 0;
-            if (n.revision !== 0) {
-              const count = intent.op === 'upsert' ? intent.values.length : intent.keys.length;
-              for (let j = 0; j < count; j++) {
-                const stored = store.revisionOf(kind, intent.op === 'upsert' ? intent.values[j]!.key : intent.keys[j]!);
-                if (isOlderRevision(n.revision, stored)) newer = stored;
+    const source = sourceOf(gs);
+    let sinceYield = 0;
+    let saved: Promise<{ error: Error | null; us: number }> | null = null;
+    try {
+      for (const kind of KINDS) {
+        const visit = (state: StateOf[Kind] | Error, mapKey: string | undefined): void => {
+          let i: number;
+          if (state instanceof Error) {
+            i = results.add(kind, idFromMapKey('', mapKey), OperationType.INFO);
+            results.setStatus(i, 'INVALID_ARG', state.message);
+          } else {
+            const n = normalize(kind, state, mapKey, this.ctx);
+            i = results.add(kind, n.id, n.operationType);
+            const intent = n.intent;
+            if (intent.op === 'invalid') {
+              results.setStatus(i, 'INVALID_ARG', intent.reason);
+            } else if (intent.op !== 'noop') {
+              let newer = 0;
+              if (n.revision !== 0) {
+                const count = intent.op === 'upsert' ? intent.values.length : intent.keys.length;
+                for (let j = 0; j < count; j++) {
+                  const stored = store.revisionOf(kind, intent.op === 'upsert' ? intent.values[j]!.key : intent.keys[j]!);
+                  if (isOlderRevision(n.revision, stored)) newer = stored;
+                }
               }
-            }
-            if (newer !== 0) {
-              results.setStatus(i, 'OUT_OF_ORDER', `revision ${n.revision} is older than the stored revision ${newer}`);
-            } else if (intent.op === 'upsert') {
-              const refusal = this.refusal(kind, intent.values, written, claims);
-              if (refusal !== null) {
-                results.setStatus(i, 'INVALID_ARG', refusal);
+              if (newer !== 0) {
+                results.setStatus(i, 'OUT_OF_ORDER', `revision ${n.revision} is older than the stored revision ${newer}`);
+              } else if (intent.op === 'upsert') {
+                const refusal = this.refusal(kind, intent.values, written, claims);
+                if (refusal !== null) {
+                  results.setStatus(i, 'INVALID_ARG', refusal);
+                } else {
+                  for (const v of intent.values) {
+                    const e = store.upsert(kind, v);
+                    if (e) { events.push(e); claims.update(e); results.markChanged(i); }
+                  }
+                }
+                if (results.status(i) !== 'SUCCESS') {
+                  // refused above
+                } else if (intent.refused.length > 0) {
+                  // Applied without the parts it could not take: the controller must hear of them.
+                  results.setStatus(i, 'INVALID_ARG', `applied without: ${[...intent.refused, ...intent.warnings].join('; ')}`);
+                } else if (intent.warnings.length > 0) {
+                  results.setDetail(i, intent.warnings.join('; '));
+                  this.log.warn('resource accepted with warnings', { kind, id: n.id, warnings: intent.warnings });
+                }
+              } else if (kind === 'subnet') {
+                subnetDeletes.push({ i, keys: intent.keys, revision: n.revision });
               } else {
-                for (const v of intent.values) {
-                  const e = store.upsert(kind, v);
+                for (const k of intent.keys) {
+                  const e = store.remove(kind, k, n.revision);
                   if (e) { events.push(e); claims.update(e); results.markChanged(i); }
                 }
               }
-              if (results.status(i) !== 'SUCCESS') {
-                // refused above
-              } else if (intent.refused.length > 0) {
-                // Applied without the parts it could not take: the controller must hear of them.
-                results.setStatus(i, 'INVALID_ARG', `applied without: ${[...intent.refused, ...intent.warnings].join('; ')}`);
-              } else if (intent.warnings.length > 0) {
-                results.setDetail(i, intent.warnings.join('; '));
-                this.log.warn('resource accepted with warnings', { kind, id: n.id, warnings: intent.warnings });
-              }
-            } else if (kind === 'subnet') {
-              subnetDeletes.push({ i, keys: intent.keys, revision: n.revision });
-            } else {
-              for (const k of intent.keys) {
-                const e = store.remove(kind, k, n.revision);
-                if (e) { events.push(e); claims.update(e); results.markChanged(i); }
-              }
             }
           }
+          if (results.status(i) !== 'SUCCESS') {
+            this.log.warn('resource refused', {
+              kind, id: results.id(i), operation: operationTypeToJSON(results.operationType(i)),
+              status: results.status(i), reason: results.detail(i),
+            });
+          }
+          const now = nowUs();
+          results.setConfigUs(i, now - last);
+          last = now;
+        };
+        const n = source.size(kind);
+        for (let from = 0; from < n; from += YIELD_EVERY) {
+          source.slice(kind, from, from + YIELD_EVERY, visit);
+          sinceYield += Math.min(YIELD_EVERY, n - from);
+          if (sinceYield >= YIELD_EVERY) {
+            sinceYield = 0;
+            await new Promise((r) => setImmediate(r));
+          }
         }
-        if (results.status(i) !== 'SUCCESS') {
-          this.log.warn('resource refused', {
-            kind, id: results.id(i), operation: operationTypeToJSON(results.operationType(i)),
-            status: results.status(i), reason: results.detail(i),
-          });
+      }
+      this.checkHostIp(events);
+      for (const d of subnetDeletes) {
+        const users = d.keys.map((k) => this.subnetUsers(k)).filter((u) => u !== null);
+        if (users.length > 0) {
+          results.setStatus(d.i, 'INVALID_ARG', `${users.join('; ')}: delete or move them first`);
+          this.log.warn('resource refused', { kind: 'subnet', id: results.id(d.i), operation: 'DELETE', status: 'INVALID_ARG', reason: results.detail(d.i) });
+          continue;
         }
-        const now = nowUs();
-        results.setConfigUs(i, now - last);
-        last = now;
-      });
-    }
-    this.checkHostIp(events);
-    for (const d of subnetDeletes) {
-      const users = d.keys.map((k) => this.subnetUsers(k)).filter((u) => u !== null);
-      if (users.length > 0) {
-        results.setStatus(d.i, 'INVALID_ARG', `${users.join('; ')}: delete or move them first`);
-        this.log.warn('resource refused', { kind: 'subnet', id: results.id(d.i), operation: 'DELETE', status: 'INVALID_ARG', reason: results.detail(d.i) });
-        continue;
+        for (const k of d.keys) {
+          const e = store.remove('subnet', k, d.revision);
+          if (e) { events.push(e); claims.update(e); results.markChanged(d.i); }
+        }
       }
-      for (const k of d.keys) {
-        const e = store.remove('subnet', k, d.revision);
-        if (e) { events.push(e); claims.update(e); results.markChanged(d.i); }
-      }
+      store.publish(events);
+      // Saving starts now, in store order (before the next goal state's turn), and runs beside
+      // the dataplane commit.
+      const saveStart = nowUs();
+      saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
+    } finally {
+      release();
     }
-    store.publish(events);
-    // Saving starts now, in store order, and runs beside the dataplane commit.
-    const saveStart = nowUs();
-    const saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
 
     const commit = this.commitToDataplane(events, results);
     return commit.then(async (dataplaneUs) => {

@@ -119,15 +119,24 @@ async function fairness(n: number): Promise<Record<string, number>> {
   const idle: number[] = [];
   for (let i = 0; i < 100; i++) idle.push(await pushOneAt(small(i)));
   let done = false;
-  const t0 = now();
   const bigDone = pushOneAt(big).then((ms) => { done = true; return ms; });
+  // /healthz polled meanwhile: how long an operator's health check waits.
+  const health: number[] = [];
+  const polling = (async () => {
+    while (!done) {
+      const h0 = now();
+      await fetch(`http://127.0.0.1:${agent.adminPort}/healthz`);
+      health.push(now() - h0);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   const busy: number[] = [];
   for (let i = 1000; !done; i++) busy.push(await pushOneAt(small(i)));
   const bigMs = await bigDone;
-  void t0;
+  await polling;
   await agent.stop();
   const pct = (l: number[], p: number): number => [...l].sort((a, b) => a - b)[Math.min(l.length - 1, Math.floor((p / 100) * l.length))] ?? 0;
-  return { bigMs, smalls: busy.length, idleP50: pct(idle, 50), idleP99: pct(idle, 99), busyP50: pct(busy, 50), busyP99: pct(busy, 99), busyMax: Math.max(...busy) };
+  return { bigMs, smalls: busy.length, idleP50: pct(idle, 50), idleP99: pct(idle, 99), busyP50: pct(busy, 50), busyP99: pct(busy, 99), busyMax: Math.max(...busy), healthP99: pct(health, 99), healthMax: Math.max(...health) };
 }
 
 async function runChild(mode: string, n: number): Promise<void> {
@@ -309,12 +318,12 @@ if (args[0] === '--child') {
     else console.log(`| ${m.toLocaleString('en')} | 10 | ${String(r.ruleFlows)} | ${fmt(Number(r.ruleFlows) / (m + 10), 2)}× | ${fmt(Number(r.ms))} ms | ${m === 1000 ? 'flows ≤ 1.2 × (members + rules); ≤ 500 ms' : ''} |`);
   }
   console.log('\n## Fairness: small goal states (1 port each, a new stream each) while 1 port + N neighbors apply on another stream (simulator)\n');
-  console.log('| N | large state until its reply | small states answered meanwhile | small p50 / p99 / max while it applies | small p50 / p99 on an idle agent | target |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| N | large state until its reply | small states answered meanwhile | small p50 / p99 / max while it applies | small p50 / p99 on an idle agent | /healthz p99 / max meanwhile | targets |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const n of quick ? [100_000] : [100_000]) {
     const r = await child('fairness', n);
-    if ('error' in r) console.log(`| ${n} | failed: ${String(r.error)} | | | | |`);
-    else console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | p99 ≤ 50 ms |`);
+    if ('error' in r) console.log(`| ${n} | failed: ${String(r.error)} | | | | | |`);
+    else console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | ${fmt(Number(r.healthP99))} / ${fmt(Number(r.healthMax))} ms | small p99 ≤ 50 ms; /healthz ≤ 100 ms |`);
   }
   await oneNeighbor(quick ? 2000 : 10_000, quick ? 100 : 500);
 }
