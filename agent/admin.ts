@@ -64,6 +64,20 @@ export class AdminServer {
       case '/readyz':
         return this.deps.ready() ? send(200, { status: 'ready' }) : send(503, { status: 'starting' });
       case '/v1/state': {
+        const limit = url.searchParams.get('limit');
+        if (limit !== null) {
+          // Paged, one kind at a time: ?kind=neighbors&limit=N[&after=KEY], in store-key order;
+          // `next` while more remain. A million neighbors need not be one JSON document.
+          const name = url.searchParams.get('kind');
+          const kind = (Object.keys(STATE_NAMES) as Kind[]).find((k) => STATE_NAMES[k] === name);
+          if (!kind) return send(400, { error: `give ?kind= one of ${Object.values(STATE_NAMES).join(', ')} with ?limit=` });
+          const n = Number(limit);
+          if (!Number.isInteger(n) || n < 1 || n > 100_000) return send(400, { error: 'limit must be an integer from 1 to 100000' });
+          const after = url.searchParams.get('after');
+          const keys = [...this.deps.store.list(kind)].map((r) => r.key).filter((k) => after === null || k > after).sort();
+          const page = keys.slice(0, n);
+          return send(200, { [STATE_NAMES[kind]]: page.map((k) => this.deps.store.get(kind, k)), ...(keys.length > n ? { next: page.at(-1) } : {}) });
+        }
         const snap = this.deps.store.snapshot();
         const body: Record<string, unknown> = {};
         for (const [kind, name] of Object.entries(STATE_NAMES)) body[name] = snap[kind as Kind];

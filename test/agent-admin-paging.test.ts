@@ -28,3 +28,23 @@ test('/v1/flows?limit=&after= pages through every flow exactly once', async (t) 
     t.is((await fetch(`${admin}/v1/flows?limit=0`)).status, 400);
   });
 });
+
+test('/v1/state?kind=&limit=&after= pages one kind through every resource exactly once', async (t) => {
+  await withAgent(async (agent, addr) => {
+    t.true((await pushOne(addr, bigState(250))).operationStatuses.every((s) => s.operationStatus === 0));
+    const admin = `http://127.0.0.1:${agent.adminPort}`;
+    const keys: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = (await (await fetch(`${admin}/v1/state?kind=neighbors&limit=100${after === undefined ? '' : `&after=${encodeURIComponent(after)}`}`)).json()) as { neighbors: { key: string }[]; next?: string };
+      t.true(page.neighbors.length <= 100);
+      keys.push(...page.neighbors.map((n) => n.key));
+      if (page.next === undefined) break;
+      after = page.next;
+    }
+    t.deepEqual(keys, [...agent.store.list('neighbor')].map((n) => n.key).sort());
+    t.is((await fetch(`${admin}/v1/state?limit=10`)).status, 400, 'a kind is needed');
+    const whole = (await (await fetch(`${admin}/v1/state`)).json()) as Record<string, unknown[]>;
+    t.is(whole.neighbors!.length, 250, 'without limit the answer is as it always was');
+  });
+});
