@@ -294,6 +294,9 @@ test.serial('Durable backlog while the agent is down; Unsubscribe stops consumin
     const a2 = await agentOn(b, HOST_A, { stateDir: dir });
     try {
       await until(() => [0, 1, 2].every((i) => hasPort(a2, `PD${i}`)), 'the backlog applied after the restart');
+      // Acks follow the whole apply (store, then dataplane): wait for them, or an unacked one
+      // would still count in the backlog after the unsubscribe below.
+      await until(async () => (await subStats(b, topic, 'alcor-agents'))?.msgBacklog === 0, 'the backlog acked');
       t.is(await pushSubscribe(a2, SubscribeOperation.Unsubscribe, topic, HOST_A), OperationStatus.SUCCESS);
       t.deepEqual(a2.pulsar!.list(), []);
       await until(async () => (await subStats(b, topic, 'alcor-agents'))?.consumers.length === 0, 'our consumer is gone');
