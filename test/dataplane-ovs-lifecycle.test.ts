@@ -14,13 +14,12 @@ import { type Agent, startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
 import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
-import { canonicalFlow } from '../dataplane/backends/openflow-codec.js';
 import type { OvsBackend } from '../dataplane/backends/ovs.js';
-import { type Flow, actionsKey, flowKey } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { TABLES } from '../dataplane/pipeline.js';
 import { neighborState, portState, subnetState } from './helpers/agents.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
+import { comparable } from './helpers/switch-state.js';
 import { until } from './helpers/wait.js';
 
 const missing = await ovsMissing();
@@ -47,9 +46,6 @@ const statusOf = (r: GoalStateOperationReply, id: string): { status: number; det
   const s = r.operationStatuses.find((x) => x.resourceId === id);
   return { status: s?.operationStatus ?? -1, detail: s?.statusDetail ?? '' };
 };
-
-const comparable = (flows: Iterable<Flow>): string[] =>
-  [...flows].map((f) => canonicalFlow(f)).map((f) => `${flowKey(f)} cookie=${f.cookie.toString(16)} ${actionsKey(f.actions)}`).sort();
 
 /** The switch, read back over OpenFlow and counted by ovs-ofctl, equals what the agent believes. */
 async function switchEqualsAgent(t: { deepEqual(a: unknown, b: unknown, m?: string): void; is(a: unknown, b: unknown, m?: string): void }, sb: OvsSandbox, dp: FlowDataplane, step: string): Promise<void> {

@@ -10,14 +10,12 @@ import { resolveConfig } from '../agent/config.js';
 import { startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
-import { canonicalFlow } from '../dataplane/backends/openflow-codec.js';
-import type { OvsBackend } from '../dataplane/backends/ovs.js';
-import { type Flow, actionsKey, flowKey } from '../dataplane/flow.js';
 import type { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { TABLES } from '../dataplane/pipeline.js';
 import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
 import { bridgeLine, onOvsAndSim } from './helpers/ovs-vs-sim.js';
 import { type RoutedCloud, dvrMacOf, goalStateFor, routerState } from './helpers/routed-cloud.js';
+import { switchEqualsAgent as switchHolds } from './helpers/switch-state.js';
 import { until } from './helpers/wait.js';
 
 const missing = await ovsMissing();
@@ -80,13 +78,7 @@ async function hostOn(t: ExecutionContext, ip: string): Promise<Host> {
   };
 }
 
-const comparable = (flows: Iterable<Flow>): string[] =>
-  [...flows].map((f) => canonicalFlow(f)).map((f) => `${flowKey(f)} cookie=${f.cookie.toString(16)} ${actionsKey(f.actions)}`).sort();
-
-async function switchEqualsAgent(t: ExecutionContext, h: Host, step: string): Promise<void> {
-  const held = await (h.dp.backend as OvsBackend).readBack();
-  t.deepEqual(comparable(held.flows), comparable(h.dp.installed.flows.values()), `switch == agent after ${step}`);
-}
+const switchEqualsAgent = (t: ExecutionContext, h: Host, step: string): Promise<void> => switchHolds(t, h.dp, step);
 
 const vm = (id: string) => CLOUD.vms.find((v) => v.id === id)!;
 /** A packet from a local VM to its gateway MAC, for `ip`. */

@@ -9,10 +9,10 @@ import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { SimVm } from '../ovs-sim/index.js';
 import { ipv4Frame, parseFrame, udp } from '../packets/frames.js';
-import { SimBackend } from '../dataplane/backends/sim.js';
-import { actionsKey, flowKey, type Flow } from '../dataplane/flow.js';
+import type { Flow } from '../dataplane/flow.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { startCloud } from './helpers/sim-cloud.js';
+import { switchEqualsAgent as switchHolds } from './helpers/switch-state.js';
 import { type RoutedCloud, decap, dvrMacOf, goalStateFor, macOf, routerState } from './helpers/routed-cloud.js';
 import { neighborState } from './helpers/agents.js';
 
@@ -77,11 +77,7 @@ test('DVR on the simulator: routed pings, gateway pings, TTL, rules, deletes, is
   };
   /** The switch read back equals what the agent believes, on every host. */
   const switchEqualsAgent = async (when: string) => {
-    const key = (f: Flow) => `${flowKey({ ...f, key: undefined })} ${f.cookie.toString(16)} ${actionsKey(f.actions)}`;
-    for (const h of cloud.hosts) {
-      const held = await new SimBackend(h.host).readBack();
-      t.deepEqual(held.flows.map(key).sort(), [...h.dataplane.installed.flows.values()].map(key).sort(), `switch == agent on ${h.host.name} after ${when}`);
-    }
+    for (const h of cloud.hosts) await switchHolds(t, h.dataplane, `${when} on ${h.host.name}`);
   };
   try {
     const vm = new Map<string, SimVm>();

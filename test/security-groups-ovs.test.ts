@@ -9,13 +9,11 @@ import { resolveConfig } from '../agent/config.js';
 import { startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
-import { canonicalFlow } from '../dataplane/backends/openflow-codec.js';
-import type { OvsBackend } from '../dataplane/backends/ovs.js';
-import { type Flow, actionsKey, flowKey } from '../dataplane/flow.js';
 import type { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { neighborState, portState, subnetState } from './helpers/agents.js';
 import { ovsMissing, startSandbox } from './helpers/ovs-sandbox.js';
 import { bridgeLine, onOvsAndSim } from './helpers/ovs-vs-sim.js';
+import { switchEqualsAgent } from './helpers/switch-state.js';
 import { until } from './helpers/wait.js';
 import { sgState } from './helpers/security-groups.js';
 
@@ -67,9 +65,6 @@ const CASES: Record<string, { spec: string; ct?: string }> = {
 };
 const traceArgs = (c: { spec: string; ct?: string }): string[] => (c.ct ? [c.spec, '--ct-next', c.ct] : [c.spec]);
 
-const comparable = (flows: Iterable<Flow>): string[] =>
-  [...flows].map((f) => canonicalFlow(f)).map((f) => `${flowKey(f)} cookie=${f.cookie.toString(16)} ${actionsKey(f.actions)}`).sort();
-
 maybe('security groups on real OVS: ct-next traces of every verdict, identical on the simulator; switch == agent', async (t: ExecutionContext) => {
   const sb = await startSandbox();
   const agent = await startAgent(resolveConfig({
@@ -84,8 +79,7 @@ maybe('security groups on real OVS: ct-next traces of every verdict, identical o
     await until(() => dp.backend.bindings.ofport('w1') !== undefined && dp.backend.bindings.ofport('x1') !== undefined, 'taps bound');
     const [r] = await pushStream(client, [goalState()]);
     t.deepEqual(r!.operationStatuses.filter((s) => s.operationStatus !== OperationStatus.SUCCESS).map((s) => `${s.resourceId}: ${s.statusDetail}`), []);
-    const held = await (dp.backend as OvsBackend).readBack();
-    t.deepEqual(comparable(held.flows), comparable(dp.installed.flows.values()), 'switch == agent');
+    await switchEqualsAgent(t, dp, 'programming');
 
     const actions = async (c: { spec: string; ct?: string }): Promise<string> => {
       const text = await sb.appctl('ofproto/trace', 'br-int', ...traceArgs(c));
@@ -115,8 +109,7 @@ maybe('security groups on real OVS: ct-next traces of every verdict, identical o
     without.securityGroupStates.web = sgState('web', [{ dir: 'ingress', proto: 'icmp', group: 'clients' }, { dir: 'egress', proto: 'udp' }], 1);
     await pushStream(client, [GoalStateV2.fromPartial({ securityGroupStates: without.securityGroupStates })]);
     t.regex(await actions(CASES['x1 to w1 udp 7000 established']!), /\| drop$/);
-    const after = await (dp.backend as OvsBackend).readBack();
-    t.deepEqual(comparable(after.flows), comparable(dp.installed.flows.values()), 'switch == agent after the rule removal');
+    await switchEqualsAgent(t, dp, 'the rule removal');
   } finally {
     client.close();
     await agent.stop();
