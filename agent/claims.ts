@@ -7,6 +7,7 @@
 // differently) and neither claims nor is checked: the port is the authority.
 // Allowed address pairs may be shared (VRRP addresses move between VMs) and are not claimed.
 import type { Kind, Port, Neighbor, ResourceOf, Subnet } from '../dataplane/model.js';
+import { ipv4Number, macNumber } from '../dataplane/fields.js';
 import type { ResourceView } from '../dataplane/model.js';
 import type { StoreEvent } from './store.js';
 
@@ -20,27 +21,8 @@ const describe = (o: Owner): string => {
   return o.startsWith(GATEWAY) ? `the gateway of subnet ${short}` : `vm ${short}`;
 };
 
-/** MAC text (validated) to a number: 48 bits fit a double, and a number key costs no string. */
-function macNumber(mac: string): number {
-  let n = 0;
-  for (let i = 0; i < mac.length; i++) {
-    const c = mac.charCodeAt(i);
-    if (c !== 58) n = n * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
-  }
-  return n;
-}
-
-/** IPv4 to a number; IPv6 stays text. */
-function ipKey(ip: string): number | string {
-  if (ip.includes(':')) return ip;
-  let n = 0;
-  let octet = 0;
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i);
-    if (c === 46) { n = n * 256 + octet; octet = 0; } else octet = octet * 10 + (c - 48);
-  }
-  return n * 256 + octet;
-}
+/** IPv4 as a number; IPv6 stays text. */
+const ipKey = (ip: string): number | string => (ip.includes(':') ? ip : ipv4Number(ip));
 
 /**
  * Owners by (scope, key): a map per scope (VPC or subnet id) with number keys, so a million

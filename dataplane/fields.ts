@@ -89,16 +89,20 @@ export const FIELD_RANK: Readonly<Record<FieldName, number>> = Object.fromEntrie
 
 export const fullMask = (field: Field): bigint => (1n << BigInt(field.bits)) - 1n;
 
-/** MAC text (validated upstream: lower-case colon form) to its 48-bit value. */
-export function macValue(mac: string): bigint {
-  // 48 bits fit a double exactly: parse as a number, one BigInt at the end (hot at a million neighbors).
+/** MAC text (validated upstream: colon form) as a number: 48 bits fit a double exactly. */
+export function macNumber(mac: string): number {
   let n = 0;
   for (let i = 0; i < mac.length; i++) {
     const c = mac.charCodeAt(i);
     if (c === 58) continue; // ':'
     n = n * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
   }
-  return BigInt(n);
+  return n;
+}
+
+/** MAC text to its 48-bit value (one BigInt at the end: hot at a million neighbors). */
+export function macValue(mac: string): bigint {
+  return BigInt(macNumber(mac));
 }
 
 export function macText(v: bigint): string {
@@ -106,7 +110,8 @@ export function macText(v: bigint): string {
   return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
 }
 
-export function ipv4Value(address: string): bigint {
+/** Dotted-quad IPv4 text (validated upstream) as a number. */
+export function ipv4Number(address: string): number {
   let n = 0;
   let octet = 0;
   for (let i = 0; i < address.length; i++) {
@@ -116,7 +121,11 @@ export function ipv4Value(address: string): bigint {
       octet = 0;
     } else octet = octet * 10 + (c - 48);
   }
-  return BigInt(n * 256 + octet);
+  return n * 256 + octet;
+}
+
+export function ipv4Value(address: string): bigint {
+  return BigInt(ipv4Number(address));
 }
 
 export function ipv4Text(v: bigint): string {
