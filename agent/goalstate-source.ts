@@ -17,11 +17,12 @@ import { decodeNeighborState } from './neighbor-decoder.js';
 import type { StateOf } from './normalize.js';
 
 export interface GoalStateSource {
-  /** Visit every state of a kind in message order. A state that cannot be decoded is `Error`. */
-  forEach<K extends Kind>(kind: K, visit: (state: StateOf[K] | Error, mapKey: string | undefined) => void): void;
   /** How many states of a kind; with `slice`, a kind can be visited a part at a time. */
   size(kind: Kind): number;
-  /** Visit the states of a kind from index `from` up to (not including) `to`, in message order. */
+  /**
+   * Visit the states of a kind from index `from` up to (not including) `to`, in message order.
+   * A state that cannot be decoded is `Error`.
+   */
   slice<K extends Kind>(kind: K, from: number, to: number, visit: (state: StateOf[K] | Error, mapKey: string | undefined) => void): void;
   count(): number;
 }
@@ -32,9 +33,6 @@ export function fromV1(g: GoalState): GoalStateSource {
     securityGroup: g.securityGroupStates, dhcp: g.dhcpStates, router: g.routerStates, gateway: g.gatewayStates,
   };
   return {
-    forEach(kind, visit) {
-      for (const s of lists[kind]) visit(s, undefined);
-    },
     size: (kind) => lists[kind].length,
     slice(kind, from, to, visit) {
       const l = lists[kind];
@@ -56,9 +54,6 @@ export function fromV2(g: GoalStateV2): GoalStateSource {
     return e;
   };
   return {
-    forEach(kind, visit) {
-      for (const [k, s] of Object.entries(maps[kind])) visit(s, k);
-    },
     size: (kind) => entriesOf(kind).length,
     slice(kind, from, to, visit) {
       const l = entriesOf(kind);
@@ -90,7 +85,7 @@ export interface LazyGoalStateV2 extends GoalStateSource {
 /**
  * Scan a GoalStateV2's top level: decode `format_version` and `host_resources`, and record where
  * each state map entry's key and value lie. Throws UndecodableError if the framing is broken;
- * a state whose own bytes are broken is reported per resource by forEach.
+ * a state whose own bytes are broken is reported per resource by slice.
  */
 export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
   const reader = new BinaryReader(buf);
@@ -151,9 +146,6 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
     hostResources,
     bytes: buf.length,
     count: () => total,
-    forEach(kind, visit) {
-      this.slice(kind, 0, Number.MAX_SAFE_INTEGER, visit);
-    },
     size: (kind) => (spans.get(kind)?.length ?? 0) / 4,
     slice(kind, from, to, visit) {
       const list = spans.get(kind);
