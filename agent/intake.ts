@@ -241,13 +241,14 @@ export class Intake {
    */
   private async commitToDataplane(events: readonly StoreEvent[], results: ResultTable): Promise<number> {
     const large = events.length > CHUNK_EVENTS && this.dataplane.chunkable === true;
-    const keys = events.map((e) => `${e.kind}\u0000${e.key}`);
     // Goal states enter the dataplane queue in arrival order: wait for the one before us to
     // have entered (a goal state held back by a conflict holds back those after it).
     const before = this.entry;
     let entered!: () => void;
     this.entry = new Promise<void>((r) => { entered = r; });
     await before;
+    // Resource keys, needed only to compare with large goal states in flight (or to be one).
+    const keys = large || this.inFlight.length > 0 ? events.map((e) => `${e.kind}\u0000${e.key}`) : [];
     // Wait for the large goal states in flight whose pending resources we touch.
     const conflicting = this.inFlight.filter((m) => keys.some((k) => m.pending.has(k)));
     if (conflicting.length > 0) await Promise.all(conflicting.map((m) => m.done));
@@ -261,13 +262,14 @@ export class Intake {
     let error: Error | null = null;
     let us = 0;
     try {
-      for (let at = 0; at < events.length || at === 0; at += CHUNK_EVENTS) {
-        const chunk = large ? events.slice(at, at + CHUNK_EVENTS) : events;
+      const size = large ? CHUNK_EVENTS : events.length;
+      for (let at = 0; at < events.length; at += size) {
+        const chunk = large ? events.slice(at, at + size) : events;
         const run = this.queue.then(async () => {
           const start = nowUs();
           this.commitSince = Date.now();
           try {
-            if (chunk.length > 0) for (const [k, o] of await this.dataplane.apply(chunk, this.store)) outcomes.set(k, o);
+            for (const [k, o] of await this.dataplane.apply(chunk, this.store)) outcomes.set(k, o);
           } catch (e) {
             error ??= e instanceof Error ? e : new Error(String(e));
           } finally {
@@ -278,13 +280,13 @@ export class Intake {
         this.queue = run.catch(() => undefined);
         entered();
         await run;
-        if (!large) break;
-        for (let j = at; j < Math.min(at + CHUNK_EVENTS, events.length); j++) {
+        if (!large) continue;
+        for (let j = at; j < at + chunk.length; j++) {
           const n = (me.pending.get(keys[j]!) ?? 1) - 1;
           if (n <= 0) me.pending.delete(keys[j]!); else me.pending.set(keys[j]!, n);
         }
         // Let the loop breathe: gRPC, the admin API and other goal states get their turn.
-        if (at + CHUNK_EVENTS < events.length) await new Promise((r) => setImmediate(r));
+        if (at + size < events.length) await new Promise((r) => setImmediate(r));
       }
     } finally {
       entered();
