@@ -25,6 +25,13 @@ export interface AdminDeps {
   metrics?: () => Promise<{ contentType: string; text: string }>;
 }
 
+const LIMIT_ERROR = 'limit must be an integer from 1 to 100000';
+/** A page size from ?limit=, or null when it is not one. */
+function pageLimit(text: string): number | null {
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 1 && n <= 100_000 ? n : null;
+}
+
 export function splitHostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
@@ -71,8 +78,8 @@ export class AdminServer {
           const name = url.searchParams.get('kind');
           const kind = (Object.keys(STATE_NAMES) as Kind[]).find((k) => STATE_NAMES[k] === name);
           if (!kind) return send(400, { error: `give ?kind= one of ${Object.values(STATE_NAMES).join(', ')} with ?limit=` });
-          const n = Number(limit);
-          if (!Number.isInteger(n) || n < 1 || n > 100_000) return send(400, { error: 'limit must be an integer from 1 to 100000' });
+          const n = pageLimit(limit);
+          if (n === null) return send(400, { error: LIMIT_ERROR });
           const after = url.searchParams.get('after');
           const keys = [...this.deps.store.list(kind)].map((r) => r.key).filter((k) => after === null || k > after).sort();
           const page = keys.slice(0, n);
@@ -95,8 +102,8 @@ export class AdminServer {
         if (limit === null) return send(200, { flows });
         // Paged: ?limit=N[&after=CURSOR], in cursor order; `next` while more remain. A cursor
         // names a flow (bridge, table, priority, match), so pages stay consistent while flows change.
-        const n = Number(limit);
-        if (!Number.isInteger(n) || n < 1 || n > 100_000) return send(400, { error: 'limit must be an integer from 1 to 100000' });
+        const n = pageLimit(limit);
+        if (n === null) return send(400, { error: LIMIT_ERROR });
         const after = url.searchParams.get('after');
         const cursor = (f: Record<string, unknown>): string => `${String(f.bridge)}|${String(f.table).padStart(3, '0')}|${String(f.priority).padStart(5, '0')}|${String(f.match)}`;
         const sorted = flows.map((f) => ({ f, c: cursor(f) })).sort((a, b) => (a.c < b.c ? -1 : a.c > b.c ? 1 : 0));
