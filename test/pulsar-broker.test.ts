@@ -18,46 +18,19 @@ import type { ResourceEvent } from '../dataplane/model.js';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { SubscribeInfoProvisionerService, SubscribeOperation, type NodeSubscribeInfo, type SubscribeOperationReply } from '../proto/gen/alcor/subscribeinfoprovisioner.js';
-import { type Broker, brokerForTests } from '../scripts/pulsar-broker.js';
+import type { Broker } from '../scripts/pulsar-broker.js';
 import { freePort, portState, subnetState } from './helpers/agents.js';
+import { testBroker, uniq } from './helpers/pulsar.js';
 import { until } from './helpers/wait.js';
 
 const HOST_A = '10.0.0.11';
-let broker: Broker | null = null;
-let ownBroker = false;
-let skipReason = '';
-const brokerDir = join(tmpdir(), `aca-pulsar-test-${process.pid}`);
 const stateDirs: string[] = [];
 
-test.before(async (t) => {
-  t.timeout(600_000, 'starting a Pulsar broker on a loaded machine');
-  const started = Date.now();
-  const b = await brokerForTests(brokerDir);
-  if ('skip' in b) {
-    skipReason = b.skip;
-    console.log(`pulsar-broker tests skipped: ${b.skip}`);
-    return;
-  }
-  broker = b.broker;
-  ownBroker = b.own;
-  t.log(`broker ${broker.serviceUrl} (${ownBroker ? `started here in ${((Date.now() - started) / 1000).toFixed(1)} s` : 'shared, from ACA_TEST_PULSAR_DIR'})`);
-});
+const { need: needBroker } = testBroker('pulsar-broker');
 
-test.after.always(async () => {
-  if (broker && ownBroker) await broker.stop();
-  if (ownBroker) rmSync(brokerDir, { recursive: true, force: true });
+test.after.always(() => {
   for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
 });
-
-function needBroker(t: { log: (m: string) => void; pass: () => void }): Broker | null {
-  if (!broker) {
-    t.log(`skipped: ${skipReason}`);
-    t.pass();
-  }
-  return broker;
-}
-
-const uniq = (name: string): string => `${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
 function stateDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'aca-pulsar-state-'));

@@ -18,50 +18,23 @@ import { keySlot } from '../agent/pulsar-proto.js';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { SubscribeInfoProvisionerService, SubscribeOperation, type NodeSubscribeInfo, type SubscribeOperationReply } from '../proto/gen/alcor/subscribeinfoprovisioner.js';
-import { type Broker, brokerForTests } from '../scripts/pulsar-broker.js';
+import type { Broker } from '../scripts/pulsar-broker.js';
 import { HOST_IP, bigState, freePort, portState, subnetState } from './helpers/agents.js';
+import { testBroker, uniq } from './helpers/pulsar.js';
 import { until } from './helpers/wait.js';
 
 const aca = new URL('../bin/aca.mjs', import.meta.url).pathname;
 const run = (args: string[]) => execa(process.execPath, [aca, ...args], { reject: false });
 
-let broker: Broker | null = null;
-let ownBroker = false;
-let skipReason = '';
-const brokerDir = join(tmpdir(), `aca-pulsar-cli-test-${process.pid}`);
 const dirs: string[] = [];
 const children: ResultPromise[] = [];
 
-test.before(async (t) => {
-  t.timeout(600_000, 'starting a Pulsar broker on a loaded machine');
-  const started = Date.now();
-  const b = await brokerForTests(brokerDir);
-  if ('skip' in b) {
-    skipReason = b.skip;
-    console.log(`pulsar-cli tests skipped: ${b.skip}`);
-    return;
-  }
-  broker = b.broker;
-  ownBroker = b.own;
-  t.log(`broker ${broker.serviceUrl} (${ownBroker ? `started here in ${((Date.now() - started) / 1000).toFixed(1)} s` : 'shared, from ACA_TEST_PULSAR_DIR'})`);
-});
+const { need: needBroker } = testBroker('pulsar-cli');
 
-test.after.always(async () => {
+test.after.always(() => {
   for (const c of children) c.kill('SIGKILL');
-  if (broker && ownBroker) await broker.stop();
-  if (ownBroker) rmSync(brokerDir, { recursive: true, force: true });
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function needBroker(t: { log: (m: string) => void; pass: () => void }): Broker | null {
-  if (!broker) {
-    t.log(`skipped: ${skipReason}`);
-    t.pass();
-  }
-  return broker;
-}
-
-const uniq = (name: string): string => `${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
 function tempDir(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
