@@ -19,7 +19,7 @@ import { type Agent, startAgent } from '../agent/daemon.js';
 import { createLogger, silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
 import { SNAPSHOT_FILE } from '../agent/state-dir.js';
-import { HOST_IP, bigState, freePort, neighborState, portState, pushOne, subnetState } from './helpers/agents.js';
+import { HOST_IP, bigState, neighborState, portState, pushOne, subnetState } from './helpers/agents.js';
 import { fakeNcm } from './helpers/fake-ncm.js';
 import { until } from './helpers/wait.js';
 
@@ -371,22 +371,42 @@ test('a missing state dir is created (with its parents)', async (t) => {
   }
 });
 
-/** `aca agent` in a child process, on loopback. */
+/**
+ * `aca agent` in a child process, on loopback, on ports it picks itself (read from its log):
+ * ports picked by the test could be taken by another test file's process before the child binds.
+ */
 async function agentProcess(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
-  const [g, a] = [await freePort(), await freePort()];
-  const proc = execa(process.execPath, ['--import', tsx, cli, 'agent', '--listen', `127.0.0.1:${g}`, '--admin', `127.0.0.1:${a}`, '--host-ip', HOST_IP, '--log-format', 'json', ...args], {
+  const proc = execa(process.execPath, ['--import', tsx, cli, 'agent', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--host-ip', HOST_IP, '--log-format', 'json', ...args], {
     reject: false, cwd: opts.cwd ?? root, env: opts.env ?? {},
   });
+  let grpc = '';
+  let admin = '';
+  // The log goes to stdout or stderr (the logger decides by its environment): read both.
+  for (const stream of [proc.stdout, proc.stderr]) {
+    let out = '';
+    stream?.on('data', (b: Buffer) => {
+      out += b.toString();
+      const lines = out.split('\n');
+      out = lines.pop()!; // a line not complete yet
+      for (const line of lines) {
+        const m = /"message":"(gRPC server listening|admin API listening)"/.exec(line);
+        if (!m) continue;
+        const l = JSON.parse(line) as { port?: number; address?: string };
+        if (m[1] === 'gRPC server listening') grpc = `127.0.0.1:${l.port}`;
+        else admin = l.address!;
+      }
+    });
+  }
   // Until it is ready or gone: a loaded machine may take many seconds to start a child under
   // tsx, so the bound is generous (a hang, not a slow start, is what it catches).
   let ready = false;
   for (let i = 0; i < 2400 && !ready; i++) {
-    ready = await fetch(`http://127.0.0.1:${a}/readyz`).then((r) => r.ok, () => false);
+    ready = grpc !== '' && admin !== '' && await fetch(`http://${admin}/readyz`).then((r) => r.ok, () => false);
     if (ready || proc.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   if (!ready && proc.exitCode === null) throw new Error('the agent process was not ready after 2 minutes');
-  return { proc, grpc: `127.0.0.1:${g}`, admin: `127.0.0.1:${a}` };
+  return { proc, grpc, admin };
 }
 
 test('SIGKILL in the middle of saving a large goal state: the dir loads, with the state before it or after it, never half of it', async (t) => {
