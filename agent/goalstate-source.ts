@@ -14,7 +14,7 @@ import { SubnetState } from '../proto/gen/alcor/subnet.js';
 import { VpcState } from '../proto/gen/alcor/vpc.js';
 import type { Kind } from '../dataplane/model.js';
 import { decodeNeighborState } from './neighbor-decoder.js';
-import type { StateOf } from './normalize.js';
+import { type StateOf, idFromMapKey } from './normalize.js';
 
 export interface GoalStateSource {
   /** How many states of a kind; with `slice`, a kind can be visited a part at a time. */
@@ -24,8 +24,21 @@ export interface GoalStateSource {
    * A state that cannot be decoded is `Error`.
    */
   slice<K extends Kind>(kind: K, from: number, to: number, visit: (state: StateOf[K] | Error, mapKey: string | undefined) => void): void;
+  /**
+   * The id each state of a kind from `from` up to `to` reports under (its configuration id, else
+   * the one in its map key), read without decoding the rest of the state: cheap enough to know a
+   * large state's resources before its turn (agent/overtake.ts). '' when there is none.
+   */
+  ids(kind: Kind, from: number, to: number, visit: (id: string) => void): void;
+  /** The same ids as idHash values, -1 for none (raw bytes: no string made per id). */
+  idHashes(kind: Kind, from: number, to: number, visit: (hash: number) => void): void;
   count(): number;
 }
+
+const hashOrNone = (id: string): number => (id === '' ? -1 : idHash(id));
+
+const configIdOf = (state: { configuration?: { id: string } | undefined }, mapKey: string | undefined): string =>
+  idFromMapKey(state.configuration?.id ?? '', mapKey);
 
 export function fromV1(g: GoalState): GoalStateSource {
   const lists: { [K in Kind]: StateOf[K][] } = {
@@ -37,6 +50,14 @@ export function fromV1(g: GoalState): GoalStateSource {
     slice(kind, from, to, visit) {
       const l = lists[kind];
       for (let i = from; i < to && i < l.length; i++) visit(l[i]!, undefined);
+    },
+    ids(kind, from, to, visit) {
+      const l = lists[kind];
+      for (let i = from; i < to && i < l.length; i++) visit(configIdOf(l[i]!, undefined));
+    },
+    idHashes(kind, from, to, visit) {
+      const l = lists[kind];
+      for (let i = from; i < to && i < l.length; i++) visit(hashOrNone(configIdOf(l[i]!, undefined)));
     },
     count: () => Object.values(lists).reduce((n, l) => n + l.length, 0),
   };
@@ -58,6 +79,14 @@ export function fromV2(g: GoalStateV2): GoalStateSource {
     slice(kind, from, to, visit) {
       const l = entriesOf(kind);
       for (let i = from; i < to && i < l.length; i++) visit(l[i]![1] as StateOf[typeof kind], l[i]![0]);
+    },
+    ids(kind, from, to, visit) {
+      const l = entriesOf(kind);
+      for (let i = from; i < to && i < l.length; i++) visit(configIdOf(l[i]![1] as StateOf[typeof kind], l[i]![0]));
+    },
+    idHashes(kind, from, to, visit) {
+      const l = entriesOf(kind);
+      for (let i = from; i < to && i < l.length; i++) visit(hashOrNone(configIdOf(l[i]![1] as StateOf[typeof kind], l[i]![0])));
     },
     count: () => Object.values(maps).reduce((n, m) => n + Object.keys(m).length, 0),
   };
@@ -96,7 +125,17 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
   let total = 0;
   try {
     while (reader.pos < reader.len) {
-      const [field, wire] = reader.tag();
+      // The tag without the reader's [field, wire] array (one per entry otherwise).
+      const tag = readVarint(buf, reader.pos, reader.len);
+      let field: number;
+      let wire: WireType;
+      if (tag >= 0 && tag < 0x80000000) {
+        reader.pos = after;
+        field = tag >>> 3;
+        wire = tag & 7;
+      } else {
+        [field, wire] = reader.tag();
+      }
       const kind = FIELD_KINDS[field];
       if (kind !== undefined && wire === WireType.LengthDelimited) {
         const len = reader.uint32();
@@ -107,6 +146,17 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
         let valueStart = -1;
         let valueLen = 0;
         while (reader.pos < end) {
+          // The usual key (field 1) and value (field 2), read without the reader's allocations
+          // (a state of a million entries is scanned while others wait).
+          const t = readVarint(buf, reader.pos, end);
+          if (t === 10 || t === 18) {
+            const l = readVarint(buf, after, end);
+            if (l >= 0) {
+              if (t === 10) { keyLen = l; keyStart = after; } else { valueLen = l; valueStart = after; }
+              reader.pos = after + l;
+              continue;
+            }
+          }
           const [f, w] = reader.tag();
           if (f === 1 && w === WireType.LengthDelimited) {
             keyLen = reader.uint32();
@@ -167,5 +217,140 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
         visit(state, mapKey);
       }
     },
+    ids(kind, from, to, visit) {
+      const list = spans.get(kind);
+      if (!list) return;
+      for (let i = from * 4; i < list.length && i < to * 4; i += 4) {
+        const keyStart = list[i]!;
+        const valueStart = list[i + 2]!;
+        let id = valueStart < 0 ? '' : peekConfigId(bytes, valueStart, valueStart + list[i + 3]!);
+        if (id === '' && keyStart >= 0) id = idFromMapKey('', decoder.decode(buf.subarray(keyStart, keyStart + list[i + 1]!)));
+        visit(id);
+      }
+    },
+    idHashes(kind, from, to, visit) {
+      const list = spans.get(kind);
+      if (!list) return;
+      for (let i = from * 4; i < list.length && i < to * 4; i += 4) {
+        const keyStart = list[i]!;
+        const valueStart = list[i + 2]!;
+        let h = valueStart < 0 ? -1 : peekConfigIdHash(bytes, valueStart, valueStart + list[i + 3]!);
+        if (h === -1 && keyStart >= 0) h = idHash(idFromMapKey('', decoder.decode(buf.subarray(keyStart, keyStart + list[i + 1]!))));
+        visit(h);
+      }
+    },
   };
+}
+
+/** Where the last varint read by readVarint ended (module state: no array per varint). */
+let after = 0;
+
+/** A varint at `pos` of `buf` (up to 2^53); -1 when cut short. Sets `after`. */
+function readVarint(buf: Uint8Array, pos: number, end: number): number {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 8 && pos < end; i++) {
+    const b = buf[pos++]!;
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) {
+      after = pos;
+      return v;
+    }
+    mul *= 128;
+  }
+  return -1;
+}
+
+/** Past the field of wire type `wire` whose value starts at `pos`, or -1 (a group, or broken). */
+function skipField(buf: Uint8Array, pos: number, end: number, wire: number): number {
+  switch (wire) {
+    case WireType.Varint: return readVarint(buf, pos, end) < 0 ? -1 : after;
+    case WireType.Bit64: return pos + 8;
+    case WireType.Bit32: return pos + 4;
+    case WireType.LengthDelimited: { const len = readVarint(buf, pos, end); return len < 0 ? -1 : after + len; }
+    default: return -1;
+  }
+}
+
+/** Where the id peekConfigIdAt found ends (module state, as `after`). */
+let idEnd = 0;
+
+/**
+ * Where `configuration.id` of a resource state starts (every kind: configuration is field 2 of
+ * the state, id field 3 of the configuration; the last occurrence wins, as in a full decode), its
+ * end in `idEnd`; -1 when absent or when the bytes are broken (the full decode then reports the
+ * state as undecodable).
+ */
+function peekConfigIdAt(buf: Buffer, start: number, end: number): number {
+  let at = -1;
+  let pos = start;
+  while (pos < end) {
+    const tag = readVarint(buf, pos, end);
+    if (tag < 0) return at;
+    pos = after;
+    if (tag === 18) {
+      const len = readVarint(buf, pos, end);
+      if (len < 0) return at;
+      const cEnd = Math.min(end, after + len);
+      let p = after;
+      pos = after + len;
+      while (p < cEnd) {
+        const t = readVarint(buf, p, cEnd);
+        if (t < 0) break;
+        p = after;
+        if (t === 26) {
+          const l = readVarint(buf, p, cEnd);
+          if (l < 0 || after + l > cEnd) break;
+          at = after;
+          idEnd = after + l;
+          p = after + l;
+        } else {
+          p = skipField(buf, p, cEnd, t & 7);
+          if (p < 0) break;
+        }
+      }
+    } else {
+      pos = skipField(buf, pos, end, tag & 7);
+      if (pos < 0) return at;
+    }
+  }
+  return at;
+}
+
+function peekConfigId(buf: Buffer, start: number, end: number): string {
+  const at = peekConfigIdAt(buf, start, end);
+  return at < 0 || idEnd === at ? '' : utf8Slice(buf, at, idEnd);
+}
+
+/** idHash of the configuration id's UTF-8 bytes, read in place; -1 when it is absent or empty. */
+function peekConfigIdHash(buf: Buffer, start: number, end: number): number {
+  const at = peekConfigIdAt(buf, start, end);
+  if (at < 0 || idEnd === at) return -1;
+  let h = 0x811c9dc5;
+  for (let i = at; i < idEnd; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/**
+ * A 30-bit FNV-1a hash of an id's UTF-8 bytes (a small integer: cheap as a Map key). Equal ids
+ * hash equal; two ids may share a hash, which callers must treat as "maybe the same".
+ */
+export function idHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 0x80) {
+      for (const b of Buffer.from(id, 'utf8')) h = Math.imul(h ^ b, 0x01000193);
+      return h & 0x3fffffff;
+    }
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return h & 0x3fffffff;
+}
+
+const utf8 = new TextDecoder();
+/** ASCII read as latin1 (the same text, and no TextDecoder call); anything else as UTF-8. */
+function utf8Slice(buf: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return utf8.decode(buf.subarray(start, end));
+  return buf.toString('latin1', start, end);
 }

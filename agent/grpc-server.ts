@@ -73,7 +73,10 @@ export class GrpcServer {
           cb({ code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalState: ${gs.error}` });
           return;
         }
-        this.intake.apply({ v1: gs.value }, received).then(
+        // A client that goes away (cancels, or its deadline passes) stops what is not stored yet.
+        const gone = new AbortController();
+        call.on('cancelled', () => gone.abort());
+        this.intake.apply({ v1: gs.value }, received, gone.signal).then(
           (r) => {
             this.opts.metrics?.goalState('unary', r.totalUs / 1e6, r.results);
             cb(null, encodeReply(r));
@@ -105,6 +108,9 @@ export class GrpcServer {
     // Replies are written in message order: each message's reply waits for the previous one.
     let previous: Promise<void> = Promise.resolve();
     let failed = false;
+    // A client that goes away (cancels, or its deadline passes) stops what is not stored yet.
+    const gone = new AbortController();
+    call.on('cancelled', () => gone.abort());
     call.on('data', (bytes: Buffer) => {
       if (failed) return;
       const received = nowUs();
@@ -120,12 +126,13 @@ export class GrpcServer {
         return;
       }
       // Apply now (store order = arrival order); reply when committed, in order.
-      const applied = this.intake.apply({ source: gs.value }, received);
+      const applied = this.intake.apply({ source: gs.value }, received, gone.signal);
       previous = previous.then(async () => {
         const r = await applied;
         this.opts.metrics?.goalState('stream', r.totalUs / 1e6, r.results);
+        // Nobody to answer: the reply (a million statuses can take seconds) is not even built.
+        if (gone.signal.aborted || !call.writable) return;
         const reply = encodeReply(r);
-        if (!call.writable) return;
         await new Promise<void>((resolve) => {
           if (call.write(reply)) resolve();
           else call.once('drain', () => resolve());

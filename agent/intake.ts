@@ -9,6 +9,7 @@ import { type GoalStateSource, fromV1, fromV2 } from './goalstate-source.js';
 import { KINDS, type Kind, type ResourceOf } from '../dataplane/model.js';
 import { AddressClaims } from './claims.js';
 import { type Limits, type NormalizeContext, type StateOf, createInterner, idFromMapKey, normalize } from './normalize.js';
+import { type LargeTurn, buildIndex, meetsPending, touchedIds } from './overtake.js';
 import { ResultTable, type Status } from './results.js';
 import { type ChangeLog, type ResourceStore, type StoreEvent, isOlderRevision } from './store.js';
 
@@ -30,16 +31,64 @@ export interface IntakeResult {
   savedUs: number;
   /** Microseconds from receipt of the message to completion. */
   totalUs: number;
+  /**
+   * Its client went away (cancelled, or its deadline passed) before it was all stored: the
+   * states not yet stored were skipped (no result), what was stored is programmed as usual.
+   */
+  cancelled: boolean;
+}
+
+/** A large goal state's store change being committed in chunks. */
+interface InFlight {
+  readonly events: readonly StoreEvent[];
+  /** Events before this index are committed. */
+  at: number;
+  /** Kind → key → index of its last event; built when another goal state first asks. */
+  index: Map<Kind, Map<string, number>> | null;
+  readonly done: Promise<void>;
+}
+
+/** Whether `events` touch a resource the large goal state in flight has not committed yet. */
+function touchesPending(m: InFlight, events: readonly StoreEvent[]): boolean {
+  if (m.index === null) {
+    const index = new Map<Kind, Map<string, number>>();
+    for (let i = 0; i < m.events.length; i++) {
+      const e = m.events[i]!;
+      let byKey = index.get(e.kind);
+      if (!byKey) index.set(e.kind, (byKey = new Map<string, number>()));
+      byKey.set(e.key, i);
+    }
+    m.index = index;
+  }
+  for (const e of events) {
+    const last = m.index.get(e.kind)?.get(e.key);
+    if (last !== undefined && last >= m.at) return true;
+  }
+  return false;
 }
 
 export type GoalStateInput = { v1: GoalState } | { v2: GoalStateV2 } | { source: GoalStateSource };
 
 const nowUs = (): number => performance.now() * 1000;
 
-/** A store change larger than this is committed to the dataplane in chunks of this many events. */
-export const CHUNK_EVENTS = 4000;
-/** A goal state's store phase yields to the event loop after this many states. */
-export const YIELD_EVERY = 2000;
+/**
+ * A goal state of more states than this is large: its store turn yields to the event loop (by
+ * time, YIELD_MS) and a small one (at most this many states) may take its turn inside it.
+ */
+export const SMALL_STATE = 256;
+/** A large goal state's store turn yields to the event loop after about this many ms of work. */
+export const YIELD_MS = 4;
+/** States validated and stored between two looks at the clock. */
+const SLICE = 64;
+/** A store change of more events than this is committed to the dataplane in chunks. */
+export const CHUNK_MIN_EVENTS = 1024;
+/** Each chunk is sized to take about this many ms (from the rate of the chunks before it). */
+export const CHUNK_MS = 4;
+/** The first chunk's size (events), before any rate is known. */
+const FIRST_CHUNK = 256;
+
+/** Resolves on the next turn of the event loop (after pending I/O). */
+const breathe = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
  * Kinds the dataplane stores but does not program yet. Their resources answer SUCCESS (Alcor's
@@ -61,10 +110,16 @@ export class Intake {
   private queue: Promise<unknown> = Promise.resolve();
   /** Resolves once the latest goal state has had its store turn. */
   private storeTurn: Promise<void> = Promise.resolve();
+  /** The large goal state in its store turn, if any (small ones may take their turn inside it). */
+  private large: LargeTurn | null = null;
+  /** Goal states waiting for their store turn in the ordinary way (nothing overtakes them). */
+  private queued = 0;
+  /** Resolves once the latest small goal state that asked to overtake has been decided (and stored). */
+  private overtakers: Promise<void> = Promise.resolve();
   /** Resolves once the latest goal state has entered the dataplane queue. */
   private entry: Promise<void> = Promise.resolve();
-  /** Large goal states being committed in chunks, with their resources not committed yet. */
-  private readonly inFlight: { pending: Map<string, number>; done: Promise<void> }[] = [];
+  /** Large goal states being committed in chunks. */
+  private readonly inFlight: InFlight[] = [];
   private readonly ctx: NormalizeContext;
   /** Address ownership (built from the store on the first goal state, then kept in step). */
   private claims: AddressClaims | null = null;
@@ -92,21 +147,68 @@ export class Intake {
   }
 
   /**
-   * Apply one goal state. The store changes synchronously, in arrival order, before this
-   * returns its promise; the save to the state dir and the dataplane commit are awaited after,
-   * and a resource answers SUCCESS only once both are done.
+   * Apply one goal state. Its store turn comes in arrival order (a small state may take it inside
+   * a large one's, see below); the save to the state dir and the dataplane commit are awaited
+   * after, and a resource answers SUCCESS only once both are done. `signal`: the client is gone
+   * (its call was cancelled or its deadline passed); states not stored by then are skipped.
    */
-  apply(gs: GoalStateInput, receivedUs = nowUs()): Promise<IntakeResult> {
-    // Goal states take their store turn in arrival order; inside its turn a large one yields to
-    // the event loop every YIELD_EVERY states, so the admin API and gRPC I/O stay served.
+  apply(gs: GoalStateInput, receivedUs = nowUs(), signal?: AbortSignal): Promise<IntakeResult> {
+    const source = sourceOf(gs);
     const turn = this.storeTurn;
     let release!: () => void;
     this.storeTurn = new Promise<void>((r) => { release = r; });
-    return this.applyInTurn(gs, receivedUs, turn, release);
+    let stored!: () => void;
+    const storedP = new Promise<void>((r) => { stored = r; });
+    let early: Promise<boolean> = Promise.resolve(false);
+    const large = this.large;
+    if (large !== null && source.count() <= SMALL_STATE) {
+      // Small states decide one at a time, in arrival order; each after the one before is stored.
+      const before = this.overtakers;
+      this.overtakers = storedP;
+      early = before.then(() => this.mayOvertake(large, source));
+    } else {
+      this.queued += 1;
+    }
+    return this.applyInTurn(source, receivedUs, early, turn, release, stored, signal);
   }
 
-  private async applyInTurn(gs: GoalStateInput, receivedUs: number, turn: Promise<void>, release: () => void): Promise<IntakeResult> {
-    await turn;
+  /**
+   * Whether a small state may take its store turn now, inside the large one's: nobody waits for
+   * a turn the ordinary way (it would be overtaken too), and it touches nothing the large one
+   * has still to store (agent/overtake.ts). When not, it queues the ordinary way.
+   */
+  private async mayOvertake(large: LargeTurn, source: GoalStateSource): Promise<boolean> {
+    const no = (): boolean => { this.queued += 1; return false; };
+    if (this.large !== large || this.queued > 0) return no();
+    const touched = touchedIds(source);
+    if (touched === null) return no();
+    if (large.index === null) {
+      large.index = buildIndex(large.source, () => this.pause());
+      large.building = large.index.finally(() => { large.building = null; });
+    }
+    const index = await large.index;
+    if (this.large !== large || this.queued > 0 || meetsPending(large, index, touched)) return no();
+    return true;
+  }
+
+  private sliceStart = performance.now();
+  /**
+   * When the current slice of a large state's work has run YIELD_MS: a promise for the next turn
+   * of the loop, else null. (Tests replace it to hold a large state between two slices.)
+   */
+  pause(): Promise<void> | null {
+    if (performance.now() - this.sliceStart < YIELD_MS) return null;
+    return breathe().then(() => { this.sliceStart = performance.now(); });
+  }
+
+  private async applyInTurn(
+    source: GoalStateSource, receivedUs: number, early: Promise<boolean>, turn: Promise<void>, release: () => void, stored: () => void, signal: AbortSignal | undefined,
+  ): Promise<IntakeResult> {
+    const overtook = await early.catch(() => false);
+    if (!overtook) {
+      await turn;
+      this.queued -= 1;
+    }
     const results = new ResultTable();
     const events: StoreEvent[] = [];
     const store = this.store;
@@ -117,8 +219,10 @@ export class Intake {
     /** Store keys written by this message, per kind: a second state for one of them is refused. */
     const written = new Map<Kind, Set<string>>();
 
-    const source = sourceOf(gs);
-    let sinceYield = 0;
+    const isLarge = source.count() > SMALL_STATE;
+    const me: LargeTurn | null = isLarge ? { source, visited: 0, index: null, building: null } : null;
+    if (me) this.large = me;
+    let cancelled = false;
     let saved: Promise<{ error: Error | null; us: number }> | null = null;
     try {
       for (const kind of KINDS) {
@@ -184,15 +288,24 @@ export class Intake {
           last = now;
         };
         const n = source.size(kind);
-        for (let from = 0; from < n; from += YIELD_EVERY) {
-          source.slice(kind, from, from + YIELD_EVERY, visit);
-          sinceYield += Math.min(YIELD_EVERY, n - from);
-          if (sinceYield >= YIELD_EVERY) {
-            sinceYield = 0;
-            await new Promise((r) => setImmediate(r));
+        for (let from = 0; from < n && !cancelled; from += SLICE) {
+          if (signal?.aborted) {
+            cancelled = true;
+            break;
+          }
+          // A small state waits for this one's index: it goes first.
+          if (me?.building) await me.building.catch(() => undefined);
+          source.slice(kind, from, from + SLICE, visit);
+          if (me) {
+            me.visited += Math.min(SLICE, n - from);
+            // A large state breathes by time: gRPC, the admin API and small states get their turn.
+            const p = this.pause();
+            if (p) await p;
           }
         }
+        if (cancelled) break;
       }
+      if (cancelled) this.log.warn('goal state cancelled by its client: the states not stored yet are skipped, those stored are programmed', { stored: results.length, skipped: source.count() - results.length });
       this.checkHostIp(events);
       for (const d of subnetDeletes) {
         const users = d.keys.map((k) => this.subnetUsers(k)).filter((u) => u !== null);
@@ -212,7 +325,10 @@ export class Intake {
       const saveStart = nowUs();
       saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
     } finally {
-      release();
+      if (me) this.large = null;
+      stored();
+      // An overtaking state's place in the order is still after the one before it.
+      if (overtook) void turn.then(release); else release();
     }
 
     const commit = this.commitToDataplane(events, results);
@@ -226,67 +342,70 @@ export class Intake {
       this.markNotProgrammed(results);
       const totalUs = nowUs() - receivedUs;
       this.logSummary(results, events.length, totalUs, savedUs);
-      return { results, events: events.length, dataplaneUs, savedUs, totalUs };
+      return { results, events: events.length, dataplaneUs, savedUs, totalUs, cancelled };
     });
   }
 
   /**
    * Hand a goal state's store changes to the dataplane, one commit at a time in arrival order,
    * with one exception that keeps small goal states fast: a large change is committed in chunks
-   * of CHUNK_EVENTS, yielding between them, and a smaller goal state that arrives meanwhile and
-   * touches none of the large one's not-yet-committed resources is committed between two of its
-   * chunks (per-resource arrival order is kept: a goal state touching a pending resource waits
-   * for the large one). Resolves with the microseconds the dataplane took; outcomes are merged
-   * into `results` (a failure fails every changed resource of the goal state, as before).
+   * sized to take about CHUNK_MS each (from the rate of the chunks before), yielding between
+   * them, and a smaller goal state that arrives meanwhile and touches none of the large one's
+   * not-yet-committed resources is committed between two of its chunks (per-resource arrival
+   * order is kept: a goal state touching a pending resource waits for the large one). The
+   * dataplane hears which chunks belong together, so work that serves the whole change (a
+   * network's flood list) is done once, with the last. Resolves with the microseconds the
+   * dataplane took; outcomes are merged into `results` (a failure fails every changed resource
+   * of the goal state, as before).
    */
   private async commitToDataplane(events: readonly StoreEvent[], results: ResultTable): Promise<number> {
-    const large = events.length > CHUNK_EVENTS && this.dataplane.chunkable === true;
+    const large = events.length > CHUNK_MIN_EVENTS && this.dataplane.chunkable === true;
     // Goal states enter the dataplane queue in arrival order: wait for the one before us to
     // have entered (a goal state held back by a conflict holds back those after it).
     const before = this.entry;
     let entered!: () => void;
     this.entry = new Promise<void>((r) => { entered = r; });
     await before;
-    // Resource keys, needed only to compare with large goal states in flight (or to be one).
-    const keys = large || this.inFlight.length > 0 ? events.map((e) => `${e.kind}\u0000${e.key}`) : [];
-    // Wait for the large goal states in flight whose pending resources we touch.
-    const conflicting = this.inFlight.filter((m) => keys.some((k) => m.pending.has(k)));
+    // Wait for the large goal states in flight whose not-yet-committed resources we touch.
+    const conflicting = this.inFlight.filter((m) => touchesPending(m, events));
     if (conflicting.length > 0) await Promise.all(conflicting.map((m) => m.done));
     let settle!: () => void;
-    const me = { pending: new Map<string, number>(), done: new Promise<void>((r) => { settle = r; }) };
-    if (large) {
-      for (const k of keys) me.pending.set(k, (me.pending.get(k) ?? 0) + 1);
-      this.inFlight.push(me);
-    }
+    const me: InFlight = { events, at: 0, index: null, done: new Promise<void>((r) => { settle = r; }) };
+    if (large) this.inFlight.push(me);
     const outcomes = new Map<string, ResourceOutcome>();
     let error: Error | null = null;
     let us = 0;
+    const batch = {};
     try {
-      const size = large ? CHUNK_EVENTS : events.length;
-      for (let at = 0; at < events.length; at += size) {
+      let size = large ? FIRST_CHUNK : events.length;
+      for (let at = 0; at < events.length;) {
         const chunk = large ? events.slice(at, at + size) : events;
+        const last = at + chunk.length >= events.length;
+        let chunkUs = 0;
         const run = this.queue.then(async () => {
           const start = nowUs();
           this.commitSince = Date.now();
           try {
-            for (const [k, o] of await this.dataplane.apply(chunk, this.store)) outcomes.set(k, o);
+            const got = await this.dataplane.apply(chunk, this.store, large ? { batch, last } : undefined);
+            for (const [k, o] of got) outcomes.set(k, o);
           } catch (e) {
             error ??= e instanceof Error ? e : new Error(String(e));
           } finally {
             this.commitSince = 0;
-            us += nowUs() - start;
+            chunkUs = nowUs() - start;
+            us += chunkUs;
           }
         });
         this.queue = run.catch(() => undefined);
         entered();
         await run;
-        if (!large) continue;
-        for (let j = at; j < at + chunk.length; j++) {
-          const n = (me.pending.get(keys[j]!) ?? 1) - 1;
-          if (n <= 0) me.pending.delete(keys[j]!); else me.pending.set(keys[j]!, n);
-        }
+        if (!large) break;
+        at += chunk.length;
+        me.at = at;
+        // The next chunk to take about CHUNK_MS at the rate this one ran (at most twice as many events).
+        size = Math.max(64, Math.min(size * 2, Math.floor((chunk.length * CHUNK_MS * 1000) / Math.max(chunkUs, 1))));
         // Let the loop breathe: gRPC, the admin API and other goal states get their turn.
-        if (at + size < events.length) await new Promise((r) => setImmediate(r));
+        if (!last) await breathe();
       }
     } finally {
       entered();
@@ -409,8 +528,12 @@ export class Intake {
 
   /** Per-resource dataplane outcomes (PENDING, FAILURE) onto the results that changed. */
   private mergeOutcomes(results: ResultTable, outcomes: Map<string, ResourceOutcome>): void {
+    // Only results of a kind some outcome names need their key made (a large state is mostly
+    // neighbors, its outcomes mostly a port's PENDING).
+    const kinds = new Set<string>();
+    for (const k of outcomes.keys()) kinds.add(k.slice(0, k.indexOf(':')));
     for (let i = 0; i < results.length; i++) {
-      if (!results.changed(i) || results.status(i) !== 'SUCCESS') continue;
+      if (!results.changed(i) || results.status(i) !== 'SUCCESS' || !kinds.has(results.kind(i))) continue;
       const o = outcomes.get(outcomeKey(results.kind(i), results.id(i)));
       if (o) results.setStatus(i, o.status, o.detail);
     }

@@ -15,6 +15,16 @@ export interface ResourceOutcome {
  */
 export const outcomeKey = (kind: Kind, id: string): string => `${kind}:${id}`;
 
+/**
+ * One of the calls a large change is applied in. Calls of one change share `batch` (any object);
+ * the dataplane may leave work that serves the whole change (an aggregate such as a network's
+ * flood list) to the `last` one, which must then do it and answer for it.
+ */
+export interface Chunk {
+  readonly batch: object;
+  readonly last: boolean;
+}
+
 export interface Dataplane {
   readonly name: string;
   /**
@@ -28,7 +38,7 @@ export interface Dataplane {
    * Program the change. Resolves after the switch has confirmed it, with an entry for each
    * resource that is not simply SUCCESS (keyed by `outcomeKey`); rejecting fails them all.
    */
-  apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>>;
+  apply(events: readonly ResourceEvent[], view: ResourceView, chunk?: Chunk): Promise<Map<string, ResourceOutcome>>;
   /**
    * True when a change may be applied in several calls (chunks) of its events, in order. A
    * dataplane that builds its indexes from the view on its first call (not started) is not.

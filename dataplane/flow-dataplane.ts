@@ -5,7 +5,7 @@
 // `installed` changes only for what the switch accepted; a refused bundle is split by owner so
 // only the owners the switch refuses fail (retried with backoff until the fault clears); a
 // switch that lost everything gets everything again.
-import type { Dataplane, ResourceOutcome } from './api.js';
+import type { Chunk, Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, appendAll, changeCount, emptyChanges } from './backend.js';
 import { ConjunctionIds, TrackingContext, bindingInput, listInput, resourceInput } from './build-context.js';
@@ -73,6 +73,12 @@ export class FlowDataplane implements Dataplane {
   private view: ResourceView | null = null;
   private tracker: TrackingContext | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Per large change applied in chunks: owners its chunks made dirty that no event of theirs owns
+   * (a network's flood list, readers of topics), rebuilt once with its last chunk, and the events
+   * that reached them (to say who fails if the switch refuses them then).
+   */
+  private readonly deferred = new Map<object, { owners: Set<string>; events: ResourceEvent[]; topics: (string[] | undefined)[] }>();
   /** Ports reported PENDING, for the late-completion log. */
   private readonly pending = new Set<string>();
   /** Owners whose objects the switch refused: owner → the switch's reason. Retried with backoff. */
@@ -208,15 +214,18 @@ export class FlowDataplane implements Dataplane {
     return touched;
   }
 
-  apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>> {
+  apply(events: readonly ResourceEvent[], view: ResourceView, chunk?: Chunk): Promise<Map<string, ResourceOutcome>> {
     return this.serialized(async () => {
       const fresh = this.bind(view);
       let touched: Touched;
       /** Per event, the topology topics it raised (most raise none), to say who dirtied what. */
       const eventTopics: (string[] | undefined)[] = [];
+      /** Owners left from this change's earlier chunks, rebuilt now (the last chunk). */
+      let earlier: { owners: Set<string>; events: ResourceEvent[]; topics: (string[] | undefined)[] } | undefined;
       if (fresh) {
         touched = this.computeAll();
         this.touchInstalled(touched);
+        if (chunk) this.deferred.delete(chunk.batch);
       } else {
         const topics = new Set<string>();
         const scratch = new Set<string>();
@@ -230,6 +239,29 @@ export class FlowDataplane implements Dataplane {
         const dirty = new Set<string>();
         for (const e of events) this.dirtyOf(e, dirty);
         for (const t of topics) this.deps.readersOf(t, dirty);
+        if (chunk) {
+          let later = this.deferred.get(chunk.batch);
+          if (!chunk.last) {
+            // Owners no event of this chunk owns wait for the last chunk: a network's flood list
+            // of thousands of hosts is built once per change, not once per chunk.
+            if (!later) this.deferred.set(chunk.batch, (later = { owners: new Set(), events: [], topics: [] }));
+            const own = new Set<string>();
+            for (const e of events) for (const f of this.registry.byResource.get(e.kind) ?? []) own.add(ownerName(f, e.key));
+            for (const o of dirty) {
+              if (own.has(o)) continue;
+              later.owners.add(o);
+              dirty.delete(o);
+            }
+            for (const [i, e] of events.entries()) {
+              later.events.push(e);
+              later.topics.push(eventTopics[i]);
+            }
+          } else if (later) {
+            this.deferred.delete(chunk.batch);
+            for (const o of later.owners) dirty.add(o);
+            earlier = later;
+          }
+        }
         touched = newTouched();
         try {
           for (const owner of dirty) {
@@ -244,7 +276,14 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
-      return this.outcomes(events, failed, eventTopics);
+      const out = this.outcomes(events, failed, eventTopics);
+      if (earlier && failed.size > 0) {
+        // Owners rebuilt for the whole change and refused: the earlier chunks' resources that
+        // reached them fail too.
+        const theirs = new Map([...failed].filter(([o]) => earlier.owners.has(o)));
+        if (theirs.size > 0) for (const [k, o] of this.outcomes(earlier.events, theirs, earlier.topics, false)) if (!out.has(k)) out.set(k, o);
+      }
+      return out;
     });
   }
 
@@ -276,7 +315,7 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Resources whose flows the switch refused answer FAILURE; unbound ports PENDING. */
-  private outcomes(events: readonly ResourceEvent[], failed: Map<string, string>, eventTopics: readonly (string[] | undefined)[] = []): Map<string, ResourceOutcome> {
+  private outcomes(events: readonly ResourceEvent[], failed: Map<string, string>, eventTopics: readonly (string[] | undefined)[] = [], pending = true): Map<string, ResourceOutcome> {
     const outcomes = new Map<string, ResourceOutcome>();
     if (failed.size > 0) {
       // A resource fails for its own owners. An owner no resource owns (a flood list) fails the
@@ -299,6 +338,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
     }
+    if (!pending) return outcomes;
     for (const e of events) {
       if (e.kind !== 'port' || e.type === 'removed') {
         if (e.kind === 'port') this.pending.delete(e.key);
