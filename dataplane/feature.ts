@@ -135,9 +135,10 @@ function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
     const needs = (FIELDS[m.field]).needs;
     if (!needs) continue;
     const dlType = match.find((x) => x.field === 'dl_type');
-    if (!dlType || !needs.dlType.some((t) => BigInt(t) === dlType.value)) throw new Error(`${m.field} needs dl_type ${needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);
+    // Compared as numbers: no BigInt made per flow (dl_type and nw_proto are small).
+    if (!dlType || !needs.dlType.includes(Number(dlType.value))) throw new Error(`${m.field} needs dl_type ${needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);
     const nwProto = match.find((x) => x.field === 'nw_proto')?.value;
-    if (needs.nwProto !== undefined && !needs.nwProto.some((p) => BigInt(p) === nwProto)) {
+    if (needs.nwProto !== undefined && (nwProto === undefined || !needs.nwProto.includes(Number(nwProto)))) {
       throw new Error(`${m.field} needs nw_proto ${needs.nwProto.join(' or ')}`);
     }
   }
