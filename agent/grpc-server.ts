@@ -13,7 +13,8 @@ import {
 import { scanGoalStateV2 } from './goalstate-source.js';
 import type { Intake } from './intake.js';
 import type { AgentMetrics } from './metrics.js';
-import { encodeReply } from './reply.js';
+import { encodeReply, encodeReplyAsync } from './reply.js';
+import { YIELD_MS } from './intake.js';
 
 export interface GrpcServerOptions {
   listen: string;
@@ -77,9 +78,9 @@ export class GrpcServer {
         const gone = new AbortController();
         call.on('cancelled', () => gone.abort());
         this.intake.apply({ v1: gs.value }, received, gone.signal).then(
-          (r) => {
+          async (r) => {
             this.opts.metrics?.goalState('unary', r.totalUs / 1e6, r.results);
-            cb(null, encodeReply(r));
+            cb(null, r.results.length > 4096 ? await encodeReplyAsync(r, YIELD_MS) : encodeReply(r));
           },
           (e: unknown) => {
             this.opts.metrics?.goalState('unary', 0, null, 'error');
@@ -132,7 +133,7 @@ export class GrpcServer {
         this.opts.metrics?.goalState('stream', r.totalUs / 1e6, r.results);
         // Nobody to answer: the reply (a million statuses can take seconds) is not even built.
         if (gone.signal.aborted || !call.writable) return;
-        const reply = encodeReply(r);
+        const reply = r.results.length > 4096 ? await encodeReplyAsync(r, YIELD_MS) : encodeReply(r);
         await new Promise<void>((resolve) => {
           if (call.write(reply)) resolve();
           else call.once('drain', () => resolve());

@@ -106,6 +106,31 @@ const TAG_DETAIL = [0xa2, 0x06]; // field 100, length-delimited
 
 /** Proto3 encoding of `toReply(result)`: default values omitted, fields in number order. */
 export function encodeReply(result: IntakeResult): Buffer {
+  const steps = encodeSteps(result);
+  for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
+}
+
+/**
+ * The same, yielding to the event loop whenever a slice of the work has run `sliceMs`: a reply of
+ * a million statuses takes about half a second to encode, which other clients must not wait out.
+ */
+export async function encodeReplyAsync(result: IntakeResult, sliceMs: number): Promise<Buffer> {
+  const steps = encodeSteps(result);
+  let start = performance.now();
+  for (let r = steps.next(); ; r = steps.next()) {
+    if (r.done) return r.value;
+    if (performance.now() - start >= sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      start = performance.now();
+    }
+  }
+}
+
+/** Statuses encoded between two looks at the clock. */
+const STEP = 2048;
+
+/** The encoder, pausing (yield) every STEP statuses of each of its two passes. */
+function* encodeSteps(result: IntakeResult): Generator<void, Buffer> {
   const rs = result.results;
   const n = rs.length;
   const elapsed = clampUs(result.totalUs);
@@ -115,6 +140,7 @@ export function encodeReply(result: IntakeResult): Buffer {
   const detailLens = new Uint32Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
+    if (i % STEP === STEP - 1) yield;
     const idLen = Buffer.byteLength(rs.id(i));
     const detail = rs.detail(i);
     const detailLen = detail === '' ? 0 : Buffer.byteLength(detail);
@@ -138,6 +164,7 @@ export function encodeReply(result: IntakeResult): Buffer {
   total += 1 + varintSize(elapsed);
   const w = new Writer(Buffer.allocUnsafe(total));
   for (let i = 0; i < n; i++) {
+    if (i % STEP === STEP - 1) yield;
     w.buf[w.pos++] = 0x12; // field 2, length-delimited
     w.varint(sizes[i]!);
     if (idLens[i]! > 0) w.bytes(TAG_ID, rs.id(i), idLens[i]!);

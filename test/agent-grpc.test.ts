@@ -9,6 +9,8 @@ import { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner
 import { makeClient, pushStream, pushUnary } from '../agent/push.js';
 import { bigState, neighborState, portState, subnetState, withAgent } from './helpers/agents.js';
 import { rawClient } from './helpers/raw-grpc.js';
+import { encodeReply, encodeReplyAsync, toReply } from '../agent/reply.js';
+import { ResultTable } from '../agent/results.js';
 
 const ok = (r: GoalStateOperationReply | undefined): boolean => !!r && r.operationStatuses.every((s) => s.operationStatus === OperationStatus.SUCCESS);
 
@@ -120,4 +122,19 @@ test('V1 unary PushNetworkResourceStates applies lists and answers once', async 
     t.truthy(agent.store.get('port', 'P1'));
     t.truthy(agent.store.get('neighbor', 'L2/N1'));
   });
+});
+
+test('the reply encoder, whole or in slices that yield, gives the bytes the generated encoder gives', async (t) => {
+  const rs = new ResultTable();
+  const statuses = ['SUCCESS', 'FAILURE', 'INVALID_ARG', 'PENDING', 'OUT_OF_ORDER'] as const;
+  for (let i = 0; i < 10_000; i++) {
+    const j = rs.add(i % 3 ? 'neighbor' : 'port', i % 7 ? `id-${i}-é` : '', i % 4);
+    if (i % 2) rs.markChanged(j);
+    rs.setConfigUs(j, i * 3);
+    if (i % 5) rs.setStatus(j, statuses[i % 5]!, i % 10 === 1 ? `reason ${i} ✓` : '');
+  }
+  const result = { results: rs, events: 5000, dataplaneUs: 123_456, savedUs: 0, totalUs: 2_345_678, cancelled: false };
+  const expected = Buffer.from(GoalStateOperationReply.encode(toReply(result)).finish());
+  t.deepEqual(encodeReply(result), expected);
+  t.deepEqual(await encodeReplyAsync(result, 0), expected);
 });
