@@ -8,7 +8,9 @@
 import type { Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, appendAll, changeCount, emptyChanges } from './backend.js';
-import { ConjunctionIds, TrackingContext, bindingInput, listInput, resourceInput } from './build-context.js';
+import { ConjunctionIds, TrackingContext, arpInput, bindingInput, listInput, newZoneIds, resourceInput } from './build-context.js';
+import { type HostNetworking, NO_HOST_NETWORKING, elasticIpMac, hostExternalMac, patchPorts } from './external.js';
+import { NextHopResolver, gratuitousArp } from './next-hop-resolver.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
@@ -18,7 +20,7 @@ import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objec
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
-import { BRIDGE } from './pipeline.js';
+import { BRIDGE, OFPP_NORMAL } from './pipeline.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -69,6 +71,9 @@ export class FlowDataplane implements Dataplane {
   readonly registry: FeatureRegistry;
   private readonly deps = new DependencyIndex();
   private readonly conj = new ConjunctionIds();
+  private readonly zones = newZoneIds();
+  /** External next hops' MACs, learned by ARP (docs/nat.md). */
+  readonly nextHops: NextHopResolver;
   private topology: Topology | null = null;
   private view: ResourceView | null = null;
   private tracker: TrackingContext | null = null;
@@ -87,7 +92,9 @@ export class FlowDataplane implements Dataplane {
 
   readonly dhcp: DhcpHandler;
   /** Packet-ins by cause. */
-  readonly punts = { arpMiss: 0, dhcp: 0, other: 0 };
+  readonly punts = { arpMiss: 0, dhcp: 0, nextHopArp: 0, other: 0 };
+  /** Every bridge it programs: br-int, the ones asked for, and the bridge-mapped ones. */
+  readonly bridges: readonly string[];
 
   /**
    * bridges: the external bridges besides br-int whose pipelines features may program (from
@@ -95,8 +102,11 @@ export class FlowDataplane implements Dataplane {
    */
   constructor(
     readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP, registry = new FeatureRegistry(),
-    readonly bridges: readonly string[] = [BRIDGE],
+    bridges: readonly string[] = [BRIDGE], readonly host: HostNetworking = NO_HOST_NETWORKING,
   ) {
+    this.bridges = [...new Set([BRIDGE, ...bridges, ...[...host.externals.values()].map((e) => e.bridge)])];
+    this.nextHops = new NextHopResolver((ips) => void this.rebuildReaders(ips.map(arpInput)), log);
+    this.nextHops.attach(backend.packets);
     this.name = backend.name;
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
@@ -112,6 +122,10 @@ export class FlowDataplane implements Dataplane {
       case 'dhcp':
         this.punts.dhcp += 1;
         if (this.view && this.topology && io) this.dhcp.handle(p, this.view, this.topology, this.backend.bindings, io);
+        break;
+      case 'nat':
+        this.punts.nextHopArp += 1;
+        this.nextHops.learn(p.data);
         break;
       case 'arp':
         // Counted and logged; the on-demand engine will ask the controller about these.
@@ -136,7 +150,7 @@ export class FlowDataplane implements Dataplane {
     if (this.view === view && this.topology !== null) return false;
     this.view = view;
     this.topology = Topology.of(view);
-    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj);
+    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj, this.host, this.zones, this.nextHops.resolved);
     return true;
   }
 
@@ -146,7 +160,7 @@ export class FlowDataplane implements Dataplane {
    * untouched (no churn, counters keep counting) and only the difference is committed.
    */
   async start(view: ResourceView): Promise<void> {
-    await this.backend.start(this.bridges.includes(BRIDGE) ? this.bridges : [BRIDGE, ...this.bridges]);
+    await this.backend.start(this.bridges, patchPorts(this.host));
     this.bind(view);
     await this.serialized(async () => {
       const touched = this.computeAll();
@@ -244,6 +258,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
+      this.northSouth(events, failed);
       return this.outcomes(events, failed, eventTopics);
     });
   }
@@ -532,6 +547,69 @@ export class FlowDataplane implements Dataplane {
     });
   }
 
+  /**
+   * After a commit: next hops to resolve by ARP (a router's external gateway without a MAC) or
+   * forget, and a gratuitous ARP for each elastic IP that came to this host (so the external
+   * network's switches and the upstream learn where it is now).
+   */
+  private northSouth(events: readonly ResourceEvent[], failed: Map<string, string>): void {
+    if (this.host.externals.size === 0) return;
+    for (const e of events) {
+      if (e.kind === 'router') {
+        const before = e.type !== 'added' ? e.before.externalGateway : null;
+        const after = e.type !== 'removed' ? e.after.externalGateway : null;
+        const ext = after ? this.host.externals.get(after.network) : undefined;
+        if (before && before.nextHopMac === null && (!after || after.nextHopIp !== before.nextHopIp || after.nextHopMac !== null)) this.nextHops.drop(before.nextHopIp);
+        if (after && ext && after.nextHopMac === null) {
+          this.nextHops.want(after.nextHopIp, ext.bridge, after.snat[0]?.ip ?? '0.0.0.0', hostExternalMac(this.host.underlayIp));
+        }
+      } else if (e.kind === 'port' && e.type !== 'removed') {
+        const had = new Set(e.type === 'changed' ? e.before.elasticIps.map((x) => x.elasticIp) : []);
+        const owner = `eip:${e.key}`;
+        if (failed.has(owner)) continue;
+        for (const eip of e.after.elasticIps) {
+          if (had.has(eip.elasticIp)) continue;
+          const flow = this.desired.ownerOutput(owner)?.flows.find((f) => f.bridge !== undefined && f.bridge !== BRIDGE);
+          if (!flow?.bridge) continue;
+          try {
+            this.backend.packets?.packetOut(OFPP_NORMAL, gratuitousArp(elasticIpMac(eip.elasticIp), eip.elasticIp), flow.bridge);
+            this.garps += 1;
+          } catch (err) {
+            this.log?.warn('could not send a gratuitous ARP for an elastic IP', { eip: eip.elasticIp, error: String(err) });
+          }
+        }
+      }
+    }
+  }
+
+  /** Gratuitous ARPs sent for elastic IPs that came to this host. */
+  garps = 0;
+
+  /** The host's bridge-mapping names: a router's external network must be one of them. */
+  get externalNetworks(): ReadonlySet<string> {
+    return new Set(this.host.externals.keys());
+  }
+
+  /** Rebuild the owners that read these inputs (runtime facts that changed: a resolved MAC) and commit. */
+  private async rebuildReaders(inputs: string[]): Promise<void> {
+    if (!this.view) return;
+    try {
+      await this.serialized(async () => {
+        const dirty = new Set<string>();
+        for (const i of inputs) this.deps.readersOf(i, dirty);
+        if (dirty.size === 0) return;
+        const touched = newTouched();
+        for (const owner of dirty) {
+          const p = this.registry.parse(owner);
+          if (p) this.rebuild(p.feature, p.key, touched, owner);
+        }
+        await this.reconcile(touched);
+      });
+    } catch (e) {
+      this.log?.warn('reprogramming after a change on the host failed', { inputs, error: String(e) });
+    }
+  }
+
   /** Interfaces appeared or left: program their ports now and say so. */
   private async rebind(keys: string[]): Promise<void> {
     const view = this.view;
@@ -565,9 +643,9 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Every desired flow computed from scratch, for checking the incremental result. */
-  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry()): DesiredFlows {
+  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry(), host: HostNetworking = NO_HOST_NETWORKING, resolved?: ReadonlyMap<string, string>): DesiredFlows {
     const topology = Topology.of(view);
-    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds());
+    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds(), host, newZoneIds(), resolved);
     const desired = new DesiredFlows();
     const touched = newTouched();
     for (const [feature, key] of allOwnerKeys(registry, view, topology)) {
@@ -616,6 +694,7 @@ export class FlowDataplane implements Dataplane {
   close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.nextHops.close();
     return this.backend.close();
   }
 }

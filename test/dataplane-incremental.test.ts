@@ -63,7 +63,7 @@ function goalState(step: Step): GoalStateV2 {
   for (const p of step.ports) {
     gs.portStates[p.id] = { operationType: p.op, configuration: {
       revisionNumber: 0, requestId: '', id: p.id, updateType: 1, vpcId: 'V', name: '', deviceId: '', deviceOwner: '', macAddress: mac(p.mac),
-      adminStateUp: p.up, hostInfo: undefined, fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }],
+      adminStateUp: p.up, hostInfo: undefined, elasticIps: [], fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }],
       allowAddressPairs: p.pair ? [{ ipAddress: `10.${net(p.subnet)}.9.0/24`, macAddress: '' }] : [], securityGroupIds: p.groups.map((id) => ({ id })) } };
   }
   for (const n of step.neighbors) {
@@ -79,7 +79,7 @@ function goalState(step: Step): GoalStateV2 {
   }
   for (const r of step.routers ?? []) {
     gs.routerStates[`${HOST}/${r.id}`] = { operationType: r.op, configuration: {
-      revisionNumber: 0, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: r.dvr ? 'fe:16:11:00:00:0b' : '',
+      revisionNumber: 0, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: r.dvr ? 'fe:16:11:00:00:0b' : '', externalGateway: undefined,
       subnetRoutingTables: r.subnets.map((id, i) => ({ subnetId: id, routingRules: i > 0 ? [] : r.rules.map((x, j) => ({
         operationType: 0, id: `rule${j}`, name: '', destination: x.dst, nextHopIp: x.hop, priority: x.priority,
         routingRuleExtraInfo: { destinationType: x.internet ? 0 : 1, nextHopMac: '' } })) })) } };
