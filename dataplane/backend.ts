@@ -125,6 +125,12 @@ export interface FlowBackend {
   onBindingsChanged(listener: (keys: string[]) => void): void;
   /** Packet-ins and packet-outs (absent in dry-run). */
   readonly packets?: PacketIo;
+  /**
+   * Forget conntrack entries of a zone whose original direction is from `src` and/or to `dst`
+   * (IPv4; absent: any): NAT that was removed must not keep translating (absent: the backend
+   * has no conntrack).
+   */
+  flushConntrack?(zone: number, filter: { src?: string; dst?: string }): Promise<void>;
   /** `ofproto/trace` of a flow string or `in_port=N,HEX` packet, in OVS's format (when the backend has a switch). */
   trace?(spec: string): Promise<string>;
   close(): Promise<void>;

@@ -258,7 +258,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
-      this.northSouth(events, failed);
+      await this.northSouth(events, failed);
       return this.outcomes(events, failed, eventTopics);
     });
   }
@@ -552,18 +552,36 @@ export class FlowDataplane implements Dataplane {
    * forget, and a gratuitous ARP for each elastic IP that came to this host (so the external
    * network's switches and the upstream learn where it is now).
    */
-  private northSouth(events: readonly ResourceEvent[], failed: Map<string, string>): void {
+  private async northSouth(events: readonly ResourceEvent[], failed: Map<string, string>): Promise<void> {
     if (this.host.externals.size === 0) return;
     for (const e of events) {
       if (e.kind === 'router') {
         const before = e.type !== 'added' ? e.before.externalGateway : null;
         const after = e.type !== 'removed' ? e.after.externalGateway : null;
+        // SNAT gone or changed: its connections go too (they would keep the old translation).
+        if (before && (!after || JSON.stringify(before.snat) !== JSON.stringify(after.snat) || before.network !== after.network)) {
+          await this.flush(this.zones.use(`router:${e.key}`, `router:${e.key}`), {});
+        }
         const ext = after ? this.host.externals.get(after.network) : undefined;
         if (before && before.nextHopMac === null && (!after || after.nextHopIp !== before.nextHopIp || after.nextHopMac !== null)) this.nextHops.drop(before.nextHopIp);
         if (after && ext && after.nextHopMac === null) {
           this.nextHops.want(after.nextHopIp, ext.bridge, after.snat[0]?.ip ?? '0.0.0.0', hostExternalMac(this.host.underlayIp));
         }
-      } else if (e.kind === 'port' && e.type !== 'removed') {
+      } else if (e.kind === 'port') {
+        // Elastic IPs taken away: their connections (either direction) are flushed from the
+        // zone of the router they went through.
+        const kept = new Set(e.type === 'removed' ? [] : e.after.elasticIps.map((x) => `${x.elasticIp}/${x.fixedIp}`));
+        const prior = e.type === 'added' ? null : e.before;
+        for (const old of prior?.elasticIps ?? []) {
+          if (kept.has(`${old.elasticIp}/${old.fixedIp}`)) continue;
+          const subnet = prior!.fixedIps.find((f) => f.ip === old.fixedIp)?.subnetId;
+          for (const r of subnet === undefined ? [] : this.topology?.routersOf(subnet) ?? []) {
+            const zone = this.zones.use(`router:${r}`, `router:${r}`);
+            await this.flush(zone, { src: old.fixedIp });
+            await this.flush(zone, { dst: old.elasticIp });
+          }
+        }
+        if (e.type === 'removed') continue;
         const had = new Set(e.type === 'changed' ? e.before.elasticIps.map((x) => x.elasticIp) : []);
         const owner = `eip:${e.key}`;
         if (failed.has(owner)) continue;
@@ -582,8 +600,26 @@ export class FlowDataplane implements Dataplane {
     }
   }
 
+  /** Conntrack flushes asked of the backend (removed NAT). */
+  flushes = 0;
+
+  private async flush(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    if (!this.backend.flushConntrack) return;
+    this.flushes += 1;
+    try {
+      await this.backend.flushConntrack(zone, filter);
+    } catch (err) {
+      this.log?.warn('flushing conntrack entries of removed NAT failed', { zone, ...filter, error: String(err) });
+    }
+  }
+
   /** Gratuitous ARPs sent for elastic IPs that came to this host. */
   garps = 0;
+
+  /** Resolves once everything queued so far (goal states, rebinds, resolved MACs) is done. */
+  settled(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
 
   /** The host's bridge-mapping names: a router's external network must be one of them. */
   get externalNetworks(): ReadonlySet<string> {

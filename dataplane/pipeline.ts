@@ -77,8 +77,8 @@ export const TABLES = {
     miss: 'drop',
   },
   NAT_INGRESS: {
-    id: 33, name: 'nat_ingress', fields: ['nw_dst'],
-    purpose: 'From the external bridge: to an elastic IP of a local VM, destination NAT to its fixed IP (committed in the router\'s zone); to this host\'s SNAT address, un-NAT of replies only (no commit); then nat_deliver.',
+    id: 33, name: 'nat_ingress', fields: ['nw_dst', 'tp_dst'],
+    purpose: 'From the external bridge: to an elastic IP of a local VM, destination NAT to its fixed IP (committed in the router\'s zone); to this host\'s SNAT address (TCP and UDP by the ports of a router\'s slice, ICMP by address), un-NAT of replies only (no commit); then nat_deliver.',
     miss: 'drop',
   },
   NAT_DELIVER: {

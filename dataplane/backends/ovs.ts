@@ -547,6 +547,27 @@ export class OvsBackend implements FlowBackend {
   }
 
   /** The real bridge's ofproto/trace; a packet is given as `in_port=N,HEX` or `in_port=N HEX`. */
+  /**
+   * The zone's entries whose original direction matches, flushed one by one: OVS 3.1's
+   * `dpctl/flush-conntrack` takes a whole zone or one exact tuple, so the zone is dumped and each
+   * match flushed by its full original tuple (arguments, never a shell string).
+   */
+  async flushConntrack(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    const appctl = async (args: string[]): Promise<string> => {
+      const r = await execa('ovs-appctl', args, { env: { OVS_RUNDIR: this.opts.rundir }, reject: false });
+      if (r.exitCode !== 0) throw new OvsdbError(r.stderr.trim() || `ovs-appctl ${args[0]} exited ${r.exitCode}`);
+      return r.stdout;
+    };
+    if (!filter.src && !filter.dst) {
+      await appctl(['dpctl/flush-conntrack', `zone=${zone}`]);
+      return;
+    }
+    for (const line of (await appctl(['dpctl/dump-conntrack', `zone=${zone}`])).split('\n')) {
+      const tuple = conntrackFlushTuple(line, filter);
+      if (tuple) await appctl(['dpctl/flush-conntrack', `zone=${zone}`, tuple]);
+    }
+  }
+
   async trace(spec: string): Promise<string> {
     const args = ['ofproto/trace', BRIDGE, ...traceArguments(spec)];
     const r = await execa('ovs-appctl', args, { env: { OVS_RUNDIR: this.opts.rundir }, reject: false });
@@ -586,3 +607,20 @@ function setValues(v: unknown): string[] {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The flush tuple of one `dpctl/dump-conntrack` line whose original direction matches the filter
+ * (`udp,orig=(src=A,dst=B,sport=P,dport=Q),reply=(…),zone=N`), or null.
+ */
+export function conntrackFlushTuple(line: string, filter: { src?: string; dst?: string }): string | null {
+  const m = /^(\w+),orig=\(([^)]*)\)/.exec(line.trim());
+  if (!m) return null;
+  const f = new Map(m[2]!.split(',').map((kv) => kv.split('=') as [string, string]));
+  if (filter.src && f.get('src') !== filter.src) return null;
+  if (filter.dst && f.get('dst') !== filter.dst) return null;
+  const proto = { tcp: 6, udp: 17, icmp: 1 }[m[1]!];
+  if (proto === undefined || !f.get('src') || !f.get('dst')) return null;
+  const base = `ct_nw_src=${f.get('src')},ct_nw_dst=${f.get('dst')},ct_nw_proto=${proto}`;
+  if (proto === 1) return `${base},icmp_id=${f.get('id') ?? 0},icmp_type=${f.get('type') ?? 8},icmp_code=${f.get('code') ?? 0}`;
+  return `${base},ct_tp_src=${f.get('sport') ?? 0},ct_tp_dst=${f.get('dport') ?? 0}`;
+}

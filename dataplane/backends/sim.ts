@@ -186,6 +186,12 @@ export class SimBackend implements FlowBackend {
     this.host.onPortsChanged(listener);
   }
 
+  flushConntrack(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    const ip = (t: string): number => t.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+    this.host.datapath.conntrack.flushZone(zone, { ...(filter.src ? { src: ip(filter.src) } : {}), ...(filter.dst ? { dst: ip(filter.dst) } : {}) });
+    return Promise.resolve();
+  }
+
   /** ofproto/trace as the OVS backend runs it: a packet is `in_port=N,HEX` or `in_port=N HEX`. */
   trace(spec: string): Promise<string> {
     try {

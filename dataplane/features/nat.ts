@@ -107,24 +107,31 @@ function buildRouter(ctx: BuildContext, out: OwnerBuilder, g: Gateway): void {
   }
   out.flow(TABLES.NAT_OUTPUT, PRIORITY.match, [zoneMatch, IP], toNextHop(g, hostExternalMac(ctx.host.underlayIp)));
   const seen = new Set<string>();
+  const unnat = [load(REGISTERS.natZone, g.zone), ct(false, g.zone, TABLES.NAT_DELIVER, '')];
   for (const s of slices) {
+    const ip = eq('nw_dst', ipv4Value(s.ip));
     if (!seen.has(s.ip)) {
       seen.add(s.ip);
-      out.flow(TABLES.NAT_INGRESS, PRIORITY.match, [IP, eq('nw_dst', ipv4Value(s.ip))], [load(REGISTERS.natZone, g.zone), ct(false, g.zone, TABLES.NAT_DELIVER, '')]);
       externalArp(out, bridge, s.ip, snatMac(s.ip), hostExternalMac(ctx.host.underlayIp));
-      // ICMP has no port to tell slices apart: conntrack does (no connection here: dropped).
-      out.flow(extClassify(bridge), PRIORITY.match, [IP, eq('nw_proto', IP_PROTO.icmp), eq('nw_dst', ipv4Value(s.ip))], toIntegration(g.ext));
+      // ICMP has no port to tell slices apart: conntrack does (a reply of no connection of
+      // this host is invalid here and dropped). Two routers sharing an address on one host
+      // share this flow: one of them gets the ICMP (docs/nat.md).
+      const icmp = [IP, eq('nw_proto', IP_PROTO.icmp), ip];
+      out.flow(extClassify(bridge), PRIORITY.match, icmp, toIntegration(g.ext));
+      out.flow(TABLES.NAT_INGRESS, PRIORITY.match, [...icmp], unnat);
     }
+    // TCP and UDP by this host's slice of ports: the part of the address that is this router's here.
     for (const proto of [IP_PROTO.tcp, IP_PROTO.udp]) {
       for (const b of portMasks(s.portMin, s.portMax)) {
         const port = b.mask === 0xffff ? eq('tp_dst', b.value) : masked('tp_dst', b.value, b.mask);
-        out.flow(extClassify(bridge), PRIORITY.match, [IP, eq('nw_proto', proto), eq('nw_dst', ipv4Value(s.ip)), port], toIntegration(g.ext));
+        out.flow(extClassify(bridge), PRIORITY.match, [IP, eq('nw_proto', proto), ip, port], toIntegration(g.ext));
+        out.flow(TABLES.NAT_INGRESS, PRIORITY.match, [IP, eq('nw_proto', proto), ip, port], unnat);
       }
     }
   }
   if (g.nextHopMac === null) {
     // Resolving it: its ARP replies come to the agent as well as to the host.
-    out.flow(extClassify(bridge), PRIORITY.guard, [ARP, eq('arp_op', 2), eq('arp_spa', ipv4Value(g.gw.nextHopIp))], [{ type: 'controller', userdata: PUNT.nextHopArp }, NORMAL]);
+    out.flow(extClassify(bridge), PRIORITY.guard, [ARP, eq('arp_op', 2), eq('arp_spa', ipv4Value(g.gw.nextHopIp))], [{ type: 'controller', userdata: PUNT.nextHopArp.slice(2) }, NORMAL]);
   }
 }
 
