@@ -70,7 +70,8 @@ export function xlateNormal(ctx: Ctx): void {
   // (OVS says "multicast traffic" only with multicast snooping on, which the model has not.)
   ctx.report('detail', 'no learned MAC for destination, flooding');
   // xlate_normal_flood walks the bundles in creation order.
-  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== inPort.ofport && !x.noFlood && x.type !== 'patch');
+  // Patch ports are bundles like any other: flooding crosses into the peer bridge.
+  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== inPort.ofport && !x.noFlood);
   for (const t of targets) composeOutput(ctx, t.ofport, false);
 }
 
