@@ -7,7 +7,6 @@
 // removing the elastic IP flushes its connections; switch == agent after each change.
 import test, { type ExecutionContext } from 'ava';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
-import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { resolveConfig } from '../agent/config.js';
 import { startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
