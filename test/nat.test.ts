@@ -198,3 +198,53 @@ test('distributed SNAT and elastic IPs on the simulator: three hosts, a shared S
 async function waitFor(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
 }
+
+test('bad extension values are refused with reasons; the rest of the router and the port applies', async (t) => {
+  const cloud = await startCloud([A], undefined, 'ext:br-ex');
+  const h = cloud.hosts[0]!;
+  try {
+    const gs = natGoalStateFor(CLOUD, { slices: {}, eips: {} }, A);
+    const router = (id: string, gw: NonNullable<NonNullable<GoalStateV2['routerStates'][string]['configuration']>['externalGateway']>): void => {
+      const r = structuredClone(Object.values(gs.routerStates)[0]!);
+      r.configuration!.id = id;
+      r.configuration!.externalGateway = gw;
+      gs.routerStates[`${A}/${id}`] = r;
+    };
+    const gw = { externalNetwork: 'ext', externalCidr: '203.0.113.0/24', nextHopIp: NEXT_HOP.ip, nextHopMac: NEXT_HOP.mac, snat: [] as { ip: string; portMin: number; portMax: number }[] };
+    router('BADCIDR', { ...gw, externalCidr: '203.0.113.0/33' });
+    router('NOMAP', { ...gw, externalNetwork: 'physnet9' });
+    router('HOPOUT', { ...gw, nextHopIp: '198.51.100.1' });
+    router('SLICES', { ...gw, snat: [
+      { ip: SHARED, portMin: 80, portMax: 2000 }, { ip: SHARED, portMin: 3000, portMax: 2000 }, { ip: '198.51.100.1', portMin: 1024, portMax: 2047 },
+      { ip: SHARED, portMin: 5000, portMax: 5999 },
+    ] });
+    const a1 = gs.portStates.a1!.configuration!;
+    a1.elasticIps = [{ elasticIp: '198.51.100.9', fixedIp: '10.1.0.5' }, { elasticIp: EIP, fixedIp: '10.1.0.77' }];
+    const r = await h.push(gs);
+    const detail = (id: string): string => {
+      const s = r.operationStatuses.find((x) => x.resourceId === id);
+      t.is(s?.operationStatus, OperationStatus.INVALID_ARG, id);
+      return s?.statusDetail ?? '';
+    };
+    t.regex(detail('BADCIDR'), /external_gateway\.external_cidr: .*prefix.*applied without its external gateway/);
+    t.regex(detail('NOMAP'), /"physnet9" is not a bridge mapping of this host \(it has "ext"; --bridge-mappings\)/);
+    t.regex(detail('HOPOUT'), /next_hop_ip: 198\.51\.100\.1 is outside external_cidr 203\.0\.113\.0\/24/);
+    const slices = detail('SLICES');
+    t.regex(slices, /snat\[0\]: port range 80–2000 is not within 1024–65535 or is inverted/);
+    t.regex(slices, /snat\[1\]: port range 3000–2000/);
+    t.regex(slices, /snat\[2\]\.ip: 198\.51\.100\.1 is outside external_cidr/);
+    t.notRegex(slices, /snat\[3\]/);
+    const eips = detail('a1');
+    t.regex(eips, /elastic_ips\[0\]\.elastic_ip: 198\.51\.100\.9 is outside the external CIDR 203\.0\.113\.0\/24/);
+    t.regex(eips, /elastic_ips\[1\]\.fixed_ip: 10\.1\.0\.77 is not an address of this port/);
+    // What was good applied: the routers route (no gateway where it was bad), the good slice is kept, a1 is stored without elastic IPs.
+    const store = h.agent.store;
+    t.is(store.get('router', 'BADCIDR')?.externalGateway, null);
+    t.is(store.get('router', 'NOMAP')?.externalGateway, null);
+    t.deepEqual(store.get('router', 'SLICES')?.externalGateway?.snat, [{ ip: SHARED, portMin: 5000, portMax: 5999 }]);
+    t.deepEqual(store.get('port', 'a1')?.elasticIps, []);
+    t.is(store.get('router', 'BADCIDR')?.subnetRoutingTables.length, 2, 'the router itself applied');
+  } finally {
+    await cloud.stop();
+  }
+});
