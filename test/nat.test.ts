@@ -17,6 +17,7 @@ import { startCloud } from './helpers/sim-cloud.js';
 import { switchEqualsAgent as switchHolds } from './helpers/switch-state.js';
 import type { RoutedCloud } from './helpers/routed-cloud.js';
 import { INTERNET_HOST, NEXT_HOP, type NatSpec, natGoalStateFor } from './helpers/nat-cloud.js';
+import { sgState } from './helpers/security-groups.js';
 
 const A = '10.0.0.11';
 const B = '10.0.0.12';
@@ -244,6 +245,42 @@ test('bad extension values are refused with reasons; the rest of the router and 
     t.deepEqual(store.get('router', 'SLICES')?.externalGateway?.snat, [{ ip: SHARED, portMin: 5000, portMax: 5999 }]);
     t.deepEqual(store.get('port', 'a1')?.elasticIps, []);
     t.is(store.get('router', 'BADCIDR')?.subnetRoutingTables.length, 2, 'the router itself applied');
+  } finally {
+    await cloud.stop();
+  }
+});
+
+test('security groups apply before SNAT on egress and after DNAT on ingress', async (t) => {
+  const cloud = await startCloud([A], undefined, 'ext:br-ex');
+  const h = cloud.hosts[0]!;
+  try {
+    const segment = new ExternalSegment();
+    h.host.plug('br-ex', segment.uplink('hv1'), 'eth1');
+    const internet = new SimInternet(segment, NEXT_HOP.ip, NEXT_HOP.mac);
+    const e1 = new SimVm('e1', 'fa:16:3e:00:0a:09', '10.1.0.9', '10.1.0.1', 24);
+    h.host.plug('br-int', e1, 'tape1', { 'iface-id': 'e1' });
+    const cloudA: RoutedCloud = { ...CLOUD, vms: CLOUD.vms.filter((v) => v.id === 'e1') };
+    const gs = natGoalStateFor(cloudA, { slices: {}, eips: { e1: EIP } }, A);
+    // Ingress: UDP 8000 from anywhere (the rule sees the fixed IP: after DNAT). Egress: UDP to port 53 only.
+    gs.securityGroupStates.web = sgState('web', [
+      { dir: 'ingress', proto: 'udp', min: 8000, max: 8000, prefix: '0.0.0.0/0' },
+      { dir: 'egress', proto: 'udp', min: 53, max: 53, prefix: '0.0.0.0/0' },
+    ]);
+    gs.portStates.e1!.configuration!.securityGroupIds = [{ id: 'web' }];
+    const r = await h.push(gs);
+    t.deepEqual(r.operationStatuses.filter((s) => s.operationStatus !== OperationStatus.SUCCESS).map((s) => s.statusDetail), []);
+    internet.openUdp(INTERNET_HOST, EIP, 7000, 8000, payload('allowed'));
+    internet.openUdp(INTERNET_HOST, EIP, 7000, 8001, payload('denied'));
+    cloud.fabric.run();
+    t.deepEqual(e1.udpReceived.map((u) => text(u.payload)), ['allowed'], 'only the port the ingress rule allows reaches e1');
+    e1.arpFor('10.1.0.1');
+    cloud.fabric.run();
+    const gw = e1.arp.get('10.1.0.1')!;
+    e1.sendUdp(INTERNET_HOST, gw, 5353, 53, payload('dns'));
+    e1.sendUdp(INTERNET_HOST, gw, 5353, 80, payload('web'));
+    cloud.fabric.run();
+    t.deepEqual(internet.received.map((p) => `${p.src}:${text(p.payload)}`), [`${EIP}:dns`], 'egress rules decide before NAT: only port 53 leaves, as the elastic IP');
+    await switchHolds(t, h.dataplane, 'security groups with NAT');
   } finally {
     await cloud.stop();
   }
