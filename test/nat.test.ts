@@ -191,6 +191,19 @@ test('distributed SNAT and elastic IPs on the simulator: three hosts, a shared S
     cloud.fabric.run();
     t.is(internet.received.length, count, 'a host without a slice sends nothing out');
     await switchEqualsAgent('after host B lost its slices');
+
+    // Host A's router loses its external gateway: nothing leaves, the zone's connections are flushed.
+    const flushes = byIp.get(A)!.dataplane.flushes;
+    const noGw = natGoalStateFor(CLOUD, noB, A);
+    for (const r of Object.values(noGw.routerStates)) r.configuration!.externalGateway = undefined;
+    await push(A, noGw, 'host A without the external gateway');
+    t.true(byIp.get(A)!.dataplane.flushes > flushes, 'the router\'s conntrack zone was flushed');
+    t.is(byIp.get(A)!.host.datapath.conntrack.size, 0, 'no connection of the removed NAT remains');
+    t.false(answersFor(SHARED, byIp.get(A)!), 'host A no longer answers ARP for the SNAT address');
+    send('a1', 56);
+    cloud.fabric.run();
+    t.is(internet.received.length, count, 'a host whose router has no external gateway sends nothing out');
+    await switchEqualsAgent('after the external gateway was removed');
   } finally {
     await cloud.stop();
   }
