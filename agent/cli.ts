@@ -220,10 +220,11 @@ program.command('render')
   .option('--host-ip <ip>', "this host's tunnel endpoint", '10.0.0.11')
   .option('--format <format>', 'ofctl or json', 'ofctl')
   .option('--diff <files...>', 'goal states applied after FILES: print only the change they make')
-  .action(async (files: string[], opts: { hostIp: string; format: string; diff?: string[] }) => {
+  .option('--bridge-mappings <list>', 'the host\'s external networks (name:bridge[,…]), for routers\' external gateways and elastic IPs', '')
+  .action(async (files: string[], opts: { hostIp: string; format: string; diff?: string[]; bridgeMappings: string }) => {
     if (opts.format !== 'ofctl' && opts.format !== 'json') throw new PushError(`--format must be ofctl or json, not ${opts.format}`);
     const { diffFlows, flowJson, formatChanges, formatOfctl, render } = await import('./render.js');
-    const r = await render(files, opts.hostIp);
+    const r = await render(files, opts.hostIp, opts.bridgeMappings);
     const owners = (f: import('../dataplane/flow.js').Flow): string[] => r.dataplane.flowOwners(f);
     if (opts.diff) {
       const before = r.flows();
