@@ -21,6 +21,7 @@ import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
 import { BRIDGE, OFPP_NORMAL } from './pipeline.js';
+import { ipv4Value } from './fields.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -583,19 +584,27 @@ export class FlowDataplane implements Dataplane {
         }
         if (e.type === 'removed') continue;
         const had = new Set(e.type === 'changed' ? e.before.elasticIps.map((x) => x.elasticIp) : []);
-        const owner = `eip:${e.key}`;
-        if (failed.has(owner)) continue;
-        for (const eip of e.after.elasticIps) {
-          if (had.has(eip.elasticIp)) continue;
-          const flow = this.desired.ownerOutput(owner)?.flows.find((f) => f.bridge !== undefined && f.bridge !== BRIDGE);
-          if (!flow?.bridge) continue;
-          try {
-            this.backend.packets?.packetOut(OFPP_NORMAL, gratuitousArp(elasticIpMac(eip.elasticIp), eip.elasticIp), flow.bridge);
-            this.garps += 1;
-          } catch (err) {
-            this.log?.warn('could not send a gratuitous ARP for an elastic IP', { eip: eip.elasticIp, error: String(err) });
-          }
-        }
+        if (failed.has(`eip:${e.key}`)) continue;
+        this.announce(e.key, e.after.elasticIps.map((x) => x.elasticIp).filter((ip) => !had.has(ip)));
+      }
+    }
+  }
+
+  /**
+   * A gratuitous ARP for each of a port's elastic IPs this host now answers for, out of the
+   * external bridge that answers (nothing for one it does not: no gateway yet, port unbound).
+   */
+  private announce(portKey: string, eips: readonly string[]): void {
+    const flows = this.desired.ownerOutput(`eip:${portKey}`)?.flows ?? [];
+    for (const eip of eips) {
+      const value = ipv4Value(eip);
+      const answer = flows.find((f) => bridgeOf(f) !== BRIDGE && f.match.some((m) => m.field === 'arp_tpa' && m.value === value));
+      if (!answer || !this.installed.flows.has(flowKey(answer))) continue;
+      try {
+        this.backend.packets?.packetOut(OFPP_NORMAL, gratuitousArp(elasticIpMac(eip), eip), bridgeOf(answer));
+        this.garps += 1;
+      } catch (err) {
+        this.log?.warn('could not send a gratuitous ARP for an elastic IP', { eip, error: String(err) });
       }
     }
   }
@@ -668,6 +677,8 @@ export class FlowDataplane implements Dataplane {
         }
         await this.reconcile(touched);
       });
+      // An elastic IP of a port bound only now is announced now.
+      if (this.host.externals.size > 0) for (const id of portIds) this.announce(id, view.get('port', id)?.elasticIps.map((x) => x.elasticIp) ?? []);
       for (const id of portIds) {
         if (this.pending.delete(id) && this.backend.bindings.ofport(id) !== undefined) {
           this.log?.info('port programmed after its interface appeared (was PENDING)', { port: id, ofport: this.backend.bindings.ofport(id) });

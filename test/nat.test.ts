@@ -271,7 +271,6 @@ test('security groups apply before SNAT on egress and after DNAT on ingress', as
     h.host.plug('br-ex', segment.uplink('hv1'), 'eth1');
     const internet = new SimInternet(segment, NEXT_HOP.ip, NEXT_HOP.mac);
     const e1 = new SimVm('e1', 'fa:16:3e:00:0a:09', '10.1.0.9', '10.1.0.1', 24);
-    h.host.plug('br-int', e1, 'tape1', { 'iface-id': 'e1' });
     const cloudA: RoutedCloud = { ...CLOUD, vms: CLOUD.vms.filter((v) => v.id === 'e1') };
     const gs = natGoalStateFor(cloudA, { slices: {}, eips: { e1: EIP } }, A);
     // Ingress: UDP 8000 from anywhere (the rule sees the fixed IP: after DNAT). Egress: UDP to port 53 only.
@@ -281,7 +280,14 @@ test('security groups apply before SNAT on egress and after DNAT on ingress', as
     ]);
     gs.portStates.e1!.configuration!.securityGroupIds = [{ id: 'web' }];
     const r = await h.push(gs);
-    t.deepEqual(r.operationStatuses.filter((s) => s.operationStatus !== OperationStatus.SUCCESS).map((s) => s.statusDetail), []);
+    // e1's tap is not plugged yet: PENDING, and its elastic IP not announced.
+    t.deepEqual(r.operationStatuses.filter((s) => s.operationStatus !== OperationStatus.SUCCESS).map((s) => s.resourceId), ['e1']);
+    t.is(h.dataplane.garps, 0);
+    h.host.plug('br-int', e1, 'tape1', { 'iface-id': 'e1' });
+    await waitFor(() => h.dataplane.garps === 1);
+    cloud.fabric.run();
+    t.is(h.dataplane.garps, 1, 'the elastic IP is announced once its port is bound');
+    t.is(segment.learned.get(macText(elasticIpMac(EIP))), 0, 'the external switch learned where the elastic IP is');
     internet.openUdp(INTERNET_HOST, EIP, 7000, 8000, payload('allowed'));
     internet.openUdp(INTERNET_HOST, EIP, 7000, 8001, payload('denied'));
     cloud.fabric.run();
