@@ -7,6 +7,7 @@ import { hash48 } from './flow.js';
 import type { Kind, ResourceOf, ResourceView, Subnet } from './model.js';
 import type { PortBindings } from './bindings.js';
 import type { Topology } from './topology.js';
+import { type HostNetworking, NO_HOST_NETWORKING } from './external.js';
 
 /** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
 export const resourceInput = (kind: Kind, key: string): string => `${kind}:${key}`;
@@ -27,16 +28,25 @@ export class ConjunctionIds {
   private readonly ids = new Map<string, { id: number; users: Set<string> }>();
   private readonly taken = new Set<number>();
 
+  /** Ids from `base` to `base + size - 1` (conjunction ids by default; conntrack zones use a range of their own). */
+  constructor(private readonly base = 1, private readonly size = 0x7ffffffe) {}
+
   use(name: string, owner: string): number {
     let e = this.ids.get(name);
     if (!e) {
-      let id = (Number(hash48(name) % 0x7ffffffen)) + 1;
-      while (this.taken.has(id)) id = (id % 0x7ffffffe) + 1;
+      if (this.taken.size >= this.size) throw new Error(`no free id left in ${this.base}..${this.base + this.size - 1} for ${name}`);
+      let id = this.base + Number(hash48(name) % BigInt(this.size));
+      while (this.taken.has(id)) id = this.base + ((id - this.base + 1) % this.size);
       this.taken.add(id);
       this.ids.set(name, (e = { id, users: new Set() }));
     }
     e.users.add(owner);
     return e.id;
+  }
+
+  /** The id a name has now, if any owner uses it (no new user). */
+  peek(name: string): number | undefined {
+    return this.ids.get(name)?.id;
   }
 
   /** An owner was rebuilt: it keeps only the names it used this time. */
@@ -54,12 +64,21 @@ export class ConjunctionIds {
   }
 }
 
+/** Conntrack zones of routers' NAT: above the port zones (OpenFlow port numbers, assigned from 1). */
+export const NAT_ZONES = { base: 0xc000, size: 0x4000 } as const;
+export const newZoneIds = (): ConjunctionIds => new ConjunctionIds(NAT_ZONES.base, NAT_ZONES.size);
+
+export const arpInput = (ip: string): string => `arp:${ip}`;
+
 export class TrackingContext implements BuildContext {
   private inputs: string[] = [];
   private selfKind: Kind | null = null;
   private selfKey = '';
   private owner = '';
   private conjNames = new Set<string>();
+  private zoneNames = new Set<string>();
+  /** Zone names per owner, released as conjunction names are (a deleted router's zone is freed). */
+  private readonly zoneByOwner = new Map<string, Set<string>>();
   /** Conjunction names per owner, to release the ones an owner stops using. */
   private readonly conjByOwner = new Map<string, Set<string>>();
 
@@ -67,7 +86,11 @@ export class TrackingContext implements BuildContext {
   readonly topology: TopologyReader;
   readonly bindings: PortBindings;
 
-  constructor(baseView: ResourceView, baseTopology: Topology, baseBindings: PortBindings, private readonly conj: ConjunctionIds) {
+  constructor(
+    baseView: ResourceView, baseTopology: Topology, baseBindings: PortBindings, private readonly conj: ConjunctionIds,
+    readonly host: HostNetworking = NO_HOST_NETWORKING, private readonly zones: ConjunctionIds = newZoneIds(),
+    private readonly resolved: ReadonlyMap<string, string> = new Map(),
+  ) {
     const read = (input: string): void => {
       this.inputs.push(input);
     };
@@ -106,6 +129,10 @@ export class TrackingContext implements BuildContext {
         read(resourceInput('subnet', s));
         return baseTopology.routed(s);
       },
+      routersOf: (s: string) => {
+        read(resourceInput('subnet', s));
+        return baseTopology.routersOf(s);
+      },
     };
     this.bindings = {
       ofport: (portId: string) => {
@@ -122,10 +149,17 @@ export class TrackingContext implements BuildContext {
     this.selfKind = selfKind;
     this.selfKey = selfKey;
     if (this.conjNames.size > 0) this.conjNames = new Set();
+    if (this.zoneNames.size > 0) this.zoneNames = new Set();
   }
 
   /** The inputs the owner read (deduplicated). */
   end(): string[] {
+    const hadZones = this.zoneByOwner.get(this.owner);
+    if (hadZones || this.zoneNames.size > 0) {
+      this.zones.release(this.owner, this.zoneNames, hadZones ?? []);
+      if (this.zoneNames.size > 0) this.zoneByOwner.set(this.owner, this.zoneNames);
+      else this.zoneByOwner.delete(this.owner);
+    }
     const had = this.conjByOwner.get(this.owner);
     if (had || this.conjNames.size > 0) {
       this.conj.release(this.owner, this.conjNames, had ?? []);
@@ -139,5 +173,17 @@ export class TrackingContext implements BuildContext {
   conjunctionId(name: string): number {
     this.conjNames.add(name);
     return this.conj.use(name, this.owner);
+  }
+
+  zoneId(name: string): number {
+    // Named by what they belong to (a router), held by the owners that use them (the router's
+    // SNAT owner, its ports' elastic IPs): stable while any uses it, freed when none does.
+    this.zoneNames.add(name);
+    return this.zones.use(name, this.owner);
+  }
+
+  resolvedMac(ip: string): string | undefined {
+    this.inputs.push(arpInput(ip));
+    return this.resolved.get(ip);
   }
 }

@@ -7,12 +7,13 @@ import { floodLocal, floodRemote } from './features/flood.js';
 import { neighbors } from './features/neighbors.js';
 import { pipeline } from './features/pipeline.js';
 import { ports } from './features/ports.js';
+import { elasticIps, externalBridges, snat } from './features/nat.js';
 import { routers } from './features/routing.js';
 import { portSecurity, remoteGroups } from './features/security-groups.js';
 import { tunnels } from './features/tunnels.js';
 import type { Kind } from './model.js';
 
-export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups];
+export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups, externalBridges, snat, elasticIps];
 
 /** Features looked up by owner namespace and by the resource kind they own. */
 export class FeatureRegistry {

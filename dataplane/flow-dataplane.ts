@@ -8,7 +8,9 @@
 import type { Chunk, Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, appendAll, changeCount, emptyChanges } from './backend.js';
-import { ConjunctionIds, TrackingContext, bindingInput, listInput, resourceInput } from './build-context.js';
+import { ConjunctionIds, TrackingContext, arpInput, bindingInput, listInput, newZoneIds, resourceInput } from './build-context.js';
+import { type HostNetworking, NO_HOST_NETWORKING, elasticIpMac, hostExternalMac, patchPorts } from './external.js';
+import { NextHopResolver, gratuitousArp } from './next-hop-resolver.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
@@ -18,7 +20,8 @@ import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objec
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
-import { BRIDGE } from './pipeline.js';
+import { BRIDGE, OFPP_NORMAL } from './pipeline.js';
+import { ipv4Value } from './fields.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -48,6 +51,8 @@ const REMOVED = '(removed flows)';
 /** Commits one refusal may cost in bisection before the parts still refused fail whole. */
 const BISECT_BUDGET = 64;
 
+const NO_ZONES: ReadonlyMap<string, number> = new Map();
+
 /** Backoff for refused work: 0.5 s doubling to 30 s. */
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
@@ -69,6 +74,9 @@ export class FlowDataplane implements Dataplane {
   readonly registry: FeatureRegistry;
   private readonly deps = new DependencyIndex();
   private readonly conj = new ConjunctionIds();
+  private readonly zones = newZoneIds();
+  /** External next hops' MACs, learned by ARP (docs/nat.md). */
+  readonly nextHops: NextHopResolver;
   private topology: Topology | null = null;
   private view: ResourceView | null = null;
   private tracker: TrackingContext | null = null;
@@ -93,7 +101,9 @@ export class FlowDataplane implements Dataplane {
 
   readonly dhcp: DhcpHandler;
   /** Packet-ins by cause. */
-  readonly punts = { arpMiss: 0, dhcp: 0, other: 0 };
+  readonly punts = { arpMiss: 0, dhcp: 0, nextHopArp: 0, other: 0 };
+  /** Every bridge it programs: br-int, the ones asked for, and the bridge-mapped ones. */
+  readonly bridges: readonly string[];
 
   /**
    * bridges: the external bridges besides br-int whose pipelines features may program (from
@@ -101,8 +111,11 @@ export class FlowDataplane implements Dataplane {
    */
   constructor(
     readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP, registry = new FeatureRegistry(),
-    readonly bridges: readonly string[] = [BRIDGE],
+    bridges: readonly string[] = [BRIDGE], readonly host: HostNetworking = NO_HOST_NETWORKING,
   ) {
+    this.bridges = [...new Set([BRIDGE, ...bridges, ...[...host.externals.values()].map((e) => e.bridge)])];
+    this.nextHops = new NextHopResolver((ips) => void this.rebuildReaders(ips.map(arpInput)), log);
+    this.nextHops.attach(backend.packets);
     this.name = backend.name;
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
@@ -118,6 +131,10 @@ export class FlowDataplane implements Dataplane {
       case 'dhcp':
         this.punts.dhcp += 1;
         if (this.view && this.topology && io) this.dhcp.handle(p, this.view, this.topology, this.backend.bindings, io);
+        break;
+      case 'nat':
+        this.punts.nextHopArp += 1;
+        this.nextHops.learn(p.data);
         break;
       case 'arp':
         // Counted and logged; the on-demand engine will ask the controller about these.
@@ -142,7 +159,7 @@ export class FlowDataplane implements Dataplane {
     if (this.view === view && this.topology !== null) return false;
     this.view = view;
     this.topology = Topology.of(view);
-    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj);
+    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj, this.host, this.zones, this.nextHops.resolved);
     return true;
   }
 
@@ -152,7 +169,7 @@ export class FlowDataplane implements Dataplane {
    * untouched (no churn, counters keep counting) and only the difference is committed.
    */
   async start(view: ResourceView): Promise<void> {
-    await this.backend.start(this.bridges.includes(BRIDGE) ? this.bridges : [BRIDGE, ...this.bridges]);
+    await this.backend.start(this.bridges, patchPorts(this.host));
     this.bind(view);
     await this.serialized(async () => {
       const touched = this.computeAll();
@@ -217,6 +234,8 @@ export class FlowDataplane implements Dataplane {
   apply(events: readonly ResourceEvent[], view: ResourceView, chunk?: Chunk): Promise<Map<string, ResourceOutcome>> {
     return this.serialized(async () => {
       const fresh = this.bind(view);
+      // The NAT zones the change may flush, read before rebuilding can free them.
+      const natZones = fresh || this.host.externals.size === 0 ? NO_ZONES : this.natZones(events);
       let touched: Touched;
       /** Per event, the topology topics it raised (most raise none), to say who dirtied what. */
       const eventTopics: (string[] | undefined)[] = [];
@@ -241,7 +260,10 @@ export class FlowDataplane implements Dataplane {
         for (const t of topics) this.deps.readersOf(t, dirty);
         if (chunk) {
           let later = this.deferred.get(chunk.batch);
-          if (!chunk.last) {
+          // Routers and ports (north-south: NAT zones flushed, next hops resolved) are rare in a
+          // large change; a chunk holding one rebuilds everything now, what was deferred too, so
+          // their flows and their connection flushes stay in step.
+          if (!chunk.last && !events.some((e) => e.kind === 'router' || e.kind === 'port')) {
             // Owners no event of this chunk owns wait for the last chunk: a network's flood list
             // of thousands of hosts is built once per change, not once per chunk.
             if (!later) this.deferred.set(chunk.batch, (later = { owners: new Set(), events: [], topics: [] }));
@@ -276,6 +298,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
+      await this.northSouth(events, failed, natZones);
       const out = this.outcomes(events, failed, eventTopics);
       if (earlier && failed.size > 0) {
         // Owners rebuilt for the whole change and refused: the earlier chunks' resources that
@@ -572,6 +595,131 @@ export class FlowDataplane implements Dataplane {
     });
   }
 
+  /**
+   * After a commit: next hops to resolve by ARP (a router's external gateway without a MAC) or
+   * forget, and a gratuitous ARP for each elastic IP that came to this host (so the external
+   * network's switches and the upstream learn where it is now).
+   */
+  /** Router key → its conntrack zone now, for the routers a change's events touch (directly or through a port's elastic IPs). */
+  private natZones(events: readonly ResourceEvent[]): Map<string, number> {
+    const out = new Map<string, number>();
+    const add = (router: string): void => {
+      const z = this.zones.peek(`router:${router}`);
+      if (z !== undefined) out.set(router, z);
+    };
+    for (const e of events) {
+      if (e.kind === 'router') add(e.key);
+      else if (e.kind === 'port' && e.type !== 'added') {
+        for (const f of e.before.fixedIps) for (const r of this.topology?.routersOf(f.subnetId) ?? []) add(r);
+      }
+    }
+    return out;
+  }
+
+  private async northSouth(events: readonly ResourceEvent[], failed: Map<string, string>, zones: ReadonlyMap<string, number>): Promise<void> {
+    if (this.host.externals.size === 0) return;
+    for (const e of events) {
+      if (e.kind === 'router') {
+        const before = e.type !== 'added' ? e.before.externalGateway : null;
+        const after = e.type !== 'removed' ? e.after.externalGateway : null;
+        // SNAT gone or changed: its connections go too (they would keep the old translation).
+        if (before && (!after || JSON.stringify(before.snat) !== JSON.stringify(after.snat) || before.network !== after.network)) {
+          const zone = zones.get(e.key);
+          if (zone !== undefined) await this.flush(zone, {});
+        }
+        const ext = after ? this.host.externals.get(after.network) : undefined;
+        if (before && before.nextHopMac === null && (!after || after.nextHopIp !== before.nextHopIp || after.nextHopMac !== null)) this.nextHops.drop(before.nextHopIp);
+        if (after && ext && after.nextHopMac === null) {
+          this.nextHops.want(after.nextHopIp, ext.bridge, after.snat[0]?.ip ?? '0.0.0.0', hostExternalMac(this.host.underlayIp));
+        }
+      } else if (e.kind === 'port') {
+        // Elastic IPs taken away: their connections (either direction) are flushed from the
+        // zone of the router they went through.
+        const kept = new Set(e.type === 'removed' ? [] : e.after.elasticIps.map((x) => `${x.elasticIp}/${x.fixedIp}`));
+        const prior = e.type === 'added' ? null : e.before;
+        for (const old of prior?.elasticIps ?? []) {
+          if (kept.has(`${old.elasticIp}/${old.fixedIp}`)) continue;
+          const subnet = prior!.fixedIps.find((f) => f.ip === old.fixedIp)?.subnetId;
+          for (const r of subnet === undefined ? [] : this.topology?.routersOf(subnet) ?? []) {
+            const zone = zones.get(r);
+            if (zone === undefined) continue;
+            await this.flush(zone, { src: old.fixedIp });
+            await this.flush(zone, { dst: old.elasticIp });
+          }
+        }
+        if (e.type === 'removed') continue;
+        const had = new Set(e.type === 'changed' ? e.before.elasticIps.map((x) => x.elasticIp) : []);
+        if (failed.has(`eip:${e.key}`)) continue;
+        this.announce(e.key, e.after.elasticIps.map((x) => x.elasticIp).filter((ip) => !had.has(ip)));
+      }
+    }
+  }
+
+  /**
+   * A gratuitous ARP for each of a port's elastic IPs this host now answers for, out of the
+   * external bridge that answers (nothing for one it does not: no gateway yet, port unbound).
+   */
+  private announce(portKey: string, eips: readonly string[]): void {
+    const flows = this.desired.ownerOutput(`eip:${portKey}`)?.flows ?? [];
+    for (const eip of eips) {
+      const value = ipv4Value(eip);
+      const answer = flows.find((f) => bridgeOf(f) !== BRIDGE && f.match.some((m) => m.field === 'arp_tpa' && m.value === value));
+      if (!answer || !this.installed.flows.has(flowKey(answer))) continue;
+      try {
+        this.backend.packets?.packetOut(OFPP_NORMAL, gratuitousArp(elasticIpMac(eip), eip), bridgeOf(answer));
+        this.garps += 1;
+      } catch (err) {
+        this.log?.warn('could not send a gratuitous ARP for an elastic IP', { eip, error: String(err) });
+      }
+    }
+  }
+
+  /** Conntrack flushes asked of the backend (removed NAT). */
+  flushes = 0;
+
+  private async flush(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    if (!this.backend.flushConntrack) return;
+    this.flushes += 1;
+    try {
+      await this.backend.flushConntrack(zone, filter);
+    } catch (err) {
+      this.log?.warn('flushing conntrack entries of removed NAT failed', { zone, ...filter, error: String(err) });
+    }
+  }
+
+  /** Gratuitous ARPs sent for elastic IPs that came to this host. */
+  garps = 0;
+
+  /** Resolves once everything queued so far (goal states, rebinds, resolved MACs) is done. */
+  settled(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
+
+  /** The host's bridge-mapping names: a router's external network must be one of them. */
+  get externalNetworks(): ReadonlySet<string> {
+    return new Set(this.host.externals.keys());
+  }
+
+  /** Rebuild the owners that read these inputs (runtime facts that changed: a resolved MAC) and commit. */
+  private async rebuildReaders(inputs: string[]): Promise<void> {
+    if (!this.view) return;
+    try {
+      await this.serialized(async () => {
+        const dirty = new Set<string>();
+        for (const i of inputs) this.deps.readersOf(i, dirty);
+        if (dirty.size === 0) return;
+        const touched = newTouched();
+        for (const owner of dirty) {
+          const p = this.registry.parse(owner);
+          if (p) this.rebuild(p.feature, p.key, touched, owner);
+        }
+        await this.reconcile(touched);
+      });
+    } catch (e) {
+      this.log?.warn('reprogramming after a change on the host failed', { inputs, error: String(e) });
+    }
+  }
+
   /** Interfaces appeared or left: program their ports now and say so. */
   private async rebind(keys: string[]): Promise<void> {
     const view = this.view;
@@ -594,6 +742,8 @@ export class FlowDataplane implements Dataplane {
         }
         await this.reconcile(touched);
       });
+      // An elastic IP of a port bound only now is announced now.
+      if (this.host.externals.size > 0) for (const id of portIds) this.announce(id, view.get('port', id)?.elasticIps.map((x) => x.elasticIp) ?? []);
       for (const id of portIds) {
         if (this.pending.delete(id) && this.backend.bindings.ofport(id) !== undefined) {
           this.log?.info('port programmed after its interface appeared (was PENDING)', { port: id, ofport: this.backend.bindings.ofport(id) });
@@ -605,9 +755,9 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Every desired flow computed from scratch, for checking the incremental result. */
-  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry()): DesiredFlows {
+  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry(), host: HostNetworking = NO_HOST_NETWORKING, resolved?: ReadonlyMap<string, string>): DesiredFlows {
     const topology = Topology.of(view);
-    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds());
+    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds(), host, newZoneIds(), resolved);
     const desired = new DesiredFlows();
     const touched = newTouched();
     for (const [feature, key] of allOwnerKeys(registry, view, topology)) {
@@ -656,6 +806,7 @@ export class FlowDataplane implements Dataplane {
   close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.nextHops.close();
     return this.backend.close();
   }
 }

@@ -18,11 +18,12 @@ export function bridgeLine(vmPorts: number[]): string {
   return ['ovs-vsctl add-br br-int -- set bridge br-int datapath_type=dummy fail-mode=secure', ...tunnels, ...vms].join(' ');
 }
 
-/** Run the lines on both (flows.txt holding the flows), compare every output; returns the simulator's outputs. */
-export async function onOvsAndSim(t: ExecutionContext, flows: Flow[], lines: string[]): Promise<string[]> {
+/** Run the lines on both (flows.txt holding the flows, and any other files named), compare every output; returns the simulator's outputs. */
+export async function onOvsAndSim(t: ExecutionContext, flows: Flow[], lines: string[], files: Record<string, Flow[]> = {}): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ovs-vs-sim-'));
   try {
     writeFileSync(join(dir, 'flows.txt'), `${formatOfctl(flows)}\n`);
+    for (const [name, list] of Object.entries(files)) writeFileSync(join(dir, name), `${formatOfctl(list)}\n`);
     const real = await runOnRealOvs(lines, dir);
     const sim = new SimSwitch({ cwd: dir });
     return lines.map((line, i) => {

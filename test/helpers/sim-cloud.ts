@@ -6,6 +6,7 @@ import { silentLogger } from '../../agent/log.js';
 import { pushOne } from './agents.js';
 import { SimBackend } from '../../dataplane/backends/sim.js';
 import { FlowDataplane } from '../../dataplane/flow-dataplane.js';
+import { hostNetworking, parseBridgeMappings } from '../../dataplane/external.js';
 import { Fabric, type SimHost } from '../../ovs-sim/index.js';
 import { OperationType } from '../../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../../proto/gen/alcor/goalstate.js';
@@ -18,12 +19,14 @@ export interface CloudHost {
   push(gs: GoalStateV2): Promise<GoalStateOperationReply>;
 }
 
-export async function startCloud(ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
+export async function startCloud(
+  ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, bridgeMappings = '',
+): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
   const fabric = new Fabric();
   const hosts: CloudHost[] = [];
   for (const [i, ip] of ips.entries()) {
     const host = fabric.addHost(`host${i + 1}`, ip);
-    const dataplane = new FlowDataplane(new SimBackend(host), undefined, dhcp);
+    const dataplane = new FlowDataplane(new SimBackend(host), undefined, dhcp, undefined, undefined, hostNetworking(ip, parseBridgeMappings(bridgeMappings)));
     const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run' }), silentLogger(), dataplane);
     const addr = `127.0.0.1:${agent.grpcPort}`;
     hosts.push({
