@@ -77,16 +77,15 @@ export class GrpcServer {
         // A client that goes away (cancels, or its deadline passes) stops what is not stored yet.
         const gone = new AbortController();
         call.on('cancelled', () => gone.abort());
-        this.intake.apply({ v1: gs.value }, received, gone.signal).then(
-          async (r) => {
-            this.opts.metrics?.goalState('unary', r.totalUs / 1e6, r.results);
-            cb(null, r.results.length > 4096 ? await encodeReplyAsync(r, YIELD_MS) : encodeReply(r));
-          },
-          (e: unknown) => {
-            this.opts.metrics?.goalState('unary', 0, null, 'error');
-            cb({ code: grpc.status.INTERNAL, details: String(e) });
-          },
-        );
+        this.intake.apply({ v1: gs.value }, received, gone.signal).then(async (r) => {
+          this.opts.metrics?.goalState('unary', r.totalUs / 1e6, r.results);
+          // Nobody to answer: the reply is not even built.
+          if (gone.signal.aborted) return;
+          cb(null, r.results.length > 4096 ? await encodeReplyAsync(r, YIELD_MS) : encodeReply(r));
+        }).catch((e: unknown) => {
+          this.opts.metrics?.goalState('unary', 0, null, 'error');
+          cb({ code: grpc.status.INTERNAL, details: String(e) });
+        });
       },
       PushGoalStatesStream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.serveStream(call),
       RequestGoalStates: (_call: unknown, cb: grpc.sendUnaryData<HostRequestReply>) => {

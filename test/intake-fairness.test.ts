@@ -4,11 +4,11 @@
 // large one (arrival order per resource). Ordered by observation, never by time: the test holds
 // the switch on the large state's second chunk and watches what happens.
 import test from 'ava';
-import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { CHUNK_MIN_EVENTS, type IntakeResult } from '../agent/intake.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { formatFlow } from '../dataplane/flow-text.js';
-import { makeClient } from '../agent/push.js';
+import { makeClient, pushUnary } from '../agent/push.js';
 import { bigState, neighborState, portState, pushOne, withAgent } from './helpers/agents.js';
 import { until } from './helpers/wait.js';
 
@@ -162,6 +162,42 @@ test('a large goal state whose client goes away stops storing; what it stored is
       // The agent still serves: a new state applies.
       const r = await pushOne(addr, GoalStateV2.fromPartial({ neighborStates: { 'L2/NB': neighborState('NB', 0x7e0001) } }));
       t.true(r.operationStatuses.every((s) => s.operationStatus === 0));
+    } finally {
+      client.close();
+    }
+  });
+});
+
+test('a V1 call whose deadline passes while its large state is stored stops storing it; switch and store agree', async (t) => {
+  await withAgent(async (agent, addr) => {
+    await pushOne(addr, GoalStateV2.fromPartial({ subnetStates: bigState(1).subnetStates }));
+    const hold = holdInside(agent.intake);
+    const calls: { signal: AbortSignal | undefined; result: Promise<IntakeResult> }[] = [];
+    const apply = agent.intake.apply.bind(agent.intake);
+    agent.intake.apply = (gs, received, signal) => {
+      const result = apply(gs, received, signal);
+      calls.push({ signal, result });
+      return result;
+    };
+    const v2 = bigState(2000);
+    const v1 = GoalState.fromPartial({
+      subnetStates: Object.values(v2.subnetStates), portStates: Object.values(v2.portStates), neighborStates: Object.values(v2.neighborStates),
+    });
+    const client = makeClient(addr);
+    try {
+      // The state is held (the gate opens only once the agent has seen the deadline pass).
+      const answered = pushUnary(client, v1, 300).then(() => 'answered', (e: Error) => e.message);
+      await until(() => hold.held(), 'the large state to stop after its first neighbors');
+      await until(() => calls[0]?.signal?.aborted === true, 'the agent to see the deadline pass');
+      t.regex(await answered, /deadline/i);
+      hold.open();
+      const result = await calls[0]!.result;
+      t.true(result.cancelled);
+      const stored = [...agent.store.list('neighbor')].length;
+      t.true(stored > 0 && stored < 2000, `${stored} of 2000 neighbors stored`);
+      const dp = agent.dataplane as FlowDataplane;
+      const recomputed = FlowDataplane.recompute(agent.store, dp.backend.bindings);
+      t.deepEqual(dp.flows().map(formatFlow).sort(), [...recomputed.activeFlows()].map(formatFlow).sort());
     } finally {
       client.close();
     }
