@@ -68,9 +68,10 @@ function routedState(n: number): GoalStateV2 {
   for (let i = 0; i < n; i++) {
     const s = i % 10;
     const type = s === 0 ? 0 : 1;
+    // The k-th VM of subnet s (k = i / 10) at 10.s.(1 + k / 250).(1 + k % 250): unique, never .0.
     gs.neighborStates[`${type ? 'L3' : 'L2'}/N${i}`] = neighborState(`N${i}`, i, {
       hostIpAddress: `10.0.1.${1 + (i % 100)}`,
-      fixedIps: [{ neighborType: type, subnetId: `S${s}`, ipAddress: `10.${s}.${1 + ((i >> 8) & 255)}.${i & 255}`, arionGroup: '', tunnelId: 0 }],
+      fixedIps: [{ neighborType: type, subnetId: `S${s}`, ipAddress: `10.${s}.${1 + Math.floor(i / 2500)}.${1 + (Math.floor(i / 10) % 250)}`, arionGroup: '', tunnelId: 0 }],
     });
   }
   gs.routerStates['10.0.0.11/R1'] = {
