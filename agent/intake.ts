@@ -172,7 +172,8 @@ export class Intake {
       // Small states decide one at a time, in arrival order; each after the one before is stored.
       const before = this.overtakers;
       this.overtakers = storedP;
-      early = before.then(() => this.mayOvertake(large, source));
+      // A failure deciding (an index that could not be read) only means it queues as usual.
+      early = before.then(() => this.mayOvertake(large, source)).catch(() => { this.queued += 1; return false; });
     } else {
       this.queued += 1;
     }
@@ -211,7 +212,7 @@ export class Intake {
   private async applyInTurn(
     source: GoalStateSource, receivedUs: number, early: Promise<boolean>, turn: Promise<void>, release: () => void, stored: () => void, signal: AbortSignal | undefined,
   ): Promise<IntakeResult> {
-    const overtook = await early.catch(() => false);
+    const overtook = await early;
     if (!overtook) {
       await turn;
       this.queued -= 1;
