@@ -174,13 +174,14 @@ async function runChild(mode: string, n: number): Promise<void> {
     return;
   }
   const routed = mode.endsWith('-routed');
-  const gs = routed ? routedState(n) : bigState(n);
+  const makeState = (): GoalStateV2 => (routed ? routedState(n) : bigState(n));
   if (mode === 'sim' || mode === 'sim-routed') {
     const host = new Fabric().addHost('hv', '10.0.0.11');
     const dp = new FlowDataplane(new SimBackend(host, true));
     const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11' }), silentLogger(), dp);
     const addr = `127.0.0.1:${agent.grpcPort}`;
-    const bytes = encoded(gs);
+    // Only the bytes are kept: the client's million objects are not the agent's memory.
+    const bytes = encoded(makeState());
     const more = routed ? null : encoded(bigState(Math.min(n, 100_000), '222222222222'));
     const t0 = now();
     await pushEncoded(addr, bytes);
@@ -199,6 +200,7 @@ async function runChild(mode: string, n: number): Promise<void> {
   }
   // Real OVS: the agent creates br-int in a sandbox; then the same flows go into a second
   // bridge with one `ovs-ofctl --bundle add-flows`, the floor for installing them.
+  const gs = makeState();
   const sb = await startSandbox();
   try {
     await sb.vsctl('add-br', 'br-ref', '--', 'set', 'bridge', 'br-ref', 'datapath_type=dummy', 'fail-mode=secure');
