@@ -48,7 +48,7 @@ export const YIELD_EVERY = 2000;
  * away when its feature lands (routers and security groups have).
  */
 export const NOT_PROGRAMMED: Partial<Record<Kind, string>> = {
-  gateway: 'stored; not programmed: gateways (Zeta, SNAT) are not implemented yet',
+  gateway: 'stored; a ZETA gateway is programmed through the VPCs whose gateway_ids name it (docs/zeta.md); other gateway types are not implemented yet',
 };
 
 function sourceOf(gs: GoalStateInput): GoalStateSource {

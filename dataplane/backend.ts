@@ -57,6 +57,18 @@ export interface SwitchContents {
   foreign?: { flows: Flow[]; groups: Group[]; meters: Meter[] };
 }
 
+/**
+ * Transient flows: flows the agent installs on a packet's word (Zeta direct paths), with idle
+ * timeouts, outside the desired state: the switch expires them, the reconciler never sees them
+ * (a restart's adoption deletes what is left, as flows nobody wants). `purge` deletes every flow
+ * of a table with exactly a cookie, whether or not it already expired.
+ */
+export interface TransientChanges {
+  add: Flow[];
+  remove: Flow[];
+  purge: { table: number; cookie: bigint }[];
+}
+
 /** A packet the pipeline sent up (a `controller` action). */
 export interface PacketIn {
   inPort: number;
@@ -119,6 +131,8 @@ export interface FlowBackend {
   onBindingsChanged(listener: (keys: string[]) => void): void;
   /** Packet-ins and packet-outs (absent in dry-run). */
   readonly packets?: PacketIo;
+  /** Transient flows on br-int, in one bundle (absent in dry-run). */
+  transient?(changes: TransientChanges): Promise<void>;
   /** `ofproto/trace` of a flow string or `in_port=N,HEX` packet, in OVS's format (when the backend has a switch). */
   trace?(spec: string): Promise<string>;
   close(): Promise<void>;

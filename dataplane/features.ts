@@ -10,9 +10,10 @@ import { ports } from './features/ports.js';
 import { routers } from './features/routing.js';
 import { portSecurity, remoteGroups } from './features/security-groups.js';
 import { tunnels } from './features/tunnels.js';
+import { zeta } from './features/zeta.js';
 import type { Kind } from './model.js';
 
-export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups];
+export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups, zeta];
 
 /** Features looked up by owner namespace and by the resource kind they own. */
 export class FeatureRegistry {

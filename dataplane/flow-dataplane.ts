@@ -19,6 +19,7 @@ import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
 import { BRIDGE } from './pipeline.js';
+import { DEFAULT_ZETA_OAM, ZetaOamHandler } from './zeta-oam.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -86,8 +87,10 @@ export class FlowDataplane implements Dataplane {
   commits = 0;
 
   readonly dhcp: DhcpHandler;
+  /** Zeta OAM packets to direct paths (docs/zeta.md). */
+  readonly zetaOam: ZetaOamHandler;
   /** Packet-ins by cause. */
-  readonly punts = { arpMiss: 0, dhcp: 0, other: 0 };
+  readonly punts = { arpMiss: 0, dhcp: 0, zetaOam: 0, other: 0 };
 
   /**
    * bridges: the external bridges besides br-int whose pipelines features may program (from
@@ -100,6 +103,7 @@ export class FlowDataplane implements Dataplane {
     this.name = backend.name;
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
+    this.zetaOam = new ZetaOamHandler(DEFAULT_ZETA_OAM, log);
     backend.onBindingsChanged((ids) => void this.rebind(ids));
     backend.packets?.onPacketIn((p) => this.packetIn(p));
     backend.onSwitchReset?.(() => void this.reinstall());
@@ -118,9 +122,18 @@ export class FlowDataplane implements Dataplane {
         this.punts.arpMiss += 1;
         this.log?.info('ARP request for an unknown address', { inPort: p.inPort, network: Number(p.metadata) });
         break;
+      case 'zeta':
+        // In commit order: validated against the state the switch holds, never racing a purge.
+        this.punts.zetaOam += 1;
+        if (this.backend.transient) void this.serialized(() => (this.view && this.topology ? this.zetaOam.handle(p, this.zetaContext()) : Promise.resolve())).catch((e: unknown) => this.log?.warn('Zeta OAM failed', { error: String(e) }));
+        break;
       default:
         this.punts.other += 1;
     }
+  }
+
+  private zetaContext() {
+    return { view: this.view!, topology: this.topology!, backend: this.backend };
   }
 
   /** Started (bound to its view): later changes may come in chunks of their events. */
@@ -244,6 +257,8 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
+      // Direct paths never outlive the Zeta path of their network.
+      if (this.zetaOam.size > 0) await this.zetaOam.sweep(this.zetaContext()).catch((e: unknown) => this.log?.warn('Zeta direct path purge failed', { error: String(e) }));
       return this.outcomes(events, failed, eventTopics);
     });
   }

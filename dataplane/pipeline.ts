@@ -28,7 +28,7 @@ export interface TableSpec {
  */
 export const TABLES = {
   CLASSIFY: {
-    id: 0, name: 'classify', fields: ['in_port'],
+    id: 0, name: 'classify', fields: ['in_port', 'tun_id', 'tun_src', 'dl_type', 'nw_proto', 'tp_dst'],
     purpose: 'From a local VM port: load the network (VNI) into metadata and the port into reg6. From a tunnel port: VNI from tun_id, reg6 = 0, straight to local_l2 (split horizon). Anything else is dropped.',
     miss: 'drop',
   },
@@ -113,6 +113,17 @@ export const TABLES = {
     purpose: 'Out of the port the lookups chose (output:reg5); OVS never sends a packet back out of its input port this way.',
     miss: 'output to reg5',
   },
+  ZETA_DIRECT: {
+    id: 80, name: 'zeta_direct',
+    fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'tp_src', 'tp_dst'],
+    purpose: 'Zeta VPCs (docs/zeta.md): unicast to a MAC nobody local or known owns, from a local port (local_l2 sends it here). Direct paths the Zeta gateway injected by OAM (one flow per 5-tuple, idle timeout, installed by the agent, not desired state) send it straight to the instance\'s host; packets from a tunnel and multicast are dropped (split horizon: nothing goes back to the gateway).',
+    miss: 'continue to zeta_gateway',
+  },
+  ZETA_GATEWAY: {
+    id: 81, name: 'zeta_gateway', fields: ['metadata'],
+    purpose: 'Zeta VPCs: tun_id = the network\'s VNI, then the VPC\'s Zeta gateway group (select, one bucket per gateway node: eth dst and tun_dst of the node, out of the tunnel port of the subnet\'s type; OVS hashes the 5-tuple so a connection sticks to one node). ARP requests for unknown addresses of a Zeta network come here from arp_responder.',
+    miss: 'drop',
+  },
 } as const satisfies Record<string, TableSpec>;
 
 export type TableName = keyof typeof TABLES;
@@ -154,6 +165,8 @@ export const PROGRAMMERS = {
   router: { id: 0x08, purpose: 'distributed routing: gateway ping, TTL guard, routes and routing rules of a router' },
   portsec: { id: 0x0a, purpose: 'port security (anti-spoofing) of a port with security groups' },
   sg: { id: 0x0b, purpose: 'security groups: a port\'s conntrack entry and rules, and the addresses of remote groups' },
+  zeta: { id: 0x10, purpose: 'Zeta gateway path of a subnet in a VPC with a ZETA gateway: its group, unknown unicast and ARP to it, the OAM punt' },
+  zetaPath: { id: 0x11, purpose: 'Zeta direct paths injected by OAM (transient: idle timeout, installed by the agent outside the desired state)' },
   route: { id: 0x09, purpose: 'next-hop entries of routed VMs (a local port or a neighbor), in l3_route, and the DVR MAC restore of a routed local port' },
 } as const;
 
@@ -177,6 +190,8 @@ export const FLOOD_CHUNK = 256;
 export const PUNT = {
   arpMiss: '0x01',
   dhcp: '0x02',
+  /** Zeta OAM packets from a gateway node of the network's Zeta gateway. */
+  zetaOam: '0x10',
 } as const;
 
 /** Priorities used across tables, named so their order is visible in one place. */
@@ -193,6 +208,8 @@ export const PRIORITY = {
   ctInvalid: 300,
   ctReply: 200,
   ttlGuard: 30_000,
+  /** arp_responder: an ARP request in a Zeta network that no entry answered goes to the gateway (above the punt). */
+  zetaArp: 95,
 } as const;
 
 /** The prefix of every host's DVR MAC (Alcor's HOST_DVR_MAC_PREFIX): routed arrivals carry it. */

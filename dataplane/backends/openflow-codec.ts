@@ -48,7 +48,7 @@ export function writeFlowMod(w: Writer, xid: number, command: FlowCommand, f: Fl
   w.u64(0n); // cookie_mask: modify and delete whatever the cookie
   w.u8(f.table);
   w.u8(command);
-  w.u16(0); // idle_timeout
+  w.u16(command === FC.ADD ? f.idleTimeout ?? 0 : 0); // idle_timeout (transient flows only)
   w.u16(0); // hard_timeout
   w.u16(f.priority);
   w.u32(OFP_NO_BUFFER);
@@ -64,6 +64,25 @@ export function writeFlowMod(w: Writer, xid: number, command: FlowCommand, f: Fl
     writeMatch(w, f.match, p);
     if (command !== FC.DELETE_STRICT) writeInstructions(w, f.actions, p);
   }
+  w.end(at);
+}
+
+/** OFPT_FLOW_MOD delete (non-strict) of every flow of a table with exactly this cookie: a transient flow family (all Zeta direct paths of a network). */
+export function writeFlowPurge(w: Writer, xid: number, table: number, cookie: bigint): void {
+  const at = w.header(T.FLOW_MOD, xid);
+  w.u64(cookie);
+  w.u64(0xffff_ffff_ffff_ffffn); // cookie_mask: exactly this cookie
+  w.u8(table);
+  w.u8(FC.DELETE);
+  w.u16(0);
+  w.u16(0);
+  w.u16(0);
+  w.u32(OFP_NO_BUFFER);
+  w.u32(OFPP.ANY);
+  w.u32(OFPG_ANY);
+  w.u16(0);
+  w.u16(0);
+  writeMatch(w, [], prereqsOf([]));
   w.end(at);
 }
 

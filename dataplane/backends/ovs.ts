@@ -11,7 +11,7 @@
 // onSwitchReset listeners once all the bridges are back; meanwhile commit() and readBack()
 // reject at once with SwitchUnavailableError.
 import { execa } from 'execa';
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, appendAll, traceArguments } from '../backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, type TransientChanges, appendAll, traceArguments } from '../backend.js';
 import type { Flow, Group, Meter } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
@@ -20,7 +20,7 @@ import { UnknownBridgeError, appliedNote, bridgeList, onBridge, onBridgeObject, 
 import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
 import {
   type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
-  writeFlowMod, writeGroupMod, writeMeterMod,
+  writeFlowMod, writeFlowPurge, writeGroupMod, writeMeterMod,
 } from './openflow-codec.js';
 import { FC, GC, MC, MP, type Writer } from './openflow-wire.js';
 import { OvsdbClient, OvsdbError, ovsInteger, ovsMap } from './ovsdb-client.js';
@@ -448,6 +448,23 @@ export class OvsBackend implements FlowBackend {
       const errors = await this.run(() => of.sendAll(meters.remove.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, meters.remove[i]!)));
       // The flows are committed; a meter that would not go away is only worth a warning.
       for (const e of errors) this.opts.log?.warn('switch refused a meter removal', { bridge, error: e.error.name, meter: formatMeter(meters.remove[e.index]!) });
+    }
+  }
+
+  /** Transient flows (Zeta direct paths): one bundle on br-int, purges, removes, then adds with their idle timeouts. */
+  async transient(c: TransientChanges): Promise<void> {
+    const of = this.channel('transient', BRIDGE);
+    const n = c.purge.length + c.remove.length + c.add.length;
+    if (n === 0) return;
+    try {
+      await of.bundle(n, (i, w, xid) => {
+        if (i < c.purge.length) writeFlowPurge(w, xid, c.purge[i]!.table, c.purge[i]!.cookie);
+        else if (i < c.purge.length + c.remove.length) writeFlowMod(w, xid, FC.DELETE_STRICT, c.remove[i - c.purge.length]!);
+        else writeFlowMod(w, xid, FC.ADD, c.add[i - c.purge.length - c.remove.length]!);
+      });
+    } catch (e) {
+      if (e instanceof OpenFlowRefusedError) throw new SwitchRefusedError(`switch refused transient flows: ${e.error.name}`, e.error.name);
+      throw this.transport(e);
     }
   }
 

@@ -3,7 +3,7 @@
 // packet-outs, a real Open vSwitch would. A commit goes in as one all-or-nothing bundle of meter,
 // group and flow mods per bridge touched, compiled from the structured flows (sim-compile.ts) or,
 // on the text path, rendered and parsed against that bridge as `ovs-ofctl --bundle` would.
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, traceArguments } from '../backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, type TransientChanges, traceArguments } from '../backend.js';
 import type { Flow, Group, Meter } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
@@ -147,6 +147,23 @@ export class SimBackend implements FlowBackend {
         const reason = `${e.code}${onBridge(name)}`;
         return Promise.reject(new SimRefusedError(`the switch refused the bundle${onBridge(name)}: ${e.code}${appliedNote(applied)}`, reason, name, applied));
       }
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** Transient flows: one bundle on br-int (purges, removes, then adds with their idle timeouts). */
+  transient(c: TransientChanges): Promise<void> {
+    try {
+      const b = this.bridge;
+      const mods = [
+        ...c.purge.map((p) => ({ ...this.compiler.flowMod({ table: p.table, priority: 0, match: [], actions: [], cookie: 0n }, 'delete_strict'), command: 'delete' as const, cookie: p.cookie, cookieMask: 0xffff_ffff_ffff_ffffn })),
+        ...c.remove.map((f) => this.compiler.flowMod(f, 'delete_strict')),
+        ...c.add.map((f) => this.compiler.flowMod(f, 'add')),
+      ];
+      applyBundle(b, { meters: [], groups: [], flows: mods, groupDeletes: [], meterDeletes: [] });
+      return Promise.resolve();
+    } catch (e) {
+      if (e instanceof OfError) return Promise.reject(new SimRefusedError(`the switch refused transient flows: ${e.code}`, e.code, BRIDGE, []));
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }

@@ -18,8 +18,7 @@ export interface CloudHost {
   push(gs: GoalStateV2): Promise<GoalStateOperationReply>;
 }
 
-export async function startCloud(ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
-  const fabric = new Fabric();
+export async function startCloud(ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, fabric = new Fabric()): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
   const hosts: CloudHost[] = [];
   for (const [i, ip] of ips.entries()) {
     const host = fabric.addHost(`host${i + 1}`, ip);
