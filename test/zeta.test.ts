@@ -8,8 +8,6 @@
 import test from 'ava';
 import { OperationStatus, OperationType } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import type { GatewayState } from '../proto/gen/alcor/gateway.js';
-import type { VpcState } from '../proto/gen/alcor/vpc.js';
 import { Fabric, SimVm } from '../ovs-sim/index.js';
 import { ipv4Frame, parseFrame } from '../packets/frames.js';
 import { encodeOamPayload, type OamMessage } from '../dataplane/zeta-oam.js';
@@ -19,7 +17,7 @@ import { startCloud } from './helpers/sim-cloud.js';
 import { switchEqualsAgent } from './helpers/switch-state.js';
 import { neighborState, portState, subnetState } from './helpers/agents.js';
 import { until } from './helpers/wait.js';
-import { ZetaGatewayStandIn } from './helpers/zeta-gateway.js';
+import { ZetaGatewayStandIn, gatewayState, vpcState } from './helpers/zeta-gateway.js';
 
 const A = '10.0.0.11';
 const B = '10.0.0.12';
@@ -39,21 +37,6 @@ const KNOWN = [
   { id: 'a9', mac: 'fa:16:3e:00:0a:09', ip: '10.1.0.9', subnet: 'S1', host: A },
   { id: 'b9', mac: 'fa:16:3e:00:0b:09', ip: '10.1.0.19', subnet: 'S1', host: B },
 ];
-
-export function vpcState(gatewayIds: string[], op = OperationType.CREATE): VpcState {
-  return { operationType: op, configuration: { revisionNumber: 1, requestId: '', id: 'V1', updateType: 0, projectId: 'p', name: 'V1', cidr: '10.0.0.0/8', tunnelId: 0, gatewayIds } };
-}
-
-export function gatewayState(nodes: { ip: string; mac: string }[], op = OperationType.CREATE, port = 8300): GatewayState {
-  return {
-    operationType: op,
-    configuration: {
-      revisionNumber: 1, requestId: '', id: 'ZG1', gatewayType: 1,
-      destinations: nodes.map((n) => ({ ipAddress: n.ip, macAddress: n.mac })),
-      extraInfo: { $case: 'zetaInfo', value: { portInbandOperation: port } },
-    },
-  };
-}
 
 function goalState(host: string, nodes = [G1, G2], gatewayIds = ['ZG1']): GoalStateV2 {
   const gs = GoalStateV2.fromPartial({ hostResources: { [host]: { resources: [] } } });

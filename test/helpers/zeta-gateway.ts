@@ -7,6 +7,9 @@
 import { type Fabric, type SimHost } from '../../ovs-sim/index.js';
 import { arpFrame, ipv4Frame, ipBytes, ipText, macText, udp } from '../../packets/frames.js';
 import { type OamMessage, encodeOamPayload } from '../../dataplane/zeta-oam.js';
+import { OperationType } from '../../proto/gen/alcor/common.js';
+import type { GatewayState } from '../../proto/gen/alcor/gateway.js';
+import type { VpcState } from '../../proto/gen/alcor/vpc.js';
 
 export interface Instance { ip: string; mac: string; host: string }
 export type Encap = 'vxlan' | 'geneve';
@@ -132,3 +135,20 @@ export class ZetaGatewayStandIn {
     });
   }
 }
+
+/** VPC V1 naming these gateways. */
+export function vpcState(gatewayIds: string[], op = OperationType.CREATE): VpcState {
+  return { operationType: op, configuration: { revisionNumber: 1, requestId: '', id: 'V1', updateType: 0, projectId: 'p', name: 'V1', cidr: '10.0.0.0/8', tunnelId: 0, gatewayIds } };
+}
+
+export function gatewayState(nodes: { ip: string; mac: string }[], op = OperationType.CREATE, port = 8300): GatewayState {
+  return {
+    operationType: op,
+    configuration: {
+      revisionNumber: 1, requestId: '', id: 'ZG1', gatewayType: 1,
+      destinations: nodes.map((n) => ({ ipAddress: n.ip, macAddress: n.mac })),
+      extraInfo: { $case: 'zetaInfo', value: { portInbandOperation: port } },
+    },
+  };
+}
+
