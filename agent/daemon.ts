@@ -3,7 +3,7 @@
 import type { Logger } from 'winston';
 import { AdminServer } from './admin.js';
 import type { AgentConfig } from './config.js';
-import { ControllerClient } from './controller-client.js';
+import { ControllerClient, onDemandAsk } from './controller-client.js';
 import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import type { DhcpSettings } from '../dataplane/dhcp-handler.js';
 import { DryRunBackend, type FlowBackend } from '../dataplane/backend.js';
@@ -189,6 +189,7 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
   ready = true;
   const controller = config.controller === '' ? null : new ControllerClient(config.controller, log, controllerCredentials);
   if (controller) void controller.announceRestart(config.hostIp);
+  if (controller && dataplane instanceof FlowDataplane) dataplane.onDemand.setController(onDemandAsk(controller));
   log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
     config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller, metrics, pulsar, subscribePort: subscribeServer?.port ?? 0,

@@ -83,6 +83,8 @@ export interface PacketIn {
 export interface PacketIo {
   onPacketIn(listener: (p: PacketIn) => void): void;
   packetOut(outPort: number, frame: Buffer): void;
+  /** Run a frame through the pipeline from table 0 as if it came in on `inPort` (packet-out to TABLE). */
+  packetOutToTable?(inPort: number, frame: Buffer): void;
 }
 
 const objectCount = (c: ObjectChanges<unknown>): number => c.add.length + c.modify.length + c.remove.length;

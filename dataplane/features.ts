@@ -5,6 +5,7 @@ import type { Feature, Owners } from './feature.js';
 import { gatewayArp } from './features/arp-responder.js';
 import { floodLocal, floodRemote } from './features/flood.js';
 import { neighbors } from './features/neighbors.js';
+import { onDemandPipeline, onDemandSubnets, puntLimits } from './features/on-demand.js';
 import { pipeline } from './features/pipeline.js';
 import { ports } from './features/ports.js';
 import { routers } from './features/routing.js';
@@ -13,7 +14,7 @@ import { tunnels } from './features/tunnels.js';
 import { zeta } from './features/zeta.js';
 import type { Kind } from './model.js';
 
-export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups, zeta];
+export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups, zeta, onDemandPipeline, onDemandSubnets, puntLimits];
 
 /** Features looked up by owner namespace and by the resource kind they own. */
 export class FeatureRegistry {

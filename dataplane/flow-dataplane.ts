@@ -18,7 +18,8 @@ import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objec
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
-import { BRIDGE } from './pipeline.js';
+import { BRIDGE, TUNNEL_PORTS } from './pipeline.js';
+import { OnDemandEngine, PuntLimiter } from './on-demand.js';
 import { DEFAULT_ZETA_OAM, ZetaOamHandler } from './zeta-oam.js';
 
 export interface DataplaneLog {
@@ -43,6 +44,12 @@ export class Installed {
     this.meters.clear();
   }
 }
+
+/** Punts a VM port may make the agent handle (ARP misses, DHCP, on-demand), per second and in a burst. */
+export const VM_PUNT_RATE = { rate: 50, burst: 100 };
+/** OAM packets from Zeta gateway nodes arrive on the tunnel ports: one per new connection. */
+export const TUNNEL_PUNT_RATE = { rate: 2000, burst: 4000 };
+const TUNNEL_OFPORTS = new Set<number>(Object.values(TUNNEL_PORTS).map((t) => t.ofport));
 
 /** The refused-owner key for removals nobody owns any more. */
 const REMOVED = '(removed flows)';
@@ -89,8 +96,12 @@ export class FlowDataplane implements Dataplane {
   readonly dhcp: DhcpHandler;
   /** Zeta OAM packets to direct paths (docs/zeta.md). */
   readonly zetaOam: ZetaOamHandler;
-  /** Packet-ins by cause. */
-  readonly punts = { arpMiss: 0, dhcp: 0, zetaOam: 0, other: 0 };
+  /** Unknown destinations asked about (docs/on-demand.md); its controller is set by the agent. */
+  readonly onDemand: OnDemandEngine;
+  /** Per input port token buckets, before any packet-in handler (VM ports: PUNT_RATE; tunnels: OAM). */
+  readonly puntLimiter = new PuntLimiter((inPort) => (TUNNEL_OFPORTS.has(inPort) ? TUNNEL_PUNT_RATE : VM_PUNT_RATE));
+  /** Packet-ins by cause (`limited`: dropped by the port's token bucket before any handler). */
+  readonly punts = { arpMiss: 0, dhcp: 0, zetaOam: 0, onDemand: 0, limited: 0, other: 0 };
 
   /**
    * bridges: the external bridges besides br-int whose pipelines features may program (from
@@ -104,6 +115,7 @@ export class FlowDataplane implements Dataplane {
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
     this.zetaOam = new ZetaOamHandler(DEFAULT_ZETA_OAM, log);
+    this.onDemand = new OnDemandEngine((fn) => this.serialized(fn), undefined, log);
     backend.onBindingsChanged((ids) => void this.rebind(ids));
     backend.packets?.onPacketIn((p) => this.packetIn(p));
     backend.onSwitchReset?.(() => void this.reinstall());
@@ -112,15 +124,23 @@ export class FlowDataplane implements Dataplane {
   /** Why the pipeline sent a packet up is in the cookie of the flow that did it. */
   private packetIn(p: PacketIn): void {
     const io = this.backend.packets;
+    if (!this.puntLimiter.take(p.inPort)) {
+      this.punts.limited += 1;
+      return;
+    }
     switch (programmerOf(p.cookie)) {
       case 'dhcp':
         this.punts.dhcp += 1;
         if (this.view && this.topology && io) this.dhcp.handle(p, this.view, this.topology, this.backend.bindings, io);
         break;
       case 'arp':
-        // Counted and logged; the on-demand engine will ask the controller about these.
+        // An ARP request nothing here answers: the controller is asked (on demand).
         this.punts.arpMiss += 1;
-        this.log?.info('ARP request for an unknown address', { inPort: p.inPort, network: Number(p.metadata) });
+        this.onDemand.handle(p, io);
+        break;
+      case 'onDemand':
+        this.punts.onDemand += 1;
+        this.onDemand.handle(p, io);
         break;
       case 'zeta':
         // In commit order: validated against the state the switch holds, never racing a purge.

@@ -56,7 +56,7 @@ export const TABLES = {
     miss: 'continue to dhcp',
   },
   DHCP: {
-    id: 25, name: 'dhcp', fields: ['dl_type', 'nw_proto', 'tp_src', 'tp_dst'],
+    id: 25, name: 'dhcp', fields: ['reg6', 'dl_type', 'nw_proto', 'tp_src', 'tp_dst'],
     purpose: 'DHCP client→server packets go to the agent (packet-in, userdata dhcp); server→client packets from VMs (rogue servers) are dropped.',
     miss: 'continue to l3_gateway',
   },
@@ -124,6 +124,16 @@ export const TABLES = {
     purpose: 'Zeta VPCs: tun_id = the network\'s VNI, then the VPC\'s Zeta gateway group (select, one bucket per gateway node: eth dst and tun_dst of the node, out of the tunnel port of the subnet\'s type; OVS hashes the 5-tuple so a connection sticks to one node). ARP requests for unknown addresses of a Zeta network come here from arp_responder.',
     miss: 'drop',
   },
+  ON_DEMAND: {
+    id: 82, name: 'on_demand', fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_dst'],
+    purpose: 'Networks without a Zeta gateway (docs/on-demand.md): unicast from a local port to a MAC nobody here knows (local_l2 sends it here) whose IPv4 destination is in the network\'s subnet goes on to on_demand_punt. From a tunnel, multicast, and anything else (addressed to a router\'s gateway MAC and not routed), dropped.',
+    miss: 'drop',
+  },
+  ON_DEMAND_PUNT: {
+    id: 83, name: 'on_demand_punt', fields: ['reg6'],
+    purpose: 'Through the local port\'s punt meter to the agent (packet-in, userdata on-demand), which asks the controller and re-injects the packet once the destination is known.',
+    miss: 'drop',
+  },
 } as const satisfies Record<string, TableSpec>;
 
 export type TableName = keyof typeof TABLES;
@@ -166,6 +176,7 @@ export const PROGRAMMERS = {
   portsec: { id: 0x0a, purpose: 'port security (anti-spoofing) of a port with security groups' },
   sg: { id: 0x0b, purpose: 'security groups: a port\'s conntrack entry and rules, and the addresses of remote groups' },
   zeta: { id: 0x10, purpose: 'Zeta gateway path of a subnet in a VPC with a ZETA gateway: its group, unknown unicast and ARP to it, the OAM punt' },
+  onDemand: { id: 0x12, purpose: 'on-demand punts of unknown destinations, and each local port\'s punt meter with the metered punts (ARP miss, DHCP, on-demand) of that port' },
   zetaPath: { id: 0x11, purpose: 'Zeta direct paths injected by OAM (transient: idle timeout, installed by the agent outside the desired state)' },
   route: { id: 0x09, purpose: 'next-hop entries of routed VMs (a local port or a neighbor), in l3_route, and the DVR MAC restore of a routed local port' },
 } as const;
@@ -192,6 +203,8 @@ export const PUNT = {
   dhcp: '0x02',
   /** Zeta OAM packets from a gateway node of the network's Zeta gateway. */
   zetaOam: '0x10',
+  /** Unicast to an unknown destination (the on-demand engine). */
+  onDemand: '0x11',
 } as const;
 
 /** Priorities used across tables, named so their order is visible in one place. */
@@ -210,6 +223,22 @@ export const PRIORITY = {
   ttlGuard: 30_000,
   /** arp_responder: an ARP request in a Zeta network that no entry answered goes to the gateway (above the punt). */
   zetaArp: 95,
+  /** local_l2: unknown unicast of a Zeta network, above the on-demand catch-all (fallthrough). */
+  zetaUnknown: 2,
+  /** A port's metered punts, above the shared punt of their table (arp_responder 90, dhcp 100). */
+  arpPuntMetered: 91,
+  dhcpPuntMetered: 101,
+} as const;
+
+/**
+ * Punt limits per local port: an OpenFlow meter on the port's punts (the switch drops above it),
+ * and a token bucket in the agent (whatever reaches it beyond that is dropped unhandled).
+ */
+export const PUNT_LIMITS = {
+  meterPktps: 100,
+  meterBurst: 100,
+  /** Meter ids of ports: 0x12 (the programmer) in the top byte, the OpenFlow port below. */
+  meterBase: 0x12_00_00_00,
 } as const;
 
 /** The prefix of every host's DVR MAC (Alcor's HOST_DVR_MAC_PREFIX): routed arrivals carry it. */

@@ -25,7 +25,7 @@ export const BUNDLE = {
 } as const;
 
 /** OpenFlow 1.1+ reserved ports (32-bit). */
-export const OFPP = { MAX: 0xffffff00, IN_PORT: 0xfffffff8, CONTROLLER: 0xfffffffd, LOCAL: 0xfffffffe, ANY: 0xffffffff } as const;
+export const OFPP = { MAX: 0xffffff00, IN_PORT: 0xfffffff8, TABLE: 0xfffffff9, CONTROLLER: 0xfffffffd, LOCAL: 0xfffffffe, ANY: 0xffffffff } as const;
 export const OFPG_ANY = 0xffffffff;
 export const OFPM_ALL = 0xffffffff;
 export const OFP_NO_BUFFER = 0xffffffff;

@@ -407,12 +407,12 @@ export class OpenFlowConnection extends EventEmitter<{ packetIn: [PacketIn]; war
     }
   }
 
-  /** Send a frame out of a port, as if it came from the controller. */
-  packetOut(outPort: number, data: Buffer): void {
+  /** Send a frame out of a port (or OFPP.TABLE: through the pipeline), as if it came in on `inPort` (default: the controller). */
+  packetOut(outPort: number, data: Buffer, inPort: number = OFPP.CONTROLLER): void {
     this.write((w) => {
       const at = w.header(T.PACKET_OUT, this.xid++);
       w.u32(OFP_NO_BUFFER);
-      w.u32(OFPP.CONTROLLER);
+      w.u32(inPort);
       w.u16(16);
       w.zeros(6);
       w.u16(0); // OFPAT_OUTPUT

@@ -22,7 +22,7 @@ import {
   type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
   writeFlowMod, writeFlowPurge, writeGroupMod, writeMeterMod,
 } from './openflow-codec.js';
-import { FC, GC, MC, MP, type Writer } from './openflow-wire.js';
+import { FC, GC, MC, MP, OFPP, type Writer } from './openflow-wire.js';
 import { OvsdbClient, OvsdbError, ovsInteger, ovsMap } from './ovsdb-client.js';
 
 export { OvsdbError, UnknownBridgeError };
@@ -108,6 +108,7 @@ export class OvsBackend implements FlowBackend {
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.packetListeners.push(l); },
     packetOut: (port, frame) => this.channel('packet-out', BRIDGE).packetOut(port, frame),
+    packetOutToTable: (inPort, frame) => this.channel('packet-out', BRIDGE).packetOut(OFPP.TABLE, frame, inPort),
   };
 
   readonly bindings: PortBindings = {

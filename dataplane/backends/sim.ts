@@ -87,6 +87,8 @@ export class SimBackend implements FlowBackend {
     onPacketIn: (l) => { this.listeners.push(l); },
     // As the OpenFlow backend sends it: in_port CONTROLLER, output to the port, whole frame.
     packetOut: (port, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port, maxLen: 0xffff }], frame),
+    // OFPP_TABLE (0xfff9 in the simulator's 16-bit port space): the pipeline from table 0, in_port as given.
+    packetOutToTable: (inPort, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port: 0xfff9, maxLen: 0xffff }], frame, inPort),
   };
 
   /** The bridges commits and read-backs cover: br-int, then the external ones started. */

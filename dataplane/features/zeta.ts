@@ -77,7 +77,7 @@ export const zeta: Feature = {
     const net = reg(REGISTERS.network, vni);
     // Unicast nobody here knows: through the direct paths, else to the gateway. Local ports and
     // neighbors match local_l2 / remote_l2 first; broadcast has its own flows above.
-    out.flow(TABLES.LOCAL_L2, PRIORITY.fallthrough, [net], [resubmit(TABLES.ZETA_DIRECT)]);
+    out.flow(TABLES.LOCAL_L2, PRIORITY.zetaUnknown, [net], [resubmit(TABLES.ZETA_DIRECT)]);
     out.flow(TABLES.ZETA_DIRECT, PRIORITY.guard, [reg(REGISTERS.inPort, 0), net], []);
     out.flow(TABLES.ZETA_DIRECT, PRIORITY.guard, [net, multicast()], []);
     out.flow(TABLES.ZETA_DIRECT, PRIORITY.fallthrough, [net], [resubmit(TABLES.ZETA_GATEWAY)]);
