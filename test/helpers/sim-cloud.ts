@@ -18,12 +18,16 @@ export interface CloudHost {
   push(gs: GoalStateV2): Promise<GoalStateOperationReply>;
 }
 
-export async function startCloud(ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, fabric = new Fabric()): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
+export async function startCloud(
+  ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, fabric = new Fabric(),
+  /** More agent configuration (a controller to ask on demand). */
+  more: Record<string, string> = {},
+): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
   const hosts: CloudHost[] = [];
   for (const [i, ip] of ips.entries()) {
     const host = fabric.addHost(`host${i + 1}`, ip);
     const dataplane = new FlowDataplane(new SimBackend(host), undefined, dhcp);
-    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run' }), silentLogger(), dataplane);
+    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run', ...more }), silentLogger(), dataplane);
     const addr = `127.0.0.1:${agent.grpcPort}`;
     hosts.push({
       host, agent, dataplane,
