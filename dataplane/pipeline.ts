@@ -88,8 +88,8 @@ export const TABLES = {
   },
   LOCAL_L2: {
     id: 50, name: 'local_l2', fields: ['metadata', 'dl_dst'],
-    purpose: 'Delivery to local ports: unicast per port MAC (reg5 = the port, then sg_ingress); broadcast and multicast to every local port of the network (never back to the input port).',
-    miss: 'drop',
+    purpose: 'Delivery to local ports: unicast per port MAC (reg5 = the port, then sg_ingress); broadcast and multicast to every local port of the network (never back to the input port). Unknown unicast: a Zeta network\'s to zeta_direct (priority 2), any other to on_demand (priority 1).',
+    miss: 'drop (no such packet: the priority-1 flow takes unknown unicast to on_demand)',
   },
   FLOOD_LOCAL: {
     id: 55, name: 'flood_local', fields: ['reg7', 'metadata', 'dl_dst'],
@@ -117,7 +117,7 @@ export const TABLES = {
     id: 80, name: 'zeta_direct',
     fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'tp_src', 'tp_dst'],
     purpose: 'Zeta VPCs (docs/zeta.md): unicast to a MAC nobody local or known owns, from a local port (local_l2 sends it here). Direct paths the Zeta gateway injected by OAM (one flow per 5-tuple, idle timeout, installed by the agent, not desired state) send it straight to the instance\'s host; packets from a tunnel and multicast are dropped (split horizon: nothing goes back to the gateway).',
-    miss: 'continue to zeta_gateway',
+    miss: 'no flow, drop (only Zeta networks come here, each with its own fallthrough to zeta_gateway)',
   },
   ZETA_GATEWAY: {
     id: 81, name: 'zeta_gateway', fields: ['metadata'],
