@@ -28,6 +28,7 @@ interface AgentFlags {
   maxStringLength?: string;
   maxListLength?: string;
   maxTombstones?: string;
+  bridgeMappings?: string;
   ovsDb?: string;
   ovsRundir?: string;
   ovsDatapathType?: string;
@@ -77,6 +78,7 @@ program.command('agent')
   .option('--pulsar-url <url>', 'the MQ path: consume goal states from this Pulsar broker, pulsar://HOST:PORT [off] (env ACA_PULSAR_URL)')
   .option('--pulsar-subscription <name>', 'Key_Shared subscription shared by all agents [alcor-agents] (env ACA_PULSAR_SUBSCRIPTION)')
   .option('--subscribe-listen <host:port>', 'SubscribeInfoProvisioner (PushNodeSubscribeInfo) address, served with --pulsar-url [0.0.0.0:50002] (env ACA_SUBSCRIBE_LISTEN)')
+  .option('--bridge-mappings <list>', 'external networks for SNAT and elastic IPs: name:bridge[,name:bridge], e.g. ext:br-ex; the operator creates the bridge with its uplink, the agent adds the patch ports [none] (env ACA_BRIDGE_MAPPINGS)')
   .action(async (flags: AgentFlags) => {
     const configFile = flags.config ?? process.env.ACA_CONFIG;
     const fromFlags: ConfigInput = {
@@ -89,6 +91,7 @@ program.command('agent')
       tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, tlsClientCa: flags.tlsClientCa, controllerTlsCa: flags.controllerTlsCa,
       underlayInterface: flags.underlayInterface,
       pulsarUrl: flags.pulsarUrl, pulsarSubscription: flags.pulsarSubscription, subscribeListen: flags.subscribeListen,
+      bridgeMappings: flags.bridgeMappings,
     };
     const env = readEnv(process.env);
     const file = configFile ? readConfigFile(configFile) : {};
@@ -217,10 +220,11 @@ program.command('render')
   .option('--host-ip <ip>', "this host's tunnel endpoint", '10.0.0.11')
   .option('--format <format>', 'ofctl or json', 'ofctl')
   .option('--diff <files...>', 'goal states applied after FILES: print only the change they make')
-  .action(async (files: string[], opts: { hostIp: string; format: string; diff?: string[] }) => {
+  .option('--bridge-mappings <list>', 'the host\'s external networks (name:bridge[,…]), for routers\' external gateways and elastic IPs', '')
+  .action(async (files: string[], opts: { hostIp: string; format: string; diff?: string[]; bridgeMappings: string }) => {
     if (opts.format !== 'ofctl' && opts.format !== 'json') throw new PushError(`--format must be ofctl or json, not ${opts.format}`);
     const { diffFlows, flowJson, formatChanges, formatOfctl, render } = await import('./render.js');
-    const r = await render(files, opts.hostIp);
+    const r = await render(files, opts.hostIp, opts.bridgeMappings);
     const owners = (f: import('../dataplane/flow.js').Flow): string[] => r.dataplane.flowOwners(f);
     if (opts.diff) {
       const before = r.flows();

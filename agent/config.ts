@@ -6,6 +6,7 @@ import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseIPv4 } from './addr.js';
 import type { LogFormat, LogLevel } from './log.js';
+import { parseBridgeMappings } from '../dataplane/external.js';
 
 export const DATAPLANES = ['sim', 'dry-run', 'ovs', 'none'] as const;
 export type DataplaneKind = (typeof DATAPLANES)[number];
@@ -65,6 +66,8 @@ export interface AgentConfig {
   pulsarSubscription: string;
   /** Address of SubscribeInfoProvisioner (PushNodeSubscribeInfo); served only with pulsarUrl. */
   subscribeListen: string;
+  /** External networks: `name:bridge[,name:bridge]` (Neutron's bridge mappings); empty = none (docs/nat.md). */
+  bridgeMappings: string;
 }
 
 /** The state dir `auto` means with the `ovs` dataplane (production: the switch outlives the agent). */
@@ -90,6 +93,7 @@ export const ENV_NAMES: Record<keyof AgentConfig, string> = {
   underlayInterface: 'ACA_UNDERLAY_INTERFACE',
   tlsCert: 'ACA_TLS_CERT', tlsKey: 'ACA_TLS_KEY', tlsClientCa: 'ACA_TLS_CLIENT_CA', controllerTlsCa: 'ACA_CONTROLLER_TLS_CA',
   pulsarUrl: 'ACA_PULSAR_URL', pulsarSubscription: 'ACA_PULSAR_SUBSCRIPTION', subscribeListen: 'ACA_SUBSCRIBE_LISTEN',
+  bridgeMappings: 'ACA_BRIDGE_MAPPINGS',
 };
 
 const LOG_LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -117,7 +121,7 @@ function defaults(): AgentConfig {
     ovsDb: 'unix:/var/run/openvswitch/db.sock', ovsRundir: '/var/run/openvswitch', ovsDatapathType: 'system',
     dhcpDns: '', dhcpDomain: '', dhcpLeaseSeconds: 86400, underlayMtu: 1500, stateDir: 'none',
     underlayInterface: '', tlsCert: '', tlsKey: '', tlsClientCa: '', controllerTlsCa: '',
-    pulsarUrl: '', pulsarSubscription: 'alcor-agents', subscribeListen: '0.0.0.0:50002',
+    pulsarUrl: '', pulsarSubscription: 'alcor-agents', subscribeListen: '0.0.0.0:50002', bridgeMappings: '',
   };
 }
 
@@ -241,7 +245,17 @@ export function resolveConfig(...layers: ConfigInput[]): AgentConfig {
     pulsarUrl: pulsarUrlOf(s('pulsarUrl')),
     pulsarSubscription: subscriptionName(s('pulsarSubscription')),
     subscribeListen: validAddress(s('subscribeListen'), 'subscribeListen'),
+    bridgeMappings: bridgeMappingsOf(s('bridgeMappings')),
   };
+}
+
+/** Checked here (a bad mapping stops the agent at start) and kept as given, normalized. */
+function bridgeMappingsOf(text: string): string {
+  try {
+    return parseBridgeMappings(text).map((m) => `${m.name}:${m.bridge}`).join(',');
+  } catch (e) {
+    throw new ConfigError(`bridgeMappings: ${(e as Error).message}`);
+  }
 }
 
 function pulsarUrlOf(text: string): string {

@@ -8,6 +8,7 @@ import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import type { DhcpSettings } from '../dataplane/dhcp-handler.js';
 import { DryRunBackend, type FlowBackend } from '../dataplane/backend.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { hostNetworking, parseBridgeMappings } from '../dataplane/external.js';
 import { OvsBackend } from '../dataplane/backends/ovs.js';
 import { standaloneSimBackend } from '../dataplane/backends/sim.js';
 import { flowJson } from './render.js';
@@ -84,15 +85,16 @@ export function createDataplane(config: AgentConfig, log: Logger, dhcp: DhcpSett
     metrics?.instrumentBackend(backend);
     return backend;
   };
+  const host = hostNetworking(config.hostIp, parseBridgeMappings(config.bridgeMappings));
   switch (config.dataplane) {
     case 'sim':
       // A standalone simulated host (ports plugged as they appear): flows can be listed and
       // traced. Tests and the demo put several hosts on one simulated underlay instead.
-      return new FlowDataplane(on(standaloneSimBackend(config.hostIp)), log, dhcp);
+      return new FlowDataplane(on(standaloneSimBackend(config.hostIp)), log, dhcp, undefined, undefined, host);
     case 'dry-run':
-      return new FlowDataplane(on(new DryRunBackend()), log, dhcp);
+      return new FlowDataplane(on(new DryRunBackend()), log, dhcp, undefined, undefined, host);
     case 'ovs':
-      return new FlowDataplane(on(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log })), log, dhcp);
+      return new FlowDataplane(on(new OvsBackend({ db: config.ovsDb, rundir: config.ovsRundir, datapathType: config.ovsDatapathType, log })), log, dhcp, undefined, undefined, host);
     case 'none':
       return new NullDataplane();
   }

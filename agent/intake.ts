@@ -87,6 +87,13 @@ export class Intake {
       subnet: (id) => store.get('subnet', id),
       securityGroupKnown: (id) => store.has('securityGroup', id),
       networkTypes: dataplane.networkTypes,
+      ...(dataplane.externalNetworks ? { externalNetworks: dataplane.externalNetworks } : {}),
+      externalGatewayOf: (subnetId) => {
+        for (const r of store.list('router')) {
+          if (r.externalGateway && r.subnetRoutingTables.some((t) => t.subnetId === subnetId)) return r.externalGateway;
+        }
+        return undefined;
+      },
       intern: createInterner(),
     };
   }

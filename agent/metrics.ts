@@ -72,7 +72,7 @@ export class AgentMetrics {
       collect() {
         const dp = dataplaneOf();
         if (!(dp instanceof FlowDataplane)) return;
-        for (const [reason, n] of [['dhcp', dp.punts.dhcp], ['arp_miss', dp.punts.arpMiss], ['other', dp.punts.other]] as const) {
+        for (const [reason, n] of [['dhcp', dp.punts.dhcp], ['arp_miss', dp.punts.arpMiss], ['next_hop_arp', dp.punts.nextHopArp], ['other', dp.punts.other]] as const) {
           const delta = n - (punted[reason] ?? 0);
           if (delta > 0) this.inc({ reason }, delta);
           else if (punted[reason] === undefined) this.inc({ reason }, 0);

@@ -5,18 +5,18 @@ import {
   type Parsed, cidrContains, isMappedIPv4, isStrictIPv4, normalizeIp, normalizeMac, parseCidr, parseIp, parseIPv4, parseIPv6, parseMac, quote, reservedMac,
 } from './addr.js';
 import type {
-  AddressPair, DestinationType, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
+  AddressPair, DestinationType, ElasticIp, ExternalGateway, Direction, EtherType, GatewayType, Kind, NeighborFixedIp,
   Neighbor, NeighborType, NetworkType, Operation, ResourceOf, Router, RoutingRule, SecurityGroupRule, SgProtocol, Subnet,
 } from '../dataplane/model.js';
 import { DVR_MAC_PREFIX } from '../dataplane/pipeline.js';
 import { NetworkType as PbNetworkType, OperationType } from '../proto/gen/alcor/common.js';
 import type { VpcState } from '../proto/gen/alcor/vpc.js';
 import type { SubnetState } from '../proto/gen/alcor/subnet.js';
-import type { PortState } from '../proto/gen/alcor/port.js';
+import type { ElasticIp as PbElasticIp, PortState } from '../proto/gen/alcor/port.js';
 import { NeighborType as PbNeighborType, type NeighborState } from '../proto/gen/alcor/neighbor.js';
 import type { SecurityGroupState } from '../proto/gen/alcor/securitygroup.js';
 import type { DHCPState } from '../proto/gen/alcor/dhcp.js';
-import type { RouterState } from '../proto/gen/alcor/router.js';
+import type { ExternalGateway as PbExternalGateway, RouterState } from '../proto/gen/alcor/router.js';
 import type { GatewayState } from '../proto/gen/alcor/gateway.js';
 
 export interface StateOf {
@@ -42,6 +42,10 @@ export interface NormalizeContext {
   intern(text: string): string;
   /** Bounds on a resource's strings and lists (default LIMITS; `--max-string-length`, `--max-list-length`). */
   limits?: Limits;
+  /** This host's bridge-mapping names (`--bridge-mappings`): a router's external network must be one. */
+  externalNetworks?: ReadonlySet<string>;
+  /** The external gateway of a router that joins the subnet (to check an elastic IP against). */
+  externalGatewayOf?(subnetId: string): ExternalGateway | undefined;
 }
 
 /**
@@ -244,6 +248,7 @@ const builders: { [K in Kind]: Builder<K> } = {
       fixedIps,
       allowedAddressPairs: addressPairs(c.allowAddressPairs, 'allow_address_pairs'),
       securityGroupIds,
+      elasticIps: elasticIps(c.elasticIps, fixedIps, ctx),
       ifaceName: ifaceNameFor(id),
     }];
   },
@@ -369,7 +374,7 @@ const builders: { [K in Kind]: Builder<K> } = {
       }
       tables.push({ subnetId, rules });
     }
-    return [{ key: id, id, revision: c.revisionNumber, hostDvrMac: dvr, subnetRoutingTables: tables }];
+    return [{ key: id, id, revision: c.revisionNumber, hostDvrMac: dvr, subnetRoutingTables: tables, externalGateway: externalGateway(c.externalGateway, ctx) }];
   },
 
   gateway(state, id) {
@@ -489,6 +494,77 @@ function neighborOverLimits(c: NonNullable<NeighborState['configuration']>, limi
   for (let i = 0; i < c.securityGroupIds.length; i++) if (c.securityGroupIds[i]!.length > max) return `security_group_ids[${i}]: more than ${max} characters`;
   return null;
 }
+
+/** SNAT source ports: below 1024 are the well-known ports a host's own services may use. */
+export const SNAT_PORTS = { min: 1024, max: 65535 } as const;
+
+/**
+ * A router's external gateway (our extension). A bad one is left out with its reason (the router
+ * answers INVALID_ARG and routes as before); slices that are wrong are left out one by one.
+ */
+function externalGateway(g: PbExternalGateway | undefined, ctx: NormalizeContext): ExternalGateway | null {
+  if (!g) return null;
+  const f = 'external_gateway';
+  try {
+    const network = required(g.externalNetwork, `${f}.external_network`);
+    if (ctx.externalNetworks && !ctx.externalNetworks.has(network)) {
+      const known = [...ctx.externalNetworks].map((n) => quote(n)).join(', ') || 'none';
+      throw new Invalid(`${f}.external_network: ${quote(network)} is not a bridge mapping of this host (it has ${known}; --bridge-mappings)`);
+    }
+    const cidr = need(parseCidr(required(g.externalCidr, `${f}.external_cidr`)), `${f}.external_cidr`);
+    if (cidr.family !== 4) throw new Invalid(`${f}.external_cidr: ${quote(g.externalCidr)} is not IPv4 (IPv6 NAT is not supported)`);
+    const nextHop = need(parseIPv4(required(g.nextHopIp, `${f}.next_hop_ip`)), `${f}.next_hop_ip`);
+    if (!cidrContains(cidr, { family: 4, address: nextHop })) throw new Invalid(`${f}.next_hop_ip: ${nextHop} is outside external_cidr ${cidr.address}/${cidr.prefix}`);
+    const nextHopMac = g.nextHopMac === '' ? null : unicastMac(mac(g.nextHopMac, `${f}.next_hop_mac`), `${f}.next_hop_mac`);
+    const snat: ExternalGateway['snat'] = [];
+    for (const [i, sl] of g.snat.entries()) {
+      const at = `${f}.snat[${i}]`;
+      try {
+        const ip = need(parseIPv4(required(sl.ip, `${at}.ip`)), `${at}.ip`);
+        if (!cidrContains(cidr, { family: 4, address: ip })) throw new Invalid(`${at}.ip: ${ip} is outside external_cidr ${cidr.address}/${cidr.prefix}`);
+        if (sl.portMin < SNAT_PORTS.min || sl.portMax > SNAT_PORTS.max || sl.portMin > sl.portMax) {
+          throw new Invalid(`${at}: port range ${sl.portMin}–${sl.portMax} is not within ${SNAT_PORTS.min}–${SNAT_PORTS.max} or is inverted`);
+        }
+        if (snat.some((o) => o.ip === ip && o.portMin <= sl.portMax && sl.portMin <= o.portMax)) throw new Invalid(`${at}: ${ip} ports ${sl.portMin}–${sl.portMax} overlap another slice`);
+        snat.push({ ip, portMin: sl.portMin, portMax: sl.portMax });
+      } catch (e) {
+        if (!(e instanceof Invalid)) throw e;
+        refusedParts.push(e.message);
+      }
+    }
+    return { network, cidr, nextHopIp: nextHop, nextHopMac, snat };
+  } catch (e) {
+    if (!(e instanceof Invalid)) throw e;
+    refusedParts.push(`${e.message} (the router is applied without its external gateway)`);
+    return null;
+  }
+}
+
+/** A port's elastic IPs: each must map one of the port's own IPv4 addresses, inside its router's external CIDR. */
+function elasticIps(list: PbElasticIp[], fixedIps: { subnetId: string; ip: string }[], ctx: NormalizeContext): ElasticIp[] {
+  const out: ElasticIp[] = [];
+  for (const [i, e] of list.entries()) {
+    const f = `elastic_ips[${i}]`;
+    try {
+      const eip = need(parseIPv4(required(e.elasticIp, `${f}.elastic_ip`)), `${f}.elastic_ip`);
+      const fixed = need(parseIPv4(required(e.fixedIp, `${f}.fixed_ip`)), `${f}.fixed_ip`);
+      const own = fixedIps.find((x) => x.ip === fixed);
+      if (!own) throw new Invalid(`${f}.fixed_ip: ${fixed} is not an address of this port`);
+      if (out.some((o) => o.fixedIp === fixed)) throw new Invalid(`${f}.fixed_ip: ${fixed} already has an elastic IP`);
+      if (out.some((o) => o.elasticIp === eip)) throw new Invalid(`${f}.elastic_ip: ${eip} is given twice`);
+      const gw = ctx.externalGatewayOf?.(own.subnetId);
+      if (gw && !cidrContains(gw.cidr, { family: 4, address: eip })) {
+        throw new Invalid(`${f}.elastic_ip: ${eip} is outside the external CIDR ${gw.cidr.address}/${gw.cidr.prefix} of the router of subnet ${quote(own.subnetId)}`);
+      }
+      out.push({ elasticIp: eip, fixedIp: fixed });
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      refusedParts.push(`${err.message} (the port is applied without it)`);
+    }
+  }
+  return out.length === 0 ? NO_EIPS : out;
+}
+const NO_EIPS: ElasticIp[] = Object.freeze([]) as unknown as ElasticIp[];
 
 const NO_WARNINGS: string[] = Object.freeze([]) as unknown as string[];
 /** Builders push warnings (and parts they leave out) here; normalize() hands out copies only when there are any. */

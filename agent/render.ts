@@ -6,6 +6,7 @@ import { type Flow, actionsKey, bridgeOf, flowKey, hex, programmerOf } from '../
 import { actionsText, formatFlow, formatMatch, matchText } from '../dataplane/flow-text.js';
 import { FlowDataplane, sortFlows } from '../dataplane/flow-dataplane.js';
 import { BRIDGE } from '../dataplane/pipeline.js';
+import { hostNetworking, parseBridgeMappings } from '../dataplane/external.js';
 import { Intake } from './intake.js';
 import { silentLogger } from './log.js';
 import { PushError, readGoalStateFile } from './push.js';
@@ -13,11 +14,12 @@ import { ResourceStore } from './store.js';
 
 export class Renderer {
   readonly store = new ResourceStore();
-  readonly dataplane = new FlowDataplane(new DryRunBackend());
+  readonly dataplane: FlowDataplane;
   private readonly intake: Intake;
   readonly problems: string[] = [];
 
-  constructor(hostIp: string) {
+  constructor(hostIp: string, bridgeMappings = '') {
+    this.dataplane = new FlowDataplane(new DryRunBackend(), undefined, undefined, undefined, undefined, hostNetworking(hostIp, parseBridgeMappings(bridgeMappings)));
     this.intake = new Intake(this.store, this.dataplane, silentLogger(), hostIp);
   }
 
@@ -41,9 +43,14 @@ export class Renderer {
   }
 }
 
-export async function render(files: string[], hostIp: string): Promise<Renderer> {
+export async function render(files: string[], hostIp: string, bridgeMappings = ''): Promise<Renderer> {
   if (files.length === 0) throw new PushError('no goal-state files given');
-  const r = new Renderer(hostIp);
+  let r: Renderer;
+  try {
+    r = new Renderer(hostIp, bridgeMappings);
+  } catch (e) {
+    throw new PushError(`--bridge-mappings: ${(e as Error).message}`);
+  }
   await r.start();
   for (const f of files) await r.applyFile(f);
   return r;

@@ -350,6 +350,7 @@ class Ops {
   }
 
   private push(kind: Kind, key: string, value: ResourceOf[Kind] | null, tomb: number): void {
+    if (value !== null) upgradeValue(kind, value);
     this.kinds.push(kind);
     this.keys.push(key);
     this.values.push(value);
@@ -814,4 +815,14 @@ export async function stateDirFiles(dir: string): Promise<Record<string, number>
     out[n] = st.isFile() ? st.size : -1;
   }
   return out;
+}
+
+/**
+ * Fields a resource gained after a state dir was written take their "absent" value when it is
+ * loaded, so an upgraded agent reads its predecessor's state (docs/install.md, upgrades).
+ */
+function upgradeValue(kind: Kind, value: ResourceOf[Kind]): void {
+  const v = value as unknown as Record<string, unknown>;
+  if (kind === 'port' && v.elasticIps === undefined) v.elasticIps = [];
+  if (kind === 'router' && v.externalGateway === undefined) v.externalGateway = null;
 }

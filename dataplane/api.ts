@@ -22,6 +22,11 @@ export interface Dataplane {
    * at intake, never carried over some other encapsulation. Absent: any.
    */
   readonly networkTypes?: readonly NetworkType[];
+  /**
+   * The host's bridge-mapping names (external networks a router's external gateway may name);
+   * absent: any name is accepted (a dataplane that programs no external bridge).
+   */
+  readonly externalNetworks?: ReadonlySet<string>;
   /** Prepare the switch (bridge, tunnel ports, fixed flows) before the first goal state. */
   start(view: ResourceView): Promise<void>;
   /**

@@ -2,6 +2,7 @@
 // unit; the backend applies it atomically (one bundle) or not at all.
 import type { Flow, Group, Meter } from './flow.js';
 import type { PortBindings } from './bindings.js';
+import type { PatchEnd } from './external.js';
 
 /** One kind of object's part of a change. */
 export interface ObjectChanges<T> {
@@ -77,12 +78,15 @@ export interface PacketIn {
   /** Cookie of the flow that sent it: names the programmer, and so the reason. */
   cookie: bigint;
   data: Buffer;
+  /** The bridge it came from; absent: br-int. */
+  bridge?: string;
 }
 
 /** Packet-in and packet-out, for backends that have a switch to talk to. */
 export interface PacketIo {
   onPacketIn(listener: (p: PacketIn) => void): void;
-  packetOut(outPort: number, frame: Buffer): void;
+  /** Out of a port of br-int, or of `bridge` (OFPP_NORMAL: the bridge's own forwarding). */
+  packetOut(outPort: number, frame: Buffer, bridge?: string): void;
   /** Run a frame through the pipeline from table 0 as if it came in on `inPort` (packet-out to TABLE). */
   packetOutToTable?(inPort: number, frame: Buffer): void;
 }
@@ -105,9 +109,11 @@ export interface FlowBackend {
   /**
    * The bridges exist when this resolves (created or adopted: br-int with its tunnel ports,
    * always; the external bridges the dataplane names). Every later commit and read-back covers
-   * all of them; a commit touching several bridges is one atomic bundle per bridge.
+   * all of them; a commit touching several bridges is one atomic bundle per bridge. `patches`:
+   * patch ports to create (or adopt) with their OpenFlow port numbers, joining br-int to the
+   * external bridges.
    */
-  start(bridges?: readonly string[]): Promise<void>;
+  start(bridges?: readonly string[], patches?: readonly PatchEnd[]): Promise<void>;
   /**
    * Apply all of it or none of it, in one atomic bundle; rejects with a SwitchRefusedError
    * carrying the switch's reason when the switch refused it (and other errors when the switch
@@ -135,6 +141,12 @@ export interface FlowBackend {
   readonly packets?: PacketIo;
   /** Transient flows on br-int, in one bundle (absent in dry-run). */
   transient?(changes: TransientChanges): Promise<void>;
+  /**
+   * Forget conntrack entries of a zone whose original direction is from `src` and/or to `dst`
+   * (IPv4; absent: any): NAT that was removed must not keep translating (absent: the backend
+   * has no conntrack).
+   */
+  flushConntrack?(zone: number, filter: { src?: string; dst?: string }): Promise<void>;
   /** `ofproto/trace` of a flow string or `in_port=N,HEX` packet, in OVS's format (when the backend has a switch). */
   trace?(spec: string): Promise<string>;
   close(): Promise<void>;

@@ -7,6 +7,7 @@ import { hash48 } from './flow.js';
 import type { Kind, ResourceOf, ResourceView, Subnet } from './model.js';
 import type { PortBindings } from './bindings.js';
 import type { Topology } from './topology.js';
+import { type HostNetworking, NO_HOST_NETWORKING } from './external.js';
 
 /** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
 export const resourceInput = (kind: Kind, key: string): string => `${kind}:${key}`;
@@ -27,11 +28,15 @@ export class ConjunctionIds {
   private readonly ids = new Map<string, { id: number; users: Set<string> }>();
   private readonly taken = new Set<number>();
 
+  /** Ids from `base` to `base + size - 1` (conjunction ids by default; conntrack zones use a range of their own). */
+  constructor(private readonly base = 1, private readonly size = 0x7ffffffe) {}
+
   use(name: string, owner: string): number {
     let e = this.ids.get(name);
     if (!e) {
-      let id = (Number(hash48(name) % 0x7ffffffen)) + 1;
-      while (this.taken.has(id)) id = (id % 0x7ffffffe) + 1;
+      if (this.taken.size >= this.size) throw new Error(`no free id left in ${this.base}..${this.base + this.size - 1} for ${name}`);
+      let id = this.base + Number(hash48(name) % BigInt(this.size));
+      while (this.taken.has(id)) id = this.base + ((id - this.base + 1) % this.size);
       this.taken.add(id);
       this.ids.set(name, (e = { id, users: new Set() }));
     }
@@ -54,6 +59,12 @@ export class ConjunctionIds {
   }
 }
 
+/** Conntrack zones of routers' NAT: above the port zones (OpenFlow port numbers, assigned from 1). */
+export const NAT_ZONES = { base: 0xc000, size: 0x4000 } as const;
+export const newZoneIds = (): ConjunctionIds => new ConjunctionIds(NAT_ZONES.base, NAT_ZONES.size);
+
+export const arpInput = (ip: string): string => `arp:${ip}`;
+
 export class TrackingContext implements BuildContext {
   private inputs: string[] = [];
   private selfKind: Kind | null = null;
@@ -67,7 +78,11 @@ export class TrackingContext implements BuildContext {
   readonly topology: TopologyReader;
   readonly bindings: PortBindings;
 
-  constructor(baseView: ResourceView, baseTopology: Topology, baseBindings: PortBindings, private readonly conj: ConjunctionIds) {
+  constructor(
+    baseView: ResourceView, baseTopology: Topology, baseBindings: PortBindings, private readonly conj: ConjunctionIds,
+    readonly host: HostNetworking = NO_HOST_NETWORKING, private readonly zones: ConjunctionIds = newZoneIds(),
+    private readonly resolved: ReadonlyMap<string, string> = new Map(),
+  ) {
     const read = (input: string): void => {
       this.inputs.push(input);
     };
@@ -106,6 +121,10 @@ export class TrackingContext implements BuildContext {
         read(resourceInput('subnet', s));
         return baseTopology.routed(s);
       },
+      routersOf: (s: string) => {
+        read(resourceInput('subnet', s));
+        return baseTopology.routersOf(s);
+      },
     };
     this.bindings = {
       ofport: (portId: string) => {
@@ -139,5 +158,16 @@ export class TrackingContext implements BuildContext {
   conjunctionId(name: string): number {
     this.conjNames.add(name);
     return this.conj.use(name, this.owner);
+  }
+
+  zoneId(name: string): number {
+    // Zones are named by what they belong to (a router): one per name, never released while the
+    // process runs, so a router's connections keep their zone across rebuilds.
+    return this.zones.use(name, name);
+  }
+
+  resolvedMac(ip: string): string | undefined {
+    this.inputs.push(arpInput(ip));
+    return this.resolved.get(ip);
   }
 }

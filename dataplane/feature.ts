@@ -10,6 +10,7 @@ import type { Kind, ResourceEvent, ResourceView } from './model.js';
 import type { ProgrammerName, TableSpec } from './pipeline.js';
 import type { PortBindings } from './bindings.js';
 import type { Subnet } from './model.js';
+import type { HostNetworking } from './external.js';
 
 /** The topology indexes a feature may read (each read is a dependency). */
 export interface TopologyReader {
@@ -20,6 +21,8 @@ export interface TopologyReader {
   groupMembers(groupId: string): Iterable<string>;
   /** Whether a router joins the subnet (read as part of the subnet: `subnet:<id>`). */
   routed(subnetId: string): boolean;
+  /** Keys of the routers that join the subnet (read as part of the subnet: `subnet:<id>`). */
+  routersOf(subnetId: string): Iterable<string>;
 }
 
 /** What a feature may read while it builds an owner. */
@@ -29,6 +32,12 @@ export interface BuildContext {
   readonly bindings: PortBindings;
   /** A conjunction id for a name, stable while any owner uses the name. */
   conjunctionId(name: string): number;
+  /** A conntrack zone for a name (a router's NAT), stable while any owner uses the name. */
+  zoneId(name: string): number;
+  /** The host's bridge mappings and underlay address (static: not an input). */
+  readonly host: HostNetworking;
+  /** The MAC the agent resolved for an external next hop by ARP (input `arp:<ip>`). */
+  resolvedMac(ip: string): string | undefined;
 }
 
 export type Owners =

@@ -8,7 +8,9 @@
 import type { Dataplane, ResourceOutcome } from './api.js';
 import { outcomeKey } from './api.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, SwitchRefusedError, appendAll, changeCount, emptyChanges } from './backend.js';
-import { ConjunctionIds, TrackingContext, bindingInput, listInput, resourceInput } from './build-context.js';
+import { ConjunctionIds, TrackingContext, arpInput, bindingInput, listInput, newZoneIds, resourceInput } from './build-context.js';
+import { type HostNetworking, NO_HOST_NETWORKING, elasticIpMac, hostExternalMac, patchPorts } from './external.js';
+import { NextHopResolver, gratuitousArp } from './next-hop-resolver.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
@@ -18,7 +20,8 @@ import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objec
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
-import { BRIDGE, TUNNEL_PORTS } from './pipeline.js';
+import { BRIDGE, OFPP_NORMAL, TUNNEL_PORTS } from './pipeline.js';
+import { ipv4Value } from './fields.js';
 import { OnDemandEngine, PuntLimiter } from './on-demand.js';
 import { DEFAULT_ZETA_OAM, ZetaOamHandler } from './zeta-oam.js';
 
@@ -77,6 +80,9 @@ export class FlowDataplane implements Dataplane {
   readonly registry: FeatureRegistry;
   private readonly deps = new DependencyIndex();
   private readonly conj = new ConjunctionIds();
+  private readonly zones = newZoneIds();
+  /** External next hops' MACs, learned by ARP (docs/nat.md). */
+  readonly nextHops: NextHopResolver;
   private topology: Topology | null = null;
   private view: ResourceView | null = null;
   private tracker: TrackingContext | null = null;
@@ -101,7 +107,9 @@ export class FlowDataplane implements Dataplane {
   /** Per input port token buckets, before any packet-in handler (VM ports: PUNT_RATE; tunnels: OAM). */
   readonly puntLimiter = new PuntLimiter((inPort) => (TUNNEL_OFPORTS.has(inPort) ? TUNNEL_PUNT_RATE : VM_PUNT_RATE));
   /** Packet-ins by cause (`limited`: dropped by the port's token bucket before any handler). */
-  readonly punts = { arpMiss: 0, dhcp: 0, zetaOam: 0, onDemand: 0, limited: 0, other: 0 };
+  readonly punts = { arpMiss: 0, dhcp: 0, nextHopArp: 0, zetaOam: 0, onDemand: 0, limited: 0, other: 0 };
+  /** Every bridge it programs: br-int, the ones asked for, and the bridge-mapped ones. */
+  readonly bridges: readonly string[];
 
   /**
    * bridges: the external bridges besides br-int whose pipelines features may program (from
@@ -109,8 +117,11 @@ export class FlowDataplane implements Dataplane {
    */
   constructor(
     readonly backend: FlowBackend, private readonly log?: DataplaneLog, dhcp: DhcpSettings = DEFAULT_DHCP, registry = new FeatureRegistry(),
-    readonly bridges: readonly string[] = [BRIDGE],
+    bridges: readonly string[] = [BRIDGE], readonly host: HostNetworking = NO_HOST_NETWORKING,
   ) {
+    this.bridges = [...new Set([BRIDGE, ...bridges, ...[...host.externals.values()].map((e) => e.bridge)])];
+    this.nextHops = new NextHopResolver((ips) => void this.rebuildReaders(ips.map(arpInput)), log);
+    this.nextHops.attach(backend.packets);
     this.name = backend.name;
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
@@ -124,7 +135,8 @@ export class FlowDataplane implements Dataplane {
   /** Why the pipeline sent a packet up is in the cookie of the flow that did it. */
   private packetIn(p: PacketIn): void {
     const io = this.backend.packets;
-    if (!this.puntLimiter.take(p.inPort)) {
+    // br-int's ports (VMs, tunnels) have buckets; external bridges punt only ARP replies of next hops.
+    if ((p.bridge === undefined || p.bridge === BRIDGE) && !this.puntLimiter.take(p.inPort)) {
       this.punts.limited += 1;
       return;
     }
@@ -132,6 +144,10 @@ export class FlowDataplane implements Dataplane {
       case 'dhcp':
         this.punts.dhcp += 1;
         if (this.view && this.topology && io) this.dhcp.handle(p, this.view, this.topology, this.backend.bindings, io);
+        break;
+      case 'nat':
+        this.punts.nextHopArp += 1;
+        this.nextHops.learn(p.data);
         break;
       case 'arp':
         // An ARP request nothing here answers: the controller is asked (on demand).
@@ -169,7 +185,7 @@ export class FlowDataplane implements Dataplane {
     if (this.view === view && this.topology !== null) return false;
     this.view = view;
     this.topology = Topology.of(view);
-    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj);
+    this.tracker = new TrackingContext(view, this.topology, this.backend.bindings, this.conj, this.host, this.zones, this.nextHops.resolved);
     return true;
   }
 
@@ -179,7 +195,7 @@ export class FlowDataplane implements Dataplane {
    * untouched (no churn, counters keep counting) and only the difference is committed.
    */
   async start(view: ResourceView): Promise<void> {
-    await this.backend.start(this.bridges.includes(BRIDGE) ? this.bridges : [BRIDGE, ...this.bridges]);
+    await this.backend.start(this.bridges, patchPorts(this.host));
     this.bind(view);
     await this.serialized(async () => {
       const touched = this.computeAll();
@@ -277,6 +293,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
+      await this.northSouth(events, failed);
       // Direct paths never outlive the Zeta path of their network.
       if (this.zetaOam.size > 0) await this.zetaOam.sweep(this.zetaContext()).catch((e: unknown) => this.log?.warn('Zeta direct path purge failed', { error: String(e) }));
       return this.outcomes(events, failed, eventTopics);
@@ -567,6 +584,113 @@ export class FlowDataplane implements Dataplane {
     });
   }
 
+  /**
+   * After a commit: next hops to resolve by ARP (a router's external gateway without a MAC) or
+   * forget, and a gratuitous ARP for each elastic IP that came to this host (so the external
+   * network's switches and the upstream learn where it is now).
+   */
+  private async northSouth(events: readonly ResourceEvent[], failed: Map<string, string>): Promise<void> {
+    if (this.host.externals.size === 0) return;
+    for (const e of events) {
+      if (e.kind === 'router') {
+        const before = e.type !== 'added' ? e.before.externalGateway : null;
+        const after = e.type !== 'removed' ? e.after.externalGateway : null;
+        // SNAT gone or changed: its connections go too (they would keep the old translation).
+        if (before && (!after || JSON.stringify(before.snat) !== JSON.stringify(after.snat) || before.network !== after.network)) {
+          await this.flush(this.zones.use(`router:${e.key}`, `router:${e.key}`), {});
+        }
+        const ext = after ? this.host.externals.get(after.network) : undefined;
+        if (before && before.nextHopMac === null && (!after || after.nextHopIp !== before.nextHopIp || after.nextHopMac !== null)) this.nextHops.drop(before.nextHopIp);
+        if (after && ext && after.nextHopMac === null) {
+          this.nextHops.want(after.nextHopIp, ext.bridge, after.snat[0]?.ip ?? '0.0.0.0', hostExternalMac(this.host.underlayIp));
+        }
+      } else if (e.kind === 'port') {
+        // Elastic IPs taken away: their connections (either direction) are flushed from the
+        // zone of the router they went through.
+        const kept = new Set(e.type === 'removed' ? [] : e.after.elasticIps.map((x) => `${x.elasticIp}/${x.fixedIp}`));
+        const prior = e.type === 'added' ? null : e.before;
+        for (const old of prior?.elasticIps ?? []) {
+          if (kept.has(`${old.elasticIp}/${old.fixedIp}`)) continue;
+          const subnet = prior!.fixedIps.find((f) => f.ip === old.fixedIp)?.subnetId;
+          for (const r of subnet === undefined ? [] : this.topology?.routersOf(subnet) ?? []) {
+            const zone = this.zones.use(`router:${r}`, `router:${r}`);
+            await this.flush(zone, { src: old.fixedIp });
+            await this.flush(zone, { dst: old.elasticIp });
+          }
+        }
+        if (e.type === 'removed') continue;
+        const had = new Set(e.type === 'changed' ? e.before.elasticIps.map((x) => x.elasticIp) : []);
+        if (failed.has(`eip:${e.key}`)) continue;
+        this.announce(e.key, e.after.elasticIps.map((x) => x.elasticIp).filter((ip) => !had.has(ip)));
+      }
+    }
+  }
+
+  /**
+   * A gratuitous ARP for each of a port's elastic IPs this host now answers for, out of the
+   * external bridge that answers (nothing for one it does not: no gateway yet, port unbound).
+   */
+  private announce(portKey: string, eips: readonly string[]): void {
+    const flows = this.desired.ownerOutput(`eip:${portKey}`)?.flows ?? [];
+    for (const eip of eips) {
+      const value = ipv4Value(eip);
+      const answer = flows.find((f) => bridgeOf(f) !== BRIDGE && f.match.some((m) => m.field === 'arp_tpa' && m.value === value));
+      if (!answer || !this.installed.flows.has(flowKey(answer))) continue;
+      try {
+        this.backend.packets?.packetOut(OFPP_NORMAL, gratuitousArp(elasticIpMac(eip), eip), bridgeOf(answer));
+        this.garps += 1;
+      } catch (err) {
+        this.log?.warn('could not send a gratuitous ARP for an elastic IP', { eip, error: String(err) });
+      }
+    }
+  }
+
+  /** Conntrack flushes asked of the backend (removed NAT). */
+  flushes = 0;
+
+  private async flush(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    if (!this.backend.flushConntrack) return;
+    this.flushes += 1;
+    try {
+      await this.backend.flushConntrack(zone, filter);
+    } catch (err) {
+      this.log?.warn('flushing conntrack entries of removed NAT failed', { zone, ...filter, error: String(err) });
+    }
+  }
+
+  /** Gratuitous ARPs sent for elastic IPs that came to this host. */
+  garps = 0;
+
+  /** Resolves once everything queued so far (goal states, rebinds, resolved MACs) is done. */
+  settled(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
+
+  /** The host's bridge-mapping names: a router's external network must be one of them. */
+  get externalNetworks(): ReadonlySet<string> {
+    return new Set(this.host.externals.keys());
+  }
+
+  /** Rebuild the owners that read these inputs (runtime facts that changed: a resolved MAC) and commit. */
+  private async rebuildReaders(inputs: string[]): Promise<void> {
+    if (!this.view) return;
+    try {
+      await this.serialized(async () => {
+        const dirty = new Set<string>();
+        for (const i of inputs) this.deps.readersOf(i, dirty);
+        if (dirty.size === 0) return;
+        const touched = newTouched();
+        for (const owner of dirty) {
+          const p = this.registry.parse(owner);
+          if (p) this.rebuild(p.feature, p.key, touched, owner);
+        }
+        await this.reconcile(touched);
+      });
+    } catch (e) {
+      this.log?.warn('reprogramming after a change on the host failed', { inputs, error: String(e) });
+    }
+  }
+
   /** Interfaces appeared or left: program their ports now and say so. */
   private async rebind(keys: string[]): Promise<void> {
     const view = this.view;
@@ -589,6 +713,8 @@ export class FlowDataplane implements Dataplane {
         }
         await this.reconcile(touched);
       });
+      // An elastic IP of a port bound only now is announced now.
+      if (this.host.externals.size > 0) for (const id of portIds) this.announce(id, view.get('port', id)?.elasticIps.map((x) => x.elasticIp) ?? []);
       for (const id of portIds) {
         if (this.pending.delete(id) && this.backend.bindings.ofport(id) !== undefined) {
           this.log?.info('port programmed after its interface appeared (was PENDING)', { port: id, ofport: this.backend.bindings.ofport(id) });
@@ -600,9 +726,9 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Every desired flow computed from scratch, for checking the incremental result. */
-  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry()): DesiredFlows {
+  static recompute(view: ResourceView, bindings: PortBindings, registry = new FeatureRegistry(), host: HostNetworking = NO_HOST_NETWORKING, resolved?: ReadonlyMap<string, string>): DesiredFlows {
     const topology = Topology.of(view);
-    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds());
+    const tracker = new TrackingContext(view, topology, bindings, new ConjunctionIds(), host, newZoneIds(), resolved);
     const desired = new DesiredFlows();
     const touched = newTouched();
     for (const [feature, key] of allOwnerKeys(registry, view, topology)) {
@@ -651,6 +777,7 @@ export class FlowDataplane implements Dataplane {
   close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.nextHops.close();
     return this.backend.close();
   }
 }

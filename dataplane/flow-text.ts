@@ -80,7 +80,7 @@ const regText = (r: RegField | Slice): string => subfieldText(r.field, r.ofs, r.
 
 export function actionText(a: Action): string {
   switch (a.type) {
-    case 'output': return `output:${a.port}`;
+    case 'output': return a.port === 0xfffa ? 'NORMAL' : `output:${a.port}`;
     case 'output_reg': return `output:${regText(a.src)}`;
     case 'in_port': return 'IN_PORT';
     case 'resubmit': return `resubmit(,${a.table})`;

@@ -72,6 +72,8 @@ export interface Port extends Versioned {
   fixedIps: FixedIp[];
   allowedAddressPairs: AddressPair[];
   securityGroupIds: string[];
+  /** Our extension (field 100): 1:1 NAT of a fixed IP of the port to an external address. */
+  elasticIps: ElasticIp[];
   /** The OVS interface name by Nova's convention: `tap` + the first 11 characters of the id. */
   ifaceName: string;
 }
@@ -147,9 +149,33 @@ export interface RoutingRule {
   nextHopMac: string | null;
 }
 
+export interface ElasticIp {
+  elasticIp: string;
+  fixedIp: string;
+}
+
+/** This host's share of a router's SNAT address: source ports portMin–portMax of `ip`. */
+export interface SnatSlice {
+  ip: string;
+  portMin: number;
+  portMax: number;
+}
+
+/** A router's way to the internet (our extension, field 100; docs/nat.md). */
+export interface ExternalGateway {
+  /** A bridge-mapping name on this host (validated against the host's mappings at intake). */
+  network: string;
+  cidr: Cidr;
+  nextHopIp: string;
+  /** null: resolved by ARP from the host. */
+  nextHopMac: string | null;
+  snat: SnatSlice[];
+}
+
 export interface Router extends Versioned {
   hostDvrMac: string | null;
   subnetRoutingTables: { subnetId: string; rules: RoutingRule[] }[];
+  externalGateway: ExternalGateway | null;
 }
 
 export type GatewayType = 'DEFAULT' | 'ZETA' | 'TGW' | 'IGW' | 'NGW' | 'ARION';

@@ -1,10 +1,10 @@
 // docs/pipeline.md, generated from dataplane/pipeline.ts (`npm run gen:docs`); a test fails when
 // the committed file and the declaration drift apart.
-import { BRIDGE, COOKIE, PRIORITY, PROGRAMMERS, PUNT, REGISTERS, TABLES, TUNNEL_PORTS } from './pipeline.js';
+import { BRIDGE, COOKIE, PRIORITY, PROGRAMMERS, PUNT, REGISTERS, TABLES, type TableSpec, TUNNEL_PORTS } from './pipeline.js';
 
 export function pipelineMarkdown(): string {
   const lines: string[] = [
-    '# The br-int pipeline',
+    '# The pipeline',
     '',
     '<!-- generated from dataplane/pipeline.ts by `npm run gen:docs`; do not edit -->',
     '',
@@ -15,11 +15,15 @@ export function pipelineMarkdown(): string {
     '',
     '## Tables',
     '',
-    '| table | name | purpose | may match | on a miss |',
-    '|---|---|---|---|---|',
+    'External bridges (one per `--bridge-mappings` entry, e.g. `ext:br-ex`) are the operator\'s, shared with the',
+    'host: the agent adds a patch-port pair (`int-<bridge>` on br-int, `phy-<bridge>` on the bridge) and owns only',
+    'the flows with its cookies there (docs/nat.md).',
+    '',
+    '| bridge | table | name | purpose | may match | on a miss |',
+    '|---|---|---|---|---|---|',
   ];
-  for (const t of Object.values(TABLES)) {
-    lines.push(`| ${t.id} | \`${t.name}\`${'reserved' in t ? ' (reserved)' : ''} | ${t.purpose} | ${t.fields.map((f) => `\`${f}\``).join(' ')} | ${t.miss} |`);
+  for (const t of Object.values(TABLES) as TableSpec[]) {
+    lines.push(`| ${t.bridge ?? BRIDGE} | ${t.id} | \`${t.name}\`${t.reserved ? ' (reserved)' : ''} | ${t.purpose} | ${t.fields.map((f) => `\`${f}\``).join(' ')} | ${t.miss} |`);
   }
   lines.push('', 'Reserved tables are declared for features still to come and hold no flows yet; the stage before them', 'links straight to the next programmed one. A flow matching a field its table does not list (besides the', '`dl_type`/`nw_proto` prerequisites) is refused when it is built, naming the feature and the owner.', '');
   lines.push('## Registers', '', 'Declared once (`REGISTERS`); features match (`reg()`) and load (`load()`) them by name, never by field.', '', '| name | field | bits | holds |', '|---|---|---|---|');
@@ -37,5 +41,6 @@ export function pipelineMarkdown(): string {
   lines.push('', '## Packet-ins', '', '| userdata | why |', '|---|---|');
   lines.push(`| ${PUNT.arpMiss} | ARP request for an address the network does not know (counted and logged; the on-demand engine will use it) |`);
   lines.push(`| ${PUNT.dhcp} | DHCP from a VM, for the agent's DHCP server |`);
+  lines.push(`| ${PUNT.nextHopArp} | an ARP reply from an external gateway's next hop whose MAC the agent resolves (external bridge) |`);
   return `${lines.join('\n')}\n`;
 }

@@ -29,7 +29,7 @@ export interface TableSpec {
 export const TABLES = {
   CLASSIFY: {
     id: 0, name: 'classify', fields: ['in_port', 'tun_id', 'tun_src', 'dl_type', 'nw_proto', 'tp_dst'],
-    purpose: 'From a local VM port: load the network (VNI) into metadata and the port into reg6. From a tunnel port: VNI from tun_id, reg6 = 0, straight to local_l2 (split horizon). Anything else is dropped.',
+    purpose: 'From a local VM port: load the network (VNI) into metadata and the port into reg6. From a tunnel port: VNI from tun_id, reg6 = 0, straight to local_l2 (split horizon); Zeta OAM packets from a gateway node of the network to the agent. From the patch port of an external bridge: to nat_ingress. Anything else is dropped.',
     miss: 'drop',
   },
   PORT_SECURITY: {
@@ -65,6 +65,26 @@ export const TABLES = {
     fields: ['metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_ttl', 'nw_dst', 'icmp_type'],
     purpose: 'Distributed routing (DVR), on the sending host. Only packets a local VM addressed to the gateway MAC of a subnet joined to a router match: ICMP echo to any gateway IP of the router is answered in place; TTL 0 or 1 is dropped; otherwise the longest prefix (then the rule priority) among the joined subnets and the routing rules picks the next hop: TTL decremented, eth src = this host\'s DVR MAC (the destination gateway MAC when the router has none), metadata = the next hop\'s network, reg2 = the next hop address (the destination itself, or the rule\'s next hop), then l3_route. SNAT and elastic IPs come here later.',
     miss: 'continue to remote_l2 (not routed: L2 as before)',
+  },
+  NAT_EGRESS: {
+    id: 31, name: 'nat_egress', fields: ['reg3', 'nw_src'],
+    purpose: 'Distributed SNAT and elastic IPs, leaving (reg3 = the router\'s conntrack zone, set by l3_gateway\'s default route): a VM with an elastic IP is source-NATed to it; any other VM to this host\'s SNAT address with a source port from this host\'s slice; both committed in the router\'s zone, then nat_output. A host with no slice drops.',
+    miss: 'drop',
+  },
+  NAT_OUTPUT: {
+    id: 32, name: 'nat_output', fields: ['reg3', 'nw_src'],
+    purpose: 'After source NAT: eth src = the elastic IP\'s MAC (or this host\'s external MAC for SNAT), eth dst = the next hop\'s MAC, out of the patch port to the external bridge. Dropped while the next hop\'s MAC is not known.',
+    miss: 'drop',
+  },
+  NAT_INGRESS: {
+    id: 33, name: 'nat_ingress', fields: ['nw_dst', 'tp_dst'],
+    purpose: 'From the external bridge: to an elastic IP of a local VM, destination NAT to its fixed IP (committed in the router\'s zone); to this host\'s SNAT address (TCP and UDP by the ports of a router\'s slice, ICMP by address), un-NAT of replies only (no commit); then nat_deliver.',
+    miss: 'drop',
+  },
+  NAT_DELIVER: {
+    id: 34, name: 'nat_deliver', fields: ['reg3', 'ct_state', 'nw_dst'],
+    purpose: 'After un-NAT: invalid dropped; a packet now addressed to a joined subnet of the router gets TTL decremented, eth src = that subnet\'s gateway MAC, metadata = its network, reg2 = the address, then l3_route delivers it (and sg_ingress checks it). Anything still addressed to the SNAT address (no connection) is dropped.',
+    miss: 'drop',
   },
   L3_ROUTE: {
     id: 35, name: 'l3_route', fields: ['metadata', 'reg2'],
@@ -134,6 +154,12 @@ export const TABLES = {
     purpose: 'Through the local port\'s punt meter to the agent (packet-in, userdata on-demand), which asks the controller and re-injects the packet once the destination is known.',
     miss: 'drop',
   },
+  EXT_CLASSIFY: {
+    id: 0, name: 'ext_classify', bridge: 'br-ex',
+    fields: ['in_port', 'dl_type', 'arp_op', 'arp_spa', 'arp_tpa', 'nw_dst', 'nw_proto', 'tp_dst'],
+    purpose: 'The external bridge of a bridge mapping (br-ex here; one per mapping), shared with the host: from br-int\'s patch port, NORMAL (a learning switch to the uplink); ARP requests for this host\'s elastic IPs and SNAT addresses answered in place; IP to them (SNAT: TCP and UDP only within this host\'s port slice, and ICMP) to br-int; ARP replies from a next hop whose MAC is being resolved also to the agent. Everything else NORMAL, so the host\'s own traffic on the bridge flows as before.',
+    miss: 'NORMAL',
+  },
 } as const satisfies Record<string, TableSpec>;
 
 export type TableName = keyof typeof TABLES;
@@ -152,6 +178,7 @@ export const REGISTERS = {
   egressZone: regField('egressZone', 'reg6', 0, 16, 'the conntrack zone of a packet from a VM with security groups: its OpenFlow port (the low 16 bits of inPort)'),
   ingressZone: regField('ingressZone', 'reg5', 0, 16, 'the conntrack zone of a packet to a VM with security groups: its OpenFlow port (the low 16 bits of outPort)'),
   nextHop: regField('nextHop', 'reg2', 0, 32, 'the IPv4 next hop l3_gateway chose (the destination, or a routing rule\'s next hop); l3_route looks it up'),
+  natZone: regField('natZone', 'reg3', 0, 16, 'the conntrack zone of the router whose SNAT or elastic IP a packet goes through (one per router with an external gateway)'),
 } as const satisfies Record<string, RegField>;
 
 /**
@@ -175,6 +202,8 @@ export const PROGRAMMERS = {
   router: { id: 0x08, purpose: 'distributed routing: gateway ping, TTL guard, routes and routing rules of a router' },
   portsec: { id: 0x0a, purpose: 'port security (anti-spoofing) of a port with security groups' },
   sg: { id: 0x0b, purpose: 'security groups: a port\'s conntrack entry and rules, and the addresses of remote groups' },
+  nat: { id: 0x0c, purpose: 'distributed SNAT of a router with an external gateway: its default route, this host\'s SNAT slice, un-NAT and delivery, and the external bridge\'s answers for the SNAT addresses' },
+  eip: { id: 0x0d, purpose: 'elastic IPs of a local port: 1:1 NAT both ways and the external bridge\'s answers for them' },
   zeta: { id: 0x10, purpose: 'Zeta gateway path of a subnet in a VPC with a ZETA gateway: its group, unknown unicast and ARP to it, the OAM punt' },
   onDemand: { id: 0x12, purpose: 'on-demand punts of unknown destinations, and each local port\'s punt meter with the metered punts (ARP miss, DHCP, on-demand) of that port' },
   zetaPath: { id: 0x11, purpose: 'Zeta direct paths injected by OAM (transient: idle timeout, installed by the agent outside the desired state)' },
@@ -182,6 +211,9 @@ export const PROGRAMMERS = {
 } as const;
 
 export type ProgrammerName = keyof typeof PROGRAMMERS;
+
+/** OpenFlow's NORMAL port (the switch's own MAC-learning forwarding), used on external bridges only. */
+export const OFPP_NORMAL = 0xfffa;
 
 /** Flow-based tunnel ports on br-int, one per encapsulation we carry. */
 export const TUNNEL_PORTS = {
@@ -205,6 +237,8 @@ export const PUNT = {
   zetaOam: '0x10',
   /** Unicast to an unknown destination (the on-demand engine). */
   onDemand: '0x11',
+  /** An ARP reply from an external next hop whose MAC the agent is resolving. */
+  nextHopArp: '0x03',
 } as const;
 
 /** Priorities used across tables, named so their order is visible in one place. */
@@ -221,6 +255,12 @@ export const PRIORITY = {
   ctInvalid: 300,
   ctReply: 200,
   ttlGuard: 30_000,
+  /** l3_gateway: the default route to the external gateway, below every route (>= 1000). */
+  externalRoute: 999,
+  /** An elastic IP's flows beat its router's SNAT flows. */
+  eip: 200,
+  /** External bridge: what came from br-int goes out first. */
+  fromIntegration: 200,
   /** arp_responder: an ARP request in a Zeta network that no entry answered goes to the gateway (above the punt). */
   zetaArp: 95,
   /** local_l2: unknown unicast of a Zeta network, above the on-demand catch-all (fallthrough). */

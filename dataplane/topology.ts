@@ -149,6 +149,11 @@ export class Topology {
     return this.sgMembers.get(groupId) ?? [];
   }
 
+  /** Keys of the routers that join the subnet. */
+  routersOf(subnetId: string): Iterable<string> {
+    return this.routersBySubnet.get(subnetId) ?? [];
+  }
+
   /** Whether a router joins the subnet. */
   routed(subnetId: string): boolean {
     const r = this.routersBySubnet.get(subnetId);

@@ -15,3 +15,4 @@ export { words } from './base/words.js';
 export { type Flow, get, getMac, newFlow, setMac, setWords } from './base/flow.js';
 export { parseFlowMod } from './openflow/flowmod.js';
 export { SimVm } from './fabric/vm.js';
+export { type Endpoint, ExternalSegment, type InternetPacket, SimInternet } from './fabric/external.js';

@@ -56,7 +56,7 @@ function routedState(n: number): GoalStateV2 {
     operationType: 0,
     configuration: {
       revisionNumber: 1, requestId: '', id: 'R1', updateType: 0, hostDvrMacAddress: 'fe:16:11:00:00:0b',
-      subnetRoutingTables: Array.from({ length: 10 }, (_, s) => ({ subnetId: `S${s}`, routingRules: [] })),
+      subnetRoutingTables: Array.from({ length: 10 }, (_, s) => ({ subnetId: `S${s}`, routingRules: [] })), externalGateway: undefined,
     },
   };
   return gs;

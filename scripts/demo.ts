@@ -3,9 +3,11 @@
 // NCM does; VMs boot, get their addresses by DHCP and ping across hosts over Geneve and VXLAN,
 // and across subnets through a distributed router (DVR) on the sending host. Prints the flows
 // one agent programmed and traces of a cross-host and a routed ping naming the resource behind
-// every flow (the port, the router, the neighbor). Last, a VPC with a Zeta gateway: the first
-// ping goes through a simulated gateway cluster, whose OAM packet makes a direct path; the next
-// ping goes straight to the other host.
+// every flow (the port, the router, the neighbor). North-south: the hosts' br-ex share a simulated
+// external network with an upstream router standing for the internet; web VMs reach it by
+// distributed SNAT (one shared address, a port slice per host) and web-3 is reached by its elastic IP.
+// Last, a VPC with a Zeta gateway: the first ping goes through a simulated gateway cluster, whose
+// OAM packet makes a direct path; the next ping goes straight to the other host.
 import { resolveConfig } from '../agent/config.js';
 import { type Agent, startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
@@ -13,7 +15,8 @@ import { formatReply, makeClient, pushStream } from '../agent/push.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
-import { Fabric, SimVm } from '../ovs-sim/index.js';
+import { ExternalSegment, Fabric, SimInternet, SimVm } from '../ovs-sim/index.js';
+import { hostNetworking, parseBridgeMappings } from '../dataplane/external.js';
 import { ipv4Frame, icmpEcho, udp as udpPayloadOf } from '../packets/frames.js';
 
 const udpPayload = (src: number, dst: number): Uint8Array => udpPayloadOf(src, dst, new TextEncoder().encode('hello'));
@@ -21,6 +24,12 @@ import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { ZetaGatewayStandIn } from '../test/helpers/zeta-gateway.js';
 
 const HOSTS = ['10.0.0.11', '10.0.0.12', '10.0.0.13'];
+/** North-south: the external network, its upstream router, the shared SNAT address and web-3's elastic IP. */
+const EXT = { cidr: '203.0.113.0/24', nextHop: '203.0.113.1', nextHopMac: '02:00:00:00:ff:01', snat: '203.0.113.10', eip: '203.0.113.50', internetHost: '198.51.100.7' };
+const sliceOf = (host: string): { ip: string; portMin: number; portMax: number } => {
+  const i = HOSTS.indexOf(host);
+  return { ip: EXT.snat, portMin: 1024 + 1024 * i, portMax: 2047 + 1024 * i };
+};
 const SUBNETS = {
   web: { id: 'subnet-web', cidr: '10.1.0.0/24', gw: '10.1.0.1', gwMac: 'fa:16:3e:ff:01:01', vni: 5001, type: 'GENEVE' },
   db: { id: 'subnet-db', cidr: '10.2.0.0/24', gw: '10.2.0.1', gwMac: 'fa:16:3e:ff:02:01', vni: 6001, type: 'VXLAN' },
@@ -66,11 +75,17 @@ function goalStateFor(host: string): GoalStateV2 {
     hostResources: { [host]: { resources: [] } },
     vpcStates: { 'vpc-demo': { operationType: 'INFO', configuration: { revisionNumber: 1, id: 'vpc-demo', cidr: '10.0.0.0/8' } } },
     subnetStates,
-    portStates: Object.fromEntries(mine.map((v) => [v.id, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: v.id, updateType: 'FULL', vpcId: 'vpc-demo', macAddress: v.mac, adminStateUp: true, fixedIps: [{ subnetId: v.subnet.id, ipAddress: v.ip }], securityGroupIds: v.subnet === SUBNETS.db ? [{ id: 'db-sg' }] : [] } }])),
+    portStates: Object.fromEntries(mine.map((v) => [v.id, { operationType: 'CREATE', configuration: {
+      revisionNumber: 1, id: v.id, updateType: 'FULL', vpcId: 'vpc-demo', macAddress: v.mac, adminStateUp: true, fixedIps: [{ subnetId: v.subnet.id, ipAddress: v.ip }],
+      securityGroupIds: v.subnet === SUBNETS.db ? [{ id: 'db-sg' }] : [], elasticIps: v.name === 'web-3' ? [{ elasticIp: EXT.eip, fixedIp: v.ip }] : [],
+    } }])),
     securityGroupStates: mine.some((v) => v.subnet === SUBNETS.db) ? { 'db-sg': DB_SG } : {},
     dhcpStates: Object.fromEntries(mine.map((v) => [`dhcp-${v.id}`, { operationType: 'CREATE', configuration: { revisionNumber: 1, id: `dhcp-${v.id}`, subnetId: v.subnet.id, macAddress: v.mac, ipv4Address: v.ip, portHostName: v.name } }])),
     neighborStates: Object.fromEntries(VMS.map((v) => neighbor(v, mySubnets.has(v.subnet.id) ? 'L2' : 'L3'))),
-    routerStates: { [`${host}/router-demo`]: { configuration: { revisionNumber: 1, id: 'router-demo', hostDvrMacAddress: `fe:16:11:00:00:${host.split('.')[3]}`, subnetRoutingTables: Object.values(SUBNETS).map((s) => ({ subnetId: s.id })) } } },
+    routerStates: { [`${host}/router-demo`]: { configuration: {
+      revisionNumber: 1, id: 'router-demo', hostDvrMacAddress: `fe:16:11:00:00:${host.split('.')[3]}`, subnetRoutingTables: Object.values(SUBNETS).map((s) => ({ subnetId: s.id })),
+      externalGateway: { externalNetwork: 'ext', externalCidr: EXT.cidr, nextHopIp: EXT.nextHop, nextHopMac: EXT.nextHopMac, snat: [sliceOf(host)] },
+    } } },
   });
 }
 
@@ -82,11 +97,17 @@ try {
   line('3 simulated hypervisors, one agent each (gRPC on loopback)');
   for (const [i, ip] of HOSTS.entries()) {
     const host = fabric.addHost(`hv${i + 1}`, ip);
-    const dataplane = new FlowDataplane(new SimBackend(host), undefined, { leaseSeconds: 86400, domain: 'demo.internal', dns: [], underlayMtu: 1500 });
+    const dataplane = new FlowDataplane(new SimBackend(host), undefined, { leaseSeconds: 86400, domain: 'demo.internal', dns: [], underlayMtu: 1500 }, undefined, undefined, hostNetworking(ip, parseBridgeMappings('ext:br-ex')));
     const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip }), silentLogger(), dataplane);
     agents.push({ host: ip, agent, dataplane });
     console.log(`hv${i + 1}  underlay ${ip}  agent gRPC 127.0.0.1:${agent.grpcPort}  admin 127.0.0.1:${agent.adminPort}`);
   }
+
+  // The operator's side of north-south: each br-ex gets its uplink on the external network.
+  const segment = new ExternalSegment();
+  for (const h of fabric.hosts.values()) h.plug('br-ex', segment.uplink(h.name), 'eth1');
+  const internet = new SimInternet(segment, EXT.nextHop, EXT.nextHopMac);
+  console.log(`external network ${EXT.cidr}: every host's br-ex uplink, upstream router ${EXT.nextHop} (the internet behind it)`);
 
   line('VMs boot; Nova plugs their taps (external_ids:iface-id)');
   const vms = new Map<string, SimVm>();
@@ -171,6 +192,25 @@ try {
     // The conntrack step and the rule (or the miss) that decided.
     for (const l of text.split('\n').filter((x) => /^\s*(6[01])\. |ct\(|Datapath actions/.test(x))) console.log(`    ${l.trim()}`);
   }
+
+  line('North-south: SNAT (one shared address, a port slice per host) and an elastic IP');
+  for (const h of HOSTS) console.log(`hv${HOSTS.indexOf(h) + 1} SNAT slice ${sliceOf(h).ip}:${sliceOf(h).portMin}-${sliceOf(h).portMax}`);
+  const say = new TextEncoder();
+  for (const name of ['web-1', 'web-2']) vms.get(name)!.sendUdp(EXT.internetHost, SUBNETS.web.gwMac, 5000, 53, say.encode(`dns query from ${name}`));
+  vms.get('web-3')!.sendUdp(EXT.internetHost, SUBNETS.web.gwMac, 5000, 53, say.encode('dns query from web-3'));
+  fabric.run();
+  for (const p of internet.received) console.log(`internet sees ${p.src}:${p.srcPort} -> ${p.dst}:${p.dstPort}  "${new TextDecoder().decode(p.payload)}"`);
+  for (const name of ['web-1', 'web-2', 'web-3']) {
+    const got = vms.get(name)!.udpReceived.filter((u) => u.from === EXT.internetHost);
+    console.log(`${name.padEnd(6)} got ${got.length} reply from ${EXT.internetHost} (un-NATed by its host's conntrack)`);
+  }
+  internet.openUdp(EXT.internetHost, EXT.eip, 7000, 8080, say.encode('hello web-3'));
+  fabric.run();
+  const inbound = vms.get('web-3')!.udpReceived.filter((u) => u.port === 8080);
+  console.log(`internet -> ${EXT.eip}:8080  ${inbound.length > 0 ? `delivered to web-3 (${VMS[2]!.ip})` : 'not delivered'}`);
+  line('Trace of web-1 to the internet on hv1: routed out of the VPC, SNAT in the router\'s zone');
+  const outFrame = ipv4Frame(SUBNETS.web.gwMac, web1.mac, web1.ip, EXT.internetHost, 17, udpPayload(5001, 53));
+  console.log(await hv1.dataplane.trace(`in_port=${ofport},${Buffer.from(outFrame).toString('hex')}`));
 
   line('Zeta gateway path: vpc-zeta names a ZETA gateway of two nodes (a simulated gateway cluster)');
   const ZG = [{ ip: '10.0.0.201', mac: 'fe:ee:00:00:02:01' }, { ip: '10.0.0.202', mac: 'fe:ee:00:00:02:02' }];

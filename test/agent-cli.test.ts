@@ -8,6 +8,8 @@ import { type ResultPromise, execa } from 'execa';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { freePort } from './helpers/agents.js';
 import { until } from './helpers/wait.js';
+import { natGoalStateFor } from './helpers/nat-cloud.js';
+import type { RoutedCloud } from './helpers/routed-cloud.js';
 
 const aca = new URL('../bin/aca.mjs', import.meta.url).pathname;
 const fixture = (name: string): string => new URL(`./fixtures/${name}`, import.meta.url).pathname;
@@ -140,4 +142,31 @@ test('aca agent stops on SIGTERM with exit code 0', async (t) => {
   t.is(r.exitCode, 0);
   t.regex(r.stderr, /stopping.*SIGTERM/);
   t.regex(r.stderr, /agent stopped/);
+});
+
+test.serial('aca render --bridge-mappings renders the north-south flows on br-int and the external bridge; agent --print-config takes ACA_BRIDGE_MAPPINGS and refuses a bad mapping', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'aca-cli-'));
+  const file = join(dir, 'nat.json');
+  const cloud: RoutedCloud = {
+    subnets: [{ id: 'S1', vpc: 'V1', cidr: '10.1.0.0/24', gw: '10.1.0.1', gwMac: 'fa:16:3e:aa:01:01', vni: 5001, geneve: true }],
+    vms: [{ id: 'e1', mac: 'fa:16:3e:00:0a:09', ip: '10.1.0.9', subnet: 'S1', host: '10.0.0.11' }],
+    routers: [{ id: 'R1', subnets: ['S1'] }],
+  };
+  writeFileSync(file, JSON.stringify(GoalStateV2.toJSON(natGoalStateFor(cloud, { slices: { R1: { '10.0.0.11': [{ ip: '203.0.113.10', portMin: 1024, portMax: 2047 }] } }, eips: { e1: '203.0.113.50' } }, '10.0.0.11'))));
+  const r = await run(['render', file, '--host-ip', '10.0.0.11', '--bridge-mappings', 'ext:br-ex']);
+  t.is(r.exitCode, 0, r.stderr);
+  t.regex(r.stdout, /ct\(commit,zone=\d+,table=32,nat\(src=203\.0\.113\.10:1024-2047\)\)/);
+  t.regex(r.stdout, /\n# bridge br-ex: \d+ flows[\s\S]*arp_tpa=203\.0\.113\.50/);
+  const without = await run(['render', file, '--host-ip', '10.0.0.11']);
+  t.is(without.exitCode, 1, 'without the mapping the router\'s external gateway is refused');
+  t.regex(without.stderr, /"ext" is not a bridge mapping of this host/);
+  const bad = await run(['render', file, '--bridge-mappings', 'ext']);
+  t.not(bad.exitCode, 0);
+  t.regex(bad.stderr, /is not <network>:<bridge>/);
+  const conf = await run(['agent', '--print-config'], { ACA_BRIDGE_MAPPINGS: 'ext:br-ex, other:br-other' });
+  t.is(conf.exitCode, 0, conf.stderr);
+  t.is((JSON.parse(conf.stdout) as { bridgeMappings: string }).bridgeMappings, 'ext:br-ex,other:br-other');
+  const twice = await run(['agent', '--print-config', '--bridge-mappings', 'ext:br-ex,ext:br-two']);
+  t.not(twice.exitCode, 0);
+  t.regex(twice.stderr, /bridge mapping ext is given twice/);
 });

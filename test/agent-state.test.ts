@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
 import test from 'ava';
 import { execa } from 'execa';
 import { OperationStatus, OperationType, RequestType } from '../proto/gen/alcor/common.js';
@@ -542,6 +543,53 @@ test('persistence off: no state dir by default for sim, dry-run and none, nor wi
     await b.stop();
   } finally {
     if (!stopped) await a.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a state dir written before the north-south fields existed loads: ports without elastic IPs, routers without an external gateway', async (t) => {
+  const dir = tempDir();
+  const a = await start(dir);
+  const gs = GoalStateV2.fromPartial({
+    subnetStates: { S: subnetState('S') },
+    portStates: { P1: portState('P1') },
+    routerStates: { [`${HOST_IP}/R1`]: { operationType: OperationType.CREATE, configuration: { revisionNumber: 1, requestId: '', id: 'R1', updateType: 0, hostDvrMacAddress: '', externalGateway: undefined, subnetRoutingTables: [{ subnetId: 'S', routingRules: [] }] } } },
+  });
+  t.true(allSuccess((await pushAll(a, [gs]))[0]!));
+  await a.stop();
+  // What the previous version wrote: the same lines without the two fields, framed again
+  // (magic, flags, seq, length, payload crc32, header crc32; agent/state-dir.ts).
+  let stripped = 0;
+  for (const f of readdirSync(dir)) {
+    const path = join(dir, f);
+    if (!statSync(path).isFile()) continue;
+    const b = readFileSync(path);
+    const out: Buffer[] = [];
+    for (let pos = 0; pos + 28 <= b.length;) {
+      const len = b.readUInt32LE(pos + 16);
+      const text = b.subarray(pos + 28, pos + 28 + len).toString('utf8');
+      const old = Buffer.from(text.replace(/,"elasticIps":\[\]/g, '').replace(/,"externalGateway":null/g, ''), 'utf8');
+      stripped += len - old.length;
+      const head = Buffer.from(b.subarray(pos, pos + 28));
+      head.writeUInt32LE(old.length, 16);
+      head.writeUInt32LE(crc32(old), 20);
+      head.writeUInt32LE(crc32(head.subarray(0, 24)), 24);
+      out.push(head, old);
+      pos += 28 + len;
+    }
+    writeFileSync(path, Buffer.concat(out));
+  }
+  t.true(stripped > 0, 'the state files held the new fields');
+  const b = await start(dir, silentLogger(), { dataplane: 'sim', bridgeMappings: 'ext:br-ex' });
+  try {
+    t.is(b.loaded?.movedAside, null, 'nothing was found corrupt');
+    t.deepEqual(b.store.get('port', 'P1')?.elasticIps, []);
+    t.is(b.store.get('router', 'R1')?.externalGateway, null);
+    // The dataplane built everything from it, the north-south features included.
+    const r = await pushOne(`127.0.0.1:${b.grpcPort}`, GoalStateV2.fromPartial({ portStates: { P1: portState('P1', { revisionNumber: 2, name: 'again' }) } }));
+    t.is(r.operationStatuses[0]?.operationStatus, OperationStatus.SUCCESS);
+  } finally {
+    await b.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -79,7 +79,7 @@ function testControllerState(hostIp: string, portsPerSubnet: number): GoalStateV
         const mac = `${hex(Math.floor(vpc / 10000))}:${hex(Math.floor((vpc % 10000) / 100))}:${hex(prefix)}:${hex(0)}:${hex(Math.floor(i / 256))}:${hex(i % 256)}`;
         gs.portStates[portId] = { operationType: OperationType.CREATE, configuration: {
           revisionNumber: 2, requestId: '', id: portId, updateType: 1, vpcId, name: `tap${portId}`.slice(0, 14), deviceId: '', deviceOwner: '',
-          macAddress: mac, adminStateUp: true, hostInfo: undefined, fixedIps: [{ subnetId, ipAddress: ip }],
+          macAddress: mac, adminStateUp: true, hostInfo: undefined, fixedIps: [{ subnetId, ipAddress: ip }], elasticIps: [],
           allowAddressPairs: [], securityGroupIds: [{ id: '2' }] } };
         gs.neighborStates[`${portId}_n`] = { operationType: OperationType.CREATE, configuration: {
           revisionNumber: 2, requestId: '', id: `${portId}_n`, updateType: 0, vpcId, name: '', macAddress: mac,

@@ -11,8 +11,11 @@ import { DryRunBackend } from '../dataplane/backend.js';
 import { type Flow, type Group, flowKey } from '../dataplane/flow.js';
 import { formatFlow, formatGroup } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { hostNetworking, parseBridgeMappings } from '../dataplane/external.js';
 
 const HOST = '10.0.0.11';
+/** The host has an external network: routers' external gateways and ports' elastic IPs program flows. */
+const HOST_NET = hostNetworking(HOST, parseBridgeMappings('ext:br-ex'));
 const SUBNETS = ['S1', 'S2', 'S3'];
 const op = fc.constantFrom(1, 2, 4, 0); // CREATE, UPDATE, DELETE, INFO
 
@@ -23,6 +26,7 @@ const GROUPS = ['G1', 'G2'];
 const portArb = fc.record({
   id: fc.constantFrom('P1', 'P2', 'P3', 'P4'), op, subnet: fc.constantFrom(...SUBNETS), host: fc.integer({ min: 2, max: 250 }),
   mac: fc.integer({ min: 1, max: 40 }), up: fc.boolean(), groups: fc.subarray(GROUPS), pair: fc.boolean(),
+  eip: fc.option(fc.constantFrom('203.0.113.50', '203.0.113.51', '198.51.100.9'), { nil: undefined }),
 });
 const sgRuleArb = fc.record({
   ingress: fc.boolean(), proto: fc.constantFrom(0, 1, 2), min: fc.constantFrom(0, 22, 1000), max: fc.constantFrom(0, 22, 1999),
@@ -40,6 +44,10 @@ const ruleArb = fc.record({
 });
 const routerArb = fc.record({
   id: fc.constantFrom('R1', 'R2'), op, subnets: fc.subarray(SUBNETS), dvr: fc.boolean(), rules: fc.array(ruleArb, { maxLength: 2 }),
+  ext: fc.option(fc.record({
+    network: fc.constantFrom('ext', 'ext', 'nope'), mac: fc.boolean(),
+    slices: fc.array(fc.record({ ip: fc.constantFrom('203.0.113.10', '203.0.113.11'), min: fc.constantFrom(1024, 4096), len: fc.constantFrom(0, 1023, 70000) }), { maxLength: 3 }),
+  }), { nil: undefined }),
 });
 const vpcArb = fc.record({ op, gateways: fc.subarray(['Z1', 'Z2', 'X']) });
 const gatewayArb = fc.record({
@@ -68,7 +76,7 @@ function goalState(step: Step): GoalStateV2 {
   for (const p of step.ports) {
     gs.portStates[p.id] = { operationType: p.op, configuration: {
       revisionNumber: 0, requestId: '', id: p.id, updateType: 1, vpcId: 'V', name: '', deviceId: '', deviceOwner: '', macAddress: mac(p.mac),
-      adminStateUp: p.up, hostInfo: undefined, fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }],
+      adminStateUp: p.up, hostInfo: undefined, elasticIps: p.eip ? [{ elasticIp: p.eip, fixedIp: `10.${net(p.subnet)}.0.${p.host}` }] : [], fixedIps: [{ subnetId: p.subnet, ipAddress: `10.${net(p.subnet)}.0.${p.host}` }],
       allowAddressPairs: p.pair ? [{ ipAddress: `10.${net(p.subnet)}.9.0/24`, macAddress: '' }] : [], securityGroupIds: p.groups.map((id) => ({ id })) } };
   }
   for (const n of step.neighbors) {
@@ -94,6 +102,10 @@ function goalState(step: Step): GoalStateV2 {
   for (const r of step.routers ?? []) {
     gs.routerStates[`${HOST}/${r.id}`] = { operationType: r.op, configuration: {
       revisionNumber: 0, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: r.dvr ? 'fe:16:11:00:00:0b' : '',
+      externalGateway: r.ext && {
+        externalNetwork: r.ext.network, externalCidr: '203.0.113.0/24', nextHopIp: '203.0.113.1', nextHopMac: r.ext.mac ? '02:00:00:00:ff:01' : '',
+        snat: r.ext.slices.map((s) => ({ ip: s.ip, portMin: s.min, portMax: s.min + s.len })),
+      },
       subnetRoutingTables: r.subnets.map((id, i) => ({ subnetId: id, routingRules: i > 0 ? [] : r.rules.map((x, j) => ({
         operationType: 0, id: `rule${j}`, name: '', destination: x.dst, nextHopIp: x.hop, priority: x.priority,
         routingRuleExtraInfo: { destinationType: x.internet ? 0 : 1, nextHopMac: '' } })) })) } };
@@ -108,14 +120,14 @@ test('random goal-state sequences: incremental flows equal a full recompute', as
   await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 12 }), fc.boolean(), async (steps, started) => {
     const store = new ResourceStore();
     const backend = new DryRunBackend();
-    const dp = new FlowDataplane(backend);
+    const dp = new FlowDataplane(backend, undefined, undefined, undefined, undefined, HOST_NET);
     // Also without start(): the dataplane then builds its indexes from the store it is handed.
     if (started) await dp.start(store);
     const intake = new Intake(store, dp, silentLogger(), HOST);
     for (const s of steps) await intake.apply({ v2: goalState(s) });
     // Never started and never handed a change: an empty apply makes it compute what it has.
     if (!started) await dp.apply([], store);
-    const full = FlowDataplane.recompute(store, backend.bindings);
+    const full = FlowDataplane.recompute(store, backend.bindings, undefined, HOST_NET);
     const incremental = [...dump(dp.installed.flows.values()), ...dumpGroups(dp.installed.groups.values())];
     const recomputed = [...dump(full.activeFlows()), ...dumpGroups(full.activeGroups())];
     if (JSON.stringify(incremental) !== JSON.stringify(recomputed)) {
@@ -131,17 +143,17 @@ test('random goal-state sequences: incremental flows equal a full recompute', as
 
 test('deleting every resource returns the flow table to its baseline', async (t) => {
   const store = new ResourceStore();
-  const dp = new FlowDataplane(new DryRunBackend());
+  const dp = new FlowDataplane(new DryRunBackend(), undefined, undefined, undefined, undefined, HOST_NET);
   await dp.start(store);
   const baseline = dump(dp.installed.flows.values());
   t.true(baseline.length > 0);
   const intake = new Intake(store, dp, silentLogger(), HOST);
   const step: Step = {
     subnets: [{ id: 'S1', op: 1, vni: 100, geneve: true, gw: true }],
-    ports: [{ id: 'P1', op: 1, subnet: 'S1', host: 5, mac: 1, up: true, groups: ['G1'], pair: true }],
+    ports: [{ id: 'P1', op: 1, subnet: 'S1', host: 5, mac: 1, up: true, groups: ['G1'], pair: true, eip: '203.0.113.50' }],
     neighbors: [{ id: 'N1', op: 1, subnet: 'S1', host: 6, mac: 50, where: '10.0.0.12', l3: false, groups: ['G1'] }, { id: 'N2', op: 1, subnet: 'S2', host: 7, mac: 51, where: '10.0.0.13', l3: true, groups: [] }],
     groups: [{ id: 'G1', op: 1, rules: [{ ingress: true, proto: 0, min: 22, max: 22, prefix: '', remote: 'G1' }, { ingress: false, proto: 2, min: 0, max: 0, prefix: '0.0.0.0/0', remote: '' }] }],
-    routers: [{ id: 'R1', op: 0, subnets: ['S1', 'S2'], dvr: true, rules: [{ dst: '172.16.0.0/12', hop: '10.2.1.7', priority: 1, internet: false }] }],
+    routers: [{ id: 'R1', op: 0, subnets: ['S1', 'S2'], dvr: true, rules: [{ dst: '172.16.0.0/12', hop: '10.2.1.7', priority: 1, internet: false }], ext: { network: 'ext', mac: true, slices: [{ ip: '203.0.113.10', min: 1024, len: 1023 }] } }],
     vpcs: [], gateways: [],
   };
   step.subnets.push({ id: 'S2', op: 1, vni: 200, geneve: false, gw: true });
@@ -150,6 +162,8 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   const routed = [...dp.installed.flows.values()].filter((f) => f.table === 35 && f.priority > 0).map(formatFlow);
   t.is(routed.length, 3, 'a next-hop entry for the local port, the L2 and the L3 neighbor');
   t.true([...dp.installed.flows.values()].some((f) => f.table === 30 && formatFlow(f).includes('nw_dst=172.16.0.0/12')), 'the routing rule');
+  t.true([...dp.installed.flows.values()].some((f) => f.table === 31 && formatFlow(f).includes('nat(src=203.0.113.10:1024-2047)')), 'the SNAT slice');
+  t.true([...dp.installed.flows.values()].some((f) => f.bridge === 'br-ex' && formatFlow(f).includes('arp_tpa=203.0.113.50')), 'the elastic IP answered on br-ex');
   const del = goalState({
     subnets: step.subnets.map((s) => ({ ...s, op: 4 })), ports: step.ports.map((p) => ({ ...p, op: 4 })),
     neighbors: step.neighbors.map((n) => ({ ...n, op: 4 })), routers: step.routers.map((r) => ({ ...r, op: 4 })), groups: step.groups.map((g) => ({ ...g, op: 4 })),

@@ -62,7 +62,7 @@ async function setup(answer: (req: HostRequest, a: CloudHost) => Promise<Operati
     return answer(req, hostA!);
   });
   const fabric = new Fabric();
-  const cloud = await startCloud([A, B], undefined, fabric, { controller: controller ?? ncm.addr });
+  const cloud = await startCloud([A, B], undefined, '', { fabric, more: { controller: controller ?? ncm.addr } });
   const [a, b] = cloud.hosts as [CloudHost, CloudHost];
   hostA = a;
   const vm = new Map<string, SimVm>();

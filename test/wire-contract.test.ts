@@ -9,6 +9,8 @@ import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
 import { NeighborConfiguration } from '../proto/gen/alcor/neighbor.js';
 import { SubnetConfiguration } from '../proto/gen/alcor/subnet.js';
+import { RouterConfiguration } from '../proto/gen/alcor/router.js';
+import { PortConfiguration } from '../proto/gen/alcor/port.js';
 
 const str = (field: number, s: string): number[] => [(field << 3) | 2, Buffer.byteLength(s), ...Buffer.from(s)];
 const msg = (field: number, body: number[]): number[] => [(field << 3) | 2, body.length, ...body];
@@ -78,4 +80,38 @@ test('our reply extension (status_detail, field 100) is an unknown field to a co
   t.is(decoded.message_total_operation_time, 5);
   t.like(decoded.operation_statuses[0], { resource_id: 'P1', resource_type: 2, operation_type: 1, operation_status: 2, network_configuration_time: 3, state_elapse_time: 4 });
   t.false('status_detail' in decoded.operation_statuses[0]!);
+});
+
+test('the north-south extension (RouterConfiguration.external_gateway = 100, PortConfiguration.elastic_ips = 100): unknown to a contract-only decoder; messages without it are byte-identical', (t) => {
+  const dir = new URL('../proto/', import.meta.url).pathname;
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => join(dir, target);
+  for (const f of readdirSync(join(dir, 'alcor')).filter((x) => x.endsWith('.proto'))) {
+    protobuf.parse(readFileSync(join(dir, 'alcor', f), 'utf8').replace(/^.*= 100;.*$/gm, ''), root, { keepCase: true });
+  }
+  const tag100 = Buffer.from([0xa2, 0x06]);
+  const base = {
+    revisionNumber: 3, requestId: 'r', id: 'R1', updateType: 0, hostDvrMacAddress: 'fe:16:11:00:00:0b',
+    subnetRoutingTables: [{ subnetId: 'S1', routingRules: [] }],
+  };
+  const withGw = RouterConfiguration.encode({
+    ...base, externalGateway: { externalNetwork: 'ext', externalCidr: '203.0.113.0/24', nextHopIp: '203.0.113.1', nextHopMac: '', snat: [{ ip: '203.0.113.10', portMin: 1024, portMax: 2047 }] },
+  }).finish();
+  t.true(Buffer.from(withGw).includes(tag100), 'external_gateway is field 100 (tag 0xa2 0x06)');
+  const Router = root.lookupType('alcor.schema.RouterConfiguration');
+  t.falsy(Router.toJSON().fields?.external_gateway, 'the contract-only decoder has no field 100');
+  t.like(Router.toObject(Router.decode(withGw)), { id: 'R1', host_dvr_mac_address: 'fe:16:11:00:00:0b', revision_number: 3 });
+  const without = RouterConfiguration.encode({ ...base, externalGateway: undefined }).finish();
+  t.deepEqual(Buffer.from(without), Buffer.from(Router.encode(Router.fromObject({ revision_number: 3, request_id: 'r', id: 'R1', host_dvr_mac_address: 'fe:16:11:00:00:0b', subnet_routing_tables: [{ subnet_id: 'S1' }] })).finish()), 'a router without it encodes as the contract does');
+
+  const port = {
+    revisionNumber: 1, requestId: '', id: 'P1', updateType: 0, vpcId: 'V', name: 'p', deviceId: '', deviceOwner: '', macAddress: 'fa:16:3e:00:00:01',
+    adminStateUp: true, hostInfo: undefined, fixedIps: [{ subnetId: 'S1', ipAddress: '10.1.0.5' }], allowAddressPairs: [], securityGroupIds: [],
+  };
+  const withEip = PortConfiguration.encode({ ...port, elasticIps: [{ elasticIp: '203.0.113.50', fixedIp: '10.1.0.5' }] }).finish();
+  t.true(Buffer.from(withEip).includes(tag100), 'elastic_ips is field 100');
+  const Port = root.lookupType('alcor.schema.PortConfiguration');
+  t.falsy(Port.toJSON().fields?.elastic_ips);
+  t.like(Port.toObject(Port.decode(withEip)), { id: 'P1', mac_address: 'fa:16:3e:00:00:01' });
+  t.false(Buffer.from(PortConfiguration.encode({ ...port, elasticIps: [] }).finish()).includes(tag100), 'a port without it carries no field 100');
 });

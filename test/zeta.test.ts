@@ -55,7 +55,7 @@ function goalState(host: string, nodes = [G1, G2], gatewayIds = ['ZG1']): GoalSt
 async function zetaCloud() {
   let now = 1_000_000;
   const fabric = new Fabric({ clock: { now: () => now } });
-  const cloud = await startCloud([A, B], undefined, fabric);
+  const cloud = await startCloud([A, B], undefined, '', { fabric });
   const byIp = new Map(cloud.hosts.map((h) => [h.host.underlayIp, h]));
   const gateway = new ZetaGatewayStandIn(fabric, [G1, G2], VMS.map((v) => ({ ip: v.ip, mac: v.mac, host: v.host })));
   const vm = new Map<string, SimVm>();

@@ -16,6 +16,7 @@ import type { Flow, Group, Meter } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
+import type { PatchEnd } from '../external.js';
 import { UnknownBridgeError, appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
 import {
@@ -93,6 +94,7 @@ export class OvsBackend implements FlowBackend {
   private ovsdb: OvsdbClient | null = null;
   /** The bridges: br-int first, then the external ones. */
   private names: string[] = [BRIDGE];
+  private patches: readonly PatchEnd[] = [];
   /** One OpenFlow channel per bridge. */
   private readonly channels = new Map<string, OpenFlowConnection>();
   private state: State = 'new';
@@ -107,7 +109,7 @@ export class OvsBackend implements FlowBackend {
   private readonly packetListeners: ((p: PacketIn) => void)[] = [];
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.packetListeners.push(l); },
-    packetOut: (port, frame) => this.channel('packet-out', BRIDGE).packetOut(port, frame),
+    packetOut: (port, frame, bridge = BRIDGE) => this.channel('packet-out', bridge).packetOut(port >= 0xff00 && port <= 0xffff ? (port + 0xffff0000) >>> 0 : port, frame),
     packetOutToTable: (inPort, frame) => this.channel('packet-out', BRIDGE).packetOut(OFPP.TABLE, frame, inPort),
   };
 
@@ -144,8 +146,9 @@ export class OvsBackend implements FlowBackend {
    * Creates or adopts br-int (with its tunnel ports) and each external bridge named, then opens
    * one OpenFlow channel per bridge.
    */
-  async start(bridges?: readonly string[]): Promise<void> {
+  async start(bridges?: readonly string[], patches: readonly PatchEnd[] = []): Promise<void> {
     this.names = bridgeList(bridges);
+    this.patches = patches;
     try {
       await this.connectOvsdb();
       await this.ensureBridges();
@@ -190,7 +193,7 @@ export class OvsBackend implements FlowBackend {
   /** The bridge's channel; packet-ins are taken from br-int's only. */
   private async connectOpenFlow(bridge: string): Promise<void> {
     const of = new OpenFlowConnection(this.mgmtSocketOf(bridge), this.opts.openflow);
-    if (bridge === BRIDGE) of.on('packetIn', (p) => { for (const l of this.packetListeners) l(p); });
+    of.on('packetIn', (p) => { const q = bridge === BRIDGE ? p : { ...p, bridge }; for (const l of this.packetListeners) l(q); });
     of.on('warning', (e) => this.opts.log?.warn('OpenFlow', { bridge, error: e.message }));
     of.on('close', (e) => { if (e && this.channels.get(bridge) === of) this.lost(`OpenFlow (${bridge}): ${e.message}`); });
     await of.connect();
@@ -276,6 +279,27 @@ export class OvsBackend implements FlowBackend {
 
   private async ensureBridges(): Promise<void> {
     for (const bridge of this.names) await this.ensureBridge(bridge);
+    for (const p of this.patches) await this.ensurePatch(p);
+  }
+
+  /** A patch port with its OpenFlow port number (asked again if it has another: the flows use it). */
+  private async ensurePatch(p: PatchEnd): Promise<void> {
+    const db = this.ovsdb;
+    if (!db) throw new OvsdbError('OVSDB not connected');
+    const [found] = await db.transact(DB, [{ op: 'select', table: 'Interface', where: [['name', '==', p.name]], columns: ['name', 'ofport_request', 'options', 'type'] }]);
+    const row = ((found as { rows?: { ofport_request?: unknown; type?: unknown }[] }).rows ?? [])[0];
+    if (row) {
+      if (row.ofport_request !== p.ofport || row.type !== 'patch') {
+        await db.transact(DB, [{ op: 'update', table: 'Interface', where: [['name', '==', p.name]], row: { type: 'patch', ofport_request: p.ofport, options: ['map', [['peer', p.peer]]] } }]);
+      }
+      return;
+    }
+    await db.transact(DB, [
+      { op: 'insert', table: 'Interface', 'uuid-name': 'iface', row: { name: p.name, type: 'patch', ofport_request: p.ofport, options: ['map', [['peer', p.peer]]] } },
+      { op: 'insert', table: 'Port', row: { name: p.name, interfaces: ['named-uuid', 'iface'] }, 'uuid-name': 'port' },
+      { op: 'mutate', table: 'Bridge', where: [['name', '==', p.bridge]], mutations: [['ports', 'insert', ['set', [['named-uuid', 'port']]]]] },
+    ]);
+    this.opts.log?.info('added patch port', { bridge: p.bridge, port: p.name, peer: p.peer, ofport: p.ofport });
   }
 
   /** Creates the bridge (fail_mode secure, our datapath type, OpenFlow 1.4 allowed) or adopts it; br-int gets its tunnel ports. */
@@ -541,6 +565,27 @@ export class OvsBackend implements FlowBackend {
   }
 
   /** The real bridge's ofproto/trace; a packet is given as `in_port=N,HEX` or `in_port=N HEX`. */
+  /**
+   * The zone's entries whose original direction matches, flushed one by one: OVS 3.1's
+   * `dpctl/flush-conntrack` takes a whole zone or one exact tuple, so the zone is dumped and each
+   * match flushed by its full original tuple (arguments, never a shell string).
+   */
+  async flushConntrack(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    const appctl = async (args: string[]): Promise<string> => {
+      const r = await execa('ovs-appctl', args, { env: { OVS_RUNDIR: this.opts.rundir }, reject: false });
+      if (r.exitCode !== 0) throw new OvsdbError(r.stderr.trim() || `ovs-appctl ${args[0]} exited ${r.exitCode}`);
+      return r.stdout;
+    };
+    if (!filter.src && !filter.dst) {
+      await appctl(['dpctl/flush-conntrack', `zone=${zone}`]);
+      return;
+    }
+    for (const line of (await appctl(['dpctl/dump-conntrack', `zone=${zone}`])).split('\n')) {
+      const tuple = conntrackFlushTuple(line, filter);
+      if (tuple) await appctl(['dpctl/flush-conntrack', `zone=${zone}`, tuple]);
+    }
+  }
+
   async trace(spec: string): Promise<string> {
     const args = ['ofproto/trace', BRIDGE, ...traceArguments(spec)];
     const r = await execa('ovs-appctl', args, { env: { OVS_RUNDIR: this.opts.rundir }, reject: false });
@@ -580,3 +625,20 @@ function setValues(v: unknown): string[] {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The flush tuple of one `dpctl/dump-conntrack` line whose original direction matches the filter
+ * (`udp,orig=(src=A,dst=B,sport=P,dport=Q),reply=(…),zone=N`), or null.
+ */
+export function conntrackFlushTuple(line: string, filter: { src?: string; dst?: string }): string | null {
+  const m = /^(\w+),orig=\(([^)]*)\)/.exec(line.trim());
+  if (!m) return null;
+  const f = new Map(m[2]!.split(',').map((kv) => kv.split('=') as [string, string]));
+  if (filter.src && f.get('src') !== filter.src) return null;
+  if (filter.dst && f.get('dst') !== filter.dst) return null;
+  const proto = { tcp: 6, udp: 17, icmp: 1 }[m[1]!];
+  if (proto === undefined || !f.get('src') || !f.get('dst')) return null;
+  const base = `ct_nw_src=${f.get('src')},ct_nw_dst=${f.get('dst')},ct_nw_proto=${proto}`;
+  if (proto === 1) return `${base},icmp_id=${f.get('id') ?? 0},icmp_type=${f.get('type') ?? 8},icmp_code=${f.get('code') ?? 0}`;
+  return `${base},ct_tp_src=${f.get('sport') ?? 0},ct_tp_dst=${f.get('dport') ?? 0}`;
+}

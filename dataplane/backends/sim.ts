@@ -7,6 +7,7 @@ import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type 
 import type { Flow, Group, Meter } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
+import type { PatchEnd } from '../external.js';
 import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
 import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/index.js';
@@ -86,7 +87,7 @@ export class SimBackend implements FlowBackend {
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.listeners.push(l); },
     // As the OpenFlow backend sends it: in_port CONTROLLER, output to the port, whole frame.
-    packetOut: (port, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port, maxLen: 0xffff }], frame),
+    packetOut: (port, frame, bridge = BRIDGE) => this.host.packetOut(bridge, [{ type: 'output', port: port >= 0xffffff00 ? port - 0xffff0000 : port, maxLen: 0xffff }], frame),
     // OFPP_TABLE (0xfff9 in the simulator's 16-bit port space): the pipeline from table 0, in_port as given.
     packetOutToTable: (inPort, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port: 0xfff9, maxLen: 0xffff }], frame, inPort),
   };
@@ -100,7 +101,7 @@ export class SimBackend implements FlowBackend {
    * Creates what is missing on the simulated host: br-int with its tunnel ports, and each
    * external bridge plain (fail-mode secure, its internal port, no tunnel ports).
    */
-  start(bridges?: readonly string[]): Promise<void> {
+  start(bridges?: readonly string[], patches: readonly PatchEnd[] = []): Promise<void> {
     let names: string[];
     try {
       names = bridgeList(bridges);
@@ -108,6 +109,13 @@ export class SimBackend implements FlowBackend {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     for (const name of names) if (!this.host.bridges.has(name)) this.host.addBridge(name);
+    for (const p of patches) {
+      const b = this.host.bridge(p.bridge);
+      const have = b.portByName(p.name);
+      if (have && have.ofport === p.ofport) continue;
+      if (have) b.removePort(p.name);
+      b.addPort(p.name, 'patch', { ofportRequest: p.ofport, options: { peer: p.peer } });
+    }
     for (const t of Object.values(TUNNEL_PORTS)) {
       if (!this.bridge.portByName(t.name)) this.bridge.addPort(t.name, t.type, { ofportRequest: t.ofport, options: { remote_ip: 'flow', key: 'flow' } });
     }
@@ -115,8 +123,7 @@ export class SimBackend implements FlowBackend {
     if (!this.listening) {
       this.listening = true;
       this.host.onPacketIn((e) => {
-        if (e.bridge !== BRIDGE) return;
-        const p: PacketIn = { inPort: e.inPort, metadata: e.metadata, cookie: e.cookie, data: Buffer.from(e.frame) };
+        const p: PacketIn = { inPort: e.inPort, metadata: e.metadata, cookie: e.cookie, data: Buffer.from(e.frame), ...(e.bridge === BRIDGE ? {} : { bridge: e.bridge }) };
         for (const l of this.listeners) l(p);
       });
     }
@@ -196,6 +203,12 @@ export class SimBackend implements FlowBackend {
 
   onBindingsChanged(listener: (keys: string[]) => void): void {
     this.host.onPortsChanged(listener);
+  }
+
+  flushConntrack(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
+    const ip = (t: string): number => t.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+    this.host.datapath.conntrack.flushZone(zone, { ...(filter.src ? { src: ip(filter.src) } : {}), ...(filter.dst ? { dst: ip(filter.dst) } : {}) });
+    return Promise.resolve();
   }
 
   /** ofproto/trace as the OVS backend runs it: a packet is `in_port=N,HEX` or `in_port=N HEX`. */

@@ -13,7 +13,7 @@ import { type Flow, W, getWords } from '../base/flow.js';
 import type { OdpAction } from '../translate/odp.js';
 import { type TunnelType, decapsulate, encapsulate, extract, writeBack } from '../packet/packet.js';
 import { OFPP, ipText, parseIp } from '../base/text.js';
-import type { SimVm } from './vm.js';
+import type { Endpoint } from './external.js';
 
 export interface PacketInFrame {
   bridge: string;
@@ -97,7 +97,7 @@ export class SimHost {
   readonly bridges = new Map<string, Bridge>();
   readonly datapath: Datapath;
   /** Endpoints by bridge/ofport. */
-  private readonly vms = new Map<string, SimVm>();
+  private readonly vms = new Map<string, Endpoint>();
   private readonly listeners: ((e: PacketInFrame) => void)[] = [];
   private readonly portListeners: ((keys: string[]) => void)[] = [];
   readonly packetIns: PacketInFrame[] = [];
@@ -135,7 +135,7 @@ export class SimHost {
   }
 
   /** Plug a VM into a new port of a bridge (a tap with external_ids:iface-id, as Nova does). */
-  plug(bridgeName: string, vm: SimVm, portName: string, externalIds: Record<string, string> = {}): number {
+  plug(bridgeName: string, vm: Endpoint, portName: string, externalIds: Record<string, string> = {}): number {
     const b = this.bridge(bridgeName);
     const port = b.addPort(portName, 'system', { externalIds });
     this.vms.set(`${bridgeName}/${port.ofport}`, vm);

@@ -128,16 +128,25 @@ export class Conntrack {
       if (req.commit) {
         const conn: Conn = { zone: req.zone, orig: t, reply: reverse(t), mark: 0, label: 0n, replied: false, nat: null, expires: 0 };
         if (req.nat && (req.nat.src || req.nat.dst) && req.nat.af !== 0) {
-          // NAT: the first address and port of the range, as OVS's trace assumes.
+          // NAT: the first address of the range, and its first port whose reply tuple no other
+          // connection of the zone has (the first connection gets the first port, as OVS's
+          // trace assumes; later ones the next free, as the datapath's conntrack does).
           const natted = { ...t };
+          const { minPort, maxPort } = req.nat;
+          const ported = minPort !== 0 && (t.proto === IPPROTO.TCP || t.proto === IPPROTO.UDP || t.proto === IPPROTO.SCTP);
           if (req.nat.src) {
             natted.src = req.nat.minAddr;
-            if (req.nat.minPort) natted.sport = req.nat.minPort;
+            if (ported) natted.sport = minPort;
             conn.nat = 'src';
           } else {
             natted.dst = req.nat.minAddr;
-            if (req.nat.minPort) natted.dport = req.nat.minPort;
+            if (ported) natted.dport = minPort;
             conn.nat = 'dst';
+          }
+          if (ported) {
+            const last = Math.max(minPort, maxPort || minPort);
+            const side = req.nat.src ? 'sport' : 'dport';
+            while (natted[side] < last && this.conns.has(keyOf(req.zone, reverse(natted)))) natted[side] += 1;
           }
           conn.reply = reverse(natted);
         }
@@ -184,5 +193,22 @@ export class Conntrack {
   /** Forget every connection (ovs-appctl dpctl/flush-conntrack). */
   flush(): void {
     this.conns.clear();
+  }
+
+  /**
+   * Forget the connections of a zone whose original-direction tuple matches (IPv4 source and
+   * destination; absent: any), as `dpctl/flush-conntrack zone=N ct_nw_src=… ct_nw_dst=…` does.
+   */
+  flushZone(zone: number, filter: { src?: number; dst?: number } = {}): number {
+    let n = 0;
+    for (const [k, e] of this.conns) {
+      const o = e.conn.orig;
+      if (e.conn.zone !== zone || o.v6) continue;
+      if (filter.src !== undefined && o.src !== BigInt(filter.src)) continue;
+      if (filter.dst !== undefined && o.dst !== BigInt(filter.dst)) continue;
+      this.conns.delete(k);
+      if (e.dir === 'orig') n += 1;
+    }
+    return n;
   }
 }

@@ -1,6 +1,7 @@
 // Translation: packet-ins, and the NORMAL action's L2 learning switch.
 import { type Rule } from '../switch/bridge.js';
 import { VLAN_CFI, W, getWords } from '../base/flow.js';
+import { OFPP } from '../base/text.js';
 import { REASON, clone, Ctx } from './xlate-context.js';
 import { port, composeOutput } from './xlate-output.js';
 
@@ -33,7 +34,11 @@ const RESERVED_MACS = new Set<bigint>([
 ]);
 
 export function xlateNormal(ctx: Ctx): void {
-  const inPort = port(ctx, ctx.flow[W.in_port]!);
+  const inNo = ctx.flow[W.in_port]!;
+  // A controller sourcing traffic (packet-out from CONTROLLER or NONE) gets OVS's "none"
+  // bundle: nothing is learned from it and what it sends is forwarded or flooded as usual.
+  const fromController = inNo === OFPP.CONTROLLER || inNo === OFPP.NONE;
+  const inPort = fromController ? { ofport: -1, name: 'CONTROLLER' } : port(ctx, inNo);
   if (!inPort) {
     ctx.report('warn', 'no input bundle, dropping');
     return;
@@ -48,7 +53,7 @@ export function xlateNormal(ctx: Ctx): void {
     return;
   }
   // Learning is a side effect: only a packet (not a plain trace) learns, and says so.
-  if (!(src >> 40n & 1n) && ctx.xin.packet && mac.get(`${vlan}/${src}`) !== inPort.ofport) {
+  if (!fromController && !(src >> 40n & 1n) && ctx.xin.packet && mac.get(`${vlan}/${src}`) !== inPort.ofport) {
     mac.set(`${vlan}/${src}`, inPort.ofport);
     ctx.report('detail', `learned that ${ethStr(src)} is on port ${inPort.name} in VLAN ${vlan}`);
   }
@@ -65,7 +70,8 @@ export function xlateNormal(ctx: Ctx): void {
   // (OVS says "multicast traffic" only with multicast snooping on, which the model has not.)
   ctx.report('detail', 'no learned MAC for destination, flooding');
   // xlate_normal_flood walks the bundles in creation order.
-  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== inPort.ofport && !x.noFlood && x.type !== 'patch');
+  // Patch ports are bundles like any other: flooding crosses into the peer bridge.
+  const targets = [...ctx.bridge.ports.values()].filter((x) => x.ofport !== inPort.ofport && !x.noFlood);
   for (const t of targets) composeOutput(ctx, t.ofport, false);
 }
 

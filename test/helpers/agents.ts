@@ -62,7 +62,7 @@ export function portState(id: string, over: Partial<NonNullable<PortState['confi
     configuration: {
       revisionNumber: 1, requestId: '', id, updateType: 1, vpcId: 'V', name: '', deviceId: 'vm', deviceOwner: 'compute:nova',
       macAddress: 'fa:16:3e:00:00:01', adminStateUp: true, hostInfo: undefined,
-      fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.5' }], allowAddressPairs: [], securityGroupIds: [], ...over,
+      fixedIps: [{ subnetId: 'S', ipAddress: '10.1.0.5' }], allowAddressPairs: [], securityGroupIds: [], elasticIps: [], ...over,
     },
   };
 }

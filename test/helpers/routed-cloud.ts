@@ -17,7 +17,7 @@ export function routerState(r: RouterSpec, op = 0, dvrMac = r.dvrMac ?? 'fe:16:1
   return {
     operationType: op,
     configuration: {
-      revisionNumber: 1, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: dvrMac,
+      revisionNumber: 1, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: dvrMac, externalGateway: undefined,
       subnetRoutingTables: r.subnets.map((s) => ({
         subnetId: s,
         routingRules: (r.rules?.[s] ?? []).map((x) => ({

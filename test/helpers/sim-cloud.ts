@@ -6,6 +6,7 @@ import { silentLogger } from '../../agent/log.js';
 import { pushOne } from './agents.js';
 import { SimBackend } from '../../dataplane/backends/sim.js';
 import { FlowDataplane } from '../../dataplane/flow-dataplane.js';
+import { hostNetworking, parseBridgeMappings } from '../../dataplane/external.js';
 import { Fabric, type SimHost } from '../../ovs-sim/index.js';
 import { OperationType } from '../../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../../proto/gen/alcor/goalstate.js';
@@ -19,15 +20,16 @@ export interface CloudHost {
 }
 
 export async function startCloud(
-  ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, fabric = new Fabric(),
-  /** More agent configuration (a controller to ask on demand). */
-  more: Record<string, string> = {},
+  ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, bridgeMappings = '',
+  /** The fabric to use (one with a test clock), and more agent configuration (a controller to ask on demand). */
+  opts: { fabric?: Fabric; more?: Record<string, string> } = {},
 ): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
+  const fabric = opts.fabric ?? new Fabric();
   const hosts: CloudHost[] = [];
   for (const [i, ip] of ips.entries()) {
     const host = fabric.addHost(`host${i + 1}`, ip);
-    const dataplane = new FlowDataplane(new SimBackend(host), undefined, dhcp);
-    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run', ...more }), silentLogger(), dataplane);
+    const dataplane = new FlowDataplane(new SimBackend(host), undefined, dhcp, undefined, undefined, hostNetworking(ip, parseBridgeMappings(bridgeMappings)));
+    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run', ...opts.more }), silentLogger(), dataplane);
     const addr = `127.0.0.1:${agent.grpcPort}`;
     hosts.push({
       host, agent, dataplane,
