@@ -139,6 +139,8 @@ export interface FlowBackend {
   onBindingsChanged(listener: (keys: string[]) => void): void;
   /** Packet-ins and packet-outs (absent in dry-run). */
   readonly packets?: PacketIo;
+  /** Packet counts of br-int's flows in a table with exactly this cookie, by flow key (absent in dry-run). */
+  flowPackets?(table: number, cookie: bigint): Promise<Map<string, bigint>>;
   /** Transient flows on br-int, in one bundle (absent in dry-run). */
   transient?(changes: TransientChanges): Promise<void>;
   /**

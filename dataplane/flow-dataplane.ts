@@ -16,12 +16,12 @@ import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js'
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
-import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objectKey, programmerOf, sameGroup, sameMeter } from './flow.js';
+import { type Flow, type Group, type Meter, actionsKey, bridgeOf, canonicalMatch, cookieFor, eq, flowKey, makeFlowKey, objectKey, programmerOf, reg, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
-import { BRIDGE, OFPP_NORMAL, TUNNEL_PORTS } from './pipeline.js';
-import { ipv4Value } from './fields.js';
+import { BRIDGE, OFPP_NORMAL, PRIORITY, REGISTERS, TABLES, TUNNEL_PORTS } from './pipeline.js';
+import { ETH_TYPE, ipv4Value } from './fields.js';
 import { OnDemandEngine, PuntLimiter } from './on-demand.js';
 import { DEFAULT_ZETA_OAM, ZetaOamHandler } from './zeta-oam.js';
 
@@ -126,7 +126,21 @@ export class FlowDataplane implements Dataplane {
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
     this.zetaOam = new ZetaOamHandler(DEFAULT_ZETA_OAM, log);
-    this.onDemand = new OnDemandEngine((fn) => this.serialized(fn), undefined, log);
+    this.onDemand = new OnDemandEngine((fn) => this.serialized(fn), undefined, log, {
+      // The neighbors the controller pushed for a destination: the owners of its ARP answer.
+      ownersOf: (vni, ip) => this.desired.flowOwners(makeFlowKey(TABLES.ARP_RESPONDER.id, PRIORITY.match, canonicalMatch([
+        reg(REGISTERS.network, vni), eq('dl_type', ETH_TYPE.arp), eq('arp_tpa', ipv4Value(ip)), eq('arp_op', 1),
+      ]))).filter((o) => o.startsWith('neighbor:')),
+      // What its unicast flows (remote_l2, the neighbor's cookie) carried.
+      packets: async (owner) => {
+        if (!this.backend.flowPackets) return null;
+        const counts = await this.backend.flowPackets(TABLES.REMOTE_L2.id, cookieFor('neighbor', owner));
+        if (counts.size === 0) return null;
+        let n = 0n;
+        for (const c of counts.values()) n += c;
+        return n;
+      },
+    });
     backend.onBindingsChanged((ids) => void this.rebind(ids));
     backend.packets?.onPacketIn((p) => this.packetIn(p));
     backend.onSwitchReset?.(() => void this.reinstall());
@@ -774,9 +788,35 @@ export class FlowDataplane implements Dataplane {
     return sortFlows([...this.installed.flows.values()]);
   }
 
+  private forgetOnDemand: ((neighborKeys: string[]) => Promise<void>) | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * On-demand entries go when idle (docs/on-demand.md): every `everyMs`, the neighbors the
+   * controller pushed in answer to an on-demand question whose flows carried nothing for the idle
+   * time are handed to `forget` (the agent deletes them from its store, which removes the flows).
+   */
+  expireOnDemand(forget: (neighborKeys: string[]) => Promise<void>, everyMs = 10_000): void {
+    this.forgetOnDemand = forget;
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = setInterval(() => void this.expireIdleNow().catch((e: unknown) => this.log?.warn('on-demand idle expiry failed', { error: String(e) })), everyMs);
+    this.idleTimer.unref();
+  }
+
+  /** One idle sweep now (the timer's work; tests call it): returns the neighbor keys forgotten. */
+  async expireIdleNow(): Promise<string[]> {
+    if (!this.forgetOnDemand || this.onDemand.watched === 0) return [];
+    const owners = await this.serialized(() => this.onDemand.idleOwners());
+    const keys = owners.map((o) => o.slice('neighbor:'.length));
+    // Outside the commit queue: forgetting applies a change, which queues its own commit.
+    if (keys.length > 0) await this.forgetOnDemand(keys);
+    return keys;
+  }
+
   close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.idleTimer) clearInterval(this.idleTimer);
     this.nextHops.close();
     return this.backend.close();
   }

@@ -34,10 +34,24 @@ export interface OnDemandOptions {
   failureTtlMs: number;
   /** Destinations remembered at most (the oldest go first). */
   maxNegative: number;
+  /** An on-demand entry without a packet for this long goes (the routing design's 60 s). */
+  idleMs: number;
+  /** On-demand entries watched at most (beyond: the oldest stop being watched and stay). */
+  maxLearned: number;
   now: () => number;
 }
 
-export const DEFAULT_ON_DEMAND: OnDemandOptions = { maxBuffered: 1024, negativeTtlMs: 30_000, failureTtlMs: 5_000, maxNegative: 65_536, now: () => Date.now() };
+export const DEFAULT_ON_DEMAND: OnDemandOptions = { maxBuffered: 1024, negativeTtlMs: 30_000, failureTtlMs: 5_000, maxNegative: 65_536, idleMs: 60_000, maxLearned: 65_536, now: () => Date.now() };
+
+/**
+ * What the engine needs of the dataplane to make on-demand entries expire: the owners (store
+ * resources) whose flows answer a destination, and the packets those flows carried so far (null:
+ * the switch holds none of them any more).
+ */
+export interface OnDemandEntries {
+  ownersOf(vni: number, ip: string): string[];
+  packets(owner: string): Promise<bigint | null>;
+}
 
 export interface OnDemandCounters {
   asked: number;
@@ -55,6 +69,9 @@ export interface OnDemandCounters {
   unparsable: number;
   /** Dropped: no controller configured. */
   noController: number;
+  /** On-demand entries watched since they were answered, and the ones that went idle. */
+  learned: number;
+  expired: number;
 }
 
 const ip4 = (b: Buffer, at: number): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
@@ -77,7 +94,10 @@ export function queryOf(frame: Buffer, vni: number): OnDemandQuery | null {
 }
 
 export class OnDemandEngine {
-  readonly counters: OnDemandCounters = { asked: 0, routable: 0, notRoutable: 0, failed: 0, reinjected: 0, coalesced: 0, negative: 0, bufferFull: 0, unparsable: 0, noController: 0 };
+  readonly counters: OnDemandCounters = { asked: 0, routable: 0, notRoutable: 0, failed: 0, reinjected: 0, coalesced: 0, negative: 0, bufferFull: 0, unparsable: 0, noController: 0, learned: 0, expired: 0 };
+  /** On-demand entries by destination: the owners of their flows, their packets when last seen changing. */
+  private readonly learned = new Map<string, { owners: string[]; packets: bigint; changedAt: number }>();
+  private readonly opts: OnDemandOptions;
   /** Open questions by destination (`vni|ip`), each with the first packet. */
   private readonly pending = new Map<string, { inPort: number; data: Buffer }>();
   /** Destinations not to ask about until their time. */
@@ -87,9 +107,53 @@ export class OnDemandEngine {
   constructor(
     /** Runs a re-injection after everything the dataplane has queued (the pushed state's commit). */
     private readonly afterCommits: (fn: () => Promise<void>) => Promise<void>,
-    private readonly opts: OnDemandOptions = DEFAULT_ON_DEMAND,
+    opts: Partial<OnDemandOptions> = {},
     private readonly log?: { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void },
-  ) {}
+    private readonly entries: OnDemandEntries | null = null,
+  ) {
+    this.opts = { ...DEFAULT_ON_DEMAND, ...opts };
+  }
+
+  /** The clock of the caches and the idle expiry (tests drive it). */
+  setClock(now: () => number): void {
+    this.opts.now = now;
+  }
+
+  get watched(): number {
+    return this.learned.size;
+  }
+
+  /**
+   * The on-demand entries idle for idleMs: their owners (store resources the controller pushed
+   * in answer), to be removed. Entries whose flows are gone (the controller deleted them) are
+   * dropped from the watch. Run in the dataplane's commit order; remove the result outside it.
+   */
+  async idleOwners(): Promise<string[]> {
+    if (!this.entries) return [];
+    const now = this.opts.now();
+    const idle: string[] = [];
+    for (const [key, e] of [...this.learned]) {
+      let total = 0n;
+      let held = false;
+      for (const o of e.owners) {
+        const n = await this.entries.packets(o);
+        if (n !== null) {
+          held = true;
+          total += n;
+        }
+      }
+      if (!held) this.learned.delete(key);
+      else if (total !== e.packets) {
+        e.packets = total;
+        e.changedAt = now;
+      } else if (now - e.changedAt >= this.opts.idleMs) {
+        this.learned.delete(key);
+        this.counters.expired += 1;
+        for (const o of e.owners) if (!idle.includes(o)) idle.push(o);
+      }
+    }
+    return idle;
+  }
 
   /** The controller to ask (null: none, on-demand packets are dropped). */
   setController(ask: OnDemandAsk | null): void {
@@ -160,8 +224,18 @@ export class OnDemandEngine {
       this.pending.delete(key);
       io.packetOutToTable!(kept.inPort, kept.data);
       this.counters.reinjected += 1;
+      this.watch(key, q);
       return Promise.resolve();
     }).catch((e: unknown) => this.log?.warn('on-demand re-injection failed', { error: String(e) }));
+  }
+
+  /** The pushed state that answers the destination becomes an on-demand entry, watched for idleness. */
+  private watch(key: string, q: OnDemandQuery): void {
+    const owners = this.entries?.ownersOf(q.vni, q.destinationIp) ?? [];
+    if (owners.length === 0 || this.learned.has(key)) return;
+    if (this.learned.size >= this.opts.maxLearned) this.learned.delete(this.learned.keys().next().value!);
+    this.learned.set(key, { owners, packets: -1n, changedAt: this.opts.now() });
+    this.counters.learned += 1;
   }
 
   private remember(key: string, ttl: number): void {

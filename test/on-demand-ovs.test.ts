@@ -75,6 +75,19 @@ maybe('on demand on real OVS: ARP miss asked, pushed, re-injected by packet-out 
     t.is(dp.onDemand.buffered, 0, 'nothing kept: the request went back once');
     t.is(replies().length, 1, 'answered exactly once');
 
+    // The pushed neighbor is an on-demand entry: its packet counts are read from the switch
+    // (flow stats filtered by table and cookie); idle for 60 s, it goes with its flows.
+    t.is(dp.onDemand.counters.learned, 1);
+    let now = 1_000_000;
+    dp.onDemand.setClock(() => now);
+    const unicastToB1 = async () => (await sb!.ofctl('-O', 'OpenFlow13', 'dump-flows', 'br-int', 'table=40')).includes(`dl_dst=${B1.mac}`);
+    t.true(await unicastToB1());
+    t.deepEqual(await dp.expireIdleNow(), []);
+    now += 61_000;
+    t.deepEqual(await dp.expireIdleNow(), ['L2/b1']);
+    t.false(await unicastToB1(), 'its flow is gone from the switch');
+    t.is(agent.store.get('neighbor', 'L2/b1'), undefined);
+
     // A storm of unknown destinations from the same VM, in one go: the meter drops most of it.
     const punted = dp.punts.onDemand + dp.punts.limited;
     const frames = Array.from({ length: 400 }, (_, i) => Buffer.from(ipv4Frame(`fa:16:3e:77:00:${(i % 200).toString(16).padStart(2, '0')}`, A1.mac, A1.ip, `10.1.0.${(i % 200) + 20}`, 17, udp(1000 + i, 53, new Uint8Array(4)))).toString('hex'));

@@ -14,6 +14,8 @@ import { freePort, neighborState, portState, subnetState } from './helpers/agent
 import { fakeNcm } from './helpers/fake-ncm.js';
 import { type CloudHost, startCloud } from './helpers/sim-cloud.js';
 import { until } from './helpers/wait.js';
+import { TABLES } from '../dataplane/pipeline.js';
+import { macValue } from '../dataplane/fields.js';
 
 const A = '10.0.0.11';
 const B = '10.0.0.12';
@@ -135,6 +137,53 @@ test('on demand, routable: the first packet (ARP, then UDP) delivered exactly on
     t.is(b2.udpReceived.length, 6, 'each delivered once');
     t.is(onDemand(requests).length, 2, 'no more questions');
     t.is(engine.buffered, 0);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('on demand: an entry idle for 60 s goes (its neighbor deleted, its flows with it); the next packet asks again', async (t) => {
+  const requests: HostRequest[] = [];
+  const s = await setup(async (req, a) => {
+    requests.push(req);
+    await pushNeighbor(req, a);
+  });
+  try {
+    const dp = s.a.dataplane;
+    let now = 1_000_000;
+    dp.onDemand.setClock(() => now);
+    const a1 = s.vm.get('a1')!;
+    const b2 = s.vm.get('b2')!;
+    const send = (n: number) => {
+      for (let i = 0; i < n; i++) a1.sendUdp('10.1.0.8', vmSpec('b2').mac, 3333, 4444, new Uint8Array([i]));
+      s.fabric.run();
+    };
+    send(1);
+    await settle(s, () => b2.udpReceived.length === 1, 'the first packet');
+    t.is(dp.onDemand.counters.learned, 1, 'the pushed neighbor is an on-demand entry');
+    const toB2 = () => [...dp.installed.flows.values()].some((f) => f.table === TABLES.REMOTE_L2.id && f.match.some((m) => m.field === 'dl_dst' && m.value === macValue(vmSpec('b2').mac)));
+    t.true(toB2(), 'its unicast flow is installed');
+    t.truthy(s.a.agent.store.get('neighbor', 'L2/b2'));
+    // Used: it stays, however long.
+    t.deepEqual(await dp.expireIdleNow(), []);
+    for (let round = 0; round < 3; round++) {
+      now += 50_000;
+      send(2);
+      t.deepEqual(await dp.expireIdleNow(), [], `in use, round ${round}`);
+    }
+    // Idle for the idle time: it goes, and so do its flows.
+    now += 30_000;
+    t.deepEqual(await dp.expireIdleNow(), []);
+    now += 31_000;
+    t.deepEqual(await dp.expireIdleNow(), ['L2/b2']);
+    t.is(s.a.agent.store.get('neighbor', 'L2/b2'), undefined, 'deleted from the store');
+    t.false(toB2(), 'its unicast flow is gone');
+    t.is(dp.onDemand.counters.expired, 1);
+    // The next packet is a first packet again: asked, delivered once.
+    const asked = onDemand(requests).length;
+    send(1);
+    await settle(s, () => b2.udpReceived.length === 8, 'the packet after expiry');
+    t.is(onDemand(requests).length, asked + 1);
   } finally {
     await s.stop();
   }

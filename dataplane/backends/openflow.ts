@@ -166,7 +166,7 @@ export class OpenFlowConnection extends EventEmitter<{ packetIn: [PacketIn]; war
   }
 
   /** A multipart request; resolves with every reply body (after the multipart header). */
-  multipart(mpType: number): Promise<Buffer[]> {
+  multipart(mpType: number, filter?: { table: number; cookie: bigint }): Promise<Buffer[]> {
     return new Promise((resolve, reject) => {
       const xid = this.xid++;
       const parts: Buffer[] = [];
@@ -174,7 +174,7 @@ export class OpenFlowConnection extends EventEmitter<{ packetIn: [PacketIn]; war
       const waiter: Waiter = { resolve: () => { done(); resolve(parts); }, reject: (e) => { done(); reject(e); }, parts, long: true };
       this.waiting.set(xid, waiter);
       try {
-        this.write((out) => writeMultipartRequest(out, xid, mpType));
+        this.write((out) => writeMultipartRequest(out, xid, mpType, filter));
       } catch (e) {
         this.waiting.delete(xid);
         waiter.reject(e as Error);

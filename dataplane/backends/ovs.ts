@@ -20,7 +20,7 @@ import type { PatchEnd } from '../external.js';
 import { UnknownBridgeError, appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
 import {
-  type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
+  type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowPackets, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
   writeFlowMod, writeFlowPurge, writeGroupMod, writeMeterMod,
 } from './openflow-codec.js';
 import { FC, GC, MC, MP, OFPP, type Writer } from './openflow-wire.js';
@@ -473,6 +473,16 @@ export class OvsBackend implements FlowBackend {
       const errors = await this.run(() => of.sendAll(meters.remove.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, meters.remove[i]!)));
       // The flows are committed; a meter that would not go away is only worth a warning.
       for (const e of errors) this.opts.log?.warn('switch refused a meter removal', { bridge, error: e.error.name, meter: formatMeter(meters.remove[e.index]!) });
+    }
+  }
+
+  /** Packet counts of br-int's flows of one table and cookie (a flow-stats request filtered by both). */
+  async flowPackets(table: number, cookie: bigint): Promise<Map<string, bigint>> {
+    const of = this.channel('flowPackets', BRIDGE);
+    try {
+      return decodeFlowPackets(await of.multipart(MP.FLOW, { table, cookie }));
+    } catch (e) {
+      throw this.transport(e);
     }
   }
 

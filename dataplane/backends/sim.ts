@@ -4,12 +4,12 @@
 // group and flow mods per bridge touched, compiled from the structured flows (sim-compile.ts) or,
 // on the text path, rendered and parsed against that bridge as `ovs-ofctl --bundle` would.
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, type TransientChanges, traceArguments } from '../backend.js';
-import type { Flow, Group, Meter } from '../flow.js';
+import { type Flow, type Group, type Meter, flowKey } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
 import type { PatchEnd } from '../external.js';
 import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
-import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
+import { SimFlowCompiler, decodeRule, readSwitch, textBundle } from './sim-compile.js';
 import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/index.js';
 
 export interface SimBackendOptions {
@@ -158,6 +158,17 @@ export class SimBackend implements FlowBackend {
       }
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
+  }
+
+  /** Packet counts of br-int's flows of one table and cookie, by flow key. */
+  flowPackets(table: number, cookie: bigint): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    for (const r of this.bridge.flows()) {
+      if (r.table !== table || r.cookie !== cookie) continue;
+      const f = decodeRule(r, this.compiler);
+      if (f) out.set(flowKey(f), BigInt(r.nPackets));
+    }
+    return Promise.resolve(out);
   }
 
   /** Transient flows: one bundle on br-int (purges, removes, then adds with their idle timeouts). */
