@@ -44,6 +44,11 @@ export class ConjunctionIds {
     return e.id;
   }
 
+  /** The id a name has now, if any owner uses it (no new user). */
+  peek(name: string): number | undefined {
+    return this.ids.get(name)?.id;
+  }
+
   /** An owner was rebuilt: it keeps only the names it used this time. */
   release(owner: string, keep: ReadonlySet<string>, had: Iterable<string>): void {
     for (const name of had) {
@@ -71,6 +76,9 @@ export class TrackingContext implements BuildContext {
   private selfKey = '';
   private owner = '';
   private conjNames = new Set<string>();
+  private zoneNames = new Set<string>();
+  /** Zone names per owner, released as conjunction names are (a deleted router's zone is freed). */
+  private readonly zoneByOwner = new Map<string, Set<string>>();
   /** Conjunction names per owner, to release the ones an owner stops using. */
   private readonly conjByOwner = new Map<string, Set<string>>();
 
@@ -141,10 +149,17 @@ export class TrackingContext implements BuildContext {
     this.selfKind = selfKind;
     this.selfKey = selfKey;
     if (this.conjNames.size > 0) this.conjNames = new Set();
+    if (this.zoneNames.size > 0) this.zoneNames = new Set();
   }
 
   /** The inputs the owner read (deduplicated). */
   end(): string[] {
+    const hadZones = this.zoneByOwner.get(this.owner);
+    if (hadZones || this.zoneNames.size > 0) {
+      this.zones.release(this.owner, this.zoneNames, hadZones ?? []);
+      if (this.zoneNames.size > 0) this.zoneByOwner.set(this.owner, this.zoneNames);
+      else this.zoneByOwner.delete(this.owner);
+    }
     const had = this.conjByOwner.get(this.owner);
     if (had || this.conjNames.size > 0) {
       this.conj.release(this.owner, this.conjNames, had ?? []);
@@ -161,9 +176,10 @@ export class TrackingContext implements BuildContext {
   }
 
   zoneId(name: string): number {
-    // Zones are named by what they belong to (a router): one per name, never released while the
-    // process runs, so a router's connections keep their zone across rebuilds.
-    return this.zones.use(name, name);
+    // Named by what they belong to (a router), held by the owners that use them (the router's
+    // SNAT owner, its ports' elastic IPs): stable while any uses it, freed when none does.
+    this.zoneNames.add(name);
+    return this.zones.use(name, this.owner);
   }
 
   resolvedMac(ip: string): string | undefined {

@@ -59,6 +59,8 @@ const REMOVED = '(removed flows)';
 /** Commits one refusal may cost in bisection before the parts still refused fail whole. */
 const BISECT_BUDGET = 64;
 
+const NO_ZONES: ReadonlyMap<string, number> = new Map();
+
 /** Backoff for refused work: 0.5 s doubling to 30 s. */
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
@@ -274,6 +276,8 @@ export class FlowDataplane implements Dataplane {
   apply(events: readonly ResourceEvent[], view: ResourceView): Promise<Map<string, ResourceOutcome>> {
     return this.serialized(async () => {
       const fresh = this.bind(view);
+      // The NAT zones the change may flush, read before rebuilding can free them.
+      const natZones = fresh || this.host.externals.size === 0 ? NO_ZONES : this.natZones(events);
       let touched: Touched;
       /** Per event, the topology topics it raised (most raise none), to say who dirtied what. */
       const eventTopics: (string[] | undefined)[] = [];
@@ -307,7 +311,7 @@ export class FlowDataplane implements Dataplane {
         }
       }
       const failed = await this.reconcile(touched);
-      await this.northSouth(events, failed);
+      await this.northSouth(events, failed, natZones);
       // Direct paths never outlive the Zeta path of their network.
       if (this.zetaOam.size > 0) await this.zetaOam.sweep(this.zetaContext()).catch((e: unknown) => this.log?.warn('Zeta direct path purge failed', { error: String(e) }));
       return this.outcomes(events, failed, eventTopics);
@@ -603,7 +607,23 @@ export class FlowDataplane implements Dataplane {
    * forget, and a gratuitous ARP for each elastic IP that came to this host (so the external
    * network's switches and the upstream learn where it is now).
    */
-  private async northSouth(events: readonly ResourceEvent[], failed: Map<string, string>): Promise<void> {
+  /** Router key → its conntrack zone now, for the routers a change's events touch (directly or through a port's elastic IPs). */
+  private natZones(events: readonly ResourceEvent[]): Map<string, number> {
+    const out = new Map<string, number>();
+    const add = (router: string): void => {
+      const z = this.zones.peek(`router:${router}`);
+      if (z !== undefined) out.set(router, z);
+    };
+    for (const e of events) {
+      if (e.kind === 'router') add(e.key);
+      else if (e.kind === 'port' && e.type !== 'added') {
+        for (const f of e.before.fixedIps) for (const r of this.topology?.routersOf(f.subnetId) ?? []) add(r);
+      }
+    }
+    return out;
+  }
+
+  private async northSouth(events: readonly ResourceEvent[], failed: Map<string, string>, zones: ReadonlyMap<string, number>): Promise<void> {
     if (this.host.externals.size === 0) return;
     for (const e of events) {
       if (e.kind === 'router') {
@@ -611,7 +631,8 @@ export class FlowDataplane implements Dataplane {
         const after = e.type !== 'removed' ? e.after.externalGateway : null;
         // SNAT gone or changed: its connections go too (they would keep the old translation).
         if (before && (!after || JSON.stringify(before.snat) !== JSON.stringify(after.snat) || before.network !== after.network)) {
-          await this.flush(this.zones.use(`router:${e.key}`, `router:${e.key}`), {});
+          const zone = zones.get(e.key);
+          if (zone !== undefined) await this.flush(zone, {});
         }
         const ext = after ? this.host.externals.get(after.network) : undefined;
         if (before && before.nextHopMac === null && (!after || after.nextHopIp !== before.nextHopIp || after.nextHopMac !== null)) this.nextHops.drop(before.nextHopIp);
@@ -627,7 +648,8 @@ export class FlowDataplane implements Dataplane {
           if (kept.has(`${old.elasticIp}/${old.fixedIp}`)) continue;
           const subnet = prior!.fixedIps.find((f) => f.ip === old.fixedIp)?.subnetId;
           for (const r of subnet === undefined ? [] : this.topology?.routersOf(subnet) ?? []) {
-            const zone = this.zones.use(`router:${r}`, `router:${r}`);
+            const zone = zones.get(r);
+            if (zone === undefined) continue;
             await this.flush(zone, { src: old.fixedIp });
             await this.flush(zone, { dst: old.elasticIp });
           }

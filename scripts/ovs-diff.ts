@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { words } from '../ovs-sim/index.js';
-import { type Outcome, compareOutputs, scriptLines } from '../test/ovs-sim-compare.js';
+import { type Outcome, compareOutputs, scriptLines } from '../test/helpers/ovs-compare.js';
 import { ovsMissing, runOnRealOvs } from '../test/helpers/ovs-sandbox.js';
 
 const args = process.argv.slice(2);

@@ -129,12 +129,16 @@ maybe('distributed SNAT and elastic IPs on real OVS: real packets both ways, ARP
     const ext = flows.filter((f) => bridgeOf(f) !== BRIDGE);
     const sim = await onOvsAndSim(t, flows.filter((f) => bridgeOf(f) === BRIDGE), [
       `${bridgeLine([1, 2])} -- add-port br-int int-br-ex -- set interface int-br-ex type=patch options:peer=phy-br-ex ofport_request=4200`,
-      'ovs-vsctl add-br br-ex -- set bridge br-ex datapath_type=dummy fail-mode=secure -- add-port br-ex eth1 -- set interface eth1 type=dummy ofport_request=1 -- add-port br-ex phy-br-ex -- set interface phy-br-ex type=patch options:peer=int-br-ex ofport_request=4200',
+      // One port per command: OVS floods NORMAL in the order the ports were created, and ports
+      // created in one transaction are created in the order of their (random) UUIDs.
+      'ovs-vsctl add-br br-ex -- set bridge br-ex datapath_type=dummy fail-mode=secure',
+      'ovs-vsctl add-port br-ex eth1 -- set interface eth1 type=dummy ofport_request=1',
+      'ovs-vsctl add-port br-ex phy-br-ex -- set interface phy-br-ex type=patch options:peer=int-br-ex ofport_request=4200',
       'ovs-ofctl -O OpenFlow13 --bundle add-flows br-int flows.txt',
       'ovs-ofctl -O OpenFlow13 --bundle add-flows br-ex flows-ex.txt',
       ...traces.map((l) => `ovs-appctl ${l}`),
     ], { 'flows-ex.txt': ext });
-    t.is(sim.length, traces.length + 4);
+    t.is(sim.length, traces.length + 6);
 
     // The elastic IP removed: its connection is flushed from the router's zone; e1 now leaves by SNAT.
     const conns = async (): Promise<string> => sb.appctl('dpctl/dump-conntrack');

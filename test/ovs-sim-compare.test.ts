@@ -2,7 +2,7 @@
 // loaded machine adds are dropped with the sequence numbers after them moved back, while a
 // missing or wrong sequence number, a changed message or another order still differ.
 import test from 'ava';
-import { compareOutputs, stderrLines } from './ovs-sim-compare.js';
+import { compareOutputs, stderrLines } from './helpers/ovs-compare.js';
 
 const T = '2026-12-03T21:10:24Z';
 

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { SimSwitch, words } from '../ovs-sim/index.js';
-import { type Outcome, compareOutputs, scriptLines } from './ovs-sim-compare.js';
+import { type Outcome, compareOutputs, scriptLines } from './helpers/ovs-compare.js';
 import { ovsMissing, runOnRealOvs } from './helpers/ovs-sandbox.js';
 
 const dir = fileURLToPath(new URL('./diff/', import.meta.url));

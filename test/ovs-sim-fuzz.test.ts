@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import fc from 'fast-check';
 import { SimSwitch } from '../ovs-sim/index.js';
-import { scriptLines } from './ovs-sim-compare.js';
+import { scriptLines } from './helpers/ovs-compare.js';
 
 const dir = fileURLToPath(new URL('./diff/', import.meta.url));
 const scripts = readdirSync(dir).filter((f) => f.endsWith('.ovs')).sort().map((f) => ({ name: f, lines: scriptLines(readFileSync(join(dir, f), 'utf8')) }));

@@ -22,16 +22,13 @@ export function bridgeLine(vmPorts: number[]): string {
 /**
  * Run the lines on both (flows.txt holding the flows, and any other files named), compare every
  * output; returns the simulator's outputs. The meters br-int's flows use (the ports' punt
- * meters) are added after the first line, before any flow, as the agent adds them before the flows.
+ * meters) are added before the first line that adds flows, as the agent adds them before the flows.
  */
 export async function onOvsAndSim(t: ExecutionContext, flows: Flow[], given: string[], files: Record<string, Flow[]> = {}, meters: Meter[] = []): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ovs-vs-sim-'));
   const used = new Set(flows.flatMap((f) => f.actions.flatMap((a) => (a.type === 'meter' ? [a.id] : []))));
   const meterLines = [...used].sort((a, b) => a - b).map((id) => `ovs-ofctl -O OpenFlow13 add-meter br-int ${formatMeter(meters.find((m) => m.id === id) ?? { id, unit: 'pktps', rate: PUNT_LIMITS.meterPktps, burst: PUNT_LIMITS.meterBurst })}`);
-  // Right after the first line (br-int's creation): with meters added after a later bridge was
-  // made, real OVS 3.1 floods NORMAL on that bridge in another port order, which the simulator
-  // does not model (found by nat-ovs; see the issue-13 note).
-  const at = meterLines.length === 0 || !given.some((l) => l.includes('add-flow')) ? -1 : 1;
+  const at = meterLines.length === 0 ? -1 : given.findIndex((l) => l.includes('add-flow'));
   const lines = at < 0 ? given : [...given.slice(0, at), ...meterLines, ...given.slice(at)];
   const index = (i: number): number => (at < 0 || i < at ? i : i + meterLines.length);
   try {
