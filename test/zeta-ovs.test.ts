@@ -21,6 +21,8 @@ import { type OvsSandbox, ovsMissing, startSandbox } from './helpers/ovs-sandbox
 import { switchEqualsAgent } from './helpers/switch-state.js';
 import { until } from './helpers/wait.js';
 import { encapsulate, gatewayState, vpcState } from './helpers/zeta-gateway.js';
+import { bridgeLine, onOvsAndSim } from './helpers/ovs-vs-sim.js';
+import { formatGroup } from '../dataplane/flow-text.js';
 
 const missing = await ovsMissing();
 if (missing) console.log(`zeta-ovs: ${missing}`);
@@ -93,6 +95,23 @@ maybe('Zeta on real OVS: group path traces, a real OAM packet installs a direct 
     // From a tunnel, unknown unicast is not sent back (split horizon).
     const back = await trace(`in_port=4096,tun_id=0x1389,tun_src=${B},tun_dst=${A},tcp,dl_src=fa:16:3e:00:0b:01,dl_dst=fa:16:3e:00:0b:77,nw_src=10.1.0.6,nw_dst=10.1.0.77,tcp_src=80,tcp_dst=40000`);
     t.regex(back, /Datapath actions: drop/);
+
+    // The same traces over the agent's flows and group on a fresh OVS and on the simulator: the
+    // select group, the datapath hash and its recirculation, each bucket, print the same.
+    const zetaTraces = [
+      `in_port=1,tcp,dl_src=${A1.mac},dl_dst=fa:16:3e:00:0b:01,nw_src=${A1.ip},nw_dst=10.1.0.6,tcp_src=40000,tcp_dst=80`,
+      ...[0x1, 0x2, 0x5, 0xa].map((h) => `dp_hash=${h},in_port=1,tcp,dl_src=${A1.mac},dl_dst=fa:16:3e:00:0b:01,nw_src=${A1.ip},nw_dst=10.1.0.6,tcp_src=40000,tcp_dst=80`),
+      `dp_hash=0x3,in_port=1,arp,dl_src=${A1.mac},dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=${A1.ip},arp_tpa=10.1.0.77,arp_sha=${A1.mac}`,
+      `in_port=4096,tun_id=0x1389,tun_src=${G1.ip},tun_dst=${A},udp,dl_src=${G1.mac},dl_dst=02:00:0a:00:00:0b,nw_src=${G1.ip},nw_dst=${A},udp_src=8300,udp_dst=8300`,
+    ];
+    const compared = await onOvsAndSim(t, [...dp.installed.flows.values()], [
+      bridgeLine([1]),
+      ...[...dp.installed.groups.values()].map((g) => `ovs-ofctl -O OpenFlow13 add-group br-int ${formatGroup(g)}`),
+      'ovs-ofctl -O OpenFlow13 --bundle add-flows br-int flows.txt',
+      'ovs-ofctl -O OpenFlow13 dump-groups br-int',
+      ...zetaTraces.map((x) => `ovs-appctl ofproto/trace br-int ${x}`),
+    ], {}, [...dp.installed.meters.values()]);
+    t.regex(compared.at(-1)!, /controller\(userdata=10\)/, 'the OAM packet is punted (on both)');
 
     // A real OAM packet: Geneve from gateway node G1 to this host, decapsulated by OVS, punted.
     const oam = encodeOamPayload({
