@@ -16,6 +16,7 @@ import { type CloudHost, startCloud } from './helpers/sim-cloud.js';
 import { until } from './helpers/wait.js';
 import { TABLES } from '../dataplane/pipeline.js';
 import { macValue } from '../dataplane/fields.js';
+import { withoutMeters } from '../dataplane/backends/ovs.js';
 
 const A = '10.0.0.11';
 const B = '10.0.0.12';
@@ -319,4 +320,15 @@ test('punt storm from one VM: cut by its meter and token bucket; another VM\'s D
   } finally {
     await s.stop();
   }
+});
+
+test('a datapath without meters gets the punt flows without their meter instruction and no meters', (t) => {
+  const meterFlow = { table: 83, priority: 100, match: [], actions: [{ type: 'meter' as const, id: 7 }, { type: 'controller' as const, userdata: '11' }], cookie: 1n };
+  const plain = { table: 0, priority: 0, match: [], actions: [], cookie: 2n };
+  const c = withoutMeters({ add: [meterFlow, plain], modify: [meterFlow], remove: [meterFlow], groups: { add: [], modify: [], remove: [] }, meters: { add: [{ id: 7, unit: 'pktps', rate: 1, burst: 1 }], modify: [], remove: [] } });
+  t.deepEqual(c.add.map((f) => f.actions.map((a) => a.type)), [['controller'], []]);
+  t.deepEqual(c.modify[0]!.actions.map((a) => a.type), ['controller']);
+  t.is(c.add[1], plain, 'flows without meters unchanged');
+  t.is(c.remove[0], meterFlow, 'removes go as they are (delete_strict matches only)');
+  t.is(c.meters.add.length, 0);
 });

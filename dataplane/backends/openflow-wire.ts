@@ -11,7 +11,7 @@ export const T = {
   SET_ASYNC: 28, METER_MOD: 29, BUNDLE_CONTROL: 33, BUNDLE_ADD_MESSAGE: 34,
 } as const;
 
-export const MP = { FLOW: 1, GROUP_DESC: 7, METER_CONFIG: 10 } as const;
+export const MP = { FLOW: 1, GROUP_DESC: 7, METER_CONFIG: 10, METER_FEATURES: 11 } as const;
 export const MP_REPLY_MORE = 1;
 
 export const FC = { ADD: 0, MODIFY: 1, MODIFY_STRICT: 2, DELETE: 3, DELETE_STRICT: 4 } as const;

@@ -203,7 +203,17 @@ export class OvsBackend implements FlowBackend {
     }
     this.channels.get(bridge)?.close();
     this.channels.set(bridge, of);
+    if (bridge === BRIDGE) {
+      // A datapath without meters (an old kernel) would refuse the ports' punt meters: then they
+      // are left out and the agent's token buckets alone limit punts.
+      const max = await of.multipart(MP.METER_FEATURES).then((b) => (b[0] && b[0].length >= 4 ? b[0].readUInt32BE(0) : 0), () => 0);
+      if (max === 0 && this.meters !== false) this.opts.log?.warn('the datapath has no OpenFlow meters: per-port punt limits rely on the agent\'s token buckets alone');
+      this.meters = max > 0;
+    }
   }
+
+  /** Whether br-int's datapath has meters (null: not known yet). */
+  private meters: boolean | null = null;
 
   private lost(reason: string): void {
     // Before start() completes its own failures report themselves; after close() nothing matters.
@@ -423,7 +433,8 @@ export class OvsBackend implements FlowBackend {
     }
   }
 
-  private async commitBridge(of: OpenFlowConnection, bridge: string, changes: FlowChanges, applied: readonly string[]): Promise<void> {
+  private async commitBridge(of: OpenFlowConnection, bridge: string, given: FlowChanges, applied: readonly string[]): Promise<void> {
+    const changes = this.meters === false ? withoutMeters(given) : given;
     const meters = changes.meters;
     const meterPre: RefusedItem[] = [
       ...meters.add.map((item) => ({ kind: 'meter' as const, op: 'add' as const, item })),
@@ -609,6 +620,12 @@ export class OvsBackend implements FlowBackend {
     this.ovsdb?.close();
     return this.recovering?.catch(() => undefined) ?? Promise.resolve();
   }
+}
+
+/** A change with no meters and no meter instructions (for a datapath that has none). */
+export function withoutMeters(c: FlowChanges): FlowChanges {
+  const strip = (f: Flow): Flow => (f.actions.some((a) => a.type === 'meter') ? { ...f, actions: f.actions.filter((a) => a.type !== 'meter') } : f);
+  return { ...c, add: c.add.map(strip), modify: c.modify.map(strip), remove: c.remove, meters: { add: [], modify: [], remove: [] } };
 }
 
 /** An encoding failure inside a bundle, with the index of the message. */
