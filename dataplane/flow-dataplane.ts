@@ -697,6 +697,14 @@ export class FlowDataplane implements Dataplane {
   /** Gratuitous ARPs sent for elastic IPs that came to this host. */
   garps = 0;
 
+  /**
+   * Run `fn` while nothing else commits (in the dataplane's own queue): a read of the switch and
+   * of `installed` inside it see the same moment, even with a retry timer about to fire.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serialized(fn);
+  }
+
   /** Resolves once everything queued so far (goal states, rebinds, resolved MACs) is done. */
   settled(): Promise<void> {
     return this.queue.then(() => undefined);
