@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'winston';
+import type { OnDemandAsk, OnDemandQuery } from '../dataplane/on-demand.js';
 import { EtherType, OperationStatus, Protocol, RequestType } from '../proto/gen/alcor/common.js';
 import {
   GoalStateProvisionerClient, type HostRequest_ResourceStateRequest, type HostRequestReply,
@@ -65,4 +66,24 @@ export class ControllerClient {
   close(): void {
     this.client.close();
   }
+}
+
+const PROTOCOLS: Record<OnDemandQuery['protocol'], Protocol> = { tcp: Protocol.TCP, udp: Protocol.UDP, icmp: Protocol.ICMP, arp: Protocol.ARP, other: Protocol.TCP };
+
+/**
+ * The on-demand engine's question as NCM takes it: one ON_DEMAND request; SUCCESS is routable,
+ * FAILURE not routable (common.proto), anything else an error.
+ */
+export function onDemandAsk(controller: ControllerClient, deadlineMs = 10_000): OnDemandAsk {
+  return async (q) => {
+    const requestId = randomUUID();
+    const reply = await controller.request([{
+      requestType: RequestType.ON_DEMAND, requestId, tunnelId: q.vni, sourceIp: q.sourceIp, sourcePort: q.sourcePort,
+      destinationIp: q.destinationIp, destinationPort: q.destinationPort, ethertype: EtherType.IPV4, protocol: PROTOCOLS[q.protocol],
+    }], deadlineMs);
+    const status = (reply.operationStatuses.find((s) => s.requestId === requestId) ?? reply.operationStatuses.at(-1))?.operationStatus;
+    if (status === OperationStatus.SUCCESS) return true;
+    if (status === OperationStatus.FAILURE) return false;
+    throw new Error(`the controller answered ${status === undefined ? 'nothing' : OperationStatus[status]} for on-demand request ${requestId}`);
+  };
 }

@@ -3,7 +3,7 @@
 import type { Logger } from 'winston';
 import { AdminServer } from './admin.js';
 import type { AgentConfig } from './config.js';
-import { ControllerClient } from './controller-client.js';
+import { ControllerClient, onDemandAsk } from './controller-client.js';
 import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import type { DhcpSettings } from '../dataplane/dhcp-handler.js';
 import { DryRunBackend, type FlowBackend } from '../dataplane/backend.js';
@@ -22,6 +22,9 @@ import { ResourceStore } from './store.js';
 import { PulsarSource } from './pulsar-source.js';
 import { SubscribeServer } from './subscribe-server.js';
 import { VERSION } from './version.js';
+import { OperationType } from '../proto/gen/alcor/common.js';
+import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { NeighborState } from '../proto/gen/alcor/neighbor.js';
 
 export interface Agent {
   config: AgentConfig;
@@ -191,6 +194,11 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
   ready = true;
   const controller = config.controller === '' ? null : new ControllerClient(config.controller, log, controllerCredentials);
   if (controller) void controller.announceRestart(config.hostIp);
+  if (controller && dataplane instanceof FlowDataplane) {
+    dataplane.onDemand.setController(onDemandAsk(controller));
+    // On-demand entries idle for 60 s go: their neighbors are deleted as a controller would.
+    dataplane.expireOnDemand((keys) => forgetNeighbors(intake, store, keys, log));
+  }
   log.info('agent ready', { version: VERSION, hostIp: config.hostIp, dataplane: dataplane.name, grpc: grpcPort, admin: adminPort, stateDir: config.stateDir || 'none' });
   return {
     config, store, intake, dataplane, state, loaded, grpcPort, adminPort, controller, metrics, pulsar, subscribePort: subscribeServer?.port ?? 0,
@@ -234,4 +242,17 @@ export async function startAgent(config: AgentConfig, log: Logger, given?: Datap
       log.info('agent stopped');
     },
   };
+}
+
+/** Delete neighbors from the store through the intake (their flows go with them), as a DELETE from the controller would. */
+async function forgetNeighbors(intake: Intake, store: ResourceStore, keys: string[], log: Logger): Promise<void> {
+  const gs = GoalStateV2.fromPartial({});
+  for (const key of keys) {
+    const n = store.get('neighbor', key);
+    if (!n) continue;
+    gs.neighborStates[key] = NeighborState.fromPartial({ operationType: OperationType.DELETE, configuration: { id: n.id, revisionNumber: 0, fixedIps: [] } });
+  }
+  if (Object.keys(gs.neighborStates).length === 0) return;
+  await intake.apply({ v2: gs });
+  log.info('on-demand entries idle: neighbors removed', { neighbors: Object.keys(gs.neighborStates).slice(0, 20), count: Object.keys(gs.neighborStates).length });
 }

@@ -97,7 +97,7 @@ const breathe = (): Promise<void> => new Promise((r) => setImmediate(r));
  * away when its feature lands (routers and security groups have).
  */
 export const NOT_PROGRAMMED: Partial<Record<Kind, string>> = {
-  gateway: 'stored; not programmed: gateways (Zeta, SNAT) are not implemented yet',
+  gateway: 'stored; not programmed: only ZETA gateways are (through the VPCs whose gateway_ids name them, docs/zeta.md); this gateway type is not implemented',
 };
 
 function sourceOf(gs: GoalStateInput): GoalStateSource {
@@ -467,6 +467,8 @@ export class Intake {
       const kind = results.kind(i);
       const note = NOT_PROGRAMMED[kind];
       if (!note || results.status(i) !== 'SUCCESS' || results.operationType(i) === OperationType.DELETE) continue;
+      // A ZETA gateway is programmed (the Zeta path of the VPCs that name it).
+      if (kind === 'gateway' && this.store.get('gateway', results.id(i))?.type === 'ZETA') continue;
       const detail = results.detail(i);
       results.setDetail(i, detail === '' ? note : `${detail}; ${note}`);
       counts ??= {};

@@ -110,6 +110,7 @@ export class AgentMetrics {
           // not a DHCP reply
         }
       },
+      ...(io.packetOutToTable ? { packetOutToTable: io.packetOutToTable.bind(io) } : {}),
     };
     (backend as { packets?: PacketIo }).packets = counted;
   }

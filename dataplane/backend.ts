@@ -58,6 +58,18 @@ export interface SwitchContents {
   foreign?: { flows: Flow[]; groups: Group[]; meters: Meter[] };
 }
 
+/**
+ * Transient flows: flows the agent installs on a packet's word (Zeta direct paths), with idle
+ * timeouts, outside the desired state: the switch expires them, the reconciler never sees them
+ * (a restart's adoption deletes what is left, as flows nobody wants). `purge` deletes every flow
+ * of a table with exactly a cookie, whether or not it already expired.
+ */
+export interface TransientChanges {
+  add: Flow[];
+  remove: Flow[];
+  purge: { table: number; cookie: bigint }[];
+}
+
 /** A packet the pipeline sent up (a `controller` action). */
 export interface PacketIn {
   inPort: number;
@@ -75,6 +87,8 @@ export interface PacketIo {
   onPacketIn(listener: (p: PacketIn) => void): void;
   /** Out of a port of br-int, or of `bridge` (OFPP_NORMAL: the bridge's own forwarding). */
   packetOut(outPort: number, frame: Buffer, bridge?: string): void;
+  /** Run a frame through the pipeline from table 0 as if it came in on `inPort` (packet-out to TABLE). */
+  packetOutToTable?(inPort: number, frame: Buffer): void;
 }
 
 const objectCount = (c: ObjectChanges<unknown>): number => c.add.length + c.modify.length + c.remove.length;
@@ -125,6 +139,10 @@ export interface FlowBackend {
   onBindingsChanged(listener: (keys: string[]) => void): void;
   /** Packet-ins and packet-outs (absent in dry-run). */
   readonly packets?: PacketIo;
+  /** Packet counts of br-int's flows in a table with exactly this cookie, by flow key (absent in dry-run). */
+  flowPackets?(table: number, cookie: bigint): Promise<Map<string, bigint>>;
+  /** Transient flows on br-int, in one bundle (absent in dry-run). */
+  transient?(changes: TransientChanges): Promise<void>;
   /**
    * Forget conntrack entries of a zone whose original direction is from `src` and/or to `dst`
    * (IPv4; absent: any): NAT that was removed must not keep translating (absent: the backend

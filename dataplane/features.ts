@@ -5,15 +5,17 @@ import type { Feature, Owners } from './feature.js';
 import { gatewayArp } from './features/arp-responder.js';
 import { floodLocal, floodRemote } from './features/flood.js';
 import { neighbors } from './features/neighbors.js';
+import { onDemandPipeline, onDemandSubnets, puntLimits } from './features/on-demand.js';
 import { pipeline } from './features/pipeline.js';
 import { ports } from './features/ports.js';
 import { elasticIps, externalBridges, snat } from './features/nat.js';
 import { routers } from './features/routing.js';
 import { portSecurity, remoteGroups } from './features/security-groups.js';
 import { tunnels } from './features/tunnels.js';
+import { zeta } from './features/zeta.js';
 import type { Kind } from './model.js';
 
-export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups, externalBridges, snat, elasticIps];
+export const FEATURES: readonly Feature[] = [pipeline, tunnels, ports, neighbors, gatewayArp, floodRemote, floodLocal, routers, portSecurity, remoteGroups, externalBridges, snat, elasticIps, zeta, onDemandPipeline, onDemandSubnets, puntLimits];
 
 /** Features looked up by owner namespace and by the resource kind they own. */
 export class FeatureRegistry {

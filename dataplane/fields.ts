@@ -66,6 +66,7 @@ export const FIELDS = {
   ipv6_src: f('ipv6_src', 'NXM_NX_IPV6_SRC', 128, 'ipv6', OXM, 26, IP6),
   ipv6_dst: f('ipv6_dst', 'NXM_NX_IPV6_DST', 128, 'ipv6', OXM, 27, IP6),
   tun_id: f('tun_id', 'NXM_NX_TUN_ID', 64, 'hex', OXM, 38),
+  tun_src: f('tun_src', 'NXM_NX_TUN_IPV4_SRC', 32, 'ipv4', NXM1, 31),
   tun_dst: f('tun_dst', 'NXM_NX_TUN_IPV4_DST', 32, 'ipv4', NXM1, 32),
   nw_ttl: f('nw_ttl', 'NXM_NX_IP_TTL', 8, 'decimal', NXM1, 29, IPANY),
   ct_state: { ...f('ct_state', 'NXM_NX_CT_STATE', 32, 'ct_state', NXM1, 105), kept: 0xffn },
@@ -82,7 +83,7 @@ export type FieldName = keyof typeof FIELDS;
 /** The order fields appear in a canonical match (prerequisites first; ARP fields as ovs-ofctl prints them). */
 export const FIELD_ORDER: readonly FieldName[] = [
   'in_port', 'reg0', 'reg1', 'reg2', 'reg3', 'reg4', 'reg5', 'reg6', 'reg7', 'metadata', 'conj_id', 'ct_state', 'ct_zone', 'ct_mark',
-  'tun_id', 'tun_dst', 'dl_src', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'ipv6_src', 'ipv6_dst', 'nw_ttl',
+  'tun_id', 'tun_src', 'tun_dst', 'dl_src', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'ipv6_src', 'ipv6_dst', 'nw_ttl',
   'arp_spa', 'arp_tpa', 'arp_op', 'arp_sha', 'arp_tha', 'tp_src', 'tp_dst', 'icmp_type', 'icmp_code',
 ];
 export const FIELD_RANK: Readonly<Record<FieldName, number>> = Object.fromEntries(FIELD_ORDER.map((n, i) => [n, i])) as Record<FieldName, number>;

@@ -16,12 +16,14 @@ import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js'
 import { DesiredFlows, type Touched, newTouched } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
-import { type Flow, type Group, type Meter, actionsKey, bridgeOf, flowKey, objectKey, programmerOf, sameGroup, sameMeter } from './flow.js';
+import { type Flow, type Group, type Meter, actionsKey, bridgeOf, canonicalMatch, cookieFor, eq, flowKey, makeFlowKey, objectKey, programmerOf, reg, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
-import { BRIDGE, OFPP_NORMAL } from './pipeline.js';
-import { ipv4Value } from './fields.js';
+import { BRIDGE, OFPP_NORMAL, PRIORITY, REGISTERS, TABLES, TUNNEL_PORTS } from './pipeline.js';
+import { ETH_TYPE, ipv4Value } from './fields.js';
+import { OnDemandEngine, PuntLimiter } from './on-demand.js';
+import { DEFAULT_ZETA_OAM, ZetaOamHandler } from './zeta-oam.js';
 
 export interface DataplaneLog {
   info(message: string, meta?: Record<string, unknown>): void;
@@ -45,6 +47,12 @@ export class Installed {
     this.meters.clear();
   }
 }
+
+/** Punts a VM port may make the agent handle (ARP misses, DHCP, on-demand), per second and in a burst. */
+export const VM_PUNT_RATE = { rate: 50, burst: 100 };
+/** OAM packets from Zeta gateway nodes arrive on the tunnel ports: one per new connection. */
+export const TUNNEL_PUNT_RATE = { rate: 2000, burst: 4000 };
+const TUNNEL_OFPORTS = new Set<number>(Object.values(TUNNEL_PORTS).map((t) => t.ofport));
 
 /** The refused-owner key for removals nobody owns any more. */
 const REMOVED = '(removed flows)';
@@ -100,8 +108,14 @@ export class FlowDataplane implements Dataplane {
   commits = 0;
 
   readonly dhcp: DhcpHandler;
-  /** Packet-ins by cause. */
-  readonly punts = { arpMiss: 0, dhcp: 0, nextHopArp: 0, other: 0 };
+  /** Zeta OAM packets to direct paths (docs/zeta.md). */
+  readonly zetaOam: ZetaOamHandler;
+  /** Unknown destinations asked about (docs/on-demand.md); its controller is set by the agent. */
+  readonly onDemand: OnDemandEngine;
+  /** Per input port token buckets, before any packet-in handler (VM ports: PUNT_RATE; tunnels: OAM). */
+  readonly puntLimiter = new PuntLimiter((inPort) => (TUNNEL_OFPORTS.has(inPort) ? TUNNEL_PUNT_RATE : VM_PUNT_RATE));
+  /** Packet-ins by cause (`limited`: dropped by the port's token bucket before any handler). */
+  readonly punts = { arpMiss: 0, dhcp: 0, nextHopArp: 0, zetaOam: 0, onDemand: 0, limited: 0, other: 0 };
   /** Every bridge it programs: br-int, the ones asked for, and the bridge-mapped ones. */
   readonly bridges: readonly string[];
 
@@ -119,6 +133,22 @@ export class FlowDataplane implements Dataplane {
     this.name = backend.name;
     this.registry = registry;
     this.dhcp = new DhcpHandler(dhcp, log);
+    this.zetaOam = new ZetaOamHandler(DEFAULT_ZETA_OAM, log);
+    this.onDemand = new OnDemandEngine((fn) => this.serialized(fn), undefined, log, {
+      // The neighbors the controller pushed for a destination: the owners of its ARP answer.
+      ownersOf: (vni, ip) => this.desired.flowOwners(makeFlowKey(TABLES.ARP_RESPONDER.id, PRIORITY.match, canonicalMatch([
+        reg(REGISTERS.network, vni), eq('dl_type', ETH_TYPE.arp), eq('arp_tpa', ipv4Value(ip)), eq('arp_op', 1),
+      ]))).filter((o) => o.startsWith('neighbor:')),
+      // What its unicast flows (remote_l2, the neighbor's cookie) carried.
+      packets: async (owner) => {
+        if (!this.backend.flowPackets) return null;
+        const counts = await this.backend.flowPackets(TABLES.REMOTE_L2.id, cookieFor('neighbor', owner));
+        if (counts.size === 0) return null;
+        let n = 0n;
+        for (const c of counts.values()) n += c;
+        return n;
+      },
+    });
     backend.onBindingsChanged((ids) => void this.rebind(ids));
     backend.packets?.onPacketIn((p) => this.packetIn(p));
     backend.onSwitchReset?.(() => void this.reinstall());
@@ -127,6 +157,11 @@ export class FlowDataplane implements Dataplane {
   /** Why the pipeline sent a packet up is in the cookie of the flow that did it. */
   private packetIn(p: PacketIn): void {
     const io = this.backend.packets;
+    // br-int's ports (VMs, tunnels) have buckets; external bridges punt only ARP replies of next hops.
+    if ((p.bridge === undefined || p.bridge === BRIDGE) && !this.puntLimiter.take(p.inPort)) {
+      this.punts.limited += 1;
+      return;
+    }
     switch (programmerOf(p.cookie)) {
       case 'dhcp':
         this.punts.dhcp += 1;
@@ -137,13 +172,26 @@ export class FlowDataplane implements Dataplane {
         this.nextHops.learn(p.data);
         break;
       case 'arp':
-        // Counted and logged; the on-demand engine will ask the controller about these.
+        // An ARP request nothing here answers: the controller is asked (on demand).
         this.punts.arpMiss += 1;
-        this.log?.info('ARP request for an unknown address', { inPort: p.inPort, network: Number(p.metadata) });
+        this.onDemand.handle(p, io);
+        break;
+      case 'onDemand':
+        this.punts.onDemand += 1;
+        this.onDemand.handle(p, io);
+        break;
+      case 'zeta':
+        // In commit order: validated against the state the switch holds, never racing a purge.
+        this.punts.zetaOam += 1;
+        if (this.backend.transient) void this.serialized(() => (this.view && this.topology ? this.zetaOam.handle(p, this.zetaContext()) : Promise.resolve())).catch((e: unknown) => this.log?.warn('Zeta OAM failed', { error: String(e) }));
         break;
       default:
         this.punts.other += 1;
     }
+  }
+
+  private zetaContext() {
+    return { view: this.view!, topology: this.topology!, backend: this.backend };
   }
 
   /** Started (bound to its view): later changes may come in chunks of their events. */
@@ -299,6 +347,8 @@ export class FlowDataplane implements Dataplane {
       }
       const failed = await this.reconcile(touched);
       await this.northSouth(events, failed, natZones);
+      // Direct paths never outlive the Zeta path of their network.
+      if (this.zetaOam.size > 0) await this.zetaOam.sweep(this.zetaContext()).catch((e: unknown) => this.log?.warn('Zeta direct path purge failed', { error: String(e) }));
       const out = this.outcomes(events, failed, eventTopics);
       if (earlier && failed.size > 0) {
         // Owners rebuilt for the whole change and refused: the earlier chunks' resources that
@@ -690,6 +740,14 @@ export class FlowDataplane implements Dataplane {
   /** Gratuitous ARPs sent for elastic IPs that came to this host. */
   garps = 0;
 
+  /**
+   * Run `fn` while nothing else commits (in the dataplane's own queue): a read of the switch and
+   * of `installed` inside it see the same moment, even with a retry timer about to fire.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serialized(fn);
+  }
+
   /** Resolves once everything queued so far (goal states, rebinds, resolved MACs) is done. */
   settled(): Promise<void> {
     return this.queue.then(() => undefined);
@@ -803,9 +861,35 @@ export class FlowDataplane implements Dataplane {
     return sortFlows([...this.installed.flows.values()]);
   }
 
+  private forgetOnDemand: ((neighborKeys: string[]) => Promise<void>) | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * On-demand entries go when idle (docs/on-demand.md): every `everyMs`, the neighbors the
+   * controller pushed in answer to an on-demand question whose flows carried nothing for the idle
+   * time are handed to `forget` (the agent deletes them from its store, which removes the flows).
+   */
+  expireOnDemand(forget: (neighborKeys: string[]) => Promise<void>, everyMs = 10_000): void {
+    this.forgetOnDemand = forget;
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = setInterval(() => void this.expireIdleNow().catch((e: unknown) => this.log?.warn('on-demand idle expiry failed', { error: String(e) })), everyMs);
+    this.idleTimer.unref();
+  }
+
+  /** One idle sweep now (the timer's work; tests call it): returns the neighbor keys forgotten. */
+  async expireIdleNow(): Promise<string[]> {
+    if (!this.forgetOnDemand || this.onDemand.watched === 0) return [];
+    const owners = await this.serialized(() => this.onDemand.idleOwners());
+    const keys = owners.map((o) => o.slice('neighbor:'.length));
+    // Outside the commit queue: forgetting applies a change, which queues its own commit.
+    if (keys.length > 0) await this.forgetOnDemand(keys);
+    return keys;
+  }
+
   close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.idleTimer) clearInterval(this.idleTimer);
     this.nextHops.close();
     return this.backend.close();
   }

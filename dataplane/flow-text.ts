@@ -111,7 +111,8 @@ export function actionsText(actions: readonly Action[]): string {
 /** A flow as one `ovs-ofctl add-flows` line. */
 export function formatFlow(f: Flow): string {
   const m = matchText(f.match);
-  return `table=${f.table},priority=${f.priority},cookie=${hex(f.cookie)}${m === '' ? '' : `,${m}`} actions=${actionsText(f.actions)}`;
+  const idle = f.idleTimeout ? `,idle_timeout=${f.idleTimeout}` : '';
+  return `table=${f.table},priority=${f.priority},cookie=${hex(f.cookie)}${idle}${m === '' ? '' : `,${m}`} actions=${actionsText(f.actions)}`;
 }
 
 /** The match part alone, as `ovs-ofctl del-flows --strict` wants it. */

@@ -70,6 +70,8 @@ export interface Flow {
   readonly owner?: string;
   /** What it stands for within its owner (a security group rule), for traces; not sent to the switch. */
   readonly note?: string;
+  /** Seconds without a packet before the switch removes it: transient flows only (Zeta direct paths), never desired state. */
+  readonly idleTimeout?: number;
 }
 
 export type GroupType = 'all' | 'select' | 'indirect' | 'ff';

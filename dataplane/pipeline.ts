@@ -28,8 +28,8 @@ export interface TableSpec {
  */
 export const TABLES = {
   CLASSIFY: {
-    id: 0, name: 'classify', fields: ['in_port'],
-    purpose: 'From a local VM port: load the network (VNI) into metadata and the port into reg6. From a tunnel port: VNI from tun_id, reg6 = 0, straight to local_l2 (split horizon). From the patch port of an external bridge: to nat_ingress. Anything else is dropped.',
+    id: 0, name: 'classify', fields: ['in_port', 'tun_id', 'tun_src', 'dl_type', 'nw_proto', 'tp_dst'],
+    purpose: 'From a local VM port: load the network (VNI) into metadata and the port into reg6. From a tunnel port: VNI from tun_id, reg6 = 0, straight to local_l2 (split horizon); Zeta OAM packets from a gateway node of the network to the agent. From the patch port of an external bridge: to nat_ingress. Anything else is dropped.',
     miss: 'drop',
   },
   PORT_SECURITY: {
@@ -56,7 +56,7 @@ export const TABLES = {
     miss: 'continue to dhcp',
   },
   DHCP: {
-    id: 25, name: 'dhcp', fields: ['dl_type', 'nw_proto', 'tp_src', 'tp_dst'],
+    id: 25, name: 'dhcp', fields: ['reg6', 'dl_type', 'nw_proto', 'tp_src', 'tp_dst'],
     purpose: 'DHCP client→server packets go to the agent (packet-in, userdata dhcp); server→client packets from VMs (rogue servers) are dropped.',
     miss: 'continue to l3_gateway',
   },
@@ -108,8 +108,8 @@ export const TABLES = {
   },
   LOCAL_L2: {
     id: 50, name: 'local_l2', fields: ['metadata', 'dl_dst'],
-    purpose: 'Delivery to local ports: unicast per port MAC (reg5 = the port, then sg_ingress); broadcast and multicast to every local port of the network (never back to the input port).',
-    miss: 'drop',
+    purpose: 'Delivery to local ports: unicast per port MAC (reg5 = the port, then sg_ingress); broadcast and multicast to every local port of the network (never back to the input port). Unknown unicast: a Zeta network\'s to zeta_direct (priority 2), any other to on_demand (priority 1).',
+    miss: 'drop (no such packet: the priority-1 flow takes unknown unicast to on_demand)',
   },
   FLOOD_LOCAL: {
     id: 55, name: 'flood_local', fields: ['reg7', 'metadata', 'dl_dst'],
@@ -132,6 +132,27 @@ export const TABLES = {
     id: 70, name: 'output', fields: ['reg5'],
     purpose: 'Out of the port the lookups chose (output:reg5); OVS never sends a packet back out of its input port this way.',
     miss: 'output to reg5',
+  },
+  ZETA_DIRECT: {
+    id: 80, name: 'zeta_direct',
+    fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_proto', 'nw_src', 'nw_dst', 'tp_src', 'tp_dst'],
+    purpose: 'Zeta VPCs (docs/zeta.md): unicast to a MAC nobody local or known owns, from a local port (local_l2 sends it here). Direct paths the Zeta gateway injected by OAM (one flow per 5-tuple, idle timeout, installed by the agent, not desired state) send it straight to the instance\'s host; packets from a tunnel and multicast are dropped (split horizon: nothing goes back to the gateway).',
+    miss: 'no flow, drop (only Zeta networks come here, each with its own fallthrough to zeta_gateway)',
+  },
+  ZETA_GATEWAY: {
+    id: 81, name: 'zeta_gateway', fields: ['metadata'],
+    purpose: 'Zeta VPCs: tun_id = the network\'s VNI, then the VPC\'s Zeta gateway group (select, one bucket per gateway node: eth dst and tun_dst of the node, out of the tunnel port of the subnet\'s type; OVS hashes the 5-tuple so a connection sticks to one node). ARP requests for unknown addresses of a Zeta network come here from arp_responder.',
+    miss: 'drop',
+  },
+  ON_DEMAND: {
+    id: 82, name: 'on_demand', fields: ['reg6', 'metadata', 'dl_dst', 'dl_type', 'nw_dst'],
+    purpose: 'Networks without a Zeta gateway (docs/on-demand.md): unicast from a local port to a MAC nobody here knows (local_l2 sends it here) whose IPv4 destination is in the network\'s subnet goes on to on_demand_punt. From a tunnel, multicast, and anything else (addressed to a router\'s gateway MAC and not routed), dropped.',
+    miss: 'drop',
+  },
+  ON_DEMAND_PUNT: {
+    id: 83, name: 'on_demand_punt', fields: ['reg6'],
+    purpose: 'Through the local port\'s punt meter to the agent (packet-in, userdata on-demand), which asks the controller and re-injects the packet once the destination is known.',
+    miss: 'drop',
   },
   EXT_CLASSIFY: {
     id: 0, name: 'ext_classify', bridge: 'br-ex',
@@ -183,6 +204,9 @@ export const PROGRAMMERS = {
   sg: { id: 0x0b, purpose: 'security groups: a port\'s conntrack entry and rules, and the addresses of remote groups' },
   nat: { id: 0x0c, purpose: 'distributed SNAT of a router with an external gateway: its default route, this host\'s SNAT slice, un-NAT and delivery, and the external bridge\'s answers for the SNAT addresses' },
   eip: { id: 0x0d, purpose: 'elastic IPs of a local port: 1:1 NAT both ways and the external bridge\'s answers for them' },
+  zeta: { id: 0x10, purpose: 'Zeta gateway path of a subnet in a VPC with a ZETA gateway: its group, unknown unicast and ARP to it, the OAM punt' },
+  onDemand: { id: 0x12, purpose: 'on-demand punts of unknown destinations, and each local port\'s punt meter with the metered punts (ARP miss, DHCP, on-demand) of that port' },
+  zetaPath: { id: 0x11, purpose: 'Zeta direct paths injected by OAM (transient: idle timeout, installed by the agent outside the desired state)' },
   route: { id: 0x09, purpose: 'next-hop entries of routed VMs (a local port or a neighbor), in l3_route, and the DVR MAC restore of a routed local port' },
 } as const;
 
@@ -209,6 +233,10 @@ export const FLOOD_CHUNK = 256;
 export const PUNT = {
   arpMiss: '0x01',
   dhcp: '0x02',
+  /** Zeta OAM packets from a gateway node of the network's Zeta gateway. */
+  zetaOam: '0x10',
+  /** Unicast to an unknown destination (the on-demand engine). */
+  onDemand: '0x11',
   /** An ARP reply from an external next hop whose MAC the agent is resolving. */
   nextHopArp: '0x03',
 } as const;
@@ -233,6 +261,24 @@ export const PRIORITY = {
   eip: 200,
   /** External bridge: what came from br-int goes out first. */
   fromIntegration: 200,
+  /** arp_responder: an ARP request in a Zeta network that no entry answered goes to the gateway (above the punt). */
+  zetaArp: 95,
+  /** local_l2: unknown unicast of a Zeta network, above the on-demand catch-all (fallthrough). */
+  zetaUnknown: 2,
+  /** A port's metered punts, above the shared punt of their table (arp_responder 90, dhcp 100). */
+  arpPuntMetered: 91,
+  dhcpPuntMetered: 101,
+} as const;
+
+/**
+ * Punt limits per local port: an OpenFlow meter on the port's punts (the switch drops above it),
+ * and a token bucket in the agent (whatever reaches it beyond that is dropped unhandled).
+ */
+export const PUNT_LIMITS = {
+  meterPktps: 100,
+  meterBurst: 100,
+  /** Meter ids of ports: 0x12 (the programmer) in the top byte, the OpenFlow port below. */
+  meterBase: 0x12_00_00_00,
 } as const;
 
 /** The prefix of every host's DVR MAC (Alcor's HOST_DVR_MAC_PREFIX): routed arrivals carry it. */

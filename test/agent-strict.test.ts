@@ -103,13 +103,16 @@ test('ovs-sim: --help, an unknown option and a missing file print no stack trace
 });
 
 // NOT_PROGRAMMED lists the kinds not programmed yet; when a feature lands its entry goes, and
-// this test then expects no detail for that kind.
+// this test then expects no detail for that kind. Gateways: only ZETA ones are programmed.
 test('kinds not programmed yet (gateways) answer SUCCESS with "stored; not programmed", counted in /metrics; programmed kinds and deletes say nothing', async (t) => {
   t.deepEqual(Object.keys(NOT_PROGRAMMED), ['gateway'], 'routers and security groups are programmed');
   await withAgent(async (agent, addr) => {
     const gs = GoalStateV2.fromJSON({
       security_group_states: { SG: { operation_type: 'CREATE', configuration: { id: 'SG', name: 'sg', security_group_rules: [{ id: 'r1', security_group_id: 'SG', direction: 'INGRESS', ethertype: 'IPV4', protocol: 'TCP', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0' }] } } },
-      gateway_states: { G: { operation_type: 'CREATE', configuration: { id: 'G', gateway_type: 'ZETA', destinations: [{ ip_address: '10.0.0.99', mac_address: 'fa:16:3e:00:00:99' }] } } },
+      gateway_states: {
+        G: { operation_type: 'CREATE', configuration: { id: 'G', gateway_type: 'TGW', destinations: [{ ip_address: '10.0.0.99', mac_address: 'fa:16:3e:00:00:99' }] } },
+        Z: { operation_type: 'CREATE', configuration: { id: 'Z', gateway_type: 'ZETA', destinations: [{ ip_address: '10.0.0.98', mac_address: 'fa:16:3e:00:00:98' }] } },
+      },
       subnet_states: { S: { operation_type: 'INFO', configuration: { id: 'S', vpc_id: 'V', cidr: '10.1.0.0/24', tunnel_id: '5001', network_type: 'VXLAN' } } },
     });
     const r = await pushOne(addr, gs);
@@ -127,6 +130,8 @@ test('kinds not programmed yet (gateways) answer SUCCESS with "stored; not progr
       }
     }
     t.is(by.get('S')?.statusDetail, '', 'programmed kinds say nothing');
+    t.is(by.get('Z')?.statusDetail, '', 'a ZETA gateway is programmed (docs/zeta.md)');
+    t.is(by.get('Z')?.operationStatus, OperationStatus.SUCCESS);
     const del = GoalStateV2.fromJSON({ gateway_states: { G: { operation_type: 'DELETE', configuration: { id: 'G', revision_number: 2 } } } });
     const d = await pushOne(addr, del);
     t.is(d.operationStatuses[0]?.operationStatus, OperationStatus.SUCCESS);

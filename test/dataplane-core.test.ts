@@ -13,7 +13,7 @@ import { ConjunctionIds } from '../dataplane/build-context.js';
 import { DesiredFlows, newTouched } from '../dataplane/desired.js';
 import { type Feature, OwnerBuilder } from '../dataplane/feature.js';
 import { FEATURES, FeatureRegistry } from '../dataplane/features.js';
-import { type Flow, FlowBuildError, actionsKey, eq, flowKey, reg } from '../dataplane/flow.js';
+import { type Flow, FlowBuildError, type Group, type Meter, actionsKey, eq, flowKey, reg } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { macValue } from '../dataplane/fields.js';
@@ -47,12 +47,19 @@ class FakeSwitch extends DryRunBackend {
       this.table.set(flowKey(f), { ...f, cookie: this.table.get(flowKey(f))!.cookie });
     }
     for (const f of c.add) this.table.set(flowKey(f), f);
+    for (const g of c.groups.remove) this.groups.delete(g.id);
+    for (const g of [...c.groups.add, ...c.groups.modify]) this.groups.set(g.id, g);
+    for (const m of c.meters.remove) this.meters.delete(m.id);
+    for (const m of [...c.meters.add, ...c.meters.modify]) this.meters.set(m.id, m);
     this.bundles.push(c);
     return Promise.resolve();
   }
 
+  readonly groups = new Map<number, Group>();
+  readonly meters = new Map<number, Meter>();
+
   readBack(): Promise<SwitchContents> {
-    return Promise.resolve({ flows: [...this.table.values()], groups: [], meters: [] });
+    return Promise.resolve({ flows: [...this.table.values()], groups: [...this.groups.values()].map(({ owner: _, ...g }) => g), meters: [...this.meters.values()].map(({ owner: _, ...m }) => m) });
   }
 }
 

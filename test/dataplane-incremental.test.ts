@@ -9,8 +9,8 @@ import { Intake } from '../agent/intake.js';
 import { silentLogger } from '../agent/log.js';
 import { ResourceStore } from '../agent/store.js';
 import { DryRunBackend } from '../dataplane/backend.js';
-import { type Flow, flowKey } from '../dataplane/flow.js';
-import { formatFlow } from '../dataplane/flow-text.js';
+import { type Flow, type Group, flowKey } from '../dataplane/flow.js';
+import { formatFlow, formatGroup } from '../dataplane/flow-text.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import type { ResourceOutcome } from '../dataplane/api.js';
 import { hostNetworking, parseBridgeMappings } from '../dataplane/external.js';
@@ -51,9 +51,14 @@ const routerArb = fc.record({
     slices: fc.array(fc.record({ ip: fc.constantFrom('203.0.113.10', '203.0.113.11'), min: fc.constantFrom(1024, 4096), len: fc.constantFrom(0, 1023, 70000) }), { maxLength: 3 }),
   }), { nil: undefined }),
 });
+const vpcArb = fc.record({ op, gateways: fc.subarray(['Z1', 'Z2', 'X']) });
+const gatewayArb = fc.record({
+  id: fc.constantFrom('Z1', 'Z2'), op, zeta: fc.boolean(), nodes: fc.subarray(['10.0.0.201', '10.0.0.202', '10.0.0.203']), port: fc.constantFrom(0, 8300, 9000),
+});
 const stepArb = fc.record({
   subnets: fc.array(subnetArb, { maxLength: 2 }), ports: fc.array(portArb, { maxLength: 3 }), neighbors: fc.array(neighborArb, { maxLength: 4 }),
   routers: fc.array(routerArb, { maxLength: 1 }), groups: fc.array(sgArb, { maxLength: 1 }),
+  vpcs: fc.array(vpcArb, { maxLength: 1 }), gateways: fc.array(gatewayArb, { maxLength: 1 }),
 });
 
 type Step = fc.Arbitrary<unknown> extends never ? never : ReturnType<typeof stepArb.generate>['value'];
@@ -87,6 +92,15 @@ function goalState(step: Step): GoalStateV2 {
       securityGroupRules: g.rules.map((r, i) => ({ operationType: 0, securityGroupId: g.id, id: `r${i}`, direction: r.ingress ? 1 : 0, ethertype: 0,
         protocol: r.proto, portRangeMin: Math.min(r.min, r.max || r.min), portRangeMax: r.max === 0 ? 0 : Math.max(r.min, r.max), remoteIpPrefix: r.prefix, remoteGroupId: r.remote })) } };
   }
+  for (const v of step.vpcs ?? []) {
+    gs.vpcStates.V = { operationType: v.op, configuration: { revisionNumber: 0, requestId: '', id: 'V', updateType: 0, projectId: '', name: '', cidr: '', tunnelId: 0, gatewayIds: v.gateways } };
+  }
+  for (const g of step.gateways ?? []) {
+    gs.gatewayStates[g.id] = { operationType: g.op, configuration: {
+      revisionNumber: 0, requestId: '', id: g.id, gatewayType: g.zeta ? 1 : 5,
+      destinations: g.nodes.map((ip) => ({ ipAddress: ip, macAddress: mac(200 + Number(ip.split('.')[3]) - 200) })),
+      extraInfo: g.port === 0 ? undefined : { $case: 'zetaInfo', value: { portInbandOperation: g.port } } } };
+  }
   for (const r of step.routers ?? []) {
     gs.routerStates[`${HOST}/${r.id}`] = { operationType: r.op, configuration: {
       revisionNumber: 0, requestId: '', id: r.id, updateType: 0, hostDvrMacAddress: r.dvr ? 'fe:16:11:00:00:0b' : '',
@@ -102,6 +116,7 @@ function goalState(step: Step): GoalStateV2 {
 }
 
 const dump = (flows: Iterable<Flow>): string[] => [...flows].map(formatFlow).sort();
+const dumpGroups = (groups: Iterable<Group>): string[] => [...groups].map(formatGroup).sort();
 
 test('random goal-state sequences: incremental flows equal a full recompute', async (t) => {
   await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 12 }), fc.boolean(), fc.integer({ min: 0, max: 3 }), async (steps, started, chunkSize) => {
@@ -129,8 +144,8 @@ test('random goal-state sequences: incremental flows equal a full recompute', as
     // Never started and never handed a change: an empty apply makes it compute what it has.
     if (!started) await dp.apply([], store);
     const full = FlowDataplane.recompute(store, backend.bindings, undefined, HOST_NET);
-    const incremental = dump(dp.installed.flows.values());
-    const recomputed = dump(full.activeFlows());
+    const incremental = [...dump(dp.installed.flows.values()), ...dumpGroups(dp.installed.groups.values())];
+    const recomputed = [...dump(full.activeFlows()), ...dumpGroups(full.activeGroups())];
     if (JSON.stringify(incremental) !== JSON.stringify(recomputed)) {
       t.log('incremental only:', incremental.filter((f) => !recomputed.includes(f)));
       t.log('recompute only:', recomputed.filter((f) => !incremental.includes(f)));
@@ -155,6 +170,7 @@ test('deleting every resource returns the flow table to its baseline', async (t)
     neighbors: [{ id: 'N1', op: 1, subnet: 'S1', host: 6, mac: 50, where: '10.0.0.12', l3: false, groups: ['G1'] }, { id: 'N2', op: 1, subnet: 'S2', host: 7, mac: 51, where: '10.0.0.13', l3: true, groups: [] }],
     groups: [{ id: 'G1', op: 1, rules: [{ ingress: true, proto: 0, min: 22, max: 22, prefix: '', remote: 'G1' }, { ingress: false, proto: 2, min: 0, max: 0, prefix: '0.0.0.0/0', remote: '' }] }],
     routers: [{ id: 'R1', op: 0, subnets: ['S1', 'S2'], dvr: true, rules: [{ dst: '172.16.0.0/12', hop: '10.2.1.7', priority: 1, internet: false }], ext: { network: 'ext', mac: true, slices: [{ ip: '203.0.113.10', min: 1024, len: 1023 }] } }],
+    vpcs: [], gateways: [],
   };
   step.subnets.push({ id: 'S2', op: 1, vni: 200, geneve: false, gw: true });
   await intake.apply({ v2: goalState(step) });
@@ -167,6 +183,7 @@ test('deleting every resource returns the flow table to its baseline', async (t)
   const del = goalState({
     subnets: step.subnets.map((s) => ({ ...s, op: 4 })), ports: step.ports.map((p) => ({ ...p, op: 4 })),
     neighbors: step.neighbors.map((n) => ({ ...n, op: 4 })), routers: step.routers.map((r) => ({ ...r, op: 4 })), groups: step.groups.map((g) => ({ ...g, op: 4 })),
+    vpcs: [], gateways: [],
   });
   t.true([...dp.installed.flows.values()].some((f) => f.table === 61 && f.actions.some((a) => a.type === 'conjunction')), 'the remote-group rule');
   // Delete the referencing resources first (ports, neighbors, routers), then groups and subnets.

@@ -49,11 +49,14 @@ const statusOf = (r: GoalStateOperationReply, id: string): { status: number; det
 
 /** The switch, read back over OpenFlow and counted by ovs-ofctl, equals what the agent believes. */
 async function switchEqualsAgent(t: { deepEqual(a: unknown, b: unknown, m?: string): void; is(a: unknown, b: unknown, m?: string): void }, sb: OvsSandbox, dp: FlowDataplane, step: string): Promise<void> {
-  const held = await (dp.backend as OvsBackend).readBack();
+  // Switch and agent read with no commit in between: a refused owner's retry may be due at any moment.
+  const { held, believed, dumped, size } = await dp.exclusive(async () => ({
+    held: await (dp.backend as OvsBackend).readBack(), believed: comparable(dp.installed.flows.values()),
+    dumped: (await sb.ofctl('-O', 'OpenFlow14', '--no-stats', 'dump-flows', 'br-int')).split('\n').filter((l) => l.includes('actions=')), size: dp.installed.size,
+  }));
   t.deepEqual(held.foreign.flows.length, 0, `no foreign flows after ${step}`);
-  t.deepEqual(comparable(held.flows), comparable(dp.installed.flows.values()), `switch == agent after ${step}`);
-  const dumped = (await sb.ofctl('-O', 'OpenFlow14', '--no-stats', 'dump-flows', 'br-int')).split('\n').filter((l) => l.includes('actions='));
-  t.is(dumped.length, dp.installed.size, `ovs-ofctl counts what the agent believes after ${step}`);
+  t.deepEqual(comparable(held.flows), believed, `switch == agent after ${step}`);
+  t.is(dumped.length, size, `ovs-ofctl counts what the agent believes after ${step}`);
 }
 
 const neighbors = (from: number, to: number): GoalStateV2 => {

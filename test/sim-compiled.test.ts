@@ -193,7 +193,7 @@ test('the features\' flows: compiled flow mods, dumps, traces and read-back equa
     t.deepEqual([...dpCompiled.installed.flows.keys()].sort(), [...dpText.installed.flows.keys()].sort());
     t.is(bridgeOf(tw.compiled).flows().length, dpCompiled.installed.size);
     mods += sameFlowMods(t, tw.compiled, bridgeOf(tw.text), dpCompiled.installed.flows.values());
-    await sameSwitch(t, tw.text, tw.compiled, { flows: dpCompiled.installed.flows.values() });
+    await sameSwitch(t, tw.text, tw.compiled, { flows: dpCompiled.installed.flows.values(), groups: [...dpCompiled.installed.groups.values()], meters: [...dpCompiled.installed.meters.values()] });
     await sameTraces(t, tw.text, tw.compiled, traces());
   }
   const flows = [...tw.dps[1]!.installed.flows.values()];
@@ -420,6 +420,8 @@ async function neighborsCommit(n: number): Promise<FlowChanges> {
   await new Intake(store, dp, silentLogger(), HOST).apply({ v2: gs });
   const all = emptyChanges();
   for (const f of dp.installed.flows.values()) all.add.push(f);
+  // The port's punt meter comes with its flows.
+  for (const m of dp.installed.meters.values()) all.meters.add.push(m);
   return all;
 }
 

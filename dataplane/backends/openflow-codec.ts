@@ -9,7 +9,7 @@
 // flow whose match holds fields we do not model carries its match bytes with it, so
 // delete_strict removes exactly that flow.
 import { FIELDS } from '../fields.js';
-import type { Action, Bucket, Flow, Group, GroupType, Meter } from '../flow.js';
+import { type Action, type Bucket, type Flow, type Group, type GroupType, type Meter, makeFlowKey } from '../flow.js';
 import { BRIDGE } from '../pipeline.js';
 import { readActionList, readInstructions, regFieldOf, writeActionList, writeInstructions } from './openflow-actions.js';
 import { canonicalNat, userdataBytes, userdataText } from './openflow-args.js';
@@ -48,7 +48,7 @@ export function writeFlowMod(w: Writer, xid: number, command: FlowCommand, f: Fl
   w.u64(0n); // cookie_mask: modify and delete whatever the cookie
   w.u8(f.table);
   w.u8(command);
-  w.u16(0); // idle_timeout
+  w.u16(command === FC.ADD ? f.idleTimeout ?? 0 : 0); // idle_timeout (transient flows only)
   w.u16(0); // hard_timeout
   w.u16(f.priority);
   w.u32(OFP_NO_BUFFER);
@@ -64,6 +64,25 @@ export function writeFlowMod(w: Writer, xid: number, command: FlowCommand, f: Fl
     writeMatch(w, f.match, p);
     if (command !== FC.DELETE_STRICT) writeInstructions(w, f.actions, p);
   }
+  w.end(at);
+}
+
+/** OFPT_FLOW_MOD delete (non-strict) of every flow of a table with exactly this cookie: a transient flow family (all Zeta direct paths of a network). */
+export function writeFlowPurge(w: Writer, xid: number, table: number, cookie: bigint): void {
+  const at = w.header(T.FLOW_MOD, xid);
+  w.u64(cookie);
+  w.u64(0xffff_ffff_ffff_ffffn); // cookie_mask: exactly this cookie
+  w.u8(table);
+  w.u8(FC.DELETE);
+  w.u16(0);
+  w.u16(0);
+  w.u16(0);
+  w.u32(OFP_NO_BUFFER);
+  w.u32(OFPP.ANY);
+  w.u32(OFPG_ANY);
+  w.u16(0);
+  w.u16(0);
+  writeMatch(w, [], prereqsOf([]));
   w.end(at);
 }
 
@@ -140,19 +159,19 @@ export function writeEmpty(w: Writer, type: number, xid: number, body?: Buffer):
   w.end(at);
 }
 
-export function writeMultipartRequest(w: Writer, xid: number, mpType: number): void {
+export function writeMultipartRequest(w: Writer, xid: number, mpType: number, filter?: { table: number; cookie: bigint }): void {
   const at = w.header(T.MULTIPART_REQUEST, xid);
   w.u16(mpType);
   w.u16(0);
   w.zeros(4);
   if (mpType === MP.FLOW) {
-    w.u8(0xff); // all tables
+    w.u8(filter ? filter.table : 0xff); // one table, or all
     w.zeros(3);
     w.u32(OFPP.ANY);
     w.u32(OFPG_ANY);
     w.zeros(4);
-    w.u64(0n);
-    w.u64(0n);
+    w.u64(filter ? filter.cookie : 0n);
+    w.u64(filter ? 0xffff_ffff_ffff_ffffn : 0n); // cookie_mask: exactly that cookie
     w.u16(1); // empty OXM match
     w.u16(4);
     w.zeros(4);
@@ -206,6 +225,21 @@ export function decodeFlowStats(bodies: readonly Buffer[], into: DecodedFlows = 
     }
   }
   return into;
+}
+
+/** Packet counts of OFPMP_FLOW reply entries, by flow key (table, priority, match). */
+export function decodeFlowPackets(bodies: readonly Buffer[]): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const b of bodies) {
+    for (let at = 0; at + 48 <= b.length;) {
+      const len = b.readUInt16BE(at);
+      if (len < 48 || at + len > b.length) break;
+      const { decoded } = readMatch(b, at + 48);
+      out.set(makeFlowKey(b[at + 2]!, b.readUInt16BE(at + 12), decoded.match), b.readBigUInt64BE(at + 32));
+      at += len;
+    }
+  }
+  return out;
 }
 
 export interface DecodedGroups {

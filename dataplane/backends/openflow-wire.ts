@@ -11,7 +11,7 @@ export const T = {
   SET_ASYNC: 28, METER_MOD: 29, BUNDLE_CONTROL: 33, BUNDLE_ADD_MESSAGE: 34,
 } as const;
 
-export const MP = { FLOW: 1, GROUP_DESC: 7, METER_CONFIG: 10 } as const;
+export const MP = { FLOW: 1, GROUP_DESC: 7, METER_CONFIG: 10, METER_FEATURES: 11 } as const;
 export const MP_REPLY_MORE = 1;
 
 export const FC = { ADD: 0, MODIFY: 1, MODIFY_STRICT: 2, DELETE: 3, DELETE_STRICT: 4 } as const;
@@ -25,7 +25,7 @@ export const BUNDLE = {
 } as const;
 
 /** OpenFlow 1.1+ reserved ports (32-bit). */
-export const OFPP = { MAX: 0xffffff00, IN_PORT: 0xfffffff8, CONTROLLER: 0xfffffffd, LOCAL: 0xfffffffe, ANY: 0xffffffff } as const;
+export const OFPP = { MAX: 0xffffff00, IN_PORT: 0xfffffff8, TABLE: 0xfffffff9, CONTROLLER: 0xfffffffd, LOCAL: 0xfffffffe, ANY: 0xffffffff } as const;
 export const OFPG_ANY = 0xffffffff;
 export const OFPM_ALL = 0xffffffff;
 export const OFP_NO_BUFFER = 0xffffffff;

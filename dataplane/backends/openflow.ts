@@ -166,7 +166,7 @@ export class OpenFlowConnection extends EventEmitter<{ packetIn: [PacketIn]; war
   }
 
   /** A multipart request; resolves with every reply body (after the multipart header). */
-  multipart(mpType: number): Promise<Buffer[]> {
+  multipart(mpType: number, filter?: { table: number; cookie: bigint }): Promise<Buffer[]> {
     return new Promise((resolve, reject) => {
       const xid = this.xid++;
       const parts: Buffer[] = [];
@@ -174,7 +174,7 @@ export class OpenFlowConnection extends EventEmitter<{ packetIn: [PacketIn]; war
       const waiter: Waiter = { resolve: () => { done(); resolve(parts); }, reject: (e) => { done(); reject(e); }, parts, long: true };
       this.waiting.set(xid, waiter);
       try {
-        this.write((out) => writeMultipartRequest(out, xid, mpType));
+        this.write((out) => writeMultipartRequest(out, xid, mpType, filter));
       } catch (e) {
         this.waiting.delete(xid);
         waiter.reject(e as Error);
@@ -407,12 +407,12 @@ export class OpenFlowConnection extends EventEmitter<{ packetIn: [PacketIn]; war
     }
   }
 
-  /** Send a frame out of a port, as if it came from the controller. */
-  packetOut(outPort: number, data: Buffer): void {
+  /** Send a frame out of a port (or OFPP.TABLE: through the pipeline), as if it came in on `inPort` (default: the controller). */
+  packetOut(outPort: number, data: Buffer, inPort: number = OFPP.CONTROLLER): void {
     this.write((w) => {
       const at = w.header(T.PACKET_OUT, this.xid++);
       w.u32(OFP_NO_BUFFER);
-      w.u32(OFPP.CONTROLLER);
+      w.u32(inPort);
       w.u16(16);
       w.zeros(6);
       w.u16(0); // OFPAT_OUTPUT

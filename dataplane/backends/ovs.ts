@@ -11,7 +11,7 @@
 // onSwitchReset listeners once all the bridges are back; meanwhile commit() and readBack()
 // reject at once with SwitchUnavailableError.
 import { execa } from 'execa';
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, appendAll, traceArguments } from '../backend.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, SwitchRefusedError, type SwitchContents, type TransientChanges, appendAll, traceArguments } from '../backend.js';
 import type { Flow, Group, Meter } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
@@ -20,10 +20,10 @@ import type { PatchEnd } from '../external.js';
 import { UnknownBridgeError, appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
 import { type OpenFlowOptions, OpenFlowConnection, OpenFlowError, OpenFlowRefusedError } from './openflow.js';
 import {
-  type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
-  writeFlowMod, writeGroupMod, writeMeterMod,
+  type ForeignFlow, type ForeignGroup, type ForeignMeter, FlowEncodeError, decodeFlowPackets, decodeFlowStats, decodeGroupDesc, decodeMeterConfig,
+  writeFlowMod, writeFlowPurge, writeGroupMod, writeMeterMod,
 } from './openflow-codec.js';
-import { FC, GC, MC, MP, type Writer } from './openflow-wire.js';
+import { FC, GC, MC, MP, OFPP, type Writer } from './openflow-wire.js';
 import { OvsdbClient, OvsdbError, ovsInteger, ovsMap } from './ovsdb-client.js';
 
 export { OvsdbError, UnknownBridgeError };
@@ -110,6 +110,7 @@ export class OvsBackend implements FlowBackend {
   readonly packets: PacketIo = {
     onPacketIn: (l) => { this.packetListeners.push(l); },
     packetOut: (port, frame, bridge = BRIDGE) => this.channel('packet-out', bridge).packetOut(port >= 0xff00 && port <= 0xffff ? (port + 0xffff0000) >>> 0 : port, frame),
+    packetOutToTable: (inPort, frame) => this.channel('packet-out', BRIDGE).packetOut(OFPP.TABLE, frame, inPort),
   };
 
   readonly bindings: PortBindings = {
@@ -202,7 +203,17 @@ export class OvsBackend implements FlowBackend {
     }
     this.channels.get(bridge)?.close();
     this.channels.set(bridge, of);
+    if (bridge === BRIDGE) {
+      // A datapath without meters (an old kernel) would refuse the ports' punt meters: then they
+      // are left out and the agent's token buckets alone limit punts.
+      const max = await of.multipart(MP.METER_FEATURES).then((b) => (b[0] && b[0].length >= 4 ? b[0].readUInt32BE(0) : 0), () => 0);
+      if (max === 0 && this.meters !== false) this.opts.log?.warn('the datapath has no OpenFlow meters: per-port punt limits rely on the agent\'s token buckets alone');
+      this.meters = max > 0;
+    }
   }
+
+  /** Whether br-int's datapath has meters (null: not known yet). */
+  private meters: boolean | null = null;
 
   private lost(reason: string): void {
     // Before start() completes its own failures report themselves; after close() nothing matters.
@@ -422,7 +433,8 @@ export class OvsBackend implements FlowBackend {
     }
   }
 
-  private async commitBridge(of: OpenFlowConnection, bridge: string, changes: FlowChanges, applied: readonly string[]): Promise<void> {
+  private async commitBridge(of: OpenFlowConnection, bridge: string, given: FlowChanges, applied: readonly string[]): Promise<void> {
+    const changes = this.meters === false ? withoutMeters(given) : given;
     const meters = changes.meters;
     const meterPre: RefusedItem[] = [
       ...meters.add.map((item) => ({ kind: 'meter' as const, op: 'add' as const, item })),
@@ -472,6 +484,33 @@ export class OvsBackend implements FlowBackend {
       const errors = await this.run(() => of.sendAll(meters.remove.length, (i, w, xid) => writeMeterMod(w, xid, MC.DELETE, meters.remove[i]!)));
       // The flows are committed; a meter that would not go away is only worth a warning.
       for (const e of errors) this.opts.log?.warn('switch refused a meter removal', { bridge, error: e.error.name, meter: formatMeter(meters.remove[e.index]!) });
+    }
+  }
+
+  /** Packet counts of br-int's flows of one table and cookie (a flow-stats request filtered by both). */
+  async flowPackets(table: number, cookie: bigint): Promise<Map<string, bigint>> {
+    const of = this.channel('flowPackets', BRIDGE);
+    try {
+      return decodeFlowPackets(await of.multipart(MP.FLOW, { table, cookie }));
+    } catch (e) {
+      throw this.transport(e);
+    }
+  }
+
+  /** Transient flows (Zeta direct paths): one bundle on br-int, purges, removes, then adds with their idle timeouts. */
+  async transient(c: TransientChanges): Promise<void> {
+    const of = this.channel('transient', BRIDGE);
+    const n = c.purge.length + c.remove.length + c.add.length;
+    if (n === 0) return;
+    try {
+      await of.bundle(n, (i, w, xid) => {
+        if (i < c.purge.length) writeFlowPurge(w, xid, c.purge[i]!.table, c.purge[i]!.cookie);
+        else if (i < c.purge.length + c.remove.length) writeFlowMod(w, xid, FC.DELETE_STRICT, c.remove[i - c.purge.length]!);
+        else writeFlowMod(w, xid, FC.ADD, c.add[i - c.purge.length - c.remove.length]!);
+      });
+    } catch (e) {
+      if (e instanceof OpenFlowRefusedError) throw new SwitchRefusedError(`switch refused transient flows: ${e.error.name}`, e.error.name);
+      throw this.transport(e);
     }
   }
 
@@ -581,6 +620,12 @@ export class OvsBackend implements FlowBackend {
     this.ovsdb?.close();
     return this.recovering?.catch(() => undefined) ?? Promise.resolve();
   }
+}
+
+/** A change with no meters and no meter instructions (for a datapath that has none). */
+export function withoutMeters(c: FlowChanges): FlowChanges {
+  const strip = (f: Flow): Flow => (f.actions.some((a) => a.type === 'meter') ? { ...f, actions: f.actions.filter((a) => a.type !== 'meter') } : f);
+  return { ...c, add: c.add.map(strip), modify: c.modify.map(strip), remove: c.remove, meters: { add: [], modify: [], remove: [] } };
 }
 
 /** An encoding failure inside a bundle, with the index of the message. */

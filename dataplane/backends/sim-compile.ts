@@ -282,7 +282,7 @@ export class SimFlowCompiler {
     const fm: FlowMod = {
       command, match: this.match(f.match, into), priority: f.priority, table: f.table, cookie: 0n, cookieMask: 0n,
       // An add sets the cookie; OpenFlow 1.2+ modify and delete select by cookie (none here) and keep it.
-      newCookie: command === 'add' ? f.cookie : ALL64, modifyCookie: command === 'add', idle: 0, hard: 0, importance: 0, flags: 0,
+      newCookie: command === 'add' ? f.cookie : ALL64, modifyCookie: command === 'add', idle: command === 'add' ? f.idleTimeout ?? 0 : 0, hard: 0, importance: 0, flags: 0,
       outPort: OFPP.NONE, outGroup: NO_GROUP, actions: command === 'delete_strict' ? [] : this.actions(f.actions, true, f), usable: USABLE,
     };
     if (command !== 'add') fm.mayAdd = false;

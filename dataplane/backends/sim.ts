@@ -3,13 +3,13 @@
 // packet-outs, a real Open vSwitch would. A commit goes in as one all-or-nothing bundle of meter,
 // group and flow mods per bridge touched, compiled from the structured flows (sim-compile.ts) or,
 // on the text path, rendered and parsed against that bridge as `ovs-ofctl --bundle` would.
-import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, traceArguments } from '../backend.js';
-import type { Flow, Group, Meter } from '../flow.js';
+import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, type TransientChanges, traceArguments } from '../backend.js';
+import { type Flow, type Group, type Meter, flowKey } from '../flow.js';
 import { BRIDGE, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
 import type { PatchEnd } from '../external.js';
 import { appliedNote, bridgeList, onBridge, onBridgeObject, splitByBridge } from './bridges.js';
-import { SimFlowCompiler, readSwitch, textBundle } from './sim-compile.js';
+import { SimFlowCompiler, decodeRule, readSwitch, textBundle } from './sim-compile.js';
 import { Fabric, OfError, type SimHost, applyBundle, traceCommand } from '../../ovs-sim/index.js';
 
 export interface SimBackendOptions {
@@ -88,6 +88,8 @@ export class SimBackend implements FlowBackend {
     onPacketIn: (l) => { this.listeners.push(l); },
     // As the OpenFlow backend sends it: in_port CONTROLLER, output to the port, whole frame.
     packetOut: (port, frame, bridge = BRIDGE) => this.host.packetOut(bridge, [{ type: 'output', port: port >= 0xffffff00 ? port - 0xffff0000 : port, maxLen: 0xffff }], frame),
+    // OFPP_TABLE (0xfff9 in the simulator's 16-bit port space): the pipeline from table 0, in_port as given.
+    packetOutToTable: (inPort, frame) => this.host.packetOut(BRIDGE, [{ type: 'output', port: 0xfff9, maxLen: 0xffff }], frame, inPort),
   };
 
   /** The bridges commits and read-backs cover: br-int, then the external ones started. */
@@ -154,6 +156,34 @@ export class SimBackend implements FlowBackend {
         const reason = `${e.code}${onBridge(name)}`;
         return Promise.reject(new SimRefusedError(`the switch refused the bundle${onBridge(name)}: ${e.code}${appliedNote(applied)}`, reason, name, applied));
       }
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** Packet counts of br-int's flows of one table and cookie, by flow key. */
+  flowPackets(table: number, cookie: bigint): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    for (const r of this.bridge.flows()) {
+      if (r.table !== table || r.cookie !== cookie) continue;
+      const f = decodeRule(r, this.compiler);
+      if (f) out.set(flowKey(f), BigInt(r.nPackets));
+    }
+    return Promise.resolve(out);
+  }
+
+  /** Transient flows: one bundle on br-int (purges, removes, then adds with their idle timeouts). */
+  transient(c: TransientChanges): Promise<void> {
+    try {
+      const b = this.bridge;
+      const mods = [
+        ...c.purge.map((p) => ({ ...this.compiler.flowMod({ table: p.table, priority: 0, match: [], actions: [], cookie: 0n }, 'delete_strict'), command: 'delete' as const, cookie: p.cookie, cookieMask: 0xffff_ffff_ffff_ffffn })),
+        ...c.remove.map((f) => this.compiler.flowMod(f, 'delete_strict')),
+        ...c.add.map((f) => this.compiler.flowMod(f, 'add')),
+      ];
+      applyBundle(b, { meters: [], groups: [], flows: mods, groupDeletes: [], meterDeletes: [] });
+      return Promise.resolve();
+    } catch (e) {
+      if (e instanceof OfError) return Promise.reject(new SimRefusedError(`the switch refused transient flows: ${e.code}`, e.code, BRIDGE, []));
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }

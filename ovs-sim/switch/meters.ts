@@ -26,6 +26,81 @@ export interface Meter {
   bands: MeterBand[];
   /** Datapath clock, milliseconds. */
   created: number;
+  /** The datapath's meter id (ofproto-dpif's provider_meter_id): the lowest free id of the datapath, from 0. */
+  dpId?: number;
+}
+
+/**
+ * The datapath's meters (dpif-netdev): ids shared by every bridge on the datapath, and each
+ * meter's token buckets. A packet that finds a drop band's bucket empty is dropped there.
+ */
+interface DpMeter {
+  meter: Meter;
+  /** Per band: tokens (packets × 1000 or bits), and when last filled (ms). */
+  buckets: { tokens: number; at: number }[];
+  packets: number;
+  bytes: number;
+  /** Per band: packets and bytes it dropped. */
+  dropped: { packets: number; bytes: number }[];
+}
+const dpMeters = new WeakMap<object, Map<number, DpMeter>>();
+
+function dpTable(b: Bridge): Map<number, DpMeter> {
+  let t = dpMeters.get(b.datapath);
+  if (!t) dpMeters.set(b.datapath, (t = new Map<number, DpMeter>()));
+  return t;
+}
+
+function dpAttach(b: Bridge, m: Meter): void {
+  const t = dpTable(b);
+  if (m.dpId === undefined || t.get(m.dpId)?.meter !== m) {
+    let id = m.dpId ?? 0;
+    if (m.dpId === undefined || t.has(m.dpId)) for (id = 0; t.has(id); id++);
+    m.dpId = id;
+  }
+  // Buckets start full (burst_size; the rate when there is no burst).
+  const had = t.get(m.dpId);
+  t.set(m.dpId, {
+    meter: m, buckets: m.bands.map((x) => ({ tokens: capacity(m, x), at: b.clock.now() })),
+    packets: had?.packets ?? 0, bytes: had?.bytes ?? 0, dropped: m.bands.map((_, i) => had?.dropped[i] ?? { packets: 0, bytes: 0 }),
+  });
+}
+
+const capacity = (m: Meter, x: MeterBand): number => ((m.flags & OFPMF.BURST) && x.burst ? x.burst : x.rate) * 1000;
+
+function dpDetach(b: Bridge, m: Meter): void {
+  if (m.dpId !== undefined && dpTable(b).get(m.dpId)?.meter === m) dpTable(b).delete(m.dpId);
+}
+
+/** The datapath meter id a flow's meter instruction translates to (meter(N)), if the meter exists. */
+export function meterDatapathId(b: Bridge, id: number): number | undefined {
+  return meterOf(b, id)?.dpId;
+}
+
+/**
+ * Whether the datapath's meter lets a packet of `bytes` through now (dpif-netdev's drop bands:
+ * packets or kilobits per second, refilled by elapsed time, capped at the burst).
+ */
+export function meterAdmits(b: Bridge, dpId: number, bytes: number): boolean {
+  const e = dpTable(b).get(dpId);
+  if (!e) return true;
+  const now = b.clock.now();
+  e.packets += 1;
+  e.bytes += bytes;
+  let drop = -1;
+  e.meter.bands.forEach((x, i) => {
+    const k = e.buckets[i] ?? (e.buckets[i] = { tokens: capacity(e.meter, x), at: now });
+    k.tokens = Math.min(capacity(e.meter, x), k.tokens + Math.max(0, now - k.at) * x.rate);
+    k.at = now;
+    const cost = e.meter.flags & OFPMF.PKTPS ? 1000 : bytes * 8;
+    if (x.type === 'drop' && k.tokens < cost) drop = drop < 0 || x.rate > e.meter.bands[drop]!.rate ? i : drop;
+    else k.tokens -= cost;
+  });
+  if (drop < 0) return true;
+  const d = e.dropped[drop] ?? (e.dropped[drop] = { packets: 0, bytes: 0 });
+  d.packets += 1;
+  d.bytes += bytes;
+  return false;
 }
 
 export interface MeterMod {
@@ -69,6 +144,7 @@ function put(b: Bridge, m: Meter): void {
   t.byId.set(m.id, m);
   t.order.insert(m, hashInt(m.id, 0));
   b.meters.add(m.id);
+  dpAttach(b, m);
 }
 
 function remove(b: Bridge, id: number): void {
@@ -77,6 +153,7 @@ function remove(b: Bridge, id: number): void {
   if (m) {
     t.byId.delete(id);
     t.order.remove(m);
+    dpDetach(b, m);
   }
   b.meters.delete(id);
 }
@@ -112,6 +189,7 @@ export function applyMeterMod(b: Bridge, mm: MeterMod): void {
     // meter_update: the configuration changes in place (the hmap position stays).
     old.flags = m.flags;
     old.bands = m.bands;
+    dpAttach(b, old);
   } else put(b, m);
 }
 
@@ -241,12 +319,13 @@ export function meterConfigText(m: { id: number; flags: number; bands: MeterBand
   return s;
 }
 
-/** ofputil_format_meter_stats, without its final newline (no packet goes through a meter here). */
+/** ofputil_format_meter_stats, without its final newline: what went through the datapath meter. */
 export function meterStatsText(b: Bridge, m: Meter): string {
   const ms = Math.max(0, b.clock.now() - m.created);
-  let s = `${meterIdText(m.id, ':')} flow_count:${meterFlowCount(b, m.id)} packet_in_count:0 byte_in_count:0 duration:${(ms / 1000).toFixed(3)}s bands:`;
+  const e = m.dpId === undefined ? undefined : dpTable(b).get(m.dpId);
+  let s = `${meterIdText(m.id, ':')} flow_count:${meterFlowCount(b, m.id)} packet_in_count:${e?.packets ?? 0} byte_in_count:${e?.bytes ?? 0} duration:${(ms / 1000).toFixed(3)}s bands:`;
   m.bands.forEach((_, i) => {
-    s += `\n${i}: packet_count:0 byte_count:0`;
+    s += `\n${i}: packet_count:${e?.dropped[i]?.packets ?? 0} byte_count:${e?.dropped[i]?.bytes ?? 0}`;
   });
   return s;
 }

@@ -6,6 +6,7 @@ import type { Bridge } from '../switch/bridge.js';
 import { type Flow, W } from '../base/flow.js';
 import { flowHashSymmetricL4 } from '../base/hash.js';
 import type { OdpAction } from './odp.js';
+import { meterAdmits } from '../switch/meters.js';
 import { type FrozenState, type Underlay, xlate } from './xlate.js';
 
 export interface DatapathSinks {
@@ -83,6 +84,10 @@ function run(bridge: Bridge, odp: OdpAction[], packet: Uint8Array, opts: ExecOpt
       }
       case 'clone':
         run(bridge, a.actions, packet, opts, depth, inFlow);
+        break;
+      case 'meter':
+        // A drop band over its rate: the packet goes no further.
+        if (!meterAdmits(bridge, a.id, packet.length)) return;
         break;
       default:
         break;

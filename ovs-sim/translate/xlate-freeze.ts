@@ -13,6 +13,7 @@ import { controllerAction } from './xlate-normal.js';
 import { groupAction, writeActions, reportActionSet, actionSet } from './xlate-groups.js';
 import { conntrackAction, recirculate } from './xlate-conntrack.js';
 import { reportSubfield, isIpAny, decTtl, learnAction, setFieldAction, moveAction, popVlan, pushVlan } from './xlate-actions.js';
+import { meterDatapathId } from '../switch/meters.js';
 
 // -- freezing --
 
@@ -278,8 +279,12 @@ export function doXlateActions(list: Ofpact[], ctx: Ctx, isLast: boolean, groupB
         setWords(flow, W.metadata, 2, (md & ~a.mask) | (a.metadata & a.mask));
         break;
       }
-      case 'meter':
+      case 'meter': {
+        // xlate_meter_action: the datapath's meter id, where the instruction stands.
+        const dp = meterDatapathId(ctx.bridge, a.meterId);
+        if (dp !== undefined) ctx.odp.push({ t: 'meter', id: dp });
         break;
+      }
       case 'clone':
         cloneXlateActions(a.actions, ctx, last, false);
         break;

@@ -4,8 +4,12 @@ import * as grpc from '@grpc/grpc-js';
 import { OperationStatus } from '../../proto/gen/alcor/common.js';
 import { GoalStateProvisionerService, type HostRequest, type HostRequestReply } from '../../proto/gen/alcor/goalstateprovisioner.js';
 
-/** A fake NCM: records requests; on each, optionally pushes a goal state to the agent first. */
-export async function fakeNcm(onRequest: (req: HostRequest) => Promise<void>): Promise<{ addr: string; requests: HostRequest[]; stop(): Promise<void> }> {
+/**
+ * A fake NCM: records requests; on each, optionally pushes a goal state to the agent first, then
+ * answers every request of the call with what `onRequest` resolved to (default SUCCESS; NCM's
+ * FAILURE means not routable).
+ */
+export async function fakeNcm(onRequest: (req: HostRequest) => Promise<void | OperationStatus>): Promise<{ addr: string; requests: HostRequest[]; stop(): Promise<void> }> {
   const requests: HostRequest[] = [];
   const server = new grpc.Server();
   const unimplemented = (_: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED });
@@ -16,7 +20,7 @@ export async function fakeNcm(onRequest: (req: HostRequest) => Promise<void>): P
     requestGoalStates: (call: grpc.ServerUnaryCall<HostRequest, HostRequestReply>, cb: grpc.sendUnaryData<HostRequestReply>) => {
       requests.push(call.request);
       onRequest(call.request).then(
-        () => cb(null, { formatVersion: 1, operationStatuses: call.request.stateRequests.map((r) => ({ requestId: r.requestId, operationStatus: OperationStatus.SUCCESS })), totalOperationTime: 0 }),
+        (status) => cb(null, { formatVersion: 1, operationStatuses: call.request.stateRequests.map((r) => ({ requestId: r.requestId, operationStatus: status ?? OperationStatus.SUCCESS })), totalOperationTime: 0 }),
         (e: unknown) => cb({ code: grpc.status.INTERNAL, details: String(e) }),
       );
     },

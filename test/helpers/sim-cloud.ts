@@ -21,13 +21,15 @@ export interface CloudHost {
 
 export async function startCloud(
   ips: string[], dhcp = { leaseSeconds: 3600, domain: 'cloud.internal', dns: ['10.9.9.9'], underlayMtu: 1500 }, bridgeMappings = '',
+  /** The fabric to use (one with a test clock), and more agent configuration (a controller to ask on demand). */
+  opts: { fabric?: Fabric; more?: Record<string, string> } = {},
 ): Promise<{ fabric: Fabric; hosts: CloudHost[]; stop(): Promise<void> }> {
-  const fabric = new Fabric();
+  const fabric = opts.fabric ?? new Fabric();
   const hosts: CloudHost[] = [];
   for (const [i, ip] of ips.entries()) {
     const host = fabric.addHost(`host${i + 1}`, ip);
     const dataplane = new FlowDataplane(new SimBackend(host), undefined, dhcp, undefined, undefined, hostNetworking(ip, parseBridgeMappings(bridgeMappings)));
-    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run' }), silentLogger(), dataplane);
+    const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: ip, dataplane: 'dry-run', ...opts.more }), silentLogger(), dataplane);
     const addr = `127.0.0.1:${agent.grpcPort}`;
     hosts.push({
       host, agent, dataplane,

@@ -16,8 +16,10 @@ export const comparable = (flows: Iterable<Flow>): string[] =>
  * are the agent's: the operator's own flows there are not compared.
  */
 export async function switchEqualsAgent(t: Pick<ExecutionContext, 'deepEqual'>, dp: FlowDataplane, when: string): Promise<void> {
-  if (!dp.backend.readBack) throw new Error(`the ${dp.name} backend cannot read its switch back`);
-  const held = await dp.backend.readBack();
+  const readBack = dp.backend.readBack?.bind(dp.backend);
+  if (!readBack) throw new Error(`the ${dp.name} backend cannot read its switch back`);
+  // Both read with no commit in between (a retry may be due at any moment).
+  const [held, believed] = await dp.exclusive(async () => [await readBack(), comparable(dp.installed.flows.values())] as const);
   const ours = held.flows.filter((f) => bridgeOf(f) === BRIDGE || programmerOf(f.cookie) !== undefined);
-  t.deepEqual(comparable(ours), comparable(dp.installed.flows.values()), `switch == agent after ${when}`);
+  t.deepEqual(comparable(ours), believed, `switch == agent after ${when}`);
 }
