@@ -12,6 +12,7 @@ import { startAgent } from '../agent/daemon.js';
 import { silentLogger } from '../agent/log.js';
 import { makeClient, pushStream } from '../agent/push.js';
 import { formatOfctl } from '../agent/render.js';
+import { formatMeter } from '../dataplane/flow-text.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { Fabric } from '../ovs-sim/index.js';
@@ -233,6 +234,8 @@ async function runChild(mode: string, n: number): Promise<void> {
     const dp = agent.dataplane as FlowDataplane;
     const file = `${sb.dir}/flows.txt`;
     writeFileSync(file, `${formatOfctl(dp.flows())}\n`);
+    // The meters the flows name (each port's punt meter) exist before the flows, as the agent's bundle orders it.
+    for (const m of dp.desired.activeMeters()) await sb.ofctl('-O', 'OpenFlow13', 'add-meter', 'br-ref', formatMeter(m));
     const t1 = now();
     await sb.ofctl('-O', 'OpenFlow13', '--bundle', 'add-flows', 'br-ref', file);
     const bundleMs = now() - t1;
