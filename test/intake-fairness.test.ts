@@ -3,9 +3,10 @@
 // between two chunks (its reply comes first); one that touches a pending resource waits for the
 // large one (arrival order per resource). Ordered by observation, never by time: the test holds
 // the switch on the large state's second chunk and watches what happens.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
-import { CHUNK_MIN_EVENTS, type IntakeResult } from '../agent/intake.js';
+import { CHUNK_MIN_EVENTS, type Intake, type IntakeResult } from '../agent/intake.js';
+import type { Agent } from '../agent/daemon.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { makeClient, pushUnary } from '../agent/push.js';
@@ -118,9 +119,7 @@ test('a small goal state takes its store turn inside a large one\'s; one naming 
     t.true(cStoredAfterLarge, 'C was answered only after the large state went on');
     t.is(agent.store.get('neighbor', lastNeighbor)?.hostIp, '10.0.77.77', 'the later state of the shared neighbor won');
     t.is([...agent.store.list('neighbor')].length, 2000 + 1);
-    const dp = agent.dataplane as FlowDataplane;
-    const recomputed = FlowDataplane.recompute(agent.store, dp.backend.bindings);
-    t.deepEqual(dp.flows().map(formatFlow).sort(), [...recomputed.activeFlows()].map(formatFlow).sort());
+    flowsMatchStore(t, agent);
   });
 });
 
@@ -128,13 +127,7 @@ test('a large goal state whose client goes away stops storing; what it stored is
   await withAgent(async (agent, addr) => {
     await pushOne(addr, GoalStateV2.fromPartial({ subnetStates: bigState(1).subnetStates }));
     const hold = holdInside(agent.intake);
-    const calls: { signal: AbortSignal | undefined; result: Promise<IntakeResult> }[] = [];
-    const apply = agent.intake.apply.bind(agent.intake);
-    agent.intake.apply = (gs, received, signal) => {
-      const result = apply(gs, received, signal);
-      calls.push({ signal, result });
-      return result;
-    };
+    const calls = recordCalls(agent.intake);
     const large = bigState(2000);
     const client = makeClient(addr);
     try {
@@ -156,9 +149,7 @@ test('a large goal state whose client goes away stops storing; what it stored is
       const stored = [...agent.store.list('neighbor')].length;
       t.true(stored > 0 && stored < 2000, `${stored} of 2000 neighbors stored`);
       t.is(result.results.length, stored + 2, 'a result for each state stored (the subnet, the port and the neighbors), none for the rest');
-      const dp = agent.dataplane as FlowDataplane;
-      const recomputed = FlowDataplane.recompute(agent.store, dp.backend.bindings);
-      t.deepEqual(dp.flows().map(formatFlow).sort(), [...recomputed.activeFlows()].map(formatFlow).sort());
+      flowsMatchStore(t, agent);
       // The agent still serves: a new state applies.
       const r = await pushOne(addr, GoalStateV2.fromPartial({ neighborStates: { 'L2/NB': neighborState('NB', 0x7e0001) } }));
       t.true(r.operationStatuses.every((s) => s.operationStatus === 0));
@@ -172,13 +163,7 @@ test('a V1 call whose deadline passes while its large state is stored stops stor
   await withAgent(async (agent, addr) => {
     await pushOne(addr, GoalStateV2.fromPartial({ subnetStates: bigState(1).subnetStates }));
     const hold = holdInside(agent.intake);
-    const calls: { signal: AbortSignal | undefined; result: Promise<IntakeResult> }[] = [];
-    const apply = agent.intake.apply.bind(agent.intake);
-    agent.intake.apply = (gs, received, signal) => {
-      const result = apply(gs, received, signal);
-      calls.push({ signal, result });
-      return result;
-    };
+    const calls = recordCalls(agent.intake);
     const v2 = bigState(2000);
     const v1 = GoalState.fromPartial({
       subnetStates: Object.values(v2.subnetStates), portStates: Object.values(v2.portStates), neighborStates: Object.values(v2.neighborStates),
@@ -195,11 +180,28 @@ test('a V1 call whose deadline passes while its large state is stored stops stor
       t.true(result.cancelled);
       const stored = [...agent.store.list('neighbor')].length;
       t.true(stored > 0 && stored < 2000, `${stored} of 2000 neighbors stored`);
-      const dp = agent.dataplane as FlowDataplane;
-      const recomputed = FlowDataplane.recompute(agent.store, dp.backend.bindings);
-      t.deepEqual(dp.flows().map(formatFlow).sort(), [...recomputed.activeFlows()].map(formatFlow).sort());
+      flowsMatchStore(t, agent);
     } finally {
       client.close();
     }
   });
 });
+
+/** Every apply() call the intake gets from now on, with its cancellation signal and result. */
+function recordCalls(intake: Intake): { signal: AbortSignal | undefined; result: Promise<IntakeResult> }[] {
+  const calls: { signal: AbortSignal | undefined; result: Promise<IntakeResult> }[] = [];
+  const apply = intake.apply.bind(intake);
+  intake.apply = (gs, received, signal) => {
+    const result = apply(gs, received, signal);
+    calls.push({ signal, result });
+    return result;
+  };
+  return calls;
+}
+
+/** The flows installed are exactly those one full computation over the store gives. */
+function flowsMatchStore(t: ExecutionContext, agent: Agent): void {
+  const dp = agent.dataplane as FlowDataplane;
+  const recomputed = FlowDataplane.recompute(agent.store, dp.backend.bindings);
+  t.deepEqual(dp.flows().map(formatFlow).sort(), [...recomputed.activeFlows()].map(formatFlow).sort());
+}
