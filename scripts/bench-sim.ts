@@ -4,11 +4,11 @@
 // flow; and real OVS installing the same flows with `ovs-ofctl --bundle add-flows` when it is
 // installed. Targets (issue 3): ≥ 1,000,000 lookups/s, ≥ 500,000 inserts/s, ≤ 400 B per flow
 // (real OVS: about 1.46 KB per flow). The same flows also go the way the agent's `sim` dataplane
-// sends them: its Flow objects compiled to flow mods (dataplane/backends/sim-compile.ts) and
+// sends them: its Flow objects compiled to flow mods (dataplane/backends/sim.ts, its compiler) and
 // applied in one bundle (applyBundle), with no text at all.
 import { writeFileSync } from 'node:fs';
 import { emptyChanges } from '../dataplane/backend.js';
-import { SimFlowCompiler } from '../dataplane/backends/sim-compile.js';
+import { SimFlowCompiler } from '../dataplane/backends/sim.js';
 import { ETH_TYPE, IP_PROTO } from '../dataplane/fields.js';
 import { type Flow as DpFlow, canonicalMatch, eq, masked } from '../dataplane/flow.js';
 import { applyBundle, Bridge, type Flow, newFlow, parseFlowMod, setMac, setWords, W } from '../ovs-sim/index.js';

@@ -10,7 +10,7 @@ import { silentLogger } from '../agent/log.js';
 import { ResourceStore } from '../agent/store.js';
 import { DryRunBackend, type FlowBackend, type FlowChanges, SwitchRefusedError, emptyChanges } from '../dataplane/backend.js';
 import { SimBackend } from '../dataplane/backends/sim.js';
-import { type SimCommand, textBundle } from '../dataplane/backends/sim-compile.js';
+import { type SimCommand, textBundle } from '../dataplane/backends/sim.js';
 import { ETH_TYPE, IP_PROTO, ipv4Value, macValue } from '../dataplane/fields.js';
 import { type Action, type Flow, type Group, type MatchField, type Meter, type RegField, actionsKey, canonicalMatch, eq, flowKey, masked, sameGroup, sameMeter } from '../dataplane/flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../dataplane/flow-text.js';
