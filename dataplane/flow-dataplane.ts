@@ -118,6 +118,8 @@ export class FlowDataplane implements Dataplane {
   readonly punts = { arpMiss: 0, dhcp: 0, nextHopArp: 0, zetaOam: 0, onDemand: 0, limited: 0, other: 0 };
   /** Every bridge it programs: br-int, the ones asked for, and the bridge-mapped ones. */
   readonly bridges: readonly string[];
+  /** The host's bridge-mapping names: a router's external network must be one of them. */
+  readonly externalNetworks: ReadonlySet<string>;
 
   /**
    * bridges: the external bridges besides br-int whose pipelines features may program (from
@@ -128,6 +130,7 @@ export class FlowDataplane implements Dataplane {
     bridges: readonly string[] = [BRIDGE], readonly host: HostNetworking = NO_HOST_NETWORKING,
   ) {
     this.bridges = [...new Set([BRIDGE, ...bridges, ...[...host.externals.values()].map((e) => e.bridge)])];
+    this.externalNetworks = new Set(host.externals.keys());
     this.nextHops = new NextHopResolver((ips) => void this.rebuildReaders(ips.map(arpInput)), log);
     this.nextHops.attach(backend.packets);
     this.name = backend.name;
@@ -332,12 +335,8 @@ export class FlowDataplane implements Dataplane {
             earlier = later;
           }
         }
-        touched = newTouched();
         try {
-          for (const owner of dirty) {
-            const p = this.registry.parse(owner);
-            if (p) this.rebuild(p.feature, p.key, touched, owner);
-          }
+          touched = this.rebuildOwners(dirty);
         } catch (e) {
           // A feature failed to build (a programming error): what was rebuilt is compared later.
           this.resync = true;
@@ -372,6 +371,16 @@ export class FlowDataplane implements Dataplane {
     for (const f of this.registry.byResource.get(e.kind) ?? []) out.add(ownerName(f, e.key));
     for (const f of this.registry.aggregates) for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
     return out;
+  }
+
+  /** Rebuild these owners (by name) from the current view; what they changed. */
+  private rebuildOwners(owners: Iterable<string>): Touched {
+    const touched = newTouched();
+    for (const owner of owners) {
+      const p = this.registry.parse(owner);
+      if (p) this.rebuild(p.feature, p.key, touched, owner);
+    }
+    return touched;
   }
 
   /** Rebuild one owner from the current view and record what it read. */
@@ -645,11 +654,6 @@ export class FlowDataplane implements Dataplane {
     });
   }
 
-  /**
-   * After a commit: next hops to resolve by ARP (a router's external gateway without a MAC) or
-   * forget, and a gratuitous ARP for each elastic IP that came to this host (so the external
-   * network's switches and the upstream learn where it is now).
-   */
   /** Router key → its conntrack zone now, for the routers a change's events touch (directly or through a port's elastic IPs). */
   private natZones(events: readonly ResourceEvent[]): Map<string, number> {
     const out = new Map<string, number>();
@@ -666,6 +670,11 @@ export class FlowDataplane implements Dataplane {
     return out;
   }
 
+  /**
+   * After a commit: connections of removed NAT flushed, next hops to resolve by ARP (a router's
+   * external gateway without a MAC) or forget, and a gratuitous ARP for each elastic IP that came
+   * to this host (so the external network's switches and the upstream learn where it is now).
+   */
   private async northSouth(events: readonly ResourceEvent[], failed: Map<string, string>, zones: ReadonlyMap<string, number>): Promise<void> {
     if (this.host.externals.size === 0) return;
     for (const e of events) {
@@ -753,10 +762,6 @@ export class FlowDataplane implements Dataplane {
     return this.queue.then(() => undefined);
   }
 
-  /** The host's bridge-mapping names: a router's external network must be one of them. */
-  get externalNetworks(): ReadonlySet<string> {
-    return new Set(this.host.externals.keys());
-  }
 
   /** Rebuild the owners that read these inputs (runtime facts that changed: a resolved MAC) and commit. */
   private async rebuildReaders(inputs: string[]): Promise<void> {
@@ -766,12 +771,7 @@ export class FlowDataplane implements Dataplane {
         const dirty = new Set<string>();
         for (const i of inputs) this.deps.readersOf(i, dirty);
         if (dirty.size === 0) return;
-        const touched = newTouched();
-        for (const owner of dirty) {
-          const p = this.registry.parse(owner);
-          if (p) this.rebuild(p.feature, p.key, touched, owner);
-        }
-        await this.reconcile(touched);
+        await this.reconcile(this.rebuildOwners(dirty));
       });
     } catch (e) {
       this.log?.warn('reprogramming after a change on the host failed', { inputs, error: String(e) });
@@ -793,12 +793,7 @@ export class FlowDataplane implements Dataplane {
         for (const id of portIds) this.deps.readersOf(bindingInput(id), dirty);
         // A port that never read its binding (it had no subnet then) is rebuilt as well.
         for (const f of this.registry.byResource.get('port') ?? []) for (const id of portIds) dirty.add(ownerName(f, id));
-        const touched = newTouched();
-        for (const owner of dirty) {
-          const p = this.registry.parse(owner);
-          if (p) this.rebuild(p.feature, p.key, touched, owner);
-        }
-        await this.reconcile(touched);
+        await this.reconcile(this.rebuildOwners(dirty));
       });
       // An elastic IP of a port bound only now is announced now.
       if (this.host.externals.size > 0) for (const id of portIds) this.announce(id, view.get('port', id)?.elasticIps.map((x) => x.elasticIp) ?? []);
