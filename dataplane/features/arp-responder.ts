@@ -15,10 +15,14 @@ const THA_FROM_SHA: Action = { type: 'move', src: slice('arp_sha', 48), dst: sli
 const TPA_FROM_SPA: Action = { type: 'move', src: slice('arp_spa', 32), dst: slice('arp_tpa', 32) };
 const IN_PORT: Action = { type: 'in_port' };
 
-/** The reply built from the request: swap addresses, answer with `mac` for `ip`. */
-export function arpReplyActions(mac: string, ip: string): Action[] {
-  const m = macValue(mac);
-  return [SWAP_MACS, setField('dl_src', m), REPLY_OP, THA_FROM_SHA, TPA_FROM_SPA, setField('arp_sha', m), setField('arp_spa', ipv4Value(ip)), IN_PORT];
+/**
+ * The reply built from the request: swap addresses, answer with `mac` for `ip`, from `frameMac`
+ * (the same, except for an address whose MAC must never be a frame's source: docs/nat.md).
+ */
+export function arpReplyActions(mac: string | bigint, ip: string, frameMac: string | bigint = mac): Action[] {
+  const m = typeof mac === 'bigint' ? mac : macValue(mac);
+  const from = frameMac === mac ? m : typeof frameMac === 'bigint' ? frameMac : macValue(frameMac);
+  return [SWAP_MACS, setField('dl_src', from), REPLY_OP, THA_FROM_SHA, TPA_FROM_SPA, setField('arp_sha', m), setField('arp_spa', ipv4Value(ip)), IN_PORT];
 }
 
 export const isIPv4 = (ip: string): boolean => !ip.includes(':');

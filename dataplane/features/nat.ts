@@ -12,15 +12,13 @@ import type { BuildContext, Feature, OwnerBuilder } from '../feature.js';
 import type { ExternalGateway, Router } from '../model.js';
 import { OFPP_NORMAL, PRIORITY, PUNT, REGISTERS, TABLES, type TableSpec } from '../pipeline.js';
 import { type ExternalNetwork, elasticIpMac, hostExternalMac, snatMac } from '../external.js';
-import { routable } from './routing.js';
+import { DEC_TTL, NEXT_HOP_FROM_DST, joinedOf } from './routing.js';
+import { ARP_REQUEST, arpReplyActions } from './arp-responder.js';
 import { portMasks } from './security-groups.js';
 
 const IP = eq('dl_type', ETH_TYPE.ip);
 const ARP = eq('dl_type', ETH_TYPE.arp);
-const DEC_TTL: Action = { type: 'dec_ttl' };
 const NORMAL = output(OFPP_NORMAL);
-const slice = (field: 'dl_src' | 'dl_dst' | 'arp_sha' | 'arp_tha' | 'arp_spa' | 'arp_tpa' | 'nw_dst', nbits: number) => ({ field, ofs: 0, nbits });
-const NEXT_HOP_FROM_DST: Action = { type: 'move', src: slice('nw_dst', 32), dst: { field: REGISTERS.nextHop.field, ofs: 0, nbits: 32 } };
 
 /** The external bridge's table, on the bridge a mapping names (TABLES declares it on br-ex). */
 const extTables = new Map<string, TableSpec>();
@@ -37,11 +35,7 @@ const ct = (commit: boolean, zone: number, table: TableSpec, nat: string): Actio
  * frame's source (they differ for a shared SNAT address, whose MAC must never be a source).
  */
 function externalArp(out: OwnerBuilder, bridge: string, ip: string, arpMac: bigint, frameMac: bigint): void {
-  out.flow(extClassify(bridge), PRIORITY.match, [ARP, eq('arp_op', 1), eq('arp_tpa', ipv4Value(ip))], [
-    { type: 'move', src: slice('dl_src', 48), dst: slice('dl_dst', 48) }, setField('dl_src', frameMac), setField('arp_op', 2),
-    { type: 'move', src: slice('arp_sha', 48), dst: slice('arp_tha', 48) }, { type: 'move', src: slice('arp_spa', 32), dst: slice('arp_tpa', 32) },
-    setField('arp_sha', arpMac), setField('arp_spa', ipv4Value(ip)), { type: 'in_port' },
-  ]);
+  out.flow(extClassify(bridge), PRIORITY.match, [...ARP_REQUEST, eq('arp_tpa', ipv4Value(ip))], arpReplyActions(arpMac, ip, frameMac));
 }
 
 /** Toward br-int, from the uplink: what this owner's addresses receive. */
@@ -78,12 +72,7 @@ const pow2Floor = (n: number): number => 2 ** Math.floor(Math.log2(n));
 function buildRouter(ctx: BuildContext, out: OwnerBuilder, g: Gateway): void {
   const zoneMatch = reg(REGISTERS.natZone, g.zone);
   const bridge = g.ext.bridge;
-  const joined: NonNullable<ReturnType<typeof routable>>[] = [];
-  for (const t of g.router.subnetRoutingTables) {
-    const r = routable(ctx.view.get('subnet', t.subnetId));
-    if (r && !joined.some((j) => j.subnet.id === r.subnet.id)) joined.push(r);
-  }
-  for (const j of joined) {
+  for (const j of joinedOf(ctx, g.router)) {
     // Whatever no route of the router takes leaves through the external gateway.
     out.flow(TABLES.L3_GATEWAY, PRIORITY.externalRoute, [reg(REGISTERS.network, j.net.vni), IP, eq('dl_dst', j.gwMac)],
       [DEC_TTL, load(REGISTERS.natZone, g.zone), resubmit(TABLES.NAT_EGRESS)]);

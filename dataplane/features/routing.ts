@@ -46,8 +46,8 @@ const contains = (j: Pick<Joined, 'base' | 'mask'>, ip: bigint): boolean => (ip 
 const slice = (field: 'dl_src' | 'dl_dst' | 'nw_src' | 'nw_dst', nbits: number) => ({ field, ofs: 0, nbits });
 const SWAP_MACS: Action = { type: 'move', src: slice('dl_src', 48), dst: slice('dl_dst', 48) };
 const SWAP_IPS: Action = { type: 'move', src: slice('nw_src', 32), dst: slice('nw_dst', 32) };
-const NEXT_HOP_FROM_DST: Action = { type: 'move', src: slice('nw_dst', 32), dst: { field: REGISTERS.nextHop.field, ofs: 0, nbits: 32 } };
-const DEC_TTL: Action = { type: 'dec_ttl' };
+export const NEXT_HOP_FROM_DST: Action = { type: 'move', src: slice('nw_dst', 32), dst: { field: REGISTERS.nextHop.field, ofs: 0, nbits: 32 } };
+export const DEC_TTL: Action = { type: 'dec_ttl' };
 const IP = eq('dl_type', ETH_TYPE.ip);
 
 /** The echo reply made from the request, from `gwIp` with the sender's gateway MAC. */
@@ -60,7 +60,8 @@ function toNextHop(srcMac: bigint, into: Joined, nextHop: Action): Action[] {
   return [DEC_TTL, setField('dl_src', srcMac), setField('metadata', into.net.vni), nextHop, resubmit(TABLES.L3_ROUTE)];
 }
 
-function joinedOf(ctx: BuildContext, router: Router): Joined[] {
+/** The routable subnets a router joins, each once, with its routing rules. */
+export function joinedOf(ctx: BuildContext, router: Router): Joined[] {
   const out: Joined[] = [];
   const seen = new Set<string>();
   for (const t of router.subnetRoutingTables) {
