@@ -89,4 +89,3 @@ export const elasticIpMac = (ip: string): bigint => macFrom(0x02ee, ip);
 export const snatMac = (ip: string): bigint => macFrom(0x025a, ip);
 export const hostExternalMac = (underlayIp: string): bigint => macFrom(0x02a0, underlayIp === '' ? '0.0.0.0' : underlayIp);
 
-export const macText = (m: bigint): string => m.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');

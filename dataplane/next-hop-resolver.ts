@@ -3,7 +3,9 @@
 // the bridge sends up while the MAC is wanted (docs/nat.md). Requests repeat with backoff until
 // answered; a learned MAC is kept while wanted and re-learned from any later reply (the upstream
 // router changed). What is learned is an input of the owners that read it (`arp:<ip>`).
+import { arpFrame, ipText, macText as macAt } from '../packets/frames.js';
 import type { PacketIo } from './backend.js';
+import { macText } from './fields.js';
 import type { DataplaneLog } from './flow-dataplane.js';
 import { OFPP_NORMAL } from './pipeline.js';
 
@@ -19,19 +21,9 @@ interface Wanted {
   timer: NodeJS.Timeout | null;
 }
 
-const ipBytes = (ip: string): number[] => ip.split('.').map(Number);
-const macBytes = (m: bigint): number[] => Array.from({ length: 6 }, (_, i) => Number((m >> BigInt(40 - 8 * i)) & 0xffn));
-const ipText = (b: Buffer, at: number): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-const macText = (b: Buffer, at: number): string => [...b.subarray(at, at + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
-
 /** An ARP request for `target` from `senderMac`/`senderIp`, broadcast. */
-export function arpRequest(senderMac: bigint, senderIp: string, target: string): Buffer {
-  return Buffer.from([
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, ...macBytes(senderMac), 0x08, 0x06,
-    0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01,
-    ...macBytes(senderMac), ...ipBytes(senderIp), 0, 0, 0, 0, 0, 0, ...ipBytes(target),
-  ]);
-}
+export const arpRequest = (senderMac: bigint, senderIp: string, target: string): Buffer =>
+  Buffer.from(arpFrame(1, macText(senderMac), senderIp, '00:00:00:00:00:00', target));
 
 /** A gratuitous ARP (a request for its own address) announcing `ip` at `mac`. */
 export const gratuitousArp = (mac: bigint, ip: string): Buffer => arpRequest(mac, ip, ip);
@@ -92,7 +84,7 @@ export class NextHopResolver {
       return;
     }
     const ip = ipText(frame, 28);
-    const mac = macText(frame, 22);
+    const mac = macAt(frame, 22);
     const w = this.wanted.get(ip);
     if (!w || (frame[22]! & 1) === 1 || mac === '00:00:00:00:00:00') {
       this.counts.ignored += 1;
