@@ -3,7 +3,7 @@
 // packet-outs, a real Open vSwitch would. A commit goes in as one all-or-nothing bundle of meter,
 // group and flow mods per bridge touched, compiled from the structured flows (below: the compiler) or,
 // on the text path, rendered and parsed against that bridge as `ovs-ofctl --bundle` would.
-import { FIELDS, FIELD_RANK, type FieldName } from '../fields.js';
+import { FIELDS, FIELD_RANK, type FieldName, ipv4Number } from '../fields.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, type TransientChanges, traceArguments } from '../backend.js';
 import { type Action, type Bucket, type Flow, type Group, type Match, type MatchField, type Meter, type RegField, type Slice, flowKey } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
@@ -224,8 +224,7 @@ export class SimBackend implements FlowBackend {
   }
 
   flushConntrack(zone: number, filter: { src?: string; dst?: string }): Promise<void> {
-    const ip = (t: string): number => t.split('.').reduce((n, o) => n * 256 + Number(o), 0);
-    this.host.datapath.conntrack.flushZone(zone, { ...(filter.src ? { src: ip(filter.src) } : {}), ...(filter.dst ? { dst: ip(filter.dst) } : {}) });
+    this.host.datapath.conntrack.flushZone(zone, { ...(filter.src ? { src: ipv4Number(filter.src) } : {}), ...(filter.dst ? { dst: ipv4Number(filter.dst) } : {}) });
     return Promise.resolve();
   }
 

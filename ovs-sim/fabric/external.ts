@@ -4,7 +4,7 @@
 // address, takes every IPv4 packet sent to its MAC (any destination: it is the way to the
 // internet), records it, answers ICMP echo and echoes UDP back, and can open connections to
 // addresses on the segment (an elastic IP) — resolving them by ARP as a router would.
-import { BROADCAST_MAC, arpFrame, icmpEcho, ipv4Frame, parseFrame, udp } from '../../packets/frames.js';
+import { BROADCAST_MAC, arpFrame, icmpEcho, ipv4Frame, macText, parseFrame, udp } from '../../packets/frames.js';
 
 /** What plugs into a bridge port (SimHost.plug): frames from the port, frames to it. */
 export interface Endpoint {
@@ -17,7 +17,6 @@ interface Member {
   deliver(frame: Uint8Array): void;
 }
 
-const macOf = (b: Uint8Array, at: number): string => [...b.subarray(at, at + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
 export class ExternalSegment {
   private readonly members: Member[] = [];
@@ -46,8 +45,8 @@ export class ExternalSegment {
 
   private forward(from: number, frame: Uint8Array): void {
     if (frame.length < 14) return;
-    const dst = macOf(frame, 0);
-    const src = macOf(frame, 6);
+    const dst = macText(frame, 0);
+    const src = macText(frame, 6);
     if ((frame[6]! & 1) === 0) this.learned.set(src, from);
     const to = dst === BROADCAST_MAC || (frame[0]! & 1) === 1 ? undefined : this.learned.get(dst);
     if (to !== undefined) {
