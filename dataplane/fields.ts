@@ -90,6 +90,9 @@ export const FIELD_RANK: Readonly<Record<FieldName, number>> = Object.fromEntrie
 
 export const fullMask = (field: Field): bigint => (1n << BigInt(field.bits)) - 1n;
 
+/** The mask of a prefix length on an address of `bits` bits (IPv4 by default; /0 is 0). */
+export const prefixMask = (prefix: number, bits = 32): bigint => (prefix === 0 ? 0n : ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n));
+
 /** MAC text (validated upstream: colon form) as a number: 48 bits fit a double exactly. */
 export function macNumber(mac: string): number {
   let n = 0;

@@ -4,7 +4,7 @@
 // through the port's meter; the agent asks the controller (dataplane/on-demand.ts). A port's ARP
 // misses and DHCP requests go up through the same meter, so one VM cannot flood the agent or
 // take another VM's share of it: the switch drops what exceeds the port's rate.
-import { ETH_TYPE, IP_PROTO, ipv4Value } from '../fields.js';
+import { ETH_TYPE, IP_PROTO, ipv4Value, prefixMask } from '../fields.js';
 import { type Action, eq, masked, reg, resubmit } from '../flow.js';
 import type { Feature } from '../feature.js';
 import { PRIORITY, PUNT, PUNT_LIMITS, REGISTERS, TABLES } from '../pipeline.js';
@@ -36,8 +36,7 @@ export const onDemandSubnets: Feature = {
     const subnet = ctx.view.get('subnet', key);
     const net = subnet ? networkOf(subnet) : null;
     if (!subnet || !net || subnet.cidr.family !== 4) return;
-    const bits = subnet.cidr.prefix;
-    const mask = bits === 0 ? 0n : ((1n << BigInt(bits)) - 1n) << BigInt(32 - bits);
+    const mask = prefixMask(subnet.cidr.prefix);
     out.flow(TABLES.ON_DEMAND, PRIORITY.match, [reg(REGISTERS.network, net.vni), eq('dl_type', ETH_TYPE.ip), masked('nw_dst', ipv4Value(subnet.cidr.address), mask)], [resubmit(TABLES.ON_DEMAND_PUNT)]);
   },
 };

@@ -5,7 +5,7 @@
 // the VMs themselves (local ports and neighbors, `routeEntry` below), so a router change never
 // rewrites per-VM flows and a VM joins routing when it arrives. A local port of a routed subnet
 // also has its DVR MAC restore (table dvr_restore).
-import { ETH_TYPE, IP_PROTO, ipv4Value, macValue } from '../fields.js';
+import { ETH_TYPE, IP_PROTO, ipv4Value, macValue, prefixMask } from '../fields.js';
 import { type Action, type MatchField, eq, load, masked, reg, resubmit, setField, sharedReg } from '../flow.js';
 import type { BuildContext, Feature, OwnerBuilder } from '../feature.js';
 import type { Router, RoutingRule, Subnet } from '../model.js';
@@ -26,7 +26,6 @@ interface Joined {
   rules: RoutingRule[];
 }
 
-const prefixMask = (prefix: number): bigint => (prefix === 0 ? 0n : ((1n << 32n) - 1n) ^ ((1n << BigInt(32 - prefix)) - 1n));
 
 /** The routable part of a joined subnet, or null (IPv6, not carried, no gateway). */
 export function routable(subnet: Subnet | undefined): Omit<Joined, 'rules'> | null {

@@ -5,7 +5,7 @@
 // rules are conjunctions whose address dimension is one aggregate owner per (direction,
 // ethertype, group, remote group), shared by every port of the group: a group of M members and
 // R rules costs about M + R flows per port, not M × R.
-import { CT_STATE, ETH_TYPE, IP_PROTO, ipv4Value, macValue } from '../fields.js';
+import { CT_STATE, ETH_TYPE, IP_PROTO, ipv4Value, macValue, prefixMask } from '../fields.js';
 import { type Action, type MatchField, canonicalMatch, eq, makeFlowKey, masked, reg, resubmit } from '../flow.js';
 import type { BuildContext, Feature, OwnerBuilder } from '../feature.js';
 import type { Cidr, Direction, EtherType, Port, ResourceEvent, SecurityGroupRule } from '../model.js';
@@ -42,7 +42,7 @@ function prefixOf(text: string): Prefix {
   const value = family === 4 ? ipv4Value(addr) : ipv6Value(addr);
   const prefix = len === undefined ? bits : Number(len);
   if (prefix >= bits) return { family, value, mask: null };
-  const mask = prefix === 0 ? 0n : ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
+  const mask = prefixMask(prefix, bits);
   return { family, value: value & mask, mask };
 }
 
