@@ -60,10 +60,6 @@ export class NextHopResolver {
     if (this.resolved.delete(ip)) this.changed([ip]);
   }
 
-  get wantedIps(): string[] {
-    return [...this.wanted.keys()];
-  }
-
   private ask(ip: string, w: Wanted): void {
     if (this.wanted.get(ip) !== w || this.resolved.has(ip)) return;
     try {
