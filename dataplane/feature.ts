@@ -98,7 +98,7 @@ export class OwnerBuilder {
    * One flow. `note` names what the flow stands for within its owner (a security group rule):
    * the flow then gets a cookie of its own, so a trace can name it, and carries the note.
    */
-  flow(table: TableSpec, priority: number, match: MatchField[], actions: Action[], programmer: ProgrammerName = this.feature.programmer, note?: string): void {
+  flow(table: TableSpec, priority: number, match: MatchField[], actions: readonly Action[], programmer: ProgrammerName = this.feature.programmer, note?: string): void {
     try {
       checkMatch(table, match);
     } catch (e) {

@@ -111,9 +111,11 @@ export interface Meter {
 
 /** The key of a flow's identity, made from its fields. */
 export function makeFlowKey(table: number, priority: number, match: Match, bridge?: string): string {
-  let k = bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`;
-  for (const m of match) k += m.mask === null ? `/${m.field}=${m.value.toString(16)}` : `/${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`;
-  return k;
+  // Joined, not concatenated: `+=` leaves a rope of a dozen pieces per key, and a million keys
+  // kept as ropes cost more than the flows they name.
+  const parts: string[] = [bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`];
+  for (const m of match) parts.push(m.mask === null ? `${m.field}=${m.value.toString(16)}` : `${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`);
+  return parts.join('/');
 }
 
 /**
@@ -213,18 +215,32 @@ export const resubmit = (table: { id: number } | number): Action => ({ type: 're
  * hosts need a few thousand `set_field:H->tun_dst` objects, not a million. Bounded: cleared when
  * it grows past its limit (it only saves memory, never changes a result).
  */
-export class Interned<K, T> {
+export class Interned<K, T extends object> {
   private readonly m = new Map<K, T>();
   constructor(private readonly limit = 100_000) {}
   get(key: K, make: (key: K) => T): T {
     let v = this.m.get(key);
     if (v === undefined) {
       if (this.m.size >= this.limit) this.m.clear();
-      this.m.set(key, (v = make(key)));
+      this.m.set(key, (v = shared(make(key))));
     }
     return v;
   }
 }
+
+const SHARED = new WeakSet<object>();
+
+/**
+ * Marks an immutable match field, action or action list as shared by many flows, so a backend
+ * may translate it once and reuse the translation (the simulator does): a hint about identity,
+ * never about meaning.
+ */
+export function shared<T extends object>(o: T): T {
+  SHARED.add(o);
+  return o;
+}
+
+export const isShared = (o: object): boolean => SHARED.has(o);
 
 const regMatches = new Map<RegField, Interned<number, MatchField>>();
 const regLoads = new Map<RegField, Interned<number, Action>>();

@@ -441,3 +441,39 @@ test('commit of 1 port + N neighbors\' flows, text path vs compiled path (timing
   t.deepEqual(dumps[1], dumps[0]);
   t.log(`1 port + ${n.toLocaleString('en')} neighbors = ${changes.add.length.toLocaleString('en')} flows in one commit: text path ${times.text!.toFixed(0)} ms, compiled path ${times.compiled!.toFixed(0)} ms (${(times.text! / times.compiled!).toFixed(1)}× faster; best of 2, fresh bridge each)`);
 });
+
+test('neighbors on one host share one translation of their tunnel output; moving one changes only its rule', async (t) => {
+  const tw = await twin();
+  const first = GoalStateV2.fromPartial({});
+  first.subnetStates.S1 = subnetState('S1', { cidr: '10.1.0.0/16', tunnelId: '100', networkType: 3, gateway: undefined });
+  first.portStates.P1 = portState('P1', { macAddress: mac(1), fixedIps: [{ subnetId: 'S1', ipAddress: '10.1.0.5' }] });
+  // Twenty VMs on two hosts.
+  const vm = (i: number, host: string, op = 1, rev = 1) => neighborState(`N${i}`, i, {
+    revisionNumber: rev, macAddress: mac(0x40000 + i), hostIpAddress: host,
+    fixedIps: [{ neighborType: 0, subnetId: 'S1', ipAddress: `10.1.1.${i + 1}`, arionGroup: '', tunnelId: 0 }],
+  }, op);
+  for (let i = 0; i < 20; i++) first.neighborStates[`L2/N${i}`] = vm(i, i % 2 ? '10.0.5.2' : '10.0.5.1');
+  await tw.apply(first);
+  // A neighbor's unicast rule in the compiled switch: table 40, its flow's cookie.
+  const unicast = (i: number) => {
+    const f = [...tw.dps[1]!.installed.flows.values()].find((x) => x.table === 40 && x.match.some((m) => m.field === 'dl_dst' && m.value === macValue(mac(0x40000 + i))))!;
+    return bridgeOf(tw.compiled).flows().find((r) => r.table === 40 && r.cookie === f.cookie)!;
+  };
+  const all = () => ({ flows: tw.dps[1]!.installed.flows.values(), groups: [...tw.dps[1]!.installed.groups.values()], meters: [...tw.dps[1]!.installed.meters.values()] });
+  const r0 = unicast(0);
+  const r2 = unicast(2);
+  t.truthy(r0 && r2, 'both neighbors have their unicast rule');
+  t.is(r0.actions, r2.actions, 'one actions list for the rules of neighbors on one host');
+  t.not(unicast(1).actions, r0.actions, 'another host, another list');
+  await sameSwitch(t, tw.text, tw.compiled, all());
+  // N0 moves to a third host: N2 still goes to the first.
+  const second = GoalStateV2.fromPartial({});
+  second.neighborStates['L2/N0'] = vm(0, '10.0.5.3', 2, 2);
+  await tw.apply(second);
+  await sameSwitch(t, tw.text, tw.compiled, all());
+  const p1 = tw.compiled.bindings.ofport('P1')!;
+  const to = (i: number): string => `in_port=${p1},ip,dl_src=${mac(1)},dl_dst=${mac(0x40000 + i)},nw_src=10.1.0.5,nw_dst=10.1.1.${i + 1}`;
+  await sameTraces(t, tw.text, tw.compiled, [to(0), to(2)]);
+  t.regex(await tw.compiled.trace(to(0)), /tun_dst=10\.0\.5\.3/, 'the moved VM is reached on its new host');
+  t.regex(await tw.compiled.trace(to(2)), /tun_dst=10\.0\.5\.1/, 'its neighbor on the old host is not');
+});

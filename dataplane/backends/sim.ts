@@ -5,7 +5,7 @@
 // on the text path, rendered and parsed against that bridge as `ovs-ofctl --bundle` would.
 import { FIELDS, FIELD_RANK, type FieldName, ipv4Number } from '../fields.js';
 import { type FlowBackend, type FlowChanges, type PacketIn, type PacketIo, type SwitchContents, SwitchRefusedError, type TransientChanges, traceArguments } from '../backend.js';
-import { type Action, type Bucket, type Flow, type Group, type Match, type MatchField, type Meter, type RegField, type Slice, flowKey } from '../flow.js';
+import { type Action, type Bucket, type Flow, type Group, type Match, type MatchField, type Meter, type RegField, type Slice, flowKey, isShared } from '../flow.js';
 import { formatFlow, formatGroup, formatMatch, formatMeter } from '../flow-text.js';
 import { BRIDGE, REGISTERS, TUNNEL_PORTS } from '../pipeline.js';
 import type { PortBindings } from '../bindings.js';
@@ -494,6 +494,14 @@ export class SimFlowCompiler {
   private readonly byAction = new WeakMap<Action, Ofpact>();
   private readonly outputRegs = new WeakMap<RegField, Ofpact>();
   private readonly loadsByRef = new WeakMap<RegField, LoadShape>();
+  /**
+   * Translations of the set_field and load actions, and of whole action lists, that features
+   * mark as shared (flow.ts `shared`): a million neighbors on a thousand hosts need a thousand
+   * tunnel set_fields in the switch too. In flows only: a flow's set_field records whether the
+   * flow has a VLAN (never, for the model's fields), a bucket's does not.
+   */
+  private readonly sharedSets = new WeakMap<Action, Ofpact[]>();
+  private readonly byList = new WeakMap<readonly Action[], Ofpact[]>();
 
   get stats(): CompilerStats {
     let direct = 0;
@@ -571,6 +579,18 @@ export class SimFlowCompiler {
    * our fields); group buckets are not checked against a match.
    */
   actions(list: readonly Action[], inFlow: boolean, owner: Flow | Group): Ofpact[] {
+    // A list many flows share (a host's tunnel output) is translated once; the switch never
+    // changes a rule's actions in place.
+    if (inFlow && isShared(list)) {
+      let out = this.byList.get(list);
+      // Frozen: the switch keeps a frozen list as it is instead of copying it per rule.
+      if (!out) this.byList.set(list, (out = Object.freeze(this.translate(list, inFlow, owner)) as Ofpact[]));
+      return out;
+    }
+    return this.translate(list, inFlow, owner);
+  }
+
+  private translate(list: readonly Action[], inFlow: boolean, owner: Flow | Group): Ofpact[] {
     const out: Ofpact[] = [];
     let conj = 0;
     for (let i = 0; i < list.length; i++) {
@@ -597,22 +617,37 @@ export class SimFlowCompiler {
           break;
         }
         case 'set_field': {
+          const known = inFlow ? this.sharedSets.get(a) : undefined;
+          if (known) {
+            for (const o of known) out.push(o);
+            break;
+          }
           const mf = mfOf(a.field);
           const value = mf.fmt === 'port' ? BigInt(port16(Number(a.value))) : a.value;
-          out.push(inFlow
+          const o: Ofpact = inFlow
             ? { type: 'set_field', field: mf, value, mask: mf.valueMask, load: false, flowHasVlan: false }
-            : { type: 'set_field', field: mf, value, mask: mf.valueMask, load: false });
+            : { type: 'set_field', field: mf, value, mask: mf.valueMask, load: false };
+          out.push(o);
+          if (inFlow && isShared(a)) this.sharedSets.set(a, [o]);
           break;
         }
         case 'load': {
+          const known = inFlow ? this.sharedSets.get(a) : undefined;
+          if (known) {
+            for (const o of known) out.push(o);
+            break;
+          }
           const s = this.loadShape(a.dst);
           const v = s.ofs === 0 ? a.value : a.value << BigInt(s.ofs);
+          const made: Ofpact[] = [];
           for (const mask of s.runs) {
             const value = v & mask;
-            out.push(inFlow
+            made.push(inFlow
               ? { type: 'set_field', field: s.field, value, mask, load: true, flowHasVlan: false }
               : { type: 'set_field', field: s.field, value, mask, load: true });
           }
+          for (const o of made) out.push(o);
+          if (inFlow && isShared(a)) this.sharedSets.set(a, made);
           break;
         }
         case 'move': {

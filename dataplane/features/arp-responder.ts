@@ -3,14 +3,14 @@
 // the agent or leaves the host. Entries come from local ports, remote neighbors and subnet
 // gateways (this feature: one owner per subnet); the misses and guards are fixed pipeline flows.
 import { ETH_TYPE, ipv4Value, macValue } from '../fields.js';
-import { type Action, type MatchField, eq, setField, sharedReg } from '../flow.js';
+import { type Action, type MatchField, eq, setField, shared, sharedReg } from '../flow.js';
 import { type Feature, type OwnerBuilder } from '../feature.js';
 import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
 import { networkOf } from '../topology.js';
 
 const slice = (field: 'dl_src' | 'dl_dst' | 'arp_sha' | 'arp_tha' | 'arp_spa' | 'arp_tpa', nbits: number) => ({ field, ofs: 0, nbits });
 const SWAP_MACS: Action = { type: 'move', src: slice('dl_src', 48), dst: slice('dl_dst', 48) };
-const REPLY_OP = setField('arp_op', 2);
+const REPLY_OP = shared(setField('arp_op', 2));
 const THA_FROM_SHA: Action = { type: 'move', src: slice('arp_sha', 48), dst: slice('arp_tha', 48) };
 const TPA_FROM_SPA: Action = { type: 'move', src: slice('arp_spa', 32), dst: slice('arp_tpa', 32) };
 const IN_PORT: Action = { type: 'in_port' };

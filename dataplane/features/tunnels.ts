@@ -23,10 +23,12 @@ export const tunnels: Feature = {
 const TO_OUTPUT = resubmit(TABLES.OUTPUT);
 const tunIds = new Interned<number, Action>();
 const tunDsts = new Interned<string, Action>();
+/** The whole list, one per network and host: every neighbor of a host shares it. */
+const outputs = new Interned<string, readonly Action[]>();
 
-export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string): Action[] {
-  return [
+export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string): readonly Action[] {
+  return outputs.get(`${encap}/${vni}/${hostIp}`, () => [
     tunIds.get(vni, (v) => setField('tun_id', v)), tunDsts.get(hostIp, (h) => setField('tun_dst', ipv4Value(h))),
     sharedLoad(REGISTERS.outPort, TUNNEL_PORTS[encap].ofport), TO_OUTPUT,
-  ];
+  ]);
 }

@@ -380,8 +380,9 @@ export class Bridge {
   }
 
   private newRule(fm: FlowMod, table: number): Rule {
-    // The actions in an array of exactly their size (a parser's array has room to grow).
-    const actions = fm.actions.length === 0 ? NO_ACTIONS : fm.actions.slice();
+    // The actions in an array of exactly their size (a parser's array has room to grow); a
+    // frozen list is one the caller shares between many flows (a host's tunnel output), kept as is.
+    const actions = fm.actions.length === 0 ? NO_ACTIONS : Object.isFrozen(fm.actions) ? fm.actions : fm.actions.slice();
     const r = new Rule(table, fm.priority, fm.newCookie, actions, fm.idle, fm.hard, fm.importance, fm.flags);
     const st = this.table(table).subtableFor(fm.match.wc);
     r.subtable = st;
