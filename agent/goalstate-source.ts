@@ -117,6 +117,32 @@ export interface LazyGoalStateV2 extends GoalStateSource {
  * a state whose own bytes are broken is reported per resource by slice.
  */
 export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
+  const steps = scanSteps(buf);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same scan in slices: between two slices `pause` may hand the loop to others (a state of a
+ * million entries is scanned in about a second; health checks and small states do not wait for
+ * it). Rejects with UndecodableError as scanGoalStateV2 throws.
+ */
+export async function scanGoalStateV2Sliced(buf: Uint8Array, pause: () => Promise<void> | null): Promise<LazyGoalStateV2> {
+  const steps = scanSteps(buf);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    const p = pause();
+    if (p) await p;
+  }
+}
+
+/** Map entries scanned between two chances to pause. */
+const SCAN_SLICE = 2048;
+
+function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
   const reader = new BinaryReader(buf);
   // Per kind: [keyStart, keyLen, valueStart, valueLen] (valueStart -1 = no value), flat.
   const spans = new Map<Kind, number[]>();
@@ -175,6 +201,7 @@ export function scanGoalStateV2(buf: Uint8Array): LazyGoalStateV2 {
         if (!list) spans.set(kind, (list = []));
         list.push(keyStart, keyLen, valueStart, valueLen);
         total += 1;
+        if (total % SCAN_SLICE === 0) yield;
       } else if (field === 1 && wire === WireType.Varint) {
         formatVersion = reader.uint32();
       } else if (field === 2 && wire === WireType.LengthDelimited) {

@@ -10,11 +10,11 @@ import { GoalState } from '../proto/gen/alcor/goalstate.js';
 import {
   GoalStateProvisionerService, type GoalStateOperationReply, type HostRequestReply, type NeighborRulesRequest,
 } from '../proto/gen/alcor/goalstateprovisioner.js';
-import { scanGoalStateV2 } from './goalstate-source.js';
+import { type LazyGoalStateV2, scanGoalStateV2, scanGoalStateV2Sliced } from './goalstate-source.js';
 import type { Intake } from './intake.js';
 import type { AgentMetrics } from './metrics.js';
 import { encodeReply, encodeReplyAsync } from './reply.js';
-import { YIELD_MS } from './intake.js';
+import { YIELD_MS, slicer } from './intake.js';
 
 export interface GrpcServerOptions {
   listen: string;
@@ -33,6 +33,20 @@ type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 function decode<T>(decoder: (b: Uint8Array) => T, bytes: Buffer): Decoded<T> {
   try {
     return { ok: true, value: decoder(bytes) };
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/**
+ * A message larger than this is scanned in slices (goalstate-source scanGoalStateV2Sliced),
+ * yielding the loop every YIELD_MS: a 100,000-neighbor state took 40–100 ms in one piece.
+ */
+export const SLICED_SCAN_BYTES = 1 << 20;
+
+async function decodeSliced(bytes: Buffer): Promise<Decoded<LazyGoalStateV2>> {
+  try {
+    return { ok: true, value: await scanGoalStateV2Sliced(bytes, slicer()) };
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
@@ -111,14 +125,11 @@ export class GrpcServer {
     // A client that goes away (cancels, or its deadline passes) stops what is not stored yet.
     const gone = new AbortController();
     call.on('cancelled', () => gone.abort());
-    call.on('data', (bytes: Buffer) => {
-      if (failed) return;
-      const received = nowUs();
-      const gs = decode(scanGoalStateV2, bytes);
+    const handle = (gs: Decoded<LazyGoalStateV2>, received: number, size: number): void => {
       if (!gs.ok) {
         failed = true;
         this.opts.metrics?.goalState('stream', 0, null, 'undecodable');
-        this.log.warn('undecodable GoalStateV2 on stream', { error: gs.error, bytes: bytes.length });
+        this.log.warn('undecodable GoalStateV2 on stream', { error: gs.error, bytes: size });
         // Replies already owed are written first; then the stream ends with the error status.
         previous = previous.then(() => {
           call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalStateV2: ${gs.error}` });
@@ -141,9 +152,30 @@ export class GrpcServer {
         this.opts.metrics?.goalState('stream', 0, null, 'error');
         this.log.error('stream reply failed', { error: String(e) });
       });
+    };
+    // Messages of this stream whose (sliced) scan is not done yet, and the chain of them: a
+    // message enters the intake only after the ones before it on its stream.
+    let scanning = 0;
+    let scanned: Promise<void> = Promise.resolve();
+    call.on('data', (bytes: Buffer) => {
+      if (failed) return;
+      const received = nowUs();
+      if (scanning === 0 && bytes.length <= SLICED_SCAN_BYTES) {
+        handle(decode(scanGoalStateV2, bytes), received, bytes.length);
+        return;
+      }
+      scanning += 1;
+      scanned = scanned
+        .then(async () => {
+          const gs = bytes.length <= SLICED_SCAN_BYTES ? decode(scanGoalStateV2, bytes) : await decodeSliced(bytes);
+          if (!failed) handle(gs, received, bytes.length);
+        })
+        .catch((e: unknown) => { this.log.error('stream message not handled', { error: String(e) }); })
+        .finally(() => { scanning -= 1; });
     });
     call.on('end', () => {
-      void previous.then(() => { if (!failed) call.end(); });
+      // Every message scanned and handed on, then every reply written.
+      void scanned.then(() => previous).then(() => { if (!failed) call.end(); });
     });
     call.on('error', (e) => this.log.debug('stream error', { error: String(e) }));
   }

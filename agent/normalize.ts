@@ -276,8 +276,9 @@ const builders: { [K in Kind]: Builder<K> } = {
       if (v6 || subnet.cidr.family !== 4) addressIn(subnet, v6 ? 6 : 4, ip, `fixed_ips[${i}].ip_address`);
       if (f.tunnelId > MAX_VNI) throw new Invalid(`fixed_ips[${i}].tunnel_id: ${f.tunnelId} is out of range 0–${MAX_VNI}`);
       const entry: NeighborFixedIp = { subnetId: ctx.intern(f.subnetId), ip, arionGroup: f.arionGroup === '' ? '' : ctx.intern(f.arionGroup), tunnelId: f.tunnelId };
-      if (f.neighborType === PbNeighborType.L2) (l2 ??= []).push(entry);
-      else (l3 ??= []).push(entry);
+      // Arrays of exactly their size: a pushed-to [] keeps room for 17 entries, per neighbor.
+      if (f.neighborType === PbNeighborType.L2) l2 = l2 === null ? [entry] : [...l2, entry];
+      else l3 = l3 === null ? [entry] : [...l3, entry];
     }
     const macAddress = normalizeMac(c.macAddress);
     if (macAddress === null) throw new Invalid(`mac_address: ${quote(c.macAddress)} is not a MAC address (six hex octets separated by ':' or '-')`);

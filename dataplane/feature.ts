@@ -131,7 +131,9 @@ export class OwnerBuilder {
   }
 
   output(): OwnerOutput {
-    return { flows: this.flows, groups: this.groupList ?? NONE, meters: this.meterList ?? NONE };
+    // Kept for as long as the owner lives: an array of exactly its size (the one pushed to has
+    // room for 17 flows, and most owners have one or two).
+    return { flows: this.flows.length === 0 ? NONE : this.flows.slice(), groups: this.groupList ?? NONE, meters: this.meterList ?? NONE };
   }
 }
 

@@ -6,10 +6,14 @@
 import test, { type ExecutionContext } from 'ava';
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { CHUNK_MIN_EVENTS, type Intake, type IntakeResult } from '../agent/intake.js';
+import { type LazyGoalStateV2, UndecodableError, scanGoalStateV2, scanGoalStateV2Sliced } from '../agent/goalstate-source.js';
+import { SLICED_SCAN_BYTES } from '../agent/grpc-server.js';
+import { KINDS } from '../dataplane/model.js';
+import { OperationStatus } from '../proto/gen/alcor/common.js';
 import type { Agent } from '../agent/daemon.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { formatFlow } from '../dataplane/flow-text.js';
-import { makeClient, pushUnary } from '../agent/push.js';
+import { makeClient, pushStream, pushUnary } from '../agent/push.js';
 import { bigState, neighborState, portState, pushOne, withAgent } from './helpers/agents.js';
 import { until } from './helpers/wait.js';
 
@@ -205,3 +209,58 @@ function flowsMatchStore(t: ExecutionContext, agent: Agent): void {
   const recomputed = FlowDataplane.recompute(agent.store, dp.backend.bindings);
   t.deepEqual(dp.flows().map(formatFlow).sort(), [...recomputed.activeFlows()].map(formatFlow).sort());
 }
+
+test('a large message is scanned in slices that give exactly what one scan gives; a broken one is refused the same way', (t) => {
+  const gs = bigState(5000);
+  gs.portStates.P2 = portState('P2', { macAddress: 'fa:16:3e:00:00:22' });
+  const bytes = Buffer.from(GoalStateV2.encode(gs).finish());
+  const entries = (s: LazyGoalStateV2): string[] => {
+    const out: string[] = [];
+    for (const kind of KINDS) {
+      s.slice(kind, 0, s.size(kind), (state, key) => out.push(`${kind} ${key ?? ''} ${JSON.stringify(state)}`));
+    }
+    return out;
+  };
+  const whole = scanGoalStateV2(bytes);
+  let pauses = 0;
+  // A pause that always hands the loop over: every slice boundary is seen.
+  const sliced = scanGoalStateV2Sliced(bytes, () => { pauses += 1; return Promise.resolve(); });
+  return sliced.then(async (s) => {
+    t.true(pauses >= 2, `${pauses} pauses in a scan of ${s.count()} entries`);
+    t.is(s.count(), whole.count());
+    t.deepEqual(entries(s), entries(whole));
+    // Cut inside the neighbor map: both refuse with the same reason.
+    const cut = bytes.subarray(0, Math.floor(bytes.length * 0.7));
+    const err = t.throws(() => scanGoalStateV2(cut));
+    const slicedErr = await t.throwsAsync(scanGoalStateV2Sliced(cut, () => null));
+    t.is(slicedErr?.message, err?.message);
+    t.true(slicedErr instanceof UndecodableError);
+  });
+});
+
+test('on one stream a message scanned in slices keeps its place: its reply comes before the next message\'s', async (t) => {
+  await withAgent(async (agent, addr) => {
+    await pushOne(addr, GoalStateV2.fromPartial({ subnetStates: bigState(1).subnetStates }));
+    const large = bigState(12_000);
+    t.true(GoalStateV2.encode(large).finish().length > SLICED_SCAN_BYTES, 'the large message takes the sliced scan');
+    // The small one names the large one's last neighbor: stored after it, it wins (revision 2).
+    const lastId = Object.keys(large.neighborStates).at(-1)!;
+    const before = large.neighborStates[lastId]!.configuration!;
+    const small = GoalStateV2.fromPartial({
+      neighborStates: { [lastId]: neighborState(before.id, 11_999, { revisionNumber: 2, hostIpAddress: '10.0.99.99' }) },
+    });
+    const c = makeClient(addr);
+    try {
+      const replies = await pushStream(c, [large, small]);
+      t.is(replies.length, 2);
+      t.is(replies[0]!.operationStatuses.length, Object.keys(large.neighborStates).length + 2);
+      t.is(replies[1]!.operationStatuses.length, 1);
+      t.true([...replies[0]!.operationStatuses, ...replies[1]!.operationStatuses].every((s) => s.operationStatus === OperationStatus.SUCCESS));
+      // Applied in stream order: the small one's revision is what the store holds.
+      t.is(agent.store.get('neighbor', lastId)?.hostIp, '10.0.99.99');
+      t.is(agent.store.revisionOf('neighbor', lastId), 2);
+    } finally {
+      c.close();
+    }
+  });
+});

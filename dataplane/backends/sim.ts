@@ -584,7 +584,7 @@ export class SimFlowCompiler {
     if (inFlow && isShared(list)) {
       let out = this.byList.get(list);
       // Frozen: the switch keeps a frozen list as it is instead of copying it per rule.
-      if (!out) this.byList.set(list, (out = Object.freeze(this.translate(list, inFlow, owner)) as Ofpact[]));
+      if (!out) this.byList.set(list, (out = Object.freeze(this.translate(list, inFlow, owner).slice()) as Ofpact[]));
       return out;
     }
     return this.translate(list, inFlow, owner);
