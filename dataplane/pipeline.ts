@@ -55,6 +55,11 @@ export const TABLES = {
     purpose: 'ARP requests from local ports for any known address of the network (local ports, remote neighbors, the subnet gateway) are answered in place (output IN_PORT); requests for unknown addresses go to the agent (packet-in, userdata arp-miss); other broadcast ARP is dropped.',
     miss: 'continue to dhcp',
   },
+  ARP_REPLY: {
+    id: 21, name: 'arp_reply', fields: [],
+    purpose: 'The rest of every answer arp_responder started (eth dst = the asker, eth src = the answered MAC): arp_op = 2, target = the asker\'s MAC and address, sender = the answered MAC and the address asked for (swapped through reg2, cleared again), out of the input port. One flow for all entries, so an entry carries only its MAC.',
+    miss: 'drop (only ARP requests an entry answers come here)',
+  },
   DHCP: {
     id: 25, name: 'dhcp', fields: ['reg6', 'dl_type', 'nw_proto', 'tp_src', 'tp_dst'],
     purpose: 'DHCP client→server packets go to the agent (packet-in, userdata dhcp); server→client packets from VMs (rogue servers) are dropped.',
@@ -178,6 +183,7 @@ export const REGISTERS = {
   egressZone: regField('egressZone', 'reg6', 0, 16, 'the conntrack zone of a packet from a VM with security groups: its OpenFlow port (the low 16 bits of inPort)'),
   ingressZone: regField('ingressZone', 'reg5', 0, 16, 'the conntrack zone of a packet to a VM with security groups: its OpenFlow port (the low 16 bits of outPort)'),
   nextHop: regField('nextHop', 'reg2', 0, 32, 'the IPv4 next hop l3_gateway chose (the destination, or a routing rule\'s next hop); l3_route looks it up'),
+  arpTarget: regField('arpTarget', 'reg2', 0, 32, 'arp_reply only: the address asked for, held while the sender and target addresses swap, then 0 again (the reply leaves at once; reg2 is otherwise nextHop, chosen later in the pipeline)'),
   natZone: regField('natZone', 'reg3', 0, 16, 'the conntrack zone of the router whose SNAT or elastic IP a packet goes through (one per router with an external gateway)'),
 } as const satisfies Record<string, RegField>;
 

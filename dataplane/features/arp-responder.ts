@@ -3,7 +3,7 @@
 // the agent or leaves the host. Entries come from local ports, remote neighbors and subnet
 // gateways (this feature: one owner per subnet); the misses and guards are fixed pipeline flows.
 import { ETH_TYPE, ipv4Value, macValue } from '../fields.js';
-import { type Action, type MatchField, eq, setField, shared, sharedReg } from '../flow.js';
+import { type Action, type MatchField, type RegField, eq, load, resubmit, setField, shared, sharedReg } from '../flow.js';
 import { type Feature, type OwnerBuilder } from '../feature.js';
 import { PRIORITY, REGISTERS, TABLES } from '../pipeline.js';
 import { networkOf } from '../topology.js';
@@ -31,9 +31,30 @@ const ARP = eq('dl_type', ETH_TYPE.arp);
 const REQUEST = eq('arp_op', 1);
 export const ARP_REQUEST: readonly MatchField[] = [ARP, REQUEST];
 
+const TO_REPLY = resubmit(TABLES.ARP_REPLY);
+const slot = (r: RegField) => ({ field: r.field, ofs: r.ofs, nbits: r.nbits });
+
+/**
+ * The part of an answer every entry shares (table arp_reply), after the entry set eth src to the
+ * answered MAC: the sender becomes that MAC and the address asked for (arp_tpa, swapped with
+ * arp_spa through a register that is cleared again), the target the asker. An entry is then
+ * three actions with one value (its MAC), not eight with three: a million neighbors' answers
+ * are a million MACs, not three million set_fields.
+ */
+export const ARP_REPLY_TAIL: readonly Action[] = [
+  REPLY_OP, THA_FROM_SHA,
+  { type: 'move', src: slice('dl_src', 48), dst: slice('arp_sha', 48) },
+  { type: 'move', src: slice('arp_tpa', 32), dst: slot(REGISTERS.arpTarget) },
+  TPA_FROM_SPA,
+  { type: 'move', src: slot(REGISTERS.arpTarget), dst: slice('arp_spa', 32) },
+  load(REGISTERS.arpTarget, 0),
+  IN_PORT,
+];
+
 /** An answer for `ip` in network `vni`, made by the owner being built (cookie programmer arp). */
-export function arpEntry(out: OwnerBuilder, vni: number, ip: string, mac: string): void {
-  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [sharedReg(REGISTERS.network, vni), ARP, eq('arp_tpa', ipv4Value(ip)), REQUEST], arpReplyActions(mac, ip), 'arp');
+export function arpEntry(out: OwnerBuilder, vni: number, ip: string, mac: string | bigint): void {
+  const m = typeof mac === 'bigint' ? mac : macValue(mac);
+  out.flow(TABLES.ARP_RESPONDER, PRIORITY.match, [sharedReg(REGISTERS.network, vni), ARP, eq('arp_tpa', ipv4Value(ip)), REQUEST], [SWAP_MACS, setField('dl_src', m), TO_REPLY], 'arp');
 }
 
 /** The subnet gateway answers ARP too (it is the default route of every VM). */

@@ -21,6 +21,8 @@ export const neighbors: Feature = {
     if (!n || n.local) return;
     // Networks seen (almost always one: an array, not a set per neighbor).
     const vnis: number[] = [];
+    // One value for the unicast match and the ARP answer.
+    const mac = macValue(n.mac);
     for (const f of n.fixedIps) {
       const subnet = ctx.view.get('subnet', f.subnetId);
       const net = subnet ? networkOf(subnet) : null;
@@ -29,9 +31,9 @@ export const neighbors: Feature = {
       if (n.type !== 'L2') continue;
       if (!vnis.includes(net.vni)) {
         vnis.push(net.vni);
-        out.flow(TABLES.REMOTE_L2, PRIORITY.match, [sharedReg(REGISTERS.network, net.vni), eq('dl_dst', macValue(n.mac))], tunnelOutput(net.encap, net.vni, n.hostIp));
+        out.flow(TABLES.REMOTE_L2, PRIORITY.match, [sharedReg(REGISTERS.network, net.vni), eq('dl_dst', mac)], tunnelOutput(net.encap, net.vni, n.hostIp));
       }
-      if (isIPv4(f.ip)) arpEntry(out, net.vni, f.ip, n.mac);
+      if (isIPv4(f.ip)) arpEntry(out, net.vni, f.ip, mac);
     }
   },
 };

@@ -4,6 +4,7 @@ import { CT_STATE, ETH_TYPE, IP_PROTO } from '../fields.js';
 import { type Action, eq, masked, resubmit } from '../flow.js';
 import type { Feature } from '../feature.js';
 import { PRIORITY, PUNT, REGISTERS, TABLES } from '../pipeline.js';
+import { ARP_REPLY_TAIL } from './arp-responder.js';
 
 /** Broadcast and multicast destinations: the group bit of the first octet. */
 export const MULTICAST_BIT = 0x01_00_00_00_00_00n;
@@ -42,6 +43,8 @@ export const pipeline: Feature = {
     out.flow(TABLES.ARP_RESPONDER, PRIORITY.punt, [eq('dl_type', ETH_TYPE.arp), eq('arp_op', 1)], [punt(PUNT.arpMiss)], 'arp');
     out.flow(TABLES.ARP_RESPONDER, PRIORITY.broadcast, [eq('dl_type', ETH_TYPE.arp), multicast()], [], 'arp');
     out.flow(TABLES.ARP_RESPONDER, PRIORITY.miss, [], [resubmit(TABLES.DHCP)]);
+    out.flow(TABLES.ARP_REPLY, PRIORITY.match, [eq('dl_type', ETH_TYPE.arp)], ARP_REPLY_TAIL, 'arp');
+    out.flow(TABLES.ARP_REPLY, PRIORITY.miss, [], []);
     // DHCP: requests to the agent's server; replies from VMs (rogue servers) dropped.
     const udp = [eq('dl_type', ETH_TYPE.ip), eq('nw_proto', IP_PROTO.udp)];
     out.flow(TABLES.DHCP, PRIORITY.match, [...udp, eq('tp_src', 68), eq('tp_dst', 67)], [punt(PUNT.dhcp)], 'dhcp');
