@@ -156,13 +156,29 @@ async function fairness(n: number): Promise<Record<string, number>> {
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
+  // Alternately: a new stream on the channel a controller keeps open, and a new connection.
+  const channel = makeClient(addr);
+  const pushOnChannel = async (gs: GoalStateV2): Promise<number> => {
+    const t0 = now();
+    await pushStream(channel, [gs]);
+    return now() - t0;
+  };
   const busy: number[] = [];
-  for (let i = 1000; !done; i++) busy.push(await pushOneAt(small(i)));
+  const busyNew: number[] = [];
+  for (let i = 1000; !done; i++) {
+    if (i % 2) busyNew.push(await pushOneAt(small(i)));
+    else busy.push(await pushOnChannel(small(i)));
+  }
   const bigMs = await bigDone;
   await polling;
+  channel.close();
   await agent.stop();
   const pct = (l: number[], p: number): number => [...l].sort((a, b) => a - b)[Math.min(l.length - 1, Math.floor((p / 100) * l.length))] ?? 0;
-  return { bigMs, smalls: busy.length, idleP50: pct(idle, 50), idleP99: pct(idle, 99), busyP50: pct(busy, 50), busyP99: pct(busy, 99), busyMax: Math.max(...busy), healthP99: pct(health, 99), healthMax: Math.max(...health), readyP99: pct(ready, 99), readyMax: Math.max(...ready) };
+  return {
+    bigMs, smalls: busy.length + busyNew.length, idleP50: pct(idle, 50), idleP99: pct(idle, 99), busyP50: pct(busy, 50), busyP99: pct(busy, 99), busyMax: Math.max(...busy),
+    newP50: pct(busyNew, 50), newP99: pct(busyNew, 99), newMax: Math.max(...busyNew),
+    healthP99: pct(health, 99), healthMax: Math.max(...health), readyP99: pct(ready, 99), readyMax: Math.max(...ready),
+  };
 }
 
 /**
@@ -364,12 +380,12 @@ if (args[0] === '--child') {
     else console.log(`| ${m.toLocaleString('en')} | 10 | ${String(r.ruleFlows)} | ${fmt(Number(r.ruleFlows) / (m + 10), 2)}× | ${fmt(Number(r.ms))} ms | ${m === 1000 ? 'flows ≤ 1.2 × (members + rules); ≤ 500 ms' : ''} |`);
   }
   console.log('\n## Fairness: small goal states (1 port each, a new stream each) while 1 port + N neighbors apply on another stream (simulator)\n');
-  console.log('| N | large state until its reply | small states answered meanwhile | small p50 / p99 / max while it applies | small p50 / p99 on an idle agent | /healthz p99 / max meanwhile | /readyz p99 / max meanwhile | targets |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| N | large state until its reply | small states answered meanwhile | small p50 / p99 / max while it applies (a new stream on an open channel, as a controller keeps one) | the same, each on a new connection | small p50 / p99 on an idle agent (new connection) | /healthz p99 / max meanwhile | /readyz p99 / max meanwhile | targets |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const n of quick ? [100_000] : [100_000]) {
     const r = await child('fairness', n);
-    if ('error' in r) console.log(`| ${n} | failed: ${String(r.error)} | | | | | | |`);
-    else console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | ${fmt(Number(r.healthP99))} / ${fmt(Number(r.healthMax))} ms | ${fmt(Number(r.readyP99))} / ${fmt(Number(r.readyMax))} ms | small p99 ≤ 50 ms; /healthz, /readyz ≤ 100 ms |`);
+    if ('error' in r) console.log(`| ${n} | failed: ${String(r.error)} | | | | | | | |`);
+    else console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.newP50))} / ${fmt(Number(r.newP99))} / ${fmt(Number(r.newMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | ${fmt(Number(r.healthP99))} / ${fmt(Number(r.healthMax))} ms | ${fmt(Number(r.readyP99))} / ${fmt(Number(r.readyMax))} ms | small p99 ≤ 50 ms; /healthz, /readyz ≤ 100 ms |`);
   }
   await oneNeighbor(quick ? 2000 : 10_000, quick ? 100 : 500);
 }
