@@ -129,10 +129,12 @@ export class GrpcServer {
       if (!gs.ok) {
         failed = true;
         this.opts.metrics?.goalState('stream', 0, null, 'undecodable');
-        this.log.warn('undecodable GoalStateV2 on stream', { error: gs.error, bytes: size });
+        const reason = gs.error;
+        this.log.warn('undecodable GoalStateV2 on stream', { error: reason, bytes: size });
         // Replies already owed are written first; then the stream ends with the error status.
+        // (No closure here names gs: it would keep every message's bytes until its reply.)
         previous = previous.then(() => {
-          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalStateV2: ${gs.error}` });
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `undecodable GoalStateV2: ${reason}` });
         });
         return;
       }

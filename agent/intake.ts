@@ -198,13 +198,23 @@ export class Intake {
       const before = this.overtakers;
       this.overtakers = storedP;
       // A failure deciding (an index that could not be read) only means it queues as usual.
-      early = before.then(() => this.mayOvertake(large, source)).catch(() => { this.queued += 1; return false; });
+      early = this.decideAfter(before, large, source);
     } else {
       this.queued += 1;
     }
     this.active += 1;
     this.lastArrival = performance.now();
     return this.applyInTurn(source, receivedUs, early, turn, release, stored, signal).finally(() => { this.active -= 1; });
+  }
+
+  /**
+   * The overtaking decision once the one before it is decided. A method of its own: a closure in
+   * apply() naming the source would keep the whole message (a large one's bytes) alive in
+   * apply()'s context until its reply, long after its store turn read the last of it.
+   */
+  private decideAfter(before: Promise<void>, large: LargeTurn, source: GoalStateSource): Promise<boolean> {
+    // A failure deciding (an index that could not be read) only means it queues as usual.
+    return before.then(() => this.mayOvertake(large, source)).catch(() => { this.queued += 1; return false; });
   }
 
   /**
