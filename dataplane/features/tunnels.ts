@@ -23,11 +23,21 @@ export const tunnels: Feature = {
 const TO_OUTPUT = resubmit(TABLES.OUTPUT);
 const tunIds = new Interned<number, Action>();
 const tunDsts = new Interned<string, Action>();
-/** The whole list, one per network and host: every neighbor of a host shares it. */
-const outputs = new Interned<string, readonly Action[]>();
+/**
+ * The whole list, one per network and host: every neighbor of a host shares it. By network,
+ * then by host (no key string made per neighbor); bounded like Interned.
+ */
+const outputs = new Map<string, Map<number, Interned<string, readonly Action[]>>>();
 
 export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string): readonly Action[] {
-  return outputs.get(`${encap}/${vni}/${hostIp}`, () => [
+  let byVni = outputs.get(encap);
+  if (!byVni) outputs.set(encap, (byVni = new Map<number, Interned<string, readonly Action[]>>()));
+  let byHost = byVni.get(vni);
+  if (!byHost) {
+    if (byVni.size >= 10_000) byVni.clear();
+    byVni.set(vni, (byHost = new Interned()));
+  }
+  return byHost.get(hostIp, () => [
     tunIds.get(vni, (v) => setField('tun_id', v)), tunDsts.get(hostIp, (h) => setField('tun_dst', ipv4Value(h))),
     sharedLoad(REGISTERS.outPort, TUNNEL_PORTS[encap].ofport), TO_OUTPUT,
   ]);
