@@ -80,7 +80,10 @@ export class OwnerBuilder {
   private meterList: Meter[] | null = null;
   /** The cookie of the feature's own programmer (most flows), and of others when asked. */
   private ownCookie: bigint | null = null;
-  private otherCookies: Map<ProgrammerName, bigint> | null = null;
+  /** Another programmer's cookie (owners almost always use one other at most: a neighbor's ARP entries). */
+  private otherProgrammer: ProgrammerName | null = null;
+  private otherCookie = 0n;
+  private moreCookies: Map<ProgrammerName, bigint> | null = null;
   /** Conjunction-only flows by key (index in `flows`), to merge an owner's own clauses. */
   private conjunctionFlows: Map<string, number> | null = null;
 
@@ -88,9 +91,14 @@ export class OwnerBuilder {
 
   private cookie(p: ProgrammerName): bigint {
     if (p === this.feature.programmer) return (this.ownCookie ??= cookieFor(p, this.owner));
-    this.otherCookies ??= new Map();
-    let c = this.otherCookies.get(p);
-    if (c === undefined) this.otherCookies.set(p, (c = cookieFor(p, this.owner)));
+    if (p === this.otherProgrammer) return this.otherCookie;
+    if (this.otherProgrammer === null) {
+      this.otherProgrammer = p;
+      return (this.otherCookie = cookieFor(p, this.owner));
+    }
+    this.moreCookies ??= new Map();
+    let c = this.moreCookies.get(p);
+    if (c === undefined) this.moreCookies.set(p, (c = cookieFor(p, this.owner)));
     return c;
   }
 

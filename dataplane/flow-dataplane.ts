@@ -299,7 +299,8 @@ export class FlowDataplane implements Dataplane {
       } else {
         const topics = new Set<string>();
         const scratch = new Set<string>();
-        for (const [i, e] of events.entries()) {
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i]!;
           this.topology!.update(e, scratch);
           if (scratch.size === 0) continue;
           eventTopics[i] = [...scratch];
@@ -307,7 +308,7 @@ export class FlowDataplane implements Dataplane {
           scratch.clear();
         }
         const dirty = new Set<string>();
-        for (const e of events) this.dirtyOf(e, dirty);
+        for (let i = 0; i < events.length; i++) this.dirtyOf(events[i]!, dirty);
         for (const t of topics) this.deps.readersOf(t, dirty);
         if (chunk) {
           let later = this.deferred.get(chunk.batch);
@@ -368,8 +369,14 @@ export class FlowDataplane implements Dataplane {
 
   /** The owners a resource itself makes: its per-resource owners and the aggregates it creates. */
   private addOwnOwners(e: ResourceEvent, out: Set<string>): Set<string> {
-    for (const f of this.registry.byResource.get(e.kind) ?? []) out.add(ownerName(f, e.key));
-    for (const f of this.registry.aggregates) for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
+    // Indexed loops: this runs per event, and cold code makes an iterator result per for-of step.
+    const own = this.registry.byResource.get(e.kind);
+    if (own) for (let i = 0; i < own.length; i++) out.add(ownerName(own[i]!, e.key));
+    const aggregates = this.registry.aggregates;
+    for (let i = 0; i < aggregates.length; i++) {
+      const f = aggregates[i]!;
+      for (const k of f.owners.aggregate.created(e)) out.add(ownerName(f, k));
+    }
     return out;
   }
 

@@ -218,6 +218,11 @@ export const resubmit = (table: { id: number } | number): Action => ({ type: 're
 export class Interned<K, T extends object> {
   private readonly m = new Map<K, T>();
   constructor(private readonly limit = 100_000) {}
+  /** The value for `key` if made already (no closure needed to ask). */
+  peek(key: K): T | undefined {
+    return this.m.get(key);
+  }
+
   get(key: K, make: (key: K) => T): T {
     let v = this.m.get(key);
     if (v === undefined) {

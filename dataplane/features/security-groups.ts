@@ -241,8 +241,14 @@ function* remoteKeysOf(rules: readonly SecurityGroupRule[], group: string): Iter
   for (const r of rules) if (r.remoteGroupId !== '') yield remoteKey(r.direction, r.etherType, group, r.remoteGroupId);
 }
 
-function* remoteKeysOfEvent(e: ResourceEvent): Iterable<string> {
-  if (e.kind !== 'securityGroup') return;
+const NO_KEYS: readonly string[] = [];
+
+/** Only a security group creates remote-group owners (no generator made per neighbor event). */
+function remoteKeysOfEvent(e: ResourceEvent): Iterable<string> {
+  return e.kind === 'securityGroup' ? remoteKeysOfGroupEvent(e) : NO_KEYS;
+}
+
+function* remoteKeysOfGroupEvent(e: Extract<ResourceEvent, { kind: 'securityGroup' }>): Iterable<string> {
   if (e.type !== 'added') yield* remoteKeysOf(e.before.rules, e.key);
   if (e.type !== 'removed') yield* remoteKeysOf(e.after.rules, e.key);
 }

@@ -37,8 +37,11 @@ export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string):
     if (byVni.size >= 10_000) byVni.clear();
     byVni.set(vni, (byHost = new Interned()));
   }
-  return byHost.get(hostIp, () => [
-    tunIds.get(vni, (v) => setField('tun_id', v)), tunDsts.get(hostIp, (h) => setField('tun_dst', ipv4Value(h))),
+  return byHost.peek(hostIp) ?? byHost.get(hostIp, () => [
+    tunIds.get(vni, makeTunId), tunDsts.get(hostIp, makeTunDst),
     sharedLoad(REGISTERS.outPort, TUNNEL_PORTS[encap].ofport), TO_OUTPUT,
   ]);
 }
+
+const makeTunId = (v: number): Action => setField('tun_id', v);
+const makeTunDst = (h: string): Action => setField('tun_dst', ipv4Value(h));

@@ -49,7 +49,7 @@ export function checkActions(list: Ofpact[], match: Match, tableId: number, usab
   const f = match.flow;
   const saved = { dl: f[W.dl_type]!, proto: f[W.nw_proto]!, v0: f[W.vlan0]!, v1: f[W.vlan1]! };
   try {
-    for (const a of list) checkOne(a, match, tableId, usable);
+    for (let i = 0; i < list.length; i++) checkOne(list[i]!, match, tableId, usable);
   } finally {
     f[W.dl_type] = saved.dl;
     f[W.nw_proto] = saved.proto;

@@ -134,7 +134,12 @@ function learnsDeleting(actions: Ofpact[]): Extract<Ofpact, { type: 'learn' }>[]
 
 function conjunctionsOf(actions: Ofpact[]): Conjunction[] | null {
   let out: Conjunction[] | null = null;
-  for (const a of actions) if (a.type === 'conjunction') (out ??= []).push({ id: a.id, clause: a.clause, nClauses: a.nClauses });
+  // Indexed, as in the other per-rule loops: until V8 optimizes a loop, for-of makes an
+  // iterator result per element, and a million rules go through here once each.
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    if (a.type === 'conjunction') (out ??= []).push({ id: a.id, clause: a.clause, nClauses: a.nClauses });
+  }
   return out;
 }
 
@@ -405,7 +410,8 @@ export class Bridge {
 
   /** ofproto_check_ofpacts, over the actions flattened (write_actions, clone and ct lists too). */
   private checkResources(list: Ofpact[], table: number): void {
-    for (const a of list) {
+    for (let i = 0; i < list.length; i++) {
+      const a = list[i]!;
       if (a.type === 'group' && !this.groups.has(a.groupId)) throw new OfError('OFPBAC_BAD_OUT_GROUP');
       if (a.type === 'goto_table' && a.table <= table) throw new OfError('OFPBIC_BAD_TABLE_ID');
       if (a.type === 'meter' && !this.meters.has(a.meterId)) throw new OfError('OFPMMFC_INVALID_METER');
