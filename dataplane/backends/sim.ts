@@ -349,28 +349,54 @@ function shapeValued(match: Match, i: number): boolean {
   return dl === BigInt(ETH_IPV6) && proto === BigInt(PROTO_ICMPV6);
 }
 
-/** Masks as key text (few distinct ones: bigint printing is the costly part of a key). */
-const maskText = new Map<bigint, string>();
+/**
+ * A match's shape, found without making a key string per flow (a million flows made a million
+ * strings to throw away): a number hashed from the fields, their masks and the shape-valued
+ * values, then the candidates compared field by field.
+ */
+interface Shape {
+  readonly fields: readonly FieldName[];
+  readonly masks: readonly (bigint | null)[];
+  /** The value of a shape-valued field (dl_type, nw_proto, ICMPv6 type and code), else null. */
+  readonly values: readonly (bigint | null)[];
+  readonly template: MatchTemplate;
+}
 
-function matchShapeKey(match: Match): string {
-  let k = '';
+/** Small numbers for the few distinct masks, for hashing. */
+const maskIds = new Map<bigint, number>();
+
+function maskId(mask: bigint): number {
+  let id = maskIds.get(mask);
+  if (id === undefined) {
+    // Past the limit a mask hashes by its low bits (the comparison still decides).
+    if (maskIds.size >= 65_536) return Number(mask & 0xfffffn);
+    maskIds.set(mask, (id = maskIds.size + 1));
+  }
+  return id;
+}
+
+const mix = (h: number, v: number): number => Math.imul(h ^ v, 0x01000193) >>> 0;
+
+function shapeHash(match: Match): number {
+  let h = match.length;
   for (let i = 0; i < match.length; i++) {
     const m = match[i]!;
-    if (m.mask === null) k += m.field;
-    else {
-      let t = maskText.get(m.mask);
-      if (t === undefined) {
-        t = `&${m.mask.toString(16)}`;
-        if (maskText.size < 4096) maskText.set(m.mask, t);
-      }
-      k += m.field + t;
-    }
-    if (m.field === 'dl_type' || m.field === 'nw_proto' || m.field === 'tp_src' || m.field === 'tp_dst') {
-      if (shapeValued(match, i)) k += `=${Number(m.value)}`;
-    }
-    k += ',';
+    h = mix(h, FIELD_RANK[m.field]);
+    h = mix(h, m.mask === null ? 0 : maskId(m.mask));
+    if (shapeValued(match, i)) h = mix(h, Number(m.value & 0xffffn) + 1);
   }
-  return k;
+  return h;
+}
+
+function sameShape(s: Shape, match: Match): boolean {
+  if (s.fields.length !== match.length) return false;
+  for (let i = 0; i < match.length; i++) {
+    const m = match[i]!;
+    if (s.fields[i] !== m.field || s.masks[i] !== m.mask) return false;
+    const v = s.values[i]!;
+    if (v !== null ? !shapeValued(match, i) || v !== m.value : shapeValued(match, i)) return false;
+  }
+  return true;
 }
 
 /** What parse_ofp_str builds for these fields (before the round trip). */
@@ -481,7 +507,8 @@ export interface CompilerStats {
 }
 
 export class SimFlowCompiler {
-  private readonly matches = new Map<string, MatchTemplate>();
+  /** Match shapes by shapeHash (each list: the shapes sharing a hash). */
+  private readonly matches = new Map<number, Shape[]>();
   private readonly loads = new Map<string, LoadShape>();
   /** Ofpacts with no per-flow value, made once: output_reg, move, resubmit, controller, ct. */
   private readonly shared = new Map<string, Ofpact>();
@@ -505,19 +532,31 @@ export class SimFlowCompiler {
 
   get stats(): CompilerStats {
     let direct = 0;
-    for (const t of this.matches.values()) if (t.direct) direct += 1;
-    return { matchShapes: this.matches.size, actionShapes: this.loads.size + this.shared.size + this.resubmits.size + this.controllers.size, directShapes: direct };
+    let shapes = 0;
+    for (const list of this.matches.values()) {
+      shapes += list.length;
+      for (const sh of list) if (sh.template.direct) direct += 1;
+    }
+    return { matchShapes: shapes, actionShapes: this.loads.size + this.shared.size + this.resubmits.size + this.controllers.size, directShapes: direct };
   }
 
   /** The match as the switch holds it after the OXM round trip (values in `into` when given). */
   match(match: Match, into?: Uint32Array): SimMatch {
-    const key = matchShapeKey(match);
-    let t = this.matches.get(key);
+    const h = shapeHash(match);
+    let list = this.matches.get(h);
+    let t: MatchTemplate | undefined;
+    if (list) {
+      for (let k = 0; k < list.length && !t; k++) if (sameShape(list[k]!, match)) t = list[k]!.template;
+    }
     if (!t) {
       t = compileMatch(match);
       // The first flow of a shape checks the template against the long way.
       if (!t.direct && !sameMatch(fillMatch(t, match), directMatch(match))) t.direct = true;
-      this.matches.set(key, t);
+      if (!list) this.matches.set(h, (list = []));
+      list.push({
+        fields: match.map((m) => m.field), masks: match.map((m) => m.mask),
+        values: match.map((m, k) => (shapeValued(match, k) ? m.value : null)), template: t,
+      });
     }
     return fillMatch(t, match, into);
   }
