@@ -382,10 +382,22 @@ if (args[0] === '--child') {
   console.log('\n## Fairness: small goal states (1 port each, a new stream each) while 1 port + N neighbors apply on another stream (simulator)\n');
   console.log('| N | large state until its reply | small states answered meanwhile | small p50 / p99 / max while it applies (a new stream on an open channel, as a controller keeps one) | the same, each on a new connection | small p50 / p99 on an idle agent (new connection) | /healthz p99 / max meanwhile | /readyz p99 / max meanwhile | targets |');
   console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const n of quick ? [100_000] : [100_000]) {
+  // Three runs: a p99 of about 220 small states per kind is the third-worst of them, so one run
+  // says little on its own; the medians are printed after the rows.
+  const n = 100_000;
+  const runs: Record<string, number | string>[] = [];
+  for (let run = 0; run < (quick ? 1 : 3); run++) {
     const r = await child('fairness', n);
-    if ('error' in r) console.log(`| ${n} | failed: ${String(r.error)} | | | | | | | |`);
-    else console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.newP50))} / ${fmt(Number(r.newP99))} / ${fmt(Number(r.newMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | ${fmt(Number(r.healthP99))} / ${fmt(Number(r.healthMax))} ms | ${fmt(Number(r.readyP99))} / ${fmt(Number(r.readyMax))} ms | small p99 ≤ 50 ms; /healthz, /readyz ≤ 100 ms |`);
+    if ('error' in r) {
+      console.log(`| ${n} | failed: ${String(r.error)} | | | | | | | |`);
+      continue;
+    }
+    runs.push(r);
+    console.log(`| ${n.toLocaleString('en')} | ${fmt(Number(r.bigMs))} ms | ${String(r.smalls)} | ${fmt(Number(r.busyP50))} / ${fmt(Number(r.busyP99))} / ${fmt(Number(r.busyMax))} ms | ${fmt(Number(r.newP50))} / ${fmt(Number(r.newP99))} / ${fmt(Number(r.newMax))} ms | ${fmt(Number(r.idleP50))} / ${fmt(Number(r.idleP99))} ms | ${fmt(Number(r.healthP99))} / ${fmt(Number(r.healthMax))} ms | ${fmt(Number(r.readyP99))} / ${fmt(Number(r.readyMax))} ms | small p99 ≤ 50 ms; /healthz, /readyz ≤ 100 ms |`);
+  }
+  if (runs.length > 1) {
+    const median = (k: string): number => runs.map((r) => Number(r[k])).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
+    console.log(`\nMedian of ${runs.length} runs: small p99 ${fmt(median('busyP99'))} ms on an open channel, ${fmt(median('newP99'))} ms on new connections; /healthz max ${fmt(median('healthMax'))} ms, /readyz max ${fmt(median('readyMax'))} ms.`);
   }
   await oneNeighbor(quick ? 2000 : 10_000, quick ? 100 : 500);
 }
