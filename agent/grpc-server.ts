@@ -10,7 +10,7 @@ import { GoalState } from '../proto/gen/alcor/goalstate.js';
 import {
   GoalStateProvisionerService, type GoalStateOperationReply, type HostRequestReply, type NeighborRulesRequest,
 } from '../proto/gen/alcor/goalstateprovisioner.js';
-import { type LazyGoalStateV2, scanGoalStateV2, scanGoalStateV2Sliced } from './goalstate-source.js';
+import { type LazyGoalStateV2, SLICED_SCAN_BYTES, scanGoalStateV2, scanGoalStateV2Sliced } from './goalstate-source.js';
 import type { Intake } from './intake.js';
 import type { AgentMetrics } from './metrics.js';
 import { encodeReply, encodeReplyAsync } from './reply.js';
@@ -37,12 +37,6 @@ function decode<T>(decoder: (b: Uint8Array) => T, bytes: Buffer): Decoded<T> {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
 }
-
-/**
- * A message larger than this is scanned in slices (goalstate-source scanGoalStateV2Sliced),
- * yielding the loop every YIELD_MS: a 100,000-neighbor state took 40–100 ms in one piece.
- */
-export const SLICED_SCAN_BYTES = 1 << 20;
 
 async function decodeSliced(bytes: Buffer): Promise<Decoded<LazyGoalStateV2>> {
   try {

@@ -21,8 +21,8 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'winston';
-import { scanGoalStateV2 } from './goalstate-source.js';
-import type { Intake } from './intake.js';
+import { SLICED_SCAN_BYTES, scanGoalStateV2, scanGoalStateV2Sliced } from './goalstate-source.js';
+import { type Intake, slicer } from './intake.js';
 import type { AgentMetrics, Transport } from './metrics.js';
 import { type Consumer, PulsarClient, type PulsarMessage, topicName } from './pulsar-client.js';
 import { keySlot } from './pulsar-proto.js';
@@ -217,7 +217,8 @@ export class PulsarSource extends EventEmitter {
     const received = performance.now() * 1000;
     let source;
     try {
-      source = scanGoalStateV2(m.payload);
+      // Messages reach this handler one at a time, in order: a sliced scan keeps their order.
+      source = m.payload.length > SLICED_SCAN_BYTES ? await scanGoalStateV2Sliced(m.payload, slicer()) : scanGoalStateV2(m.payload);
     } catch (e) {
       entry.counters.undecodable += 1;
       this.totals.undecodable += 1;

@@ -6,8 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { GoalState, GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { CHUNK_MIN_EVENTS, type Intake, type IntakeResult } from '../agent/intake.js';
-import { type LazyGoalStateV2, UndecodableError, scanGoalStateV2, scanGoalStateV2Sliced } from '../agent/goalstate-source.js';
-import { SLICED_SCAN_BYTES } from '../agent/grpc-server.js';
+import { type LazyGoalStateV2, SLICED_SCAN_BYTES, UndecodableError, scanGoalStateV2, scanGoalStateV2Sliced } from '../agent/goalstate-source.js';
 import { KINDS } from '../dataplane/model.js';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import type { Agent } from '../agent/daemon.js';

@@ -17,9 +17,10 @@ import { type Dataplane, NullDataplane } from '../dataplane/api.js';
 import type { ResourceEvent } from '../dataplane/model.js';
 import { OperationStatus } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
+import { SLICED_SCAN_BYTES } from '../agent/goalstate-source.js';
 import { SubscribeInfoProvisionerService, SubscribeOperation, type NodeSubscribeInfo, type SubscribeOperationReply } from '../proto/gen/alcor/subscribeinfoprovisioner.js';
 import type { Broker } from '../scripts/pulsar-broker.js';
-import { freePort, portState, subnetState } from './helpers/agents.js';
+import { bigState, freePort, neighborState, portState, subnetState } from './helpers/agents.js';
 import { testBroker, uniq } from './helpers/pulsar.js';
 import { until } from './helpers/wait.js';
 
@@ -124,6 +125,33 @@ test.serial('Subscribe over gRPC: STICKY [h,h] on the broker, own goal states ap
     // P2 waits for its owner in the backlog; ours were acked.
     await until(async () => (await subStats(b, topic, 'alcor-agents'))?.msgBacklog === 1, 'the backlog holds only the other host\'s message');
     t.is((await subStats(b, topic, 'alcor-agents'))?.unackedMessages, 0);
+  } finally {
+    await p.close();
+    client.close();
+    await a.stop();
+  }
+});
+
+test.serial('A message over 1 MB is scanned in slices and keeps its place: the next message, naming one of its neighbors with a newer revision, wins', async (t) => {
+  const b = needBroker(t);
+  if (!b) return;
+  const topic = uniq('vpc');
+  const a = await agentOn(b, HOST_A);
+  const { p, client } = await producer(b, topic);
+  try {
+    t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, HOST_A), OperationStatus.SUCCESS);
+    const large = bigState(12_000);
+    const bytes = GoalStateV2.encode(large).finish();
+    t.true(bytes.length > SLICED_SCAN_BYTES, `${bytes.length} bytes take the sliced scan`);
+    const lastKey = Object.keys(large.neighborStates).at(-1)!;
+    const id = large.neighborStates[lastKey]!.configuration!.id;
+    const newer = GoalStateV2.encode(GoalStateV2.fromPartial({ neighborStates: { [lastKey]: neighborState(id, 11_999, { revisionNumber: 2, hostIpAddress: '10.0.99.99' }) } })).finish();
+    await p.send(bytes, { key: HOST_A });
+    await p.send(newer, { key: HOST_A });
+    await until(() => a.pulsar!.totals.applied === 2, 'both applied');
+    t.is(a.store.count('neighbor'), 12_000);
+    t.is(a.store.get('neighbor', lastKey)?.hostIp, '10.0.99.99', 'the later message was applied after the large one');
+    t.is(a.pulsar!.totals.failed, 0);
   } finally {
     await p.close();
     client.close();
