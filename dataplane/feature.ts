@@ -3,7 +3,7 @@
 // context, which records every read in the dependency index (dependencies.ts), so a feature
 // never says what makes it dirty. Flows are checked against their table's declaration when they
 // are built (a wrong field fails here, naming the feature and the owner, not in the switch).
-import { FIELDS } from './fields.js';
+import { FIELDS, type FieldName } from './fields.js';
 import { type Action, type Flow, FlowBuildError, type Group, type MatchField, type Meter, canonicalMatch, cookieFor, makeFlowKey } from './flow.js';
 import type { OwnerOutput } from './desired.js';
 import type { Kind, ResourceEvent, ResourceView } from './model.js';
@@ -145,6 +145,12 @@ export class OwnerBuilder {
   }
 }
 
+/** The match's field of that name (a loop, not find(): no closure per flow). */
+function fieldIn(match: readonly MatchField[], field: FieldName): MatchField | undefined {
+  for (let i = 0; i < match.length; i++) if (match[i]!.field === field) return match[i];
+  return undefined;
+}
+
 /** A match a table allows, with its prerequisites (dl_type, nw_proto) present. */
 function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
   for (const m of match) {
@@ -153,10 +159,10 @@ function checkMatch(table: TableSpec, match: readonly MatchField[]): void {
     }
     const needs = (FIELDS[m.field]).needs;
     if (!needs) continue;
-    const dlType = match.find((x) => x.field === 'dl_type');
+    const dlType = fieldIn(match, 'dl_type');
     // Compared as numbers: no BigInt made per flow (dl_type and nw_proto are small).
     if (!dlType || !needs.dlType.includes(Number(dlType.value))) throw new Error(`${m.field} needs dl_type ${needs.dlType.map((t) => `0x${t.toString(16)}`).join(' or ')}`);
-    const nwProto = match.find((x) => x.field === 'nw_proto')?.value;
+    const nwProto = fieldIn(match, 'nw_proto')?.value;
     if (needs.nwProto !== undefined && (nwProto === undefined || !needs.nwProto.includes(Number(nwProto)))) {
       throw new Error(`${m.field} needs nw_proto ${needs.nwProto.join(' or ')}`);
     }
