@@ -72,7 +72,7 @@ interface RuleLife {
 
 export class Rule implements ClsRule {
   // Assigned in the constructor, all of them, in one order: every rule has one compact shape.
-  // A million rules at 9 fields, not 17: the rest is in `life`, made when first needed.
+  // A million rules at 9 fields, not 16: the rest is in `life`, made when first needed.
   vals: number[];
   subtable: Subtable | null;
   conj: Conjunction[] | null;
