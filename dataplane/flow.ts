@@ -221,7 +221,10 @@ export class Interned<K, T extends object> {
   /** The value for `key` if made already (no closure needed to ask). */
   peek(key: K): T | undefined {
     const v = this.m.get(key);
-    if (v !== undefined) reused(v);
+    // Marked shared on its second use, not its first: most values interned per host or per
+    // address (a neighbor's host on a cloud of thousands of hosts) are used once, and marking,
+    // like a backend's cached translation, costs more than it saves for those.
+    if (v !== undefined) shared(v);
     return v;
   }
 
@@ -230,7 +233,7 @@ export class Interned<K, T extends object> {
     if (v === undefined) {
       if (this.m.size >= this.limit) this.m.clear();
       this.m.set(key, (v = make(key)));
-    } else reused(v);
+    } else shared(v);
     return v;
   }
 }
@@ -248,15 +251,6 @@ export function shared<T extends object>(o: T): T {
 }
 
 export const isShared = (o: object): boolean => SHARED.has(o);
-
-/**
- * Marked shared on its second use, not its first: most values interned per host or per address
- * (a neighbor's host on a cloud of thousands of hosts) are used once, and marking, like a
- * backend's cached translation, costs more than it saves for those.
- */
-function reused(o: object): void {
-  if (!SHARED.has(o)) SHARED.add(o);
-}
 
 const regMatches = new Map<RegField, Interned<number, MatchField>>();
 const regLoads = new Map<RegField, Interned<number, Action>>();

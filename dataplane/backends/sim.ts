@@ -634,6 +634,14 @@ export class SimFlowCompiler {
     let conj = 0;
     for (let i = 0; i < list.length; i++) {
       const a = list[i]!;
+      if (inFlow && (a.type === 'set_field' || a.type === 'load')) {
+        // A shared set_field or load already translated (kept below when first made).
+        const known = this.sharedSets.get(a);
+        if (known) {
+          for (const o of known) out.push(o);
+          continue;
+        }
+      }
       switch (a.type) {
         case 'output': {
           const port = port16(a.port);
@@ -656,11 +664,6 @@ export class SimFlowCompiler {
           break;
         }
         case 'set_field': {
-          const known = inFlow ? this.sharedSets.get(a) : undefined;
-          if (known) {
-            for (const o of known) out.push(o);
-            break;
-          }
           const mf = mfOf(a.field);
           const value = mf.fmt === 'port' ? BigInt(port16(Number(a.value))) : a.value;
           const o: Ofpact = inFlow
@@ -671,11 +674,6 @@ export class SimFlowCompiler {
           break;
         }
         case 'load': {
-          const known = inFlow ? this.sharedSets.get(a) : undefined;
-          if (known) {
-            for (const o of known) out.push(o);
-            break;
-          }
           const s = this.loadShape(a.dst);
           const v = s.ofs === 0 ? a.value : a.value << BigInt(s.ofs);
           const made: Ofpact[] = [];
