@@ -95,13 +95,13 @@ const nowUs = (): number => performance.now() * 1000;
  */
 export const SMALL_STATE = 256;
 /** A large goal state's store turn yields to the event loop after about this many ms of work. */
-export const YIELD_MS = 4;
+export const YIELD_MS = 2;
 /** States validated and stored between two looks at the clock. */
 const SLICE = 64;
 /** A store change of more events than this is committed to the dataplane in chunks. */
 export const CHUNK_MIN_EVENTS = 1024;
 /** Each chunk is sized to take about this many ms (from the rate of the chunks before it). */
-export const CHUNK_MS = 4;
+export const CHUNK_MS = 2;
 /** A chunk's time while no other goal state is in the intake (a newcomer waits for one at most). */
 export const ALONE_CHUNK_MS = 40;
 /** How long no other goal state must have arrived for a large one to count as alone. */
