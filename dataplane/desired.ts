@@ -13,15 +13,46 @@ export interface OwnerOutput {
   readonly meters: readonly Meter[];
 }
 
+/**
+ * One flow key: the owners' claims on it and the flow the switch holds there. Desired and
+ * installed share one map entry, so a flow is looked up once per change instead of once for
+ * its claim, once to list it as touched, twice to diff it and once to record it (at a million
+ * neighbors each lookup in a map of millions costs about a microsecond).
+ */
+export class FlowSlot {
+  /** The one flow wanted here, or every claim sorted by owner (two or more); undefined: none. */
+  claim: Flow | Flow[] | undefined = undefined;
+  /** What the switch holds (as confirmed by a commit, or read back). */
+  installed: Flow | undefined = undefined;
+  /** The round (Touched.round) that last listed it, so one round lists it once. */
+  mark = 0;
+}
+
 /** Keys whose active object may have changed since the last reconcile. */
 export interface Touched {
-  flows: Set<string>;
+  /** Flow slots, each once. A slot dropped meanwhile (nothing wanted, nothing held) diffs to nothing. */
+  flows: FlowSlot[];
+  readonly round: number;
   /** objectKey: the id, prefixed with the bridge off br-int. */
   groups: Set<string>;
   meters: Set<string>;
 }
 
-export const newTouched = (): Touched => ({ flows: new Set(), groups: new Set(), meters: new Set() });
+let rounds = 0;
+export const newTouched = (): Touched => ({ flows: [], round: ++rounds, groups: new Set(), meters: new Set() });
+
+function touch(touched: Touched, slot: FlowSlot): void {
+  if (slot.mark === touched.round) return;
+  slot.mark = touched.round;
+  touched.flows.push(slot);
+}
+
+/** The flow to install for a slot: merged conjunctions, or the first owner's claim. */
+export function activeOf(slot: FlowSlot): Flow | undefined {
+  const c = slot.claim;
+  if (c === undefined || !Array.isArray(c)) return c;
+  return c.every(isConjunctionOnly) ? mergeConjunctions(c) : c[0];
+}
 
 /**
  * Claims on keys by owners. Claimed objects carry their owner (a flow, group or meter knows who
@@ -90,14 +121,87 @@ function mergeConjunctions(claims: Flow[]): Flow {
   return { ...claims[0]!, actions };
 }
 
-export class DesiredFlows {
-  private readonly byOwner = new Map<string, OwnerOutput>();
-  private readonly flows = new Claims<Flow>();
-  private readonly groups = new Claims<Group>();
-  private readonly meters = new Claims<Meter>();
+/**
+ * The installed flows by key: a view of the slots' `installed` halves, with the Map methods the
+ * reconciler, the admin API and the tests use.
+ */
+export class InstalledFlows {
+  private count = 0;
+
+  constructor(private readonly slots: Map<string, FlowSlot>) {}
 
   get size(): number {
-    return this.flows.byKey.size;
+    return this.count;
+  }
+
+  get(key: string): Flow | undefined {
+    return this.slots.get(key)?.installed;
+  }
+
+  has(key: string): boolean {
+    return this.slots.get(key)?.installed !== undefined;
+  }
+
+  set(key: string, f: Flow): this {
+    let slot = this.slots.get(key);
+    if (slot === undefined) this.slots.set(key, (slot = new FlowSlot()));
+    this.setIn(slot, f);
+    return this;
+  }
+
+  /** set() when the slot is at hand (the reconciler's own diff found it). */
+  setIn(slot: FlowSlot, f: Flow): void {
+    if (slot.installed === undefined) this.count += 1;
+    slot.installed = f;
+  }
+
+  delete(key: string): boolean {
+    const slot = this.slots.get(key);
+    if (slot === undefined || slot.installed === undefined) return false;
+    this.count -= 1;
+    slot.installed = undefined;
+    if (slot.claim === undefined) this.slots.delete(key);
+    return true;
+  }
+
+  clear(): void {
+    for (const [key, slot] of this.slots) {
+      slot.installed = undefined;
+      if (slot.claim === undefined) this.slots.delete(key);
+    }
+    this.count = 0;
+  }
+
+  *entries(): IterableIterator<[string, Flow]> {
+    for (const [key, slot] of this.slots) if (slot.installed !== undefined) yield [key, slot.installed];
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [key, slot] of this.slots) if (slot.installed !== undefined) yield key;
+  }
+
+  *values(): IterableIterator<Flow> {
+    for (const slot of this.slots.values()) if (slot.installed !== undefined) yield slot.installed;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, Flow]> {
+    return this.entries();
+  }
+}
+
+export class DesiredFlows {
+  private readonly byOwner = new Map<string, OwnerOutput>();
+  /** Flow key → its claims and what the switch holds there. */
+  private readonly slots = new Map<string, FlowSlot>();
+  /** Keys with at least one claim. */
+  private claimed = 0;
+  private readonly groups = new Claims<Group>();
+  private readonly meters = new Claims<Meter>();
+  /** What the switch holds, by flow key (the same slots). */
+  readonly installed = new InstalledFlows(this.slots);
+
+  get size(): number {
+    return this.claimed;
   }
 
   ownerOutput(owner: string): OwnerOutput | undefined {
@@ -112,11 +216,8 @@ export class DesiredFlows {
   set(owner: string, out: OwnerOutput, touched: Touched): void {
     const before = this.byOwner.get(owner);
     if (before) {
-      for (const f of before.flows) {
-        const k = flowKey(f);
-        this.flows.unclaim(k, owner);
-        touched.flows.add(k);
-      }
+      const flows = before.flows;
+      for (let i = 0; i < flows.length; i++) this.unclaim(flowKey(flows[i]!), owner, touched);
       for (const g of before.groups) {
         this.groups.unclaim(objectKey(g), owner);
         touched.groups.add(objectKey(g));
@@ -128,11 +229,8 @@ export class DesiredFlows {
     }
     if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.byOwner.delete(owner);
     else this.byOwner.set(owner, out);
-    for (const f of out.flows) {
-      const k = flowKey(f);
-      this.flows.claim(k, owned(f, owner));
-      touched.flows.add(k);
-    }
+    const flows = out.flows;
+    for (let i = 0; i < flows.length; i++) this.claim(flowKey(flows[i]!), owned(flows[i]!, owner), touched);
     for (const g of out.groups) {
       this.groups.claim(objectKey(g), owned(g, owner));
       touched.groups.add(objectKey(g));
@@ -143,11 +241,45 @@ export class DesiredFlows {
     }
   }
 
+  private claim(key: string, f: Flow, touched: Touched): void {
+    let slot = this.slots.get(key);
+    if (slot === undefined) this.slots.set(key, (slot = new FlowSlot()));
+    touch(touched, slot);
+    const c = slot.claim;
+    if (c === undefined) {
+      slot.claim = f;
+      this.claimed += 1;
+    } else if (Array.isArray(c)) {
+      const i = c.findIndex((x) => x.owner === f.owner);
+      if (i >= 0) c[i] = f;
+      else {
+        c.push(f);
+        c.sort(byOwner);
+      }
+    } else if (c.owner === f.owner) slot.claim = f; // the same owner asking twice: last wins
+    else slot.claim = [c, f].sort(byOwner);
+  }
+
+  private unclaim(key: string, owner: string, touched: Touched): void {
+    const slot = this.slots.get(key);
+    if (slot === undefined || slot.claim === undefined) return;
+    touch(touched, slot);
+    const c = slot.claim;
+    if (!Array.isArray(c)) {
+      if (c.owner !== owner) return;
+      slot.claim = undefined;
+      this.claimed -= 1;
+      if (slot.installed === undefined) this.slots.delete(key);
+      return;
+    }
+    const rest = c.filter((x) => x.owner !== owner);
+    slot.claim = rest.length === 1 ? rest[0]! : rest;
+  }
+
   /** The flow to install for a key: merged conjunctions, or the first owner's claim. */
   active(key: string): Flow | undefined {
-    const c = this.flows.byKey.get(key);
-    if (c === undefined || !Array.isArray(c)) return c;
-    return c.every(isConjunctionOnly) ? mergeConjunctions(c) : c[0];
+    const slot = this.slots.get(key);
+    return slot === undefined ? undefined : activeOf(slot);
   }
 
   activeGroup(id: string): Group | undefined {
@@ -160,7 +292,9 @@ export class DesiredFlows {
 
   /** Owners of a flow key (for provenance). */
   flowOwners(key: string): string[] {
-    return this.flows.owners(key);
+    const c = this.slots.get(key)?.claim;
+    if (c === undefined) return [];
+    return Array.isArray(c) ? c.map((x) => x.owner!) : [c.owner!];
   }
 
   groupOwners(id: string): string[] {
@@ -172,7 +306,7 @@ export class DesiredFlows {
   }
 
   *activeFlows(): IterableIterator<Flow> {
-    for (const key of this.flows.byKey.keys()) yield this.active(key)!;
+    for (const slot of this.slots.values()) if (slot.claim !== undefined) yield activeOf(slot)!;
   }
 
   *activeGroups(): IterableIterator<Group> {
@@ -183,14 +317,28 @@ export class DesiredFlows {
     for (const id of this.meters.byKey.keys()) yield this.meters.first(id)!;
   }
 
-  flowKeys(): IterableIterator<string> {
-    return this.flows.byKey.keys();
+  *flowKeys(): IterableIterator<string> {
+    for (const [key, slot] of this.slots) if (slot.claim !== undefined) yield key;
+  }
+
+  /** List a key as touched (nothing to do for a key nobody wants and the switch does not hold). */
+  touchKey(touched: Touched, key: string): void {
+    const slot = this.slots.get(key);
+    if (slot !== undefined) touch(touched, slot);
+  }
+
+  /** List every flow key wanted or held as touched (a full comparison). */
+  touchAllFlows(touched: Touched): void {
+    for (const slot of this.slots.values()) touch(touched, slot);
   }
 
   /** Flow keys wanted by more than one owner that do not merge, for diagnostics. */
   conflicts(): string[] {
     const out: string[] = [];
-    for (const [k, c] of this.flows.byKey) if (Array.isArray(c) && c.length > 1 && !c.every(isConjunctionOnly)) out.push(k);
+    for (const [k, slot] of this.slots) {
+      const c = slot.claim;
+      if (Array.isArray(c) && c.length > 1 && !c.every(isConjunctionOnly)) out.push(k);
+    }
     return out;
   }
 }

@@ -13,7 +13,7 @@ import { type HostNetworking, NO_HOST_NETWORKING, elasticIpMac, hostExternalMac,
 import { NextHopResolver, gratuitousArp } from './next-hop-resolver.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
-import { DesiredFlows, type Touched, newTouched } from './desired.js';
+import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeOf, newTouched } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
 import { type Flow, type Group, type Meter, actionsKey, bridgeOf, canonicalMatch, cookieFor, eq, flowKey, makeFlowKey, objectKey, programmerOf, reg, sameGroup, sameMeter } from './flow.js';
@@ -32,10 +32,15 @@ export interface DataplaneLog {
 
 /** What the switch holds, as far as the agent knows: only what it confirmed. */
 export class Installed {
-  readonly flows = new Map<string, Flow>();
+  /** Flows by key: the installed halves of the desired table's slots (one map for both). */
+  readonly flows: InstalledFlows;
   /** By objectKey (the id, prefixed with the bridge off br-int). */
   readonly groups = new Map<string, Group>();
   readonly meters = new Map<string, Meter>();
+
+  constructor(desired: DesiredFlows) {
+    this.flows = desired.installed;
+  }
 
   get size(): number {
     return this.flows.size;
@@ -53,6 +58,12 @@ export const VM_PUNT_RATE = { rate: 50, burst: 100 };
 /** OAM packets from Zeta gateway nodes arrive on the tunnel ports: one per new connection. */
 export const TUNNEL_PUNT_RATE = { rate: 2000, burst: 4000 };
 const TUNNEL_OFPORTS = new Set<number>(Object.values(TUNNEL_PORTS).map((t) => t.ofport));
+
+/** The flows a diff adds or modifies, with their slots, in the same order. */
+interface Held {
+  readonly slots: FlowSlot[];
+  readonly flows: Flow[];
+}
 
 /** The refused-owner key for removals nobody owns any more. */
 const REMOVED = '(removed flows)';
@@ -78,7 +89,7 @@ export class FlowDataplane implements Dataplane {
   readonly name: string;
   readonly networkTypes = CARRIED_NETWORK_TYPES;
   readonly desired = new DesiredFlows();
-  readonly installed = new Installed();
+  readonly installed = new Installed(this.desired);
   readonly registry: FeatureRegistry;
   private readonly deps = new DependencyIndex();
   private readonly conj = new ConjunctionIds();
@@ -270,7 +281,8 @@ export class FlowDataplane implements Dataplane {
   }
 
   private touchInstalled(touched: Touched): void {
-    for (const k of this.installed.flows.keys()) touched.flows.add(k);
+    // Every slot: what is wanted (rebuilt or not) and what is held.
+    this.desired.touchAllFlows(touched);
     for (const id of this.installed.groups.keys()) touched.groups.add(id);
     for (const id of this.installed.meters.keys()) touched.meters.add(id);
   }
@@ -452,18 +464,33 @@ export class FlowDataplane implements Dataplane {
     return run;
   }
 
-  /** The difference between desired and installed over the touched keys. */
-  private diff(touched: Touched): FlowChanges {
+  /**
+   * The difference between desired and installed over the touched keys; `held` gets the slot of
+   * each flow added or modified and the flow, in order (recorded through it once the switch confirms).
+   */
+  private diff(touched: Touched, held: Held): FlowChanges {
     const c = emptyChanges();
-    for (const key of touched.flows) {
-      const want = this.desired.active(key);
-      const have = this.installed.flows.get(key);
-      if (want && !have) c.add.push(want);
-      else if (!want && have) c.remove.push(have);
+    const slots = touched.flows;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      const want = activeOf(slot);
+      const have = slot.installed;
+      if (want && !have) {
+        c.add.push(want);
+        held.slots.push(slot);
+        held.flows.push(want);
+      } else if (!want && have) c.remove.push(have);
       else if (want && have) {
         // A new cookie needs an add (it replaces the flow whole); modify_strict keeps the old one.
-        if (want.cookie !== have.cookie) c.add.push(want);
-        else if (want !== have && actionsKey(want.actions) !== actionsKey(have.actions)) c.modify.push(want);
+        if (want.cookie !== have.cookie) {
+          c.add.push(want);
+          held.slots.push(slot);
+          held.flows.push(want);
+        } else if (want !== have && actionsKey(want.actions) !== actionsKey(have.actions)) {
+          c.modify.push(want);
+          held.slots.push(slot);
+          held.flows.push(want);
+        }
       }
     }
     for (const id of touched.groups) diffObject(this.desired.activeGroup(id), this.installed.groups.get(id), sameGroup, c.groups);
@@ -479,7 +506,8 @@ export class FlowDataplane implements Dataplane {
    * it stays recorded, nothing else is.
    */
   private async reconcile(touched: Touched, extra?: FlowChanges): Promise<Map<string, string>> {
-    const changes = this.diff(touched);
+    const held: Held = { slots: [], flows: [] };
+    const changes = this.diff(touched, held);
     if (extra) {
       // Foreign flows go first: an ordered bundle deletes them before adding ours on the same match.
       changes.remove = [...extra.remove, ...changes.remove];
@@ -494,7 +522,7 @@ export class FlowDataplane implements Dataplane {
         return failed;
       }
       try {
-        await this.commit(changes);
+        await this.commit(changes, held);
         return failed;
       } catch (e) {
         if (!(e instanceof SwitchRefusedError)) throw e;
@@ -522,18 +550,23 @@ export class FlowDataplane implements Dataplane {
     return onBridges(changes, (b) => !applied.has(b));
   }
 
-  private async commit(changes: FlowChanges): Promise<void> {
+  /** `held`: the slots diff found for the flows added and modified (no lookup to record them). */
+  private async commit(changes: FlowChanges, held?: Held): Promise<void> {
     this.commits += 1;
     await this.backend.commit(changes);
-    this.record(changes);
+    this.record(changes, held);
   }
 
   /** What the switch confirmed becomes installed. */
-  private record(changes: FlowChanges): void {
+  private record(changes: FlowChanges, held?: Held): void {
     const inst = this.installed;
     for (const f of changes.remove) inst.flows.delete(flowKey(f));
-    for (const f of changes.modify) inst.flows.set(flowKey(f), f);
-    for (const f of changes.add) inst.flows.set(flowKey(f), f);
+    if (held) {
+      for (let i = 0; i < held.slots.length; i++) inst.flows.setIn(held.slots[i]!, held.flows[i]!);
+    } else {
+      for (const f of changes.modify) inst.flows.set(flowKey(f), f);
+      for (const f of changes.add) inst.flows.set(flowKey(f), f);
+    }
     for (const g of changes.groups.remove) inst.groups.delete(objectKey(g));
     for (const g of [...changes.groups.add, ...changes.groups.modify]) inst.groups.set(objectKey(g), g);
     for (const m of changes.meters.remove) inst.meters.delete(objectKey(m));
@@ -612,7 +645,7 @@ export class FlowDataplane implements Dataplane {
     const touched = newTouched();
     for (const owner of this.refused.keys()) {
       const out = this.desired.ownerOutput(owner);
-      for (const f of out?.flows ?? []) touched.flows.add(flowKey(f));
+      for (const f of out?.flows ?? []) this.desired.touchKey(touched, flowKey(f));
       for (const g of out?.groups ?? []) touched.groups.add(objectKey(g));
       for (const m of out?.meters ?? []) touched.meters.add(objectKey(m));
     }
@@ -622,7 +655,6 @@ export class FlowDataplane implements Dataplane {
     if (this.resync || this.refused.has(REMOVED)) {
       if (this.resync && this.backend.readBack) foreign = await this.adopt();
       this.resync = false;
-      for (const k of this.desired.flowKeys()) touched.flows.add(k);
       for (const g of this.desired.activeGroups()) touched.groups.add(objectKey(g));
       for (const m of this.desired.activeMeters()) touched.meters.add(objectKey(m));
       this.touchInstalled(touched);
@@ -647,7 +679,6 @@ export class FlowDataplane implements Dataplane {
       this.refused.clear();
       const foreign = await this.adopt();
       const touched = newTouched();
-      for (const k of this.desired.flowKeys()) touched.flows.add(k);
       for (const g of this.desired.activeGroups()) touched.groups.add(objectKey(g));
       for (const m of this.desired.activeMeters()) touched.meters.add(objectKey(m));
       this.touchInstalled(touched);
