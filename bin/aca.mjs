@@ -3,12 +3,10 @@
 // `npm test` build it). ACA_DEV=1 runs the TypeScript sources through tsx instead (development
 // only: no build step, slower start).
 import { existsSync } from 'node:fs';
-import v8 from 'node:v8';
 
-// A larger young generation: a controller's state can hold a million neighbors, whose objects
-// would otherwise be copied into the old generation in many small scavenges.
-v8.setFlagsFromString('--max-semi-space-size=32');
-v8.setFlagsFromString('--min-semi-space-size=16');
+// No V8 heap flags here: V8 sizes its generations when the process starts, so flags set from
+// inside (v8.setFlagsFromString) do not take; operators pass them in NODE_OPTIONS (the systemd
+// unit does, README "Benchmarks").
 
 let cli = new URL('../dist/agent/cli.js', import.meta.url);
 if (process.env.ACA_DEV === '1') {
