@@ -12,17 +12,32 @@ export class DependencyIndex {
   /** owner → its inputs: a string when it reads one thing (a neighbor: its subnet), else a list. */
   private readonly reads = new Map<string, string | readonly string[]>();
 
-  /** Replace what an owner reads. */
+  /** Replace what an owner reads (`inputs` without repeats, as the build context gives them). */
   set(owner: string, inputs: readonly string[]): void {
     const before = this.reads.get(owner);
-    if (typeof before === 'string') this.unlink(before, owner);
-    else if (before) for (const input of before) this.unlink(input, owner);
     if (inputs.length === 0) {
+      if (typeof before === 'string') this.unlink(before, owner);
+      else if (before) for (const input of before) this.unlink(input, owner);
       this.reads.delete(owner);
       return;
     }
     this.reads.set(owner, inputs.length === 1 ? inputs[0]! : inputs);
-    for (const input of inputs) this.link(input, owner);
+    if (before === undefined) {
+      for (let i = 0; i < inputs.length; i++) this.link(inputs[i]!, owner);
+      return;
+    }
+    const old: readonly string[] = typeof before === 'string' ? [before] : before;
+    // Only what changed is unlinked and linked: an owner that reads thousands of inputs (a
+    // network's flood list reads every port and binding, a remote group every member) mostly
+    // reads them again in the same order, with one added or gone. The lists have no repeats, so
+    // what the common start and end hold is in both, and the middles hold the rest.
+    let start = 0;
+    const most = Math.min(old.length, inputs.length);
+    while (start < most && old[start] === inputs[start]) start++;
+    let end = 0;
+    while (end < most - start && old[old.length - 1 - end] === inputs[inputs.length - 1 - end]) end++;
+    for (let i = start; i < old.length - end; i++) this.unlink(old[i]!, owner);
+    for (let i = start; i < inputs.length - end; i++) this.link(inputs[i]!, owner);
   }
 
   private link(input: string, owner: string): void {
