@@ -12,7 +12,10 @@ export class DependencyIndex {
   /** owner → its inputs: a string when it reads one thing (a neighbor: its subnet), else a list. */
   private readonly reads = new Map<string, string | readonly string[]>();
 
-  /** Replace what an owner reads (`inputs` without repeats, as the build context gives them). */
+  /**
+   * Replace what an owner reads. `inputs` must hold no repeats (the build context removes them):
+   * with repeats, an input in the skipped start could also be in the middle unlinked.
+   */
   set(owner: string, inputs: readonly string[]): void {
     const before = this.reads.get(owner);
     if (inputs.length === 0) {

@@ -39,6 +39,11 @@ export interface Touched {
 }
 
 let rounds = 0;
+/**
+ * A new round. Slots remember the last round that listed them, so one Touched is filled at a
+ * time (the dataplane's queue does so); filling two in turn could list a slot twice in one,
+ * which only repeats a change in a bundle.
+ */
 export const newTouched = (): Touched => ({ flows: [], round: ++rounds, groups: new Set(), meters: new Set() });
 
 function touch(touched: Touched, slot: FlowSlot): void {
@@ -153,6 +158,18 @@ export class InstalledFlows {
   setIn(slot: FlowSlot, f: Flow): void {
     if (slot.installed === undefined) this.count += 1;
     slot.installed = f;
+  }
+
+  /**
+   * set() through a slot that may have left the map since it was found (its last claim went
+   * while the commit was in flight): the key's current slot takes the flow, or, when there is
+   * none, the slot goes back into the map, so a round that listed it still diffs it.
+   */
+  setThrough(key: string, slot: FlowSlot, f: Flow): void {
+    const current = this.slots.get(key);
+    if (current !== undefined) return this.setIn(current, f);
+    this.slots.set(key, slot);
+    this.setIn(slot, f);
   }
 
   delete(key: string): boolean {

@@ -562,7 +562,13 @@ export class FlowDataplane implements Dataplane {
     const inst = this.installed;
     for (const f of changes.remove) inst.flows.delete(flowKey(f));
     if (held) {
-      for (let i = 0; i < held.slots.length; i++) inst.flows.setIn(held.slots[i]!, held.flows[i]!);
+      for (let i = 0; i < held.slots.length; i++) {
+        const slot = held.slots[i]!;
+        // Desired changes only inside the queue, so the slot still has its claim; were it dropped
+        // during the commit (and the slot with it), the flow is recorded through the key.
+        if (slot.claim !== undefined) inst.flows.setIn(slot, held.flows[i]!);
+        else inst.flows.setThrough(flowKey(held.flows[i]!), slot, held.flows[i]!);
+      }
     } else {
       for (const f of changes.modify) inst.flows.set(flowKey(f), f);
       for (const f of changes.add) inst.flows.set(flowKey(f), f);
