@@ -206,8 +206,14 @@ export class InstalledFlows {
   }
 }
 
+const NONE: readonly never[] = Object.freeze([]);
+
 export class DesiredFlows {
-  private readonly byOwner = new Map<string, OwnerOutput>();
+  /**
+   * What each owner wants: its flow list alone when it wants no group or meter (almost every
+   * owner: a million neighbors need no wrapper object each).
+   */
+  private readonly outputs = new Map<string, OwnerOutput | readonly Flow[]>();
   /** Flow key → its claims and what the switch holds there. */
   private readonly slots = new Map<string, FlowSlot>();
   /** Keys with at least one claim. */
@@ -222,16 +228,17 @@ export class DesiredFlows {
   }
 
   ownerOutput(owner: string): OwnerOutput | undefined {
-    return this.byOwner.get(owner);
+    const o = this.outputs.get(owner);
+    return o === undefined ? undefined : Array.isArray(o) ? { flows: o, groups: NONE, meters: NONE } : (o as OwnerOutput);
   }
 
   *owners(): IterableIterator<string> {
-    yield* this.byOwner.keys();
+    yield* this.outputs.keys();
   }
 
   /** Replace an owner's objects; records every key whose active object may have changed. */
   set(owner: string, out: OwnerOutput, touched: Touched): void {
-    const before = this.byOwner.get(owner);
+    const before = this.ownerOutput(owner);
     if (before) {
       const flows = before.flows;
       for (let i = 0; i < flows.length; i++) this.unclaim(flowKey(flows[i]!), owner, touched);
@@ -244,8 +251,8 @@ export class DesiredFlows {
         touched.meters.add(objectKey(m));
       }
     }
-    if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.byOwner.delete(owner);
-    else this.byOwner.set(owner, out);
+    if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.outputs.delete(owner);
+    else this.outputs.set(owner, out.groups.length === 0 && out.meters.length === 0 ? out.flows : out);
     const flows = out.flows;
     for (let i = 0; i < flows.length; i++) this.claim(flowKey(flows[i]!), owned(flows[i]!, owner), touched);
     for (const g of out.groups) {
