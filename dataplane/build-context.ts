@@ -10,7 +10,22 @@ import type { Topology } from './topology.js';
 import { type HostNetworking, NO_HOST_NETWORKING } from './external.js';
 
 /** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
-export const resourceInput = (kind: Kind, key: string): string => `${kind}:${key}`;
+/**
+ * Subnets' inputs, one string each: every neighbor and port reads its subnet, and the dependency
+ * index keeps the input of each owner that reads one thing, so a string made per read would be
+ * kept per neighbor (with a subnet id of 36 characters, a rope of about 40 bytes). Bounded.
+ */
+const SUBNET_INPUTS = new Map<string, string>();
+
+export const resourceInput = (kind: Kind, key: string): string => {
+  if (kind !== 'subnet') return `${kind}:${key}`;
+  let input = SUBNET_INPUTS.get(key);
+  if (input === undefined) {
+    if (SUBNET_INPUTS.size >= 100_000) SUBNET_INPUTS.clear();
+    SUBNET_INPUTS.set(key, (input = `subnet:${key}`));
+  }
+  return input;
+};
 const LIST_INPUTS = new Map<Kind, string>();
 export const listInput = (kind: Kind): string => {
   let i = LIST_INPUTS.get(kind);
