@@ -67,6 +67,8 @@ interface Held {
 
 /** The refused-owner key for removals nobody owns any more. */
 const REMOVED = '(removed flows)';
+/** A change whose flows took longer than this to build yields to the event loop before its commit. */
+const BUILD_YIELD_MS = 8;
 /** Commits one refusal may cost in bisection before the parts still refused fail whole. */
 const BISECT_BUDGET = 64;
 
@@ -296,6 +298,7 @@ export class FlowDataplane implements Dataplane {
 
   apply(events: readonly ResourceEvent[], view: ResourceView, chunk?: Chunk): Promise<Map<string, ResourceOutcome>> {
     return this.serialized(async () => {
+      const started = performance.now();
       const fresh = this.bind(view);
       // The NAT zones the change may flush, read before rebuilding can free them.
       const natZones = fresh || this.host.externals.size === 0 ? NO_ZONES : this.natZones(events);
@@ -357,6 +360,10 @@ export class FlowDataplane implements Dataplane {
           throw e;
         }
       }
+      // A long build (a large change's last chunk rebuilding a network's flood list of thousands
+      // of hosts) and its commit are two turns of the event loop, not one: health checks and
+      // other goal states get in between.
+      if (performance.now() - started > BUILD_YIELD_MS) await new Promise<void>((r) => setImmediate(r));
       const failed = await this.reconcile(touched);
       await this.northSouth(events, failed, natZones);
       // Direct paths never outlive the Zeta path of their network.

@@ -2,13 +2,13 @@
 // from a local port, one copy to every remote host with ports in the network (head-end
 // replication) and to every other local port; from a tunnel, to local ports only. One owner per
 // network (VNI) and direction.
-import { ipv4Value } from '../fields.js';
 import { type Action, load, output, reg, resubmit, setField } from '../flow.js';
 import type { BuildContext, Feature, OwnerBuilder } from '../feature.js';
 import type { ResourceEvent, Subnet } from '../model.js';
 import { FLOOD_CHUNK, PRIORITY, REGISTERS, type TableSpec, TABLES, TUNNEL_PORTS } from '../pipeline.js';
 import { networkOf } from '../topology.js';
 import { portNetwork } from './ports.js';
+import { tunDstAction } from './tunnels.js';
 import { multicast } from './pipeline.js';
 
 /** Subnets sharing a VNI but not an encapsulation: the one with the smallest id decides. */
@@ -17,9 +17,14 @@ const encapOf = (subnets: Subnet[]): 'geneve' | 'vxlan' | null => {
   return first ? (first.networkType === 'geneve' ? 'geneve' : 'vxlan') : null;
 };
 
-function chunks<T>(list: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += FLOOD_CHUNK) out.push(list.slice(i, i + FLOOD_CHUNK));
+/** The copies in chunks of FLOOD_CHUNK, each chunk's actions in one list. */
+function chunks(copies: readonly (readonly Action[])[]): Action[][] {
+  const out: Action[][] = [];
+  for (let i = 0; i < copies.length; i += FLOOD_CHUNK) {
+    const chunk: Action[] = [];
+    for (let j = i; j < Math.min(i + FLOOD_CHUNK, copies.length); j++) for (const a of copies[j]!) chunk.push(a);
+    out.push(chunk);
+  }
   return out;
 }
 
@@ -27,11 +32,11 @@ function chunks<T>(list: T[]): T[][] {
  * A flood as a head flow (first chunk, then a resubmit per further chunk, then `tail`) and one
  * flow per further chunk in `chunkTable`, so no flow outgrows an OpenFlow message.
  */
-function chunkedFlood(out: OwnerBuilder, head: { table: TableSpec; prefix: Action[]; tail: Action[] }, chunkTable: TableSpec, vni: number, copies: Action[][]): void {
+function chunkedFlood(out: OwnerBuilder, head: { table: TableSpec; prefix: Action[]; tail: Action[] }, chunkTable: TableSpec, vni: number, copies: readonly (readonly Action[])[]): void {
   const [first = [], ...rest] = chunks(copies);
   const jumps = rest.flatMap((_, i) => [load(REGISTERS.floodChunk, i + 1), resubmit(chunkTable)]);
-  out.flow(head.table, PRIORITY.broadcast, [reg(REGISTERS.network, vni), multicast()], [...head.prefix, ...first.flat(), ...jumps, ...head.tail]);
-  rest.forEach((c, i) => out.flow(chunkTable, PRIORITY.broadcast, [reg(REGISTERS.floodChunk, i + 1), reg(REGISTERS.network, vni), multicast()], c.flat()));
+  out.flow(head.table, PRIORITY.broadcast, [reg(REGISTERS.network, vni), multicast()], [...head.prefix, ...first, ...jumps, ...head.tail]);
+  rest.forEach((c, i) => out.flow(chunkTable, PRIORITY.broadcast, [reg(REGISTERS.floodChunk, i + 1), reg(REGISTERS.network, vni), multicast()], c));
 }
 
 /** VNIs a subnet change may bring into existence. */
@@ -69,8 +74,10 @@ export const floodRemote: Feature = {
     const hosts = new Set<string>();
     for (const s of subnets) for (const h of ctx.topology.remoteHostsOf(s.id)) hosts.add(h);
     if (hosts.size === 0) return;
-    const port = TUNNEL_PORTS[encap].ofport;
-    const copies = [...hosts].sort().map((h) => [setField('tun_dst', ipv4Value(h)), output(port)]);
+    // A copy per host: the host's own tun_dst set_field (the one its neighbors' unicast lists
+    // share: tens of thousands of hosts make no new actions) and one output.
+    const toTunnel = output(TUNNEL_PORTS[encap].ofport);
+    const copies = [...hosts].sort().map((h) => [tunDstAction(h), toTunnel]);
     chunkedFlood(out, { table: TABLES.REMOTE_L2, prefix: [setField('tun_id', vni)], tail: [resubmit(TABLES.LOCAL_L2)] }, TABLES.FLOOD_REMOTE, vni, copies);
   },
 };

@@ -43,5 +43,8 @@ export function tunnelOutput(encap: Encapsulation, vni: number, hostIp: string):
   ]);
 }
 
+/** The set_field of a host's tunnel address: one object per host, shared with its neighbors' unicast lists. */
+export const tunDstAction = (hostIp: string): Action => tunDsts.get(hostIp, makeTunDst);
+
 const makeTunId = (v: number): Action => setField('tun_id', v);
 const makeTunDst = (h: string): Action => setField('tun_dst', ipv4Value(h));
