@@ -9,7 +9,6 @@ import type { PortBindings } from './bindings.js';
 import type { Topology } from './topology.js';
 import { type HostNetworking, NO_HOST_NETWORKING } from './external.js';
 
-/** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
 /**
  * Subnets' inputs, one string each: every neighbor and port reads its subnet, and the dependency
  * index keeps the input of each owner that reads one thing, so a string made per read would be
@@ -17,6 +16,7 @@ import { type HostNetworking, NO_HOST_NETWORKING } from './external.js';
  */
 const SUBNET_INPUTS = new Map<string, string>();
 
+/** Inputs: `<kind>:<key>`, `<kind>:*` (a listing), topology topics, `binding:<port id>`. */
 export const resourceInput = (kind: Kind, key: string): string => {
   if (kind !== 'subnet') return `${kind}:${key}`;
   let input = SUBNET_INPUTS.get(key);

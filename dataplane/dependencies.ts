@@ -7,6 +7,8 @@
 /** One owner: a string when it is the only one (most inputs), a set otherwise. */
 type Owners = string | Set<string>;
 
+const NO_INPUTS: readonly string[] = [];
+
 export class DependencyIndex {
   private readonly readers = new Map<string, Owners>();
   /** owner → its inputs: a string when it reads one thing (a neighbor: its subnet), else a list. */
@@ -18,18 +20,9 @@ export class DependencyIndex {
    */
   set(owner: string, inputs: readonly string[]): void {
     const before = this.reads.get(owner);
-    if (inputs.length === 0) {
-      if (typeof before === 'string') this.unlink(before, owner);
-      else if (before) for (const input of before) this.unlink(input, owner);
-      this.reads.delete(owner);
-      return;
-    }
-    this.reads.set(owner, inputs.length === 1 ? inputs[0]! : inputs);
-    if (before === undefined) {
-      for (let i = 0; i < inputs.length; i++) this.link(inputs[i]!, owner);
-      return;
-    }
-    const old: readonly string[] = typeof before === 'string' ? [before] : before;
+    const old: readonly string[] = before === undefined ? NO_INPUTS : typeof before === 'string' ? [before] : before;
+    if (inputs.length === 0) this.reads.delete(owner);
+    else this.reads.set(owner, inputs.length === 1 ? inputs[0]! : inputs);
     // Only what changed is unlinked and linked: an owner that reads thousands of inputs (a
     // network's flood list reads every port and binding, a remote group every member) mostly
     // reads them again in the same order, with one added or gone. The lists have no repeats, so

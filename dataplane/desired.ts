@@ -208,6 +208,9 @@ export class InstalledFlows {
 
 const NONE: readonly never[] = Object.freeze([]);
 
+/** An owner's output kept as its flow list alone (it wants no group or meter). */
+const isFlowList = (o: OwnerOutput | readonly Flow[]): o is readonly Flow[] => Array.isArray(o);
+
 export class DesiredFlows {
   /**
    * What each owner wants: its flow list alone when it wants no group or meter (almost every
@@ -229,7 +232,7 @@ export class DesiredFlows {
 
   ownerOutput(owner: string): OwnerOutput | undefined {
     const o = this.outputs.get(owner);
-    return o === undefined ? undefined : Array.isArray(o) ? { flows: o, groups: NONE, meters: NONE } : (o as OwnerOutput);
+    return o === undefined ? undefined : isFlowList(o) ? { flows: o, groups: NONE, meters: NONE } : o;
   }
 
   *owners(): IterableIterator<string> {
@@ -238,17 +241,20 @@ export class DesiredFlows {
 
   /** Replace an owner's objects; records every key whose active object may have changed. */
   set(owner: string, out: OwnerOutput, touched: Touched): void {
-    const before = this.ownerOutput(owner);
-    if (before) {
-      const flows = before.flows;
+    // Read as kept (no wrapper made per rebuild, as ownerOutput() makes for a flow list).
+    const before = this.outputs.get(owner);
+    if (before !== undefined) {
+      const flows = isFlowList(before) ? before : before.flows;
       for (let i = 0; i < flows.length; i++) this.unclaim(flowKey(flows[i]!), owner, touched);
-      for (const g of before.groups) {
-        this.groups.unclaim(objectKey(g), owner);
-        touched.groups.add(objectKey(g));
-      }
-      for (const m of before.meters) {
-        this.meters.unclaim(objectKey(m), owner);
-        touched.meters.add(objectKey(m));
+      if (!isFlowList(before)) {
+        for (const g of before.groups) {
+          this.groups.unclaim(objectKey(g), owner);
+          touched.groups.add(objectKey(g));
+        }
+        for (const m of before.meters) {
+          this.meters.unclaim(objectKey(m), owner);
+          touched.meters.add(objectKey(m));
+        }
       }
     }
     if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.outputs.delete(owner);

@@ -482,23 +482,17 @@ export class FlowDataplane implements Dataplane {
       const slot = slots[i]!;
       const want = activeOf(slot);
       const have = slot.installed;
-      if (want && !have) {
-        c.add.push(want);
-        held.slots.push(slot);
-        held.flows.push(want);
-      } else if (!want && have) c.remove.push(have);
-      else if (want && have) {
-        // A new cookie needs an add (it replaces the flow whole); modify_strict keeps the old one.
-        if (want.cookie !== have.cookie) {
-          c.add.push(want);
-          held.slots.push(slot);
-          held.flows.push(want);
-        } else if (want !== have && actionsKey(want.actions) !== actionsKey(have.actions)) {
-          c.modify.push(want);
-          held.slots.push(slot);
-          held.flows.push(want);
-        }
+      if (!want) {
+        if (have) c.remove.push(have);
+        continue;
       }
+      // A new cookie needs an add (it replaces the flow whole); modify_strict keeps the old one.
+      const to = !have || want.cookie !== have.cookie ? c.add
+        : want !== have && actionsKey(want.actions) !== actionsKey(have.actions) ? c.modify : null;
+      if (to === null) continue;
+      to.push(want);
+      held.slots.push(slot);
+      held.flows.push(want);
     }
     for (const id of touched.groups) diffObject(this.desired.activeGroup(id), this.installed.groups.get(id), sameGroup, c.groups);
     for (const id of touched.meters) diffObject(this.desired.activeMeter(id), this.installed.meters.get(id), sameMeter, c.meters);

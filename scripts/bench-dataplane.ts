@@ -62,13 +62,22 @@ async function repeated(mode: string, n: number, runs: number, measure: (r: Reco
   return { median: sorted[Math.floor(sorted.length / 2)]!, values: all.map(measure) };
 }
 
-async function child(mode: string, n: number): Promise<Record<string, number | string>> {
-  const r = await execa(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--child', mode, String(n)], {
+/**
+ * This script run again as a process of its own (an agent, or a controller) with `args`: the
+ * last line it printed, or the end of what it said when it failed.
+ */
+async function runSelf(args: string[]): Promise<{ ok: true; last: string } | { ok: false; error: string }> {
+  const r = await execa(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, ...args], {
     // What the README tells operators a million-neighbor host needs.
     reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
   });
-  if (r.exitCode !== 0) return { error: (r.stderr || r.stdout).split('\n').slice(-3).join(' ') };
-  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number | string>;
+  if (r.exitCode !== 0) return { ok: false, error: (r.stderr || r.stdout).split('\n').slice(-3).join(' ') };
+  return { ok: true, last: r.stdout.trim().split('\n').at(-1)! };
+}
+
+async function child(mode: string, n: number): Promise<Record<string, number | string>> {
+  const r = await runSelf(['--child', mode, String(n)]);
+  return r.ok ? JSON.parse(r.last) as Record<string, number | string> : { error: r.error };
 }
 
 /**
@@ -147,12 +156,10 @@ async function fairness(n: number): Promise<Record<string, number>> {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   try {
     delay.enable();
-    const r = await execa(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--fairness-client', `127.0.0.1:${agent.grpcPort}`, String(agent.adminPort), String(n)], {
-      reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
-    });
-    if (r.exitCode !== 0) throw new Error(`controller: ${(r.stderr || r.stdout).split('\n').slice(-3).join(' ')}`);
+    const r = await runSelf(['--fairness-client', `127.0.0.1:${agent.grpcPort}`, String(agent.adminPort), String(n)]);
+    if (!r.ok) throw new Error(`controller: ${r.error}`);
     delay.disable();
-    return { ...JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>, loopP99: delay.percentile(99) / 1e6, loopMax: delay.max / 1e6 };
+    return { ...JSON.parse(r.last) as Record<string, number>, loopP99: delay.percentile(99) / 1e6, loopMax: delay.max / 1e6 };
   } finally {
     await agent.stop();
   }
@@ -227,11 +234,9 @@ async function fairnessClient(addr: string, adminPort: number, n: number): Promi
  * answers how long the push took until the reply.
  */
 async function controller(addr: string, kind: 'big' | 'routed', n: number, salt: string): Promise<number> {
-  const r = await execa(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--controller', addr, kind, String(n), salt], {
-    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
-  });
-  if (r.exitCode !== 0) throw new Error(`controller: ${(r.stderr || r.stdout).split('\n').slice(-3).join(' ')}`);
-  return Number(r.stdout.trim().split('\n').at(-1));
+  const r = await runSelf(['--controller', addr, kind, String(n), salt]);
+  if (!r.ok) throw new Error(`controller: ${r.error}`);
+  return Number(r.last);
 }
 
 async function runController(addr: string, kind: string, n: number, salt: string): Promise<void> {

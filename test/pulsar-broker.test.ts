@@ -3,7 +3,7 @@
 // (PushNodeSubscribeInfo), DPM-shaped keyed GoalStateV2 messages are published, and the agent
 // applies its own key's, in order, acking only after the apply. Skipped, with the reason printed,
 // only where Java or the broker's jars cannot be had.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,86 +103,72 @@ async function producer(b: Broker, topic: string): Promise<{ p: Producer; client
   return { p: await client.createProducer(topic), client };
 }
 
-test.serial('Subscribe over gRPC: STICKY [h,h] on the broker, own goal states applied in order, other hosts\' keys never delivered', async (t) => {
+/**
+ * A broker (or the test skipped with the reason), a fresh topic, an agent for HOST_A and a
+ * producer on the topic; `body` runs with them, and everything is closed after it.
+ */
+async function withAgentAndProducer(t: ExecutionContext, body: (s: { b: Broker; topic: string; a: Agent; p: Producer }) => Promise<void>): Promise<void> {
   const b = needBroker(t);
   if (!b) return;
   const topic = uniq('vpc');
   const a = await agentOn(b, HOST_A);
   const { p, client } = await producer(b, topic);
   try {
-    t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, HOST_A), OperationStatus.SUCCESS);
-    const st = await subStats(b, topic, 'alcor-agents');
-    t.is(st?.type, 'Key_Shared');
-    t.is(st?.keySharedMode, 'STICKY');
-    const h = keySlot(HOST_A);
-    t.deepEqual(st?.consumers.map((c) => c.keyHashRangeArrays), [[[h, h]]]);
-    await p.send(portGoalState(HOST_A, 'P1', '10.1.0.5'), { key: HOST_A });
-    await p.send(portGoalState('10.0.0.12', 'P2', '10.1.0.6'), { key: '10.0.0.12' });
-    await p.send(portGoalState(HOST_A, 'P3', '10.1.0.7'), { key: HOST_A });
-    await until(() => hasPort(a, 'P1') && hasPort(a, 'P3'), 'P1 and P3 applied');
-    t.false(hasPort(a, 'P2'), 'another host\'s goal state is never applied');
-    t.is(a.pulsar!.totals.applied, 2);
-    // P2 waits for its owner in the backlog; ours were acked.
-    await until(async () => (await subStats(b, topic, 'alcor-agents'))?.msgBacklog === 1, 'the backlog holds only the other host\'s message');
-    t.is((await subStats(b, topic, 'alcor-agents'))?.unackedMessages, 0);
+    await body({ b, topic, a, p });
   } finally {
     await p.close();
     client.close();
     await a.stop();
   }
-});
+}
 
-test.serial('A message over 1 MB is scanned in slices and keeps its place: the next message, naming one of its neighbors with a newer revision, wins', async (t) => {
-  const b = needBroker(t);
-  if (!b) return;
-  const topic = uniq('vpc');
-  const a = await agentOn(b, HOST_A);
-  const { p, client } = await producer(b, topic);
-  try {
-    t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, HOST_A), OperationStatus.SUCCESS);
-    const large = bigState(12_000);
-    const bytes = GoalStateV2.encode(large).finish();
-    t.true(bytes.length > SLICED_SCAN_BYTES, `${bytes.length} bytes take the sliced scan`);
-    const lastKey = Object.keys(large.neighborStates).at(-1)!;
-    const id = large.neighborStates[lastKey]!.configuration!.id;
-    const newer = GoalStateV2.encode(GoalStateV2.fromPartial({ neighborStates: { [lastKey]: neighborState(id, 11_999, { revisionNumber: 2, hostIpAddress: '10.0.99.99' }) } })).finish();
-    await p.send(bytes, { key: HOST_A });
-    await p.send(newer, { key: HOST_A });
-    await until(() => a.pulsar!.totals.applied === 2, 'both applied');
-    t.is(a.store.count('neighbor'), 12_000);
-    t.is(a.store.get('neighbor', lastKey)?.hostIp, '10.0.99.99', 'the later message was applied after the large one');
-    t.is(a.pulsar!.totals.failed, 0);
-  } finally {
-    await p.close();
-    client.close();
-    await a.stop();
-  }
-});
+test.serial('Subscribe over gRPC: STICKY [h,h] on the broker, own goal states applied in order, other hosts\' keys never delivered', (t) => withAgentAndProducer(t, async ({ b, topic, a, p }) => {
+  t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, HOST_A), OperationStatus.SUCCESS);
+  const st = await subStats(b, topic, 'alcor-agents');
+  t.is(st?.type, 'Key_Shared');
+  t.is(st?.keySharedMode, 'STICKY');
+  const h = keySlot(HOST_A);
+  t.deepEqual(st?.consumers.map((c) => c.keyHashRangeArrays), [[[h, h]]]);
+  await p.send(portGoalState(HOST_A, 'P1', '10.1.0.5'), { key: HOST_A });
+  await p.send(portGoalState('10.0.0.12', 'P2', '10.1.0.6'), { key: '10.0.0.12' });
+  await p.send(portGoalState(HOST_A, 'P3', '10.1.0.7'), { key: HOST_A });
+  await until(() => hasPort(a, 'P1') && hasPort(a, 'P3'), 'P1 and P3 applied');
+  t.false(hasPort(a, 'P2'), 'another host\'s goal state is never applied');
+  t.is(a.pulsar!.totals.applied, 2);
+  // P2 waits for its owner in the backlog; ours were acked.
+  await until(async () => (await subStats(b, topic, 'alcor-agents'))?.msgBacklog === 1, 'the backlog holds only the other host\'s message');
+  t.is((await subStats(b, topic, 'alcor-agents'))?.unackedMessages, 0);
+}));
 
-test.serial('A key sharing our slot (hash collision) is acked, ignored and counted; an undecodable message is acked and counted', async (t) => {
-  const b = needBroker(t);
-  if (!b) return;
-  const topic = uniq('vpc');
-  const a = await agentOn(b, HOST_A);
-  const { p, client } = await producer(b, topic);
-  try {
-    t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, ''), OperationStatus.SUCCESS, 'an empty key means our host IP');
-    const other = collidingKey(HOST_A, 'host-');
-    t.is(keySlot(other), keySlot(HOST_A));
-    await p.send(portGoalState('10.9.9.9', 'PX', '10.1.0.9'), { key: other });
-    await p.send(Buffer.from('not a goal state \xff\xff'), { key: HOST_A });
-    await p.send(portGoalState(HOST_A, 'P4', '10.1.0.8'), { key: HOST_A });
-    await until(() => hasPort(a, 'P4'), 'P4 applied');
-    t.false(hasPort(a, 'PX'));
-    t.is(a.pulsar!.totals.foreign, 1);
-    t.is(a.pulsar!.totals.undecodable, 1);
-    await until(async () => (await subStats(b, topic, 'alcor-agents'))?.msgBacklog === 0, 'everything acked');
-  } finally {
-    await p.close();
-    client.close();
-    await a.stop();
-  }
-});
+test.serial('A message over 1 MB is scanned in slices and keeps its place: the next message, naming one of its neighbors with a newer revision, wins', (t) => withAgentAndProducer(t, async ({ topic, a, p }) => {
+  t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, HOST_A), OperationStatus.SUCCESS);
+  const large = bigState(12_000);
+  const bytes = GoalStateV2.encode(large).finish();
+  t.true(bytes.length > SLICED_SCAN_BYTES, `${bytes.length} bytes take the sliced scan`);
+  const lastKey = Object.keys(large.neighborStates).at(-1)!;
+  const id = large.neighborStates[lastKey]!.configuration!.id;
+  const newer = GoalStateV2.encode(GoalStateV2.fromPartial({ neighborStates: { [lastKey]: neighborState(id, 11_999, { revisionNumber: 2, hostIpAddress: '10.0.99.99' }) } })).finish();
+  await p.send(bytes, { key: HOST_A });
+  await p.send(newer, { key: HOST_A });
+  await until(() => a.pulsar!.totals.applied === 2, 'both applied');
+  t.is(a.store.count('neighbor'), 12_000);
+  t.is(a.store.get('neighbor', lastKey)?.hostIp, '10.0.99.99', 'the later message was applied after the large one');
+  t.is(a.pulsar!.totals.failed, 0);
+}));
+
+test.serial('A key sharing our slot (hash collision) is acked, ignored and counted; an undecodable message is acked and counted', (t) => withAgentAndProducer(t, async ({ b, topic, a, p }) => {
+  t.is(await pushSubscribe(a, SubscribeOperation.Subscribe, topic, ''), OperationStatus.SUCCESS, 'an empty key means our host IP');
+  const other = collidingKey(HOST_A, 'host-');
+  t.is(keySlot(other), keySlot(HOST_A));
+  await p.send(portGoalState('10.9.9.9', 'PX', '10.1.0.9'), { key: other });
+  await p.send(Buffer.from('not a goal state \xff\xff'), { key: HOST_A });
+  await p.send(portGoalState(HOST_A, 'P4', '10.1.0.8'), { key: HOST_A });
+  await until(() => hasPort(a, 'P4'), 'P4 applied');
+  t.false(hasPort(a, 'PX'));
+  t.is(a.pulsar!.totals.foreign, 1);
+  t.is(a.pulsar!.totals.undecodable, 1);
+  await until(async () => (await subStats(b, topic, 'alcor-agents'))?.msgBacklog === 0, 'everything acked');
+}));
 
 test.serial('Collision between two hosts: the second falls back to a subscription of its own that filters by key; each applies only its own', async (t) => {
   const b = needBroker(t);
