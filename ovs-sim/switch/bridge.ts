@@ -6,7 +6,7 @@
 import type { Ofpact } from '../openflow/actions.js';
 import { formatActions } from '../openflow/actions.js';
 import { CheckError, checkActions } from '../openflow/check.js';
-import { Classifier, type ClsRule, type Conjunction, type Subtable } from './classifier.js';
+import { Classifier, type ClsRule, type Conjunction, type Subtable, type Vals, valAt } from './classifier.js';
 import { Datapath } from './datapath.js';
 import { FieldError } from '../base/fields.js';
 import { FLOW_WORDS, type Flow, W, newFlow } from '../base/flow.js';
@@ -53,7 +53,7 @@ interface Undo {
 }
 
 const NO_ACTIONS: Ofpact[] = [];
-const NO_VALS: number[] = [];
+const NO_VALS: Vals = '';
 
 /**
  * What most rules never change from its default: timeouts, importance, flags, use times and
@@ -73,7 +73,7 @@ interface RuleLife {
 export class Rule implements ClsRule {
   // Assigned in the constructor, all of them, in one order: every rule has one compact shape.
   // A million rules at 9 fields, not 16: the rest is in `life`, made when first needed.
-  vals: number[];
+  vals: Vals;
   subtable: Subtable | null;
   conj: Conjunction[] | null;
   created: number;
@@ -138,7 +138,7 @@ export class Rule implements ClsRule {
     const st = this.subtable!;
     for (let i = 0; i < st.idx.length; i++) {
       m.wc[st.idx[i]!] = st.mask[i]!;
-      m.flow[st.idx[i]!] = this.vals[i]!;
+      m.flow[st.idx[i]!] = valAt(this.vals, i);
     }
     return m;
   }

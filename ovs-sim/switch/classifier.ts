@@ -13,8 +13,8 @@ const MD_PRESENT = W.tun_md_present;
 /** What the classifier needs from a rule; the bridge's rules carry more. */
 export interface ClsRule {
   priority: number;
-  /** The masked values, one per word of the subtable's mask. */
-  vals: number[];
+  /** The masked values, one per word of the subtable's mask, packed (see Vals). */
+  vals: Vals;
   subtable: Subtable | null;
   /** Conjunction clauses when every action is conjunction(id,k/n) (plus notes), else null. */
   conj: Conjunction[] | null;
@@ -37,6 +37,18 @@ const mix = (h: number, v: number): number => {
 /** Map keys within V8's small-integer range (a larger number is a boxed double). */
 const smi = (h: number): number => h & 0x3fffffff;
 
+/**
+ * A rule's masked values, one 32-bit word per word of its subtable's mask, packed as a string
+ * of two UTF-16 code units per word (high half first). A million rules kept their values as
+ * arrays of numbers: an array object and its elements, about 88 bytes a rule, where the string
+ * is about 32; two equal matches of one subtable have equal strings, compared by `===`.
+ */
+export type Vals = string;
+
+/** Word `i` of packed values. */
+export const valAt = (v: Vals, i: number): number => ((v.charCodeAt(2 * i) << 16) | v.charCodeAt(2 * i + 1)) >>> 0;
+
+
 export class Subtable<R extends ClsRule = ClsRule> {
   /** Rules by hash of masked values: one rule, or rules sharing a hash, highest priority first. */
   readonly buckets = new Map<number, R | R[]>();
@@ -55,21 +67,21 @@ export class Subtable<R extends ClsRule = ClsRule> {
     return smi(h);
   }
 
-  hashVals(v: number[]): number {
+  /** The same hash as hashFlow of a flow these values match. */
+  hashVals(v: Vals): number {
     let h = 0;
-    for (let i = 0; i < v.length; i++) h = mix(h, v[i]!);
+    for (let i = 0; i < this.idx.length; i++) h = mix(h, valAt(v, i));
     return smi(h);
   }
 
   matches(r: R, f: Flow): boolean {
     const v = r.vals;
-    for (let i = 0; i < this.idx.length; i++) if (((f[this.idx[i]!]! & this.mask[i]!) >>> 0) !== v[i]) return false;
+    for (let i = 0; i < this.idx.length; i++) if (((f[this.idx[i]!]! & this.mask[i]!) >>> 0) !== valAt(v, i)) return false;
     return true;
   }
 
-  sameVals(a: number[], b: number[]): boolean {
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-    return true;
+  sameVals(a: Vals, b: Vals): boolean {
+    return a === b;
   }
 
   /** The highest-priority rule matching `f` (find_match_wc), and the bucket list it came from. */
@@ -162,14 +174,19 @@ export class Classifier<R extends ClsRule = ClsRule> {
   }
 
   /** Masked values of a match for a subtable. */
-  static valsOf(st: Subtable, flow: Flow): number[] {
-    const v = new Array<number>(st.idx.length);
-    for (let i = 0; i < st.idx.length; i++) v[i] = (flow[st.idx[i]!]! & st.mask[i]!) >>> 0;
-    return v;
+  static valsOf(st: Subtable, flow: Flow): Vals {
+    const n = st.idx.length;
+    const codes = new Array<number>(2 * n);
+    for (let i = 0; i < n; i++) {
+      const w = (flow[st.idx[i]!]! & st.mask[i]!) >>> 0;
+      codes[2 * i] = w >>> 16;
+      codes[2 * i + 1] = w & 0xffff;
+    }
+    return String.fromCharCode.apply(null, codes);
   }
 
   /** The rule with exactly this match (subtable and values) and priority. */
-  findExact(st: Subtable<R>, vals: number[], priority: number): R | undefined {
+  findExact(st: Subtable<R>, vals: Vals, priority: number): R | undefined {
     const b = st.buckets.get(st.hashVals(vals));
     if (b === undefined) return undefined;
     if (!Array.isArray(b)) return b.priority === priority && st.sameVals(b.vals, vals) ? b : undefined;

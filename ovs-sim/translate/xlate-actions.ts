@@ -6,6 +6,7 @@ import { learnExecute } from '../openflow/learn.js';
 import { Match, formatFieldValue, formatMatch } from '../openflow/match.js';
 import { type Subfield, bitsMask, fieldBits, formatSubfield, readSubfield, readWhole, writeSubfield } from '../base/subfield.js';
 import { OFPP, hexBytes } from '../base/text.js';
+import { Classifier } from '../switch/classifier.js';
 import { Ctx } from './xlate-context.js';
 import { controllerAction } from './xlate-normal.js';
 
@@ -70,7 +71,7 @@ export function learnAction(ctx: Ctx, l: Extract<Ofpact, { type: 'learn' }>): vo
   if (l.limit) {
     const st = t.subtableFor(m.wc);
     const existing = [...t.rules()].filter((r) => r.cookie === l.cookie).length;
-    if (existing >= l.limit && !t.findExact(st, [...st.idx].map((i, k) => (m.flow[i]! & st.mask[k]!) >>> 0), l.priority)) success = false;
+    if (existing >= l.limit && !t.findExact(st, Classifier.valsOf(st, m.flow), l.priority)) success = false;
   }
   if (success) {
     // Installed when the translation ends: this translation looks at the tables as they were
