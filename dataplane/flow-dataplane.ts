@@ -16,6 +16,7 @@ import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js'
 import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeOf, newTouched } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
+import { DirtyOwners } from './dirty-owners.js';
 import { type Flow, type Group, type Meter, actionsKey, bridgeOf, canonicalMatch, cookieFor, eq, flowKey, makeFlowKey, objectKey, programmerOf, reg, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
@@ -322,9 +323,13 @@ export class FlowDataplane implements Dataplane {
           for (const t of scratch) topics.add(t);
           scratch.clear();
         }
-        const dirty = new Set<string>();
-        for (let i = 0; i < events.length; i++) this.dirtyOf(events[i]!, dirty);
-        for (const t of topics) this.deps.readersOf(t, dirty);
+        // The events' own owners (known by feature and key: not parsed back from their names),
+        // then whoever else the change reached.
+        const dirty = new DirtyOwners();
+        const others = new Set<string>();
+        for (let i = 0; i < events.length; i++) this.dirtyOf(events[i]!, dirty, others);
+        for (const t of topics) this.deps.readersOf(t, others);
+        let deferring = false;
         if (chunk) {
           let later = this.deferred.get(chunk.batch);
           // Routers and ports (north-south: NAT zones flushed, next hops resolved) are rare in a
@@ -334,13 +339,8 @@ export class FlowDataplane implements Dataplane {
             // Owners no event of this chunk owns wait for the last chunk: a network's flood list
             // of thousands of hosts is built once per change, not once per chunk.
             if (!later) this.deferred.set(chunk.batch, (later = { owners: new Set(), events: [], topics: [] }));
-            const own = new Set<string>();
-            for (const e of events) for (const f of this.registry.byResource.get(e.kind) ?? []) own.add(ownerName(f, e.key));
-            for (const o of dirty) {
-              if (own.has(o)) continue;
-              later.owners.add(o);
-              dirty.delete(o);
-            }
+            deferring = true;
+            for (const o of others) if (!dirty.has(o)) later.owners.add(o);
             for (const [i, e] of events.entries()) {
               later.events.push(e);
               later.topics.push(eventTopics[i]);
@@ -351,6 +351,7 @@ export class FlowDataplane implements Dataplane {
             earlier = later;
           }
         }
+        if (!deferring) for (const o of others) dirty.add(o);
         try {
           touched = this.rebuildOwners(dirty);
         } catch (e) {
@@ -380,17 +381,24 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Owners one store change makes dirty: the resource's own owners and whoever read it. */
-  private dirtyOf(e: ResourceEvent, dirty: Set<string>): void {
-    this.addOwnOwners(e, dirty);
-    this.deps.readersOf(resourceInput(e.kind, e.key), dirty);
-    this.deps.readersOf(listInput(e.kind), dirty);
+  private dirtyOf(e: ResourceEvent, own: DirtyOwners, others: Set<string>): void {
+    // Indexed loops: this runs per event, and cold code makes an iterator result per for-of step.
+    const mine = this.registry.byResource.get(e.kind);
+    if (mine) for (let i = 0; i < mine.length; i++) own.add(ownerName(mine[i]!, e.key), mine[i], e.key);
+    this.addAggregates(e, others);
+    this.deps.readersOf(resourceInput(e.kind, e.key), others);
+    this.deps.readersOf(listInput(e.kind), others);
   }
 
   /** The owners a resource itself makes: its per-resource owners and the aggregates it creates. */
   private addOwnOwners(e: ResourceEvent, out: Set<string>): Set<string> {
-    // Indexed loops: this runs per event, and cold code makes an iterator result per for-of step.
     const own = this.registry.byResource.get(e.kind);
     if (own) for (let i = 0; i < own.length; i++) out.add(ownerName(own[i]!, e.key));
+    return this.addAggregates(e, out);
+  }
+
+  /** The aggregate owners a change creates (a network's flood list when its first port comes). */
+  private addAggregates(e: ResourceEvent, out: Set<string>): Set<string> {
     const aggregates = this.registry.aggregates;
     for (let i = 0; i < aggregates.length; i++) {
       const f = aggregates[i]!;
@@ -399,9 +407,13 @@ export class FlowDataplane implements Dataplane {
     return out;
   }
 
-  /** Rebuild these owners (by name) from the current view; what they changed. */
-  private rebuildOwners(owners: Iterable<string>): Touched {
+  /** Rebuild these owners from the current view; what they changed. */
+  private rebuildOwners(owners: DirtyOwners | Iterable<string>): Touched {
     const touched = newTouched();
+    if (owners instanceof DirtyOwners) {
+      owners.each((owner, feature, key) => this.rebuild(feature, key, touched, owner), this.registry);
+      return touched;
+    }
     for (const owner of owners) {
       const p = this.registry.parse(owner);
       if (p) this.rebuild(p.feature, p.key, touched, owner);

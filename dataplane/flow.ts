@@ -216,41 +216,57 @@ export const resubmit = (table: { id: number } | number): Action => ({ type: 're
  * it grows past its limit (it only saves memory, never changes a result).
  */
 export class Interned<K, T extends object> {
-  private readonly m = new Map<K, T>();
+  /** Values asked for once so far: not marked shared. */
+  private readonly once = new Map<K, T>();
+  /** Values asked for again: marked shared, and found with one lookup and nothing more. */
+  private readonly again = new Map<K, T>();
   constructor(private readonly limit = 100_000) {}
+
   /** The value for `key` if made already (no closure needed to ask). */
   peek(key: K): T | undefined {
-    const v = this.m.get(key);
-    // Marked shared on its second use, not its first: most values interned per host or per
-    // address (a neighbor's host on a cloud of thousands of hosts) are used once, and marking,
-    // like a backend's cached translation, costs more than it saves for those.
-    if (v !== undefined) shared(v);
-    return v;
+    return this.again.get(key) ?? this.second(key);
   }
 
   get(key: K, make: (key: K) => T): T {
-    let v = this.m.get(key);
-    if (v === undefined) {
-      if (this.m.size >= this.limit) this.m.clear();
-      this.m.set(key, (v = make(key)));
-    } else shared(v);
+    const v = this.again.get(key) ?? this.second(key);
+    if (v !== undefined) return v;
+    if (this.once.size + this.again.size >= this.limit) {
+      this.once.clear();
+      this.again.clear();
+    }
+    const made = make(key);
+    this.once.set(key, made);
+    return made;
+  }
+
+  /**
+   * A value's second use marks it shared, not its first: most values interned per host or per
+   * address (a neighbor's host on a cloud of thousands of hosts) are used once, and marking,
+   * like a backend's cached translation, costs more than it saves for those. Marked once: a
+   * value used a million times is not marked a million times.
+   */
+  private second(key: K): T | undefined {
+    const v = this.once.get(key);
+    if (v === undefined) return undefined;
+    this.once.delete(key);
+    this.again.set(key, shared(v));
     return v;
   }
 }
-
-const SHARED = new WeakSet<object>();
 
 /**
  * Marks an immutable match field, action or action list as shared by many flows, so a backend
  * may translate it once and reuse the translation (the simulator does): a hint about identity,
- * never about meaning.
+ * never about meaning. Marked by freezing it: it is immutable already, and asking whether an
+ * object is frozen reads a bit of its shape, where a WeakSet of shared objects was a hash
+ * lookup per action of every flow (a second of a million-neighbor push).
  */
 export function shared<T extends object>(o: T): T {
-  SHARED.add(o);
-  return o;
+  return Object.freeze(o);
 }
 
-export const isShared = (o: object): boolean => SHARED.has(o);
+/** Whether an object is immutable and may be shared (marked by `shared`, or frozen otherwise). */
+export const isShared = (o: object): boolean => Object.isFrozen(o);
 
 const regMatches = new Map<RegField, Interned<number, MatchField>>();
 const regLoads = new Map<RegField, Interned<number, Action>>();

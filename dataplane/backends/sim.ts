@@ -634,7 +634,7 @@ export class SimFlowCompiler {
     let conj = 0;
     for (let i = 0; i < list.length; i++) {
       const a = list[i]!;
-      if (inFlow && (a.type === 'set_field' || a.type === 'load')) {
+      if (inFlow && (a.type === 'set_field' || a.type === 'load') && isShared(a)) {
         // A shared set_field or load already translated (kept below when first made).
         const known = this.sharedSets.get(a);
         if (known) {
