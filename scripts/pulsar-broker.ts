@@ -14,7 +14,7 @@
 // Tests call brokerForTests(): the broker named by ACA_TEST_PULSAR_DIR (started by .ci/run with
 // `start`), or one of their own; a machine without Java or Maven gets a reason to print.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, closeSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -83,14 +83,49 @@ export function fetchJars(opts: { env?: NodeJS.ProcessEnv; quiet?: boolean } = {
   const lib = join(dir, 'lib');
   if (existsSync(join(lib, '.complete'))) return lib;
   mkdirSync(dir, { recursive: true });
+  // Test files that each want a broker may fetch at once on a cold cache: one fetches, the
+  // others wait for it (two at once shared lib.tmp and Maven's repository, and one failed
+  // copying a jar the other was still writing).
+  return withLock(join(dir, 'fetch.lock'), () => (existsSync(join(lib, '.complete')) ? lib : fetchLocked(dir, lib, env, opts.quiet === true)));
+}
+
+/** A lock older than this is a fetch that died: taken over. */
+const STALE_LOCK_MS = 20 * 60_000;
+
+function withLock<T>(path: string, fn: () => T): T {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      closeSync(openSync(path, 'wx'));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let age = 0;
+      try {
+        age = Date.now() - statSync(path).mtimeMs;
+      } catch {
+        continue; // released meanwhile
+      }
+      if (age > STALE_LOCK_MS) rmSync(path, { force: true });
+      else Atomics.wait(pause, 0, 0, 500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+function fetchLocked(dir: string, lib: string, env: NodeJS.ProcessEnv, quiet: boolean): string {
   writeFileSync(join(dir, 'pom.xml'), POM);
   const tmp = join(dir, 'lib.tmp');
   rmSync(tmp, { recursive: true, force: true });
-  if (!opts.quiet) process.stderr.write(`pulsar: fetching Pulsar ${PULSAR_VERSION} jars from Maven Central into ${dir} (about 250 MB, once)\n`);
+  if (!quiet) process.stderr.write(`pulsar: fetching Pulsar ${PULSAR_VERSION} jars from Maven Central into ${dir} (about 250 MB, once)\n`);
   const r = spawnSync('mvn', [
     '-q', '-B', `-Dmaven.repo.local=${join(cacheRoot(env), 'm2')}`, '-f', join(dir, 'pom.xml'),
     'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`, '-DincludeScope=runtime',
-  ], { cwd: dir, stdio: opts.quiet ? 'pipe' : ['ignore', 'inherit', 'inherit'], encoding: 'utf8' });
+  ], { cwd: dir, stdio: quiet ? 'pipe' : ['ignore', 'inherit', 'inherit'], encoding: 'utf8' });
   if (r.status !== 0) {
     throw new Error(`mvn dependency:copy-dependencies failed (exit ${r.status ?? r.signal}): ${(r.stdout ?? '').slice(-2000)}${(r.stderr ?? '').slice(-2000)}`);
   }
