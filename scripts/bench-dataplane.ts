@@ -267,14 +267,17 @@ async function runChild(mode: string, n: number): Promise<void> {
     const addr = `127.0.0.1:${agent.grpcPort}`;
     // The controller is another process, as in a cloud: the goal state's million objects, its
     // bytes and the client's send buffers are not the agent's memory (peak RSS is of the agent process alone).
+    const cpu0 = process.cpuUsage();
     const ms = await controller(addr, routed ? 'routed' : 'big', n, '111111111111');
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
     const flows = dp.installed.size;
     // Peak RSS of the case itself (1 port + N neighbors), before the warm push below adds more.
     const rssMB = process.resourceUsage().maxRSS / 1024;
     // The same number of further neighbors on the now warm agent (a daemon runs for months).
     const warmMs = routed ? -1 : await controller(addr, 'big', Math.min(n, 100_000), '222222222222');
     await agent.stop();
-    process.stdout.write(`${JSON.stringify({ ms, warmMs, flows, rssMB, warmRssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
+    process.stdout.write(`${JSON.stringify({ ms, cpuMs, warmMs, flows, rssMB, warmRssMB: process.resourceUsage().maxRSS / 1024 })}\n`);
     return;
   }
   // Real OVS: the agent creates br-int in a sandbox; then the same flows go into a second
