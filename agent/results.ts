@@ -5,7 +5,8 @@ import type { Kind } from '../dataplane/model.js';
 import { KINDS } from '../dataplane/model.js';
 
 export type Status = 'SUCCESS' | 'FAILURE' | 'INVALID_ARG' | 'PENDING' | 'OUT_OF_ORDER';
-const STATUS_NAMES: Status[] = ['SUCCESS', 'FAILURE', 'INVALID_ARG', 'PENDING', 'OUT_OF_ORDER'];
+/** Statuses by their code (the wire numbers). */
+export const STATUSES: readonly Status[] = ['SUCCESS', 'FAILURE', 'INVALID_ARG', 'PENDING', 'OUT_OF_ORDER'];
 const KIND_INDEX = Object.fromEntries(KINDS.map((k, i) => [k, i])) as Record<Kind, number>;
 
 /** One resource of a goal state and what became of it. */
@@ -61,7 +62,7 @@ export class ResultTable {
   kind(i: number): Kind { return KINDS[this.kinds[i]!]!; }
   id(i: number): string { return this.ids[i]!; }
   operationType(i: number): number { return this.operationTypes[i]!; }
-  status(i: number): Status { return STATUS_NAMES[this.statuses[i]!]!; }
+  status(i: number): Status { return STATUSES[this.statuses[i]!]!; }
   detail(i: number): string { return this.details.size === 0 ? '' : this.details.get(i) ?? ''; }
   /** Index into KINDS, and into the status list SUCCESS, FAILURE, INVALID_ARG, PENDING, OUT_OF_ORDER (the wire numbers). */
   kindIndex(i: number): number { return this.kinds[i]!; }
@@ -70,7 +71,7 @@ export class ResultTable {
   config(i: number): number { return this.configUs[i]!; }
 
   setStatus(i: number, status: Status, detail: string): void {
-    this.statuses[i] = STATUS_NAMES.indexOf(status);
+    this.statuses[i] = STATUSES.indexOf(status);
     this.setDetail(i, detail);
   }
   setDetail(i: number, detail: string): void {

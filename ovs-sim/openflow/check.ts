@@ -47,14 +47,18 @@ const ipAny = (m: Match): boolean => m.flow[W.dl_type] === ETH_TYPE.IP || m.flow
 /** Check `list` against `match` (which it may temporarily change, as OVS does, then restores). */
 export function checkActions(list: Ofpact[], match: Match, tableId: number, usable: Usable): void {
   const f = match.flow;
-  const saved = { dl: f[W.dl_type]!, proto: f[W.nw_proto]!, v0: f[W.vlan0]!, v1: f[W.vlan1]! };
+  // Locals, not an object: this runs for every flow a bundle adds.
+  const dl = f[W.dl_type]!;
+  const proto = f[W.nw_proto]!;
+  const v0 = f[W.vlan0]!;
+  const v1 = f[W.vlan1]!;
   try {
     for (let i = 0; i < list.length; i++) checkOne(list[i]!, match, tableId, usable);
   } finally {
-    f[W.dl_type] = saved.dl;
-    f[W.nw_proto] = saved.proto;
-    f[W.vlan0] = saved.v0;
-    f[W.vlan1] = saved.v1;
+    f[W.dl_type] = dl;
+    f[W.nw_proto] = proto;
+    f[W.vlan0] = v0;
+    f[W.vlan1] = v1;
   }
 }
 

@@ -125,8 +125,24 @@ export class Classifier<R extends ClsRule = ClsRule> {
   /** Subtables by a hash of their mask, for finding a mask's subtable without building a key. */
   private readonly byMaskHash = new Map<number, Subtable<R>[]>();
 
+  /**
+   * The last mask asked for and its subtable: flow mods compiled from one template (the agent's
+   * flows of one shape) carry the same mask array, and a table's flows mostly come in runs of a
+   * shape. A mask array is never changed once a flow mod carries it.
+   */
+  private lastMask: Flow | null = null;
+  private lastSubtable: Subtable<R> | null = null;
+
   /** The subtable for a mask (words of a flow-sized mask), created when missing. */
   subtableFor(mask: Flow): Subtable<R> {
+    if (mask === this.lastMask) return this.revive(this.lastSubtable!);
+    const st = this.findOrCreate(mask);
+    this.lastMask = mask;
+    this.lastSubtable = st;
+    return st;
+  }
+
+  private findOrCreate(mask: Flow): Subtable<R> {
     let h = 0;
     let n = 0;
     // The 64 words of Geneve option data matter only when some option's presence is matched.
