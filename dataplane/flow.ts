@@ -3,6 +3,9 @@
 // only for people and files (flow-text.ts). A flow's identity is (table, priority, match), as in
 // OpenFlow; `flowKey` makes it a compact string for maps.
 import { FIELDS, FIELD_RANK, type FieldName, fullMask } from './fields.js';
+
+/** Each field's short name in flow keys: its rank in base 36 (unique, as ranks are). */
+const FIELD_TAG = Object.fromEntries(Object.entries(FIELD_RANK).map(([f, r]) => [f, r.toString(36)])) as Readonly<Record<FieldName, string>>;
 import { BRIDGE, COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
 
 export interface MatchField {
@@ -113,8 +116,13 @@ export interface Meter {
 export function makeFlowKey(table: number, priority: number, match: Match, bridge?: string): string {
   // Joined, not concatenated: `+=` leaves a rope of a dozen pieces per key, and a million keys
   // kept as ropes cost more than the flows they name.
+  // A field is named by its rank in base 36 (`a`, not `arp_tpa`): keys are only ever compared,
+  // and a million-neighbor host keeps two million of them.
   const parts: string[] = [bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`];
-  for (const m of match) parts.push(m.mask === null ? `${m.field}=${m.value.toString(16)}` : `${m.field}=${m.value.toString(16)}&${m.mask.toString(16)}`);
+  for (let i = 0; i < match.length; i++) {
+    const m = match[i]!;
+    parts.push(m.mask === null ? `${FIELD_TAG[m.field]}=${m.value.toString(16)}` : `${FIELD_TAG[m.field]}=${m.value.toString(16)}&${m.mask.toString(16)}`);
+  }
   return parts.join('/');
 }
 
