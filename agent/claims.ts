@@ -7,7 +7,7 @@
 // differently) and neither claims nor is checked: the port is the authority.
 // Allowed address pairs may be shared (VRRP addresses move between VMs) and are not claimed.
 import type { Kind, Port, Neighbor, ResourceOf, Subnet } from '../dataplane/model.js';
-import { ipv4Number, macNumber } from '../dataplane/fields.js';
+import { ipv4Number } from '../dataplane/fields.js';
 import type { ResourceView } from '../dataplane/model.js';
 import type { StoreEvent } from './store.js';
 
@@ -21,12 +21,17 @@ const describe = (o: Owner): string => {
   return o.startsWith(GATEWAY) ? `the gateway of subnet ${short}` : `vm ${short}`;
 };
 
-/** IPv4 as a number; IPv6 stays text. */
-const ipKey = (ip: string): number | string => (ip.includes(':') ? ip : ipv4Number(ip));
+/**
+ * IPv4 as a signed 32-bit number (a small integer to V8: an address above 127.255.255.255 as an
+ * unsigned number was a boxed double per map key); IPv6 stays text. MACs are keyed by the
+ * resource's own string: normalized, so equal strings are equal MACs, and its hash is computed
+ * once and kept by the string (a MAC as a number was a boxed double per key and a parse per use).
+ */
+const ipKey = (ip: string): number | string => (ip.includes(':') ? ip : ipv4Number(ip) | 0);
 
 /**
- * Owners by (scope, key): a map per scope (VPC or subnet id) with number keys, so a million
- * neighbors cost a map entry each and no new strings. A second claim by the same owner (a VM's
+ * Owners by (scope, key): a map per scope (VPC or subnet id) keyed by small integers or by the
+ * resources' own strings, so a million neighbors cost a map entry each and no new object. A second claim by the same owner (a VM's
  * L2 and L3 entries) is counted.
  */
 class OwnerMap {
@@ -77,7 +82,7 @@ export class AddressClaims {
   conflict<K extends Kind>(kind: K, value: ResourceOf[K]): string | null {
     if (kind === 'port' || (kind === 'neighbor' && !(value as Neighbor).local)) {
       const v = value as Port | Neighbor;
-      const macOwner = this.macs.owner(v.vpcId, macNumber(v.mac));
+      const macOwner = this.macs.owner(v.vpcId, v.mac);
       if (macOwner !== undefined && macOwner !== v.id) return `MAC ${v.mac} already belongs to ${describe(macOwner)} in VPC ${v.vpcId.slice(0, 64)}`;
       for (const f of v.fixedIps) {
         const ipOwner = this.ips.owner(f.subnetId, ipKey(f.ip));
@@ -102,7 +107,7 @@ export class AddressClaims {
     const op = (m: OwnerMap, scope: string, key: number | string, owner: Owner): void => (add ? m.add(scope, key, owner) : m.remove(scope, key, owner));
     if (kind === 'port' || (kind === 'neighbor' && !(r as Neighbor).local)) {
       const v = r as Port | Neighbor;
-      op(this.macs, v.vpcId, macNumber(v.mac), v.id);
+      op(this.macs, v.vpcId, v.mac, v.id);
       for (const f of v.fixedIps) op(this.ips, f.subnetId, ipKey(f.ip), v.id);
     } else if (kind === 'subnet') {
       const s = r as Subnet;
