@@ -116,7 +116,7 @@ export interface Meter {
 export function makeFlowKey(table: number, priority: number, match: Match, bridge?: string): string {
   // Joined, not concatenated: `+=` leaves a rope of a dozen pieces per key, and a million keys
   // kept as ropes cost more than the flows they name.
-  // A field is named by its rank in base 36 (`a`, not `arp_tpa`): keys are only ever compared,
+  // A field is named by its rank in base 36 (`r=`, not `arp_tpa=`): keys are only ever compared,
   // and a million-neighbor host keeps two million of them.
   const parts: string[] = [bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`];
   for (let i = 0; i < match.length; i++) {
