@@ -57,7 +57,7 @@ export class DependencyIndex {
   }
 
   /** Add every owner that reads `input` to `out`. */
-  readersOf(input: string, out: Set<string>): void {
+  readersOf(input: string, out: { add(owner: string): unknown }): void {
     const o = this.readers.get(input);
     if (o === undefined) return;
     if (typeof o === 'string') out.add(o);

@@ -17,7 +17,7 @@ import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeO
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
 import { DirtyOwners } from './dirty-owners.js';
-import { type Flow, type Group, type Meter, actionsKey, bridgeOf, canonicalMatch, cookieFor, eq, flowKey, makeFlowKey, objectKey, programmerOf, reg, sameGroup, sameMeter } from './flow.js';
+import { type Flow, type Group, type Meter, actionsKey, bridgeOf, canonicalMatch, cookieFor, eq, flowKey, makeFlowKey, namedFlowKey, objectKey, programmerOf, reg, sameGroup, sameMeter } from './flow.js';
 import type { ResourceEvent, ResourceView } from './model.js';
 import type { PortBindings } from './bindings.js';
 import { CARRIED_NETWORK_TYPES, Topology } from './topology.js';
@@ -323,13 +323,11 @@ export class FlowDataplane implements Dataplane {
           for (const t of scratch) topics.add(t);
           scratch.clear();
         }
-        // The events' own owners (known by feature and key: not parsed back from their names),
-        // then whoever else the change reached.
+        // In the order found: per event its own owners (known by feature and key, not parsed back
+        // from their names), the aggregates it creates and who read it; then who read a topic.
         const dirty = new DirtyOwners();
-        const others = new Set<string>();
-        for (let i = 0; i < events.length; i++) this.dirtyOf(events[i]!, dirty, others);
-        for (const t of topics) this.deps.readersOf(t, others);
-        let deferring = false;
+        for (let i = 0; i < events.length; i++) this.dirtyOf(events[i]!, dirty);
+        for (const t of topics) this.deps.readersOf(t, dirty);
         if (chunk) {
           let later = this.deferred.get(chunk.batch);
           // Routers and ports (north-south: NAT zones flushed, next hops resolved) are rare in a
@@ -339,8 +337,7 @@ export class FlowDataplane implements Dataplane {
             // Owners no event of this chunk owns wait for the last chunk: a network's flood list
             // of thousands of hosts is built once per change, not once per chunk.
             if (!later) this.deferred.set(chunk.batch, (later = { owners: new Set(), events: [], topics: [] }));
-            deferring = true;
-            for (const o of others) if (!dirty.has(o)) later.owners.add(o);
+            for (const o of dirty.keepOwn()) later.owners.add(o);
             for (const [i, e] of events.entries()) {
               later.events.push(e);
               later.topics.push(eventTopics[i]);
@@ -351,7 +348,6 @@ export class FlowDataplane implements Dataplane {
             earlier = later;
           }
         }
-        if (!deferring) for (const o of others) dirty.add(o);
         try {
           touched = this.rebuildOwners(dirty);
         } catch (e) {
@@ -381,13 +377,13 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Owners one store change makes dirty: the resource's own owners and whoever read it. */
-  private dirtyOf(e: ResourceEvent, own: DirtyOwners, others: Set<string>): void {
+  private dirtyOf(e: ResourceEvent, dirty: DirtyOwners): void {
     // Indexed loops: this runs per event, and cold code makes an iterator result per for-of step.
     const mine = this.registry.byResource.get(e.kind);
-    if (mine) for (let i = 0; i < mine.length; i++) own.add(ownerName(mine[i]!, e.key), mine[i], e.key);
-    this.addAggregates(e, others);
-    this.deps.readersOf(resourceInput(e.kind, e.key), others);
-    this.deps.readersOf(listInput(e.kind), others);
+    if (mine) for (let i = 0; i < mine.length; i++) dirty.add(ownerName(mine[i]!, e.key), mine[i], e.key);
+    this.addAggregates(e, dirty);
+    this.deps.readersOf(resourceInput(e.kind, e.key), dirty);
+    this.deps.readersOf(listInput(e.kind), dirty);
   }
 
   /** The owners a resource itself makes: its per-resource owners and the aggregates it creates. */
@@ -398,7 +394,7 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** The aggregate owners a change creates (a network's flood list when its first port comes). */
-  private addAggregates(e: ResourceEvent, out: Set<string>): Set<string> {
+  private addAggregates<T extends { add(owner: string): unknown }>(e: ResourceEvent, out: T): T {
     const aggregates = this.registry.aggregates;
     for (let i = 0; i < aggregates.length; i++) {
       const f = aggregates[i]!;
@@ -979,6 +975,6 @@ function merge(parts: FlowChanges[]): FlowChanges {
 }
 
 export function sortFlows(flows: Flow[]): Flow[] {
-  const keys = new Map(flows.map((f) => [f, flowKey(f)]));
+  const keys = new Map(flows.map((f) => [f, namedFlowKey(f)]));
   return flows.sort((a, b) => a.table - b.table || b.priority - a.priority || (keys.get(a)! < keys.get(b)! ? -1 : keys.get(a)! > keys.get(b)! ? 1 : 0));
 }

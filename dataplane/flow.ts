@@ -114,14 +114,25 @@ export interface Meter {
 
 /** The key of a flow's identity, made from its fields. */
 export function makeFlowKey(table: number, priority: number, match: Match, bridge?: string): string {
-  // Joined, not concatenated: `+=` leaves a rope of a dozen pieces per key, and a million keys
-  // kept as ropes cost more than the flows they name.
   // A field is named by its rank in base 36 (`r=`, not `arp_tpa=`): keys are only ever compared,
   // and a million-neighbor host keeps two million of them.
+  return joinKey(table, priority, match, bridge, FIELD_TAG);
+}
+
+/**
+ * The key with each field's name (as keys were before they named fields by rank): the order
+ * listings sort flows of one table and priority in, kept as it was for operators who read them.
+ */
+export const namedFlowKey = (f: Pick<Flow, 'bridge' | 'table' | 'priority' | 'match'>): string => joinKey(f.table, f.priority, f.match, f.bridge, null);
+
+function joinKey(table: number, priority: number, match: Match, bridge: string | undefined, tags: Readonly<Record<FieldName, string>> | null): string {
+  // Joined, not concatenated: `+=` leaves a rope of a dozen pieces per key, and a million keys
+  // kept as ropes cost more than the flows they name.
   const parts: string[] = [bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`];
   for (let i = 0; i < match.length; i++) {
     const m = match[i]!;
-    parts.push(m.mask === null ? `${FIELD_TAG[m.field]}=${m.value.toString(16)}` : `${FIELD_TAG[m.field]}=${m.value.toString(16)}&${m.mask.toString(16)}`);
+    const name = tags === null ? m.field : tags[m.field];
+    parts.push(m.mask === null ? `${name}=${m.value.toString(16)}` : `${name}=${m.value.toString(16)}&${m.mask.toString(16)}`);
   }
   return parts.join('/');
 }

@@ -13,8 +13,8 @@ import { ConjunctionIds } from '../dataplane/build-context.js';
 import { DesiredFlows, newTouched } from '../dataplane/desired.js';
 import { type Feature, OwnerBuilder } from '../dataplane/feature.js';
 import { FEATURES, FeatureRegistry } from '../dataplane/features.js';
-import { type Flow, FlowBuildError, type Group, type Meter, actionsKey, eq, flowKey, reg } from '../dataplane/flow.js';
-import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { type Flow, FlowBuildError, type Group, type Meter, actionsKey, eq, flowKey, masked, reg } from '../dataplane/flow.js';
+import { FlowDataplane, sortFlows } from '../dataplane/flow-dataplane.js';
 import { formatFlow } from '../dataplane/flow-text.js';
 import { macValue } from '../dataplane/fields.js';
 import { REGISTERS, TABLES } from '../dataplane/pipeline.js';
@@ -424,4 +424,13 @@ test('review regressions: an owner\'s own conjunction clauses on one key merge; 
   t.is(matchText([eq('in_port', 3), eq('dl_type', 0x88cc)]), 'in_port=3,dl_type=0x88cc');
   const { masked } = await import('../dataplane/flow.js');
   t.is(flowKey({ table: 0, priority: 1, match: [masked('ct_state', 0x22, 0xff)] }), flowKey({ table: 0, priority: 1, match: [eq('ct_state', 0x22)] }));
+});
+
+test('listings sort flows of one table and priority by their match with fields named, whatever the keys look like', (t) => {
+  // Keys name fields by rank (reg6 sorts before dl_dst in them); listings keep the order by name.
+  const byReg: Flow = { table: 82, priority: 110, match: [reg(REGISTERS.inPort, 0)], actions: [], cookie: 0n };
+  const byMac: Flow = { table: 82, priority: 110, match: [masked('dl_dst', 0x010000000000n, 0x010000000000n)], actions: [], cookie: 0n };
+  const first: Flow = { table: 82, priority: 200, match: [reg(REGISTERS.inPort, 1)], actions: [], cookie: 0n };
+  t.true(flowKey(byReg) < flowKey(byMac), 'the keys order them the other way');
+  t.deepEqual(sortFlows([byReg, byMac, first]), [first, byMac, byReg]);
 });
