@@ -31,8 +31,8 @@ const ipKey = (ip: string): number | string => (ip.includes(':') ? ip : ipv4Numb
 
 /**
  * Owners by (scope, key): a map per scope (VPC or subnet id) keyed by small integers or by the
- * resources' own strings, so a million neighbors cost a map entry each and no new object. A second claim by the same owner (a VM's
- * L2 and L3 entries) is counted.
+ * resources' own strings, so a million neighbors cost a map entry each and no new object. A
+ * second claim by the same owner (a VM's L2 and L3 entries) is counted.
  */
 class OwnerMap {
   private readonly scopes = new Map<string, Map<number | string, Owner>>();

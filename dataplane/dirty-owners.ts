@@ -17,10 +17,6 @@ export class DirtyOwners {
     return this.order.length;
   }
 
-  has(owner: string): boolean {
-    return this.at.has(owner);
-  }
-
   /**
    * Add an owner where it is first found. With a feature and key it is one of the change's own
    * owners (a resource's), even when it was found before as a reader.

@@ -404,16 +404,9 @@ export class FlowDataplane implements Dataplane {
   }
 
   /** Rebuild these owners from the current view; what they changed. */
-  private rebuildOwners(owners: DirtyOwners | Iterable<string>): Touched {
+  private rebuildOwners(owners: DirtyOwners): Touched {
     const touched = newTouched();
-    if (owners instanceof DirtyOwners) {
-      owners.each((owner, feature, key) => this.rebuild(feature, key, touched, owner), this.registry);
-      return touched;
-    }
-    for (const owner of owners) {
-      const p = this.registry.parse(owner);
-      if (p) this.rebuild(p.feature, p.key, touched, owner);
-    }
+    owners.each((owner, feature, key) => this.rebuild(feature, key, touched, owner), this.registry);
     return touched;
   }
 
@@ -815,13 +808,12 @@ export class FlowDataplane implements Dataplane {
     return this.queue.then(() => undefined);
   }
 
-
   /** Rebuild the owners that read these inputs (runtime facts that changed: a resolved MAC) and commit. */
   private async rebuildReaders(inputs: string[]): Promise<void> {
     if (!this.view) return;
     try {
       await this.serialized(async () => {
-        const dirty = new Set<string>();
+        const dirty = new DirtyOwners();
         for (const i of inputs) this.deps.readersOf(i, dirty);
         if (dirty.size === 0) return;
         await this.reconcile(this.rebuildOwners(dirty));
@@ -842,10 +834,10 @@ export class FlowDataplane implements Dataplane {
     if (portIds.size === 0) return;
     try {
       await this.serialized(async () => {
-        const dirty = new Set<string>();
+        const dirty = new DirtyOwners();
         for (const id of portIds) this.deps.readersOf(bindingInput(id), dirty);
         // A port that never read its binding (it had no subnet then) is rebuilt as well.
-        for (const f of this.registry.byResource.get('port') ?? []) for (const id of portIds) dirty.add(ownerName(f, id));
+        for (const f of this.registry.byResource.get('port') ?? []) for (const id of portIds) dirty.add(ownerName(f, id), f, id);
         await this.reconcile(this.rebuildOwners(dirty));
       });
       // An elastic IP of a port bound only now is announced now.

@@ -3,10 +3,10 @@
 // only for people and files (flow-text.ts). A flow's identity is (table, priority, match), as in
 // OpenFlow; `flowKey` makes it a compact string for maps.
 import { FIELDS, FIELD_RANK, type FieldName, fullMask } from './fields.js';
+import { BRIDGE, COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
 
 /** Each field's short name in flow keys: its rank in base 36 (unique, as ranks are). */
 const FIELD_TAG = Object.fromEntries(Object.entries(FIELD_RANK).map(([f, r]) => [f, r.toString(36)])) as Readonly<Record<FieldName, string>>;
-import { BRIDGE, COOKIE, PROGRAMMERS, type ProgrammerName } from './pipeline.js';
 
 export interface MatchField {
   readonly field: FieldName;
@@ -247,7 +247,7 @@ export class Interned<K, T extends object> {
   }
 
   get(key: K, make: (key: K) => T): T {
-    const v = this.again.get(key) ?? this.second(key);
+    const v = this.peek(key);
     if (v !== undefined) return v;
     if (this.once.size + this.again.size >= this.limit) {
       this.once.clear();

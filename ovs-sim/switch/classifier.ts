@@ -48,7 +48,6 @@ export type Vals = string;
 /** Word `i` of packed values. */
 export const valAt = (v: Vals, i: number): number => ((v.charCodeAt(2 * i) << 16) | v.charCodeAt(2 * i + 1)) >>> 0;
 
-
 export class Subtable<R extends ClsRule = ClsRule> {
   /** Rules by hash of masked values: one rule, or rules sharing a hash, highest priority first. */
   readonly buckets = new Map<number, R | R[]>();
