@@ -4,7 +4,8 @@
 // the flows merge into one with all their conjunction actions (ofctrl_add_or_append_flow);
 // otherwise the owner that sorts first wins, so the result does not depend on the order changes
 // arrived in. Groups and meters are claimed by id the same way.
-import { type Action, type Flow, type Group, type Meter, actionsKey, flowKey, objectKey } from './flow.js';
+import { type Action, type Flow, type Group, type Meter, actionsKey, flowKey, identityOfKey, objectKey } from './flow.js';
+import { BRIDGE } from './pipeline.js';
 
 /** What one owner wants. */
 export interface OwnerOutput {
@@ -14,16 +15,45 @@ export interface OwnerOutput {
 }
 
 /**
+ * A flow the switch holds as its one owner wants it, kept as its key, actions and cookie: the key
+ * spells table, priority, match and bridge, so the flow is whole again when something needs it
+ * (`unpack`). A million neighbors' flows kept whole cost their match arrays, match fields and
+ * values twice over; packed, a flow is this object and its key.
+ */
+export class PackedFlow {
+  constructor(readonly key: string, readonly actions: readonly Action[], readonly cookie: bigint, readonly owner: string | undefined) {}
+}
+
+/** Whether a flow is all its key, actions, cookie and owner say (no note, no timeout, no explicit br-int). */
+const packable = (f: Flow): boolean => f.note === undefined && f.idleTimeout === undefined && f.bridge !== BRIDGE;
+
+const pack = (f: Flow): PackedFlow => new PackedFlow(flowKey(f), f.actions, f.cookie, f.owner);
+
+/** The whole flow, made again from a packed one. */
+export function unpack(f: Flow | PackedFlow): Flow {
+  if (!(f instanceof PackedFlow)) return f;
+  const id = identityOfKey(f.key);
+  return { ...id, actions: f.actions, cookie: f.cookie, key: f.key, ...(f.owner === undefined ? {} : { owner: f.owner }) };
+}
+
+/** Equal as the switch sees them: same cookie and actions (the key is the slot's). */
+const sameContent = (a: Flow | PackedFlow, b: Flow | PackedFlow): boolean =>
+  a === b || (a.cookie === b.cookie && (a.actions === b.actions || actionsKey(a.actions) === actionsKey(b.actions)));
+
+/**
  * One flow key: the owners' claims on it and the flow the switch holds there. Desired and
  * installed share one map entry, so a flow is looked up once per change instead of once for
  * its claim, once to list it as touched, twice to diff it and once to record it (at a million
  * neighbors each lookup in a map of millions costs about a microsecond).
  */
 export class FlowSlot {
-  /** The one flow wanted here, or every claim sorted by owner (two or more); undefined: none. */
-  claim: Flow | Flow[] | undefined = undefined;
+  /**
+   * The one flow wanted here, or every claim sorted by owner (two or more, never packed);
+   * undefined: none. A packed claim is the same object as `installed` (the switch holds it as wanted).
+   */
+  claim: Flow | PackedFlow | Flow[] | undefined = undefined;
   /** What the switch holds (as confirmed by a commit, or read back). */
-  installed: Flow | undefined = undefined;
+  installed: Flow | PackedFlow | undefined = undefined;
   /** The round (Touched.round) that last listed it, so one round lists it once. */
   mark = 0;
 }
@@ -52,11 +82,30 @@ function touch(touched: Touched, slot: FlowSlot): void {
   touched.flows.push(slot);
 }
 
-/** The flow to install for a slot: merged conjunctions, or the first owner's claim. */
-export function activeOf(slot: FlowSlot): Flow | undefined {
+/** The flow to install for a slot, as kept (maybe packed): merged conjunctions, or the first owner's claim. */
+export function activeOf(slot: FlowSlot): Flow | PackedFlow | undefined {
   const c = slot.claim;
   if (c === undefined || !Array.isArray(c)) return c;
   return c.every(isConjunctionOnly) ? mergeConjunctions(c) : c[0];
+}
+
+/**
+ * After a diff found `want` (the active flow) and the switch's flow `have` alike, or a commit
+ * installed `want`: keep one packed object for both when one owner wants it and it packs, so
+ * the whole flow a rebuild or a read-back made is not kept.
+ */
+export function settle(slot: FlowSlot): void {
+  const c = slot.claim;
+  const h = slot.installed;
+  if (c === undefined || h === undefined || Array.isArray(c) || c === h) {
+    if (c === h && c !== undefined && !(c instanceof PackedFlow) && packable(c)) slot.claim = slot.installed = pack(c);
+    return;
+  }
+  if (!sameContent(c, h)) return;
+  if (c instanceof PackedFlow) slot.installed = c;
+  else if (h instanceof PackedFlow) {
+    if (c.owner === h.owner && packable(c)) slot.claim = h;
+  } else if (packable(c)) slot.claim = slot.installed = pack(c);
 }
 
 /**
@@ -140,7 +189,8 @@ export class InstalledFlows {
   }
 
   get(key: string): Flow | undefined {
-    return this.slots.get(key)?.installed;
+    const f = this.slots.get(key)?.installed;
+    return f === undefined ? undefined : unpack(f);
   }
 
   has(key: string): boolean {
@@ -190,7 +240,7 @@ export class InstalledFlows {
   }
 
   *entries(): IterableIterator<[string, Flow]> {
-    for (const [key, slot] of this.slots) if (slot.installed !== undefined) yield [key, slot.installed];
+    for (const [key, slot] of this.slots) if (slot.installed !== undefined) yield [key, unpack(slot.installed)];
   }
 
   *keys(): IterableIterator<string> {
@@ -198,7 +248,7 @@ export class InstalledFlows {
   }
 
   *values(): IterableIterator<Flow> {
-    for (const slot of this.slots.values()) if (slot.installed !== undefined) yield slot.installed;
+    for (const slot of this.slots.values()) if (slot.installed !== undefined) yield unpack(slot.installed);
   }
 
   [Symbol.iterator](): IterableIterator<[string, Flow]> {
@@ -208,15 +258,25 @@ export class InstalledFlows {
 
 const NONE: readonly never[] = Object.freeze([]);
 
-/** An owner's output kept as its flow list alone (it wants no group or meter). */
-const isFlowList = (o: OwnerOutput | readonly Flow[]): o is readonly Flow[] => Array.isArray(o);
+/**
+ * What an owner wants, as kept: its flows by key (the slots hold the flows, so a packed flow is
+ * not kept whole here), with its groups and meters when it wants any.
+ */
+interface KeptOutput {
+  readonly flows: readonly string[];
+  readonly groups: readonly Group[];
+  readonly meters: readonly Meter[];
+}
+
+/** An owner's output kept as its flow keys alone (it wants no group or meter). */
+const isKeyList = (o: KeptOutput | readonly string[]): o is readonly string[] => Array.isArray(o);
 
 export class DesiredFlows {
   /**
-   * What each owner wants: its flow list alone when it wants no group or meter (almost every
+   * What each owner wants: its flow keys alone when it wants no group or meter (almost every
    * owner: a million neighbors need no wrapper object each).
    */
-  private readonly outputs = new Map<string, OwnerOutput | readonly Flow[]>();
+  private readonly outputs = new Map<string, KeptOutput | readonly string[]>();
   /** Flow key → its claims and what the switch holds there. */
   private readonly slots = new Map<string, FlowSlot>();
   /** Keys with at least one claim. */
@@ -232,7 +292,21 @@ export class DesiredFlows {
 
   ownerOutput(owner: string): OwnerOutput | undefined {
     const o = this.outputs.get(owner);
-    return o === undefined ? undefined : isFlowList(o) ? { flows: o, groups: NONE, meters: NONE } : o;
+    if (o === undefined) return undefined;
+    const keys = isKeyList(o) ? o : o.flows;
+    const flows: Flow[] = [];
+    for (const key of keys) {
+      const f = this.claimOf(key, owner);
+      if (f !== undefined) flows.push(unpack(f));
+    }
+    return isKeyList(o) ? { flows, groups: NONE, meters: NONE } : { flows, groups: o.groups, meters: o.meters };
+  }
+
+  /** The flow `owner` claims at `key`. */
+  private claimOf(key: string, owner: string): Flow | PackedFlow | undefined {
+    const c = this.slots.get(key)?.claim;
+    if (c === undefined) return undefined;
+    return Array.isArray(c) ? c.find((x) => x.owner === owner) : c.owner === owner ? c : undefined;
   }
 
   *owners(): IterableIterator<string> {
@@ -244,9 +318,9 @@ export class DesiredFlows {
     // Read as kept (no wrapper made per rebuild, as ownerOutput() makes for a flow list).
     const before = this.outputs.get(owner);
     if (before !== undefined) {
-      const flows = isFlowList(before) ? before : before.flows;
-      for (let i = 0; i < flows.length; i++) this.unclaim(flowKey(flows[i]!), owner, touched);
-      if (!isFlowList(before)) {
+      const keys = isKeyList(before) ? before : before.flows;
+      for (let i = 0; i < keys.length; i++) this.unclaim(keys[i]!, owner, touched);
+      if (!isKeyList(before)) {
         for (const g of before.groups) {
           this.groups.unclaim(objectKey(g), owner);
           touched.groups.add(objectKey(g));
@@ -257,10 +331,11 @@ export class DesiredFlows {
         }
       }
     }
-    if (out.flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.outputs.delete(owner);
-    else this.outputs.set(owner, out.groups.length === 0 && out.meters.length === 0 ? out.flows : out);
     const flows = out.flows;
-    for (let i = 0; i < flows.length; i++) this.claim(flowKey(flows[i]!), owned(flows[i]!, owner), touched);
+    const keys = new Array<string>(flows.length);
+    for (let i = 0; i < flows.length; i++) this.claim((keys[i] = flowKey(flows[i]!)), owned(flows[i]!, owner), touched);
+    if (flows.length === 0 && out.groups.length === 0 && out.meters.length === 0) this.outputs.delete(owner);
+    else this.outputs.set(owner, out.groups.length === 0 && out.meters.length === 0 ? keys : { flows: keys, groups: out.groups, meters: out.meters });
     for (const g of out.groups) {
       this.groups.claim(objectKey(g), owned(g, owner));
       touched.groups.add(objectKey(g));
@@ -287,7 +362,7 @@ export class DesiredFlows {
         c.sort(byOwner);
       }
     } else if (c.owner === f.owner) slot.claim = f; // the same owner asking twice: last wins
-    else slot.claim = [c, f].sort(byOwner);
+    else slot.claim = [unpack(c), f].sort(byOwner);
   }
 
   private unclaim(key: string, owner: string, touched: Touched): void {
@@ -309,7 +384,8 @@ export class DesiredFlows {
   /** The flow to install for a key: merged conjunctions, or the first owner's claim. */
   active(key: string): Flow | undefined {
     const slot = this.slots.get(key);
-    return slot === undefined ? undefined : activeOf(slot);
+    const f = slot === undefined ? undefined : activeOf(slot);
+    return f === undefined ? undefined : unpack(f);
   }
 
   activeGroup(id: string): Group | undefined {
@@ -336,7 +412,7 @@ export class DesiredFlows {
   }
 
   *activeFlows(): IterableIterator<Flow> {
-    for (const slot of this.slots.values()) if (slot.claim !== undefined) yield activeOf(slot)!;
+    for (const slot of this.slots.values()) if (slot.claim !== undefined) yield unpack(activeOf(slot)!);
   }
 
   *activeGroups(): IterableIterator<Group> {

@@ -13,7 +13,7 @@ import { type HostNetworking, NO_HOST_NETWORKING, elasticIpMac, hostExternalMac,
 import { NextHopResolver, gratuitousArp } from './next-hop-resolver.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
-import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeOf, newTouched } from './desired.js';
+import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeOf, newTouched, settle, unpack } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
 import { DirtyOwners } from './dirty-owners.js';
@@ -481,16 +481,21 @@ export class FlowDataplane implements Dataplane {
     const slots = touched.flows;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
-      const want = activeOf(slot);
+      const kept = activeOf(slot);
       const have = slot.installed;
-      if (!want) {
-        if (have) c.remove.push(have);
+      if (!kept) {
+        if (have) c.remove.push(unpack(have));
         continue;
       }
       // A new cookie needs an add (it replaces the flow whole); modify_strict keeps the old one.
-      const to = !have || want.cookie !== have.cookie ? c.add
-        : want !== have && actionsKey(want.actions) !== actionsKey(have.actions) ? c.modify : null;
-      if (to === null) continue;
+      const to = !have || kept.cookie !== have.cookie ? c.add
+        : kept !== have && actionsKey(kept.actions) !== actionsKey(have.actions) ? c.modify : null;
+      if (to === null) {
+        // Alike: one object for both from now on (a rebuild's or a read-back's whole flow goes).
+        if (kept !== have) settle(slot);
+        continue;
+      }
+      const want = unpack(kept);
       to.push(want);
       held.slots.push(slot);
       held.flows.push(want);
@@ -568,8 +573,10 @@ export class FlowDataplane implements Dataplane {
         const slot = held.slots[i]!;
         // Desired changes only inside the queue, so the slot still has its claim; were it dropped
         // during the commit (and the slot with it), the flow is recorded through the key.
-        if (slot.claim !== undefined) inst.flows.setIn(slot, held.flows[i]!);
-        else inst.flows.setThrough(flowKey(held.flows[i]!), slot, held.flows[i]!);
+        if (slot.claim !== undefined) {
+          inst.flows.setIn(slot, held.flows[i]!);
+          settle(slot);
+        } else inst.flows.setThrough(flowKey(held.flows[i]!), slot, held.flows[i]!);
       }
     } else {
       for (const f of changes.modify) inst.flows.set(flowKey(f), f);

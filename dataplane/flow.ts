@@ -137,6 +137,32 @@ function joinKey(table: number, priority: number, match: Match, bridge: string |
   return parts.join('/');
 }
 
+/** Field names by their tag in flow keys. */
+const TAG_FIELD = new Map<string, FieldName>(Object.entries(FIELD_TAG).map(([f, t]) => [t, f as FieldName]));
+
+/**
+ * A flow's identity read back from its key (makeFlowKey's inverse): a flow the agent keeps only
+ * as its key, actions and cookie (desired.ts) is whole again with this.
+ */
+export function identityOfKey(key: string): Pick<Flow, 'bridge' | 'table' | 'priority' | 'match'> {
+  const bar = key.indexOf('|');
+  const bridge = bar < 0 ? undefined : key.slice(0, bar);
+  const parts = key.slice(bar + 1).split('/');
+  const match: MatchField[] = [];
+  for (let i = 2; i < parts.length; i++) {
+    const p = parts[i]!;
+    const eqAt = p.indexOf('=');
+    const amp = p.indexOf('&', eqAt);
+    const field = TAG_FIELD.get(p.slice(0, eqAt));
+    if (field === undefined) throw new Error(`flow key ${key}: unknown field tag ${p.slice(0, eqAt)}`);
+    match.push(amp < 0
+      ? { field, value: BigInt(`0x${p.slice(eqAt + 1)}`), mask: null }
+      : { field, value: BigInt(`0x${p.slice(eqAt + 1, amp)}`), mask: BigInt(`0x${p.slice(amp + 1)}`) });
+  }
+  const id = { table: Number(parts[0]), priority: Number(parts[1]), match };
+  return bridge === undefined ? id : { bridge, ...id };
+}
+
 /**
  * OpenFlow identity of a flow: a second flow with the same key replaces the first. Flows built
  * by features carry it already (the reconciler asks for it several times per flow).

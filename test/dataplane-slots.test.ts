@@ -1,11 +1,14 @@
 // The flow slots (desired and installed in one map) stay consistent with what was committed even
 // when an owner's claim changes while its commit is in flight: the flow is recorded through its
 // key, the installed count matches the installed flows, and the next reconcile fixes the switch.
+// A flow the switch holds as its one owner wants it is kept packed (key, actions, cookie) and
+// reads back whole.
 import test from 'ava';
 import { DryRunBackend, type FlowChanges } from '../dataplane/backend.js';
-import { type Touched, newTouched } from '../dataplane/desired.js';
-import { type Flow, eq, flowKey } from '../dataplane/flow.js';
+import { type FlowSlot, PackedFlow, type Touched, newTouched } from '../dataplane/desired.js';
+import { type Flow, canonicalMatch, eq, flowKey, identityOfKey, makeFlowKey, masked } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
+import { comparable } from './helpers/switch-state.js';
 
 /** A dataplane whose switch runs `during` while it takes a commit, and what it was sent. */
 function holdingCommit(): { dp: FlowDataplane; sent: FlowChanges[]; during: { run: (() => void) | null }; reconcile: (t: Touched) => Promise<Map<string, string>> } {
@@ -53,9 +56,81 @@ test('a claim dropped and made again with other actions while its commit is in f
     dp.desired.set('a', { flows: [g], groups: [], meters: [] }, later);
   };
   await reconcile(touched);
-  t.is(dp.installed.flows.get(flowKey(f)), f, 'what the switch took is what is installed');
+  t.deepEqual(comparable([dp.installed.flows.get(flowKey(f))!]), comparable([f]), 'what the switch took is what is installed');
   await reconcile(later);
   t.deepEqual(sent.at(-1)!.modify, [g], 'the next reconcile sends the new actions');
-  t.is(dp.installed.flows.get(flowKey(f)), g);
+  t.deepEqual(comparable([dp.installed.flows.get(flowKey(f))!]), comparable([g]));
   t.is(dp.installed.size, 1);
+});
+
+// ---- packed flows: a flow the switch holds as its one owner wants it is kept as key, actions and cookie ----
+
+const slotOf = (dp: FlowDataplane, key: string): FlowSlot => (dp.desired as unknown as { slots: Map<string, FlowSlot> }).slots.get(key)!;
+const whole = (x: Flow): Flow => ({ ...x, key: flowKey(x) });
+
+test('a flow installed as its one owner wants it is kept packed, reads back whole, and a rebuild of the same flow keeps no second copy', async (t) => {
+  const { dp, sent, reconcile } = holdingCommit();
+  const k = flowKey(f);
+  const touched = newTouched();
+  dp.desired.set('a', { flows: [f], groups: [], meters: [] }, touched);
+  await reconcile(touched);
+  const packed = slotOf(dp, k).claim as PackedFlow;
+  t.true(packed instanceof PackedFlow, 'packed once the switch holds it');
+  t.is(slotOf(dp, k).installed, packed, 'one object for wanted and held');
+  t.deepEqual(dp.installed.flows.get(k), whole(f), 'installed reads back whole');
+  t.deepEqual([...dp.installed.flows.values()], [whole(f)]);
+  t.deepEqual(dp.desired.active(k), whole(f), 'and so does the desired flow');
+  t.deepEqual(dp.desired.ownerOutput('a')?.flows, [whole(f)], 'and the owner\'s output');
+
+  const rebuilt = newTouched();
+  dp.desired.set('a', { flows: [{ ...f, match: [eq('in_port', 1)] }], groups: [], meters: [] }, rebuilt);
+  await reconcile(rebuilt);
+  t.is(sent.length, 1, 'an equal rebuild sends nothing');
+  t.is(slotOf(dp, k).claim, packed, 'and the rebuilt flow is not kept: the packed one stands for it');
+
+  // The switch lost everything (an OVS restart): the packed flow is sent whole and packed again.
+  dp.installed.clear();
+  const all = newTouched();
+  dp.desired.touchAllFlows(all);
+  await reconcile(all);
+  t.deepEqual(sent.at(-1)!.add, [whole(f)], 'sent whole');
+  t.is(slotOf(dp, k).claim, packed);
+  t.is(slotOf(dp, k).installed, packed);
+  t.is(dp.installed.size, 1);
+});
+
+test('a packed flow joined by a second owner\'s conjunction clause merges, and packs again when that owner leaves', async (t) => {
+  const { dp, sent, reconcile } = holdingCommit();
+  const conj = (owner: string, id: number): Flow => ({ ...f, actions: [{ type: 'conjunction', id, clause: 0, nClauses: 2 }], cookie: 7n, owner });
+  const k = flowKey(f);
+  const step = async (owner: string, flows: Flow[]): Promise<void> => {
+    const touched = newTouched();
+    dp.desired.set(owner, { flows, groups: [], meters: [] }, touched);
+    await reconcile(touched);
+  };
+  await step('a', [conj('a', 1)]);
+  t.true(slotOf(dp, k).claim instanceof PackedFlow);
+  await step('b', [conj('b', 2)]);
+  t.deepEqual(sent.at(-1)!.modify.map((x) => x.actions), [[...conj('a', 1).actions, ...conj('b', 2).actions]], 'one flow with both clauses');
+  t.deepEqual(dp.installed.flows.get(k)!.actions, [...conj('a', 1).actions, ...conj('b', 2).actions]);
+  t.true(Array.isArray(slotOf(dp, k).claim), 'two claims are kept whole');
+  t.deepEqual(dp.desired.flowOwners(k), ['a', 'b']);
+  await step('b', []);
+  t.deepEqual(sent.at(-1)!.modify.map((x) => x.actions), [conj('a', 1).actions], 'back to the first owner\'s clause');
+  t.true(slotOf(dp, k).claim instanceof PackedFlow, 'packed again');
+  t.deepEqual(dp.installed.flows.get(k), whole(conj('a', 1)));
+  await step('a', []);
+  t.deepEqual(sent.at(-1)!.remove, [whole(conj('a', 1))], 'a removal is sent whole');
+  t.is(dp.installed.size, 0);
+});
+
+test('a flow key gives back the identity it was made from: bridge, table, priority and every match field', (t) => {
+  const ids: Pick<Flow, 'bridge' | 'table' | 'priority' | 'match'>[] = [
+    { table: 0, priority: 0, match: [] },
+    { table: 1, priority: 10, match: [eq('in_port', 1)] },
+    { bridge: 'br-ex', table: 3, priority: 100, match: [eq('in_port', 0), masked('metadata', 0x10, 0xff), eq('dl_dst', 0xfa163e000001n)] },
+    { table: 254, priority: 65535, match: canonicalMatch([masked('reg6', 0x30000, 0xffff0000), eq('dl_type', 0x806), eq('arp_tpa', 0x0a000001)]) },
+  ];
+  for (const id of ids) t.deepEqual(identityOfKey(makeFlowKey(id.table, id.priority, id.match, id.bridge)), id);
+  t.throws(() => identityOfKey('1/10/zz=1'), { message: /unknown field tag zz/ });
 });
