@@ -33,6 +33,11 @@ export interface GoalStateSource {
   /** The same ids as idHash values, -1 for none (raw bytes: no string made per id). */
   idHashes(kind: Kind, from: number, to: number, visit: (hash: number) => void): void;
   count(): number;
+  /**
+   * Every state has been read: free what the source keeps now rather than at the next full
+   * collection (raw bytes only). slice, ids and idHashes throw after it; count stays.
+   */
+  release?(): void;
 }
 
 const hashOrNone = (id: string): number => (id === '' ? -1 : idHash(id));
@@ -224,6 +229,10 @@ function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
   }
   const decoder = new TextDecoder();
   const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  let released = false;
+  const live = (): void => {
+    if (released) throw new Error('the goal state\'s bytes were released once its states were stored');
+  };
   return {
     formatVersion,
     hostResources,
@@ -231,6 +240,7 @@ function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
     count: () => total,
     size: (kind) => (spans.get(kind)?.length ?? 0) / 4,
     slice(kind, from, to, visit) {
+      live();
       const list = spans.get(kind);
       if (!list) return;
       const codec = CODECS[kind];
@@ -251,6 +261,7 @@ function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
       }
     },
     ids(kind, from, to, visit) {
+      live();
       const list = spans.get(kind);
       if (!list) return;
       for (let i = from * 4; i < list.length && i < to * 4; i += 4) {
@@ -262,6 +273,7 @@ function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
       }
     },
     idHashes(kind, from, to, visit) {
+      live();
       const list = spans.get(kind);
       if (!list) return;
       for (let i = from * 4; i < list.length && i < to * 4; i += 4) {
@@ -272,8 +284,29 @@ function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
         visit(h);
       }
     },
+    release() {
+      if (released) return;
+      released = true;
+      spans.clear();
+      // A large message's bytes (170 MB for a million neighbors) would otherwise wait for the next
+      // full collection, which in a large push comes at its end, on top of the heap's peak. Moved
+      // out of the buffer into a clone nobody keeps, they go at the next scavenge. Only when the
+      // ArrayBuffer holds this message and at most its transport's frame header (gRPC's 5 bytes):
+      // a smaller buffer may be a slice of Node's pool, a larger one may hold other messages.
+      const ab = buf.buffer;
+      if (ab instanceof ArrayBuffer && ab.byteLength - buf.byteLength <= FRAME_HEADER_BYTES && ab.byteLength > Buffer.poolSize) {
+        try {
+          structuredClone(ab, { transfer: [ab] });
+        } catch {
+          // Not transferable: left to the collector.
+        }
+      }
+    },
   };
 }
+
+/** The most an ArrayBuffer may hold beside a message for release() to free it (gRPC's frame header is 5). */
+const FRAME_HEADER_BYTES = 16;
 
 /** Where the last varint read by readVarint ended (module state: no array per varint). */
 let after = 0;

@@ -370,7 +370,12 @@ export class Intake {
       const saveStart = nowUs();
       saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
     } finally {
-      if (me) this.large = null;
+      if (me) {
+        this.large = null;
+        // Its states are all stored: a small state deciding whether to overtake cannot read it
+        // any more (it queues), and the message's bytes need not wait for a full collection.
+        source.release?.();
+      }
       stored();
       // An overtaking state's place in the order is still after the one before it.
       if (overtook) void turn.then(release); else release();

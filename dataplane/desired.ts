@@ -90,11 +90,11 @@ export function activeOf(slot: FlowSlot): Flow | PackedFlow | undefined {
 }
 
 /**
- * After a diff found `want` (the active flow) and the switch's flow `have` alike, or a commit
- * installed `want`: keep one packed object for both when one owner wants it and it packs, so
- * the whole flow a rebuild or a read-back made is not kept.
+ * After a diff found the active flow and the switch's alike, or a commit installed the active
+ * flow: keep one packed object for both when one owner wants it and it packs, so the whole flow
+ * a rebuild or a read-back made is not kept.
  */
-export function settle(slot: FlowSlot): void {
+function settle(slot: FlowSlot): void {
   const c = slot.claim;
   const h = slot.installed;
   if (c === undefined || h === undefined || Array.isArray(c) || c === h) {
@@ -161,6 +161,43 @@ function byOwner(a: { readonly owner?: string }, b: { readonly owner?: string })
 /** The object as claimed by `owner` (a copy only when it was built for another). */
 const owned = <T extends { readonly owner?: string }>(o: T, owner: string): T => (o.owner === owner ? o : { ...o, owner });
 
+/**
+ * A flow key's entry: its slot, or, while the switch holds it as its one owner wants it, the
+ * packed flow alone, standing for a slot whose claim and installed flow are both that flow (a
+ * million neighbors' flows need no slot object each). A change opens the slot again.
+ */
+type Entry = FlowSlot | PackedFlow;
+const claimIn = (e: Entry): FlowSlot['claim'] => (e instanceof PackedFlow ? e : e.claim);
+const installedIn = (e: Entry): FlowSlot['installed'] => (e instanceof PackedFlow ? e : e.installed);
+
+/** The entries by flow key. */
+export class SlotMap {
+  readonly map = new Map<string, Entry>();
+
+  /** The slot at a key, opened from the packed flow standing there if need be (to change it). */
+  open(key: string): FlowSlot | undefined {
+    const e = this.map.get(key);
+    if (!(e instanceof PackedFlow)) return e;
+    const slot = new FlowSlot();
+    slot.claim = slot.installed = e;
+    this.map.set(key, slot);
+    return slot;
+  }
+
+  openOrMake(key: string): FlowSlot {
+    let slot = this.open(key);
+    if (slot === undefined) this.map.set(key, (slot = new FlowSlot()));
+    return slot;
+  }
+
+  /** Settle a slot; when one packed flow is all it holds, the flow takes its place in the map. */
+  settle(slot: FlowSlot): void {
+    settle(slot);
+    const c = slot.claim;
+    if (c instanceof PackedFlow && slot.installed === c && this.map.get(c.key) === slot) this.map.set(c.key, c);
+  }
+}
+
 const isConjunctionOnly = (f: Flow): boolean => f.actions.length > 0 && f.actions.every((a) => a.type === 'conjunction');
 
 /** One flow from several owners' conjunction clauses: the first owner's flow with every clause. */
@@ -182,25 +219,25 @@ function mergeConjunctions(claims: Flow[]): Flow {
 export class InstalledFlows {
   private count = 0;
 
-  constructor(private readonly slots: Map<string, FlowSlot>) {}
+  constructor(private readonly slots: SlotMap) {}
 
   get size(): number {
     return this.count;
   }
 
   get(key: string): Flow | undefined {
-    const f = this.slots.get(key)?.installed;
+    const e = this.slots.map.get(key);
+    const f = e === undefined ? undefined : installedIn(e);
     return f === undefined ? undefined : unpack(f);
   }
 
   has(key: string): boolean {
-    return this.slots.get(key)?.installed !== undefined;
+    const e = this.slots.map.get(key);
+    return e !== undefined && installedIn(e) !== undefined;
   }
 
   set(key: string, f: Flow): this {
-    let slot = this.slots.get(key);
-    if (slot === undefined) this.slots.set(key, (slot = new FlowSlot()));
-    this.setIn(slot, f);
+    this.setIn(this.slots.openOrMake(key), f);
     return this;
   }
 
@@ -216,39 +253,52 @@ export class InstalledFlows {
    * none, the slot goes back into the map, so a round that listed it still diffs it.
    */
   setThrough(key: string, slot: FlowSlot, f: Flow): void {
-    const current = this.slots.get(key);
+    const current = this.slots.open(key);
     if (current !== undefined) return this.setIn(current, f);
-    this.slots.set(key, slot);
+    this.slots.map.set(key, slot);
     this.setIn(slot, f);
   }
 
   delete(key: string): boolean {
-    const slot = this.slots.get(key);
+    const slot = this.slots.open(key);
     if (slot === undefined || slot.installed === undefined) return false;
     this.count -= 1;
     slot.installed = undefined;
-    if (slot.claim === undefined) this.slots.delete(key);
+    if (slot.claim === undefined) this.slots.map.delete(key);
     return true;
   }
 
   clear(): void {
-    for (const [key, slot] of this.slots) {
-      slot.installed = undefined;
-      if (slot.claim === undefined) this.slots.delete(key);
+    for (const [key, e] of this.slots.map) {
+      if (e instanceof PackedFlow) {
+        // Still wanted, no longer held: a slot with the claim alone.
+        const slot = new FlowSlot();
+        slot.claim = e;
+        this.slots.map.set(key, slot);
+        continue;
+      }
+      e.installed = undefined;
+      if (e.claim === undefined) this.slots.map.delete(key);
     }
     this.count = 0;
   }
 
   *entries(): IterableIterator<[string, Flow]> {
-    for (const [key, slot] of this.slots) if (slot.installed !== undefined) yield [key, unpack(slot.installed)];
+    for (const [key, e] of this.slots.map) {
+      const f = installedIn(e);
+      if (f !== undefined) yield [key, unpack(f)];
+    }
   }
 
   *keys(): IterableIterator<string> {
-    for (const [key, slot] of this.slots) if (slot.installed !== undefined) yield key;
+    for (const [key, e] of this.slots.map) if (installedIn(e) !== undefined) yield key;
   }
 
   *values(): IterableIterator<Flow> {
-    for (const slot of this.slots.values()) if (slot.installed !== undefined) yield unpack(slot.installed);
+    for (const e of this.slots.map.values()) {
+      const f = installedIn(e);
+      if (f !== undefined) yield unpack(f);
+    }
   }
 
   [Symbol.iterator](): IterableIterator<[string, Flow]> {
@@ -278,7 +328,7 @@ export class DesiredFlows {
    */
   private readonly outputs = new Map<string, KeptOutput | readonly string[]>();
   /** Flow key → its claims and what the switch holds there. */
-  private readonly slots = new Map<string, FlowSlot>();
+  private readonly slots = new SlotMap();
   /** Keys with at least one claim. */
   private claimed = 0;
   private readonly groups = new Claims<Group>();
@@ -304,7 +354,8 @@ export class DesiredFlows {
 
   /** The flow `owner` claims at `key`. */
   private claimOf(key: string, owner: string): Flow | PackedFlow | undefined {
-    const c = this.slots.get(key)?.claim;
+    const e = this.slots.map.get(key);
+    const c = e === undefined ? undefined : claimIn(e);
     if (c === undefined) return undefined;
     return Array.isArray(c) ? c.find((x) => x.owner === owner) : c.owner === owner ? c : undefined;
   }
@@ -347,8 +398,7 @@ export class DesiredFlows {
   }
 
   private claim(key: string, f: Flow, touched: Touched): void {
-    let slot = this.slots.get(key);
-    if (slot === undefined) this.slots.set(key, (slot = new FlowSlot()));
+    const slot = this.slots.openOrMake(key);
     touch(touched, slot);
     const c = slot.claim;
     if (c === undefined) {
@@ -366,7 +416,7 @@ export class DesiredFlows {
   }
 
   private unclaim(key: string, owner: string, touched: Touched): void {
-    const slot = this.slots.get(key);
+    const slot = this.slots.open(key);
     if (slot === undefined || slot.claim === undefined) return;
     touch(touched, slot);
     const c = slot.claim;
@@ -374,7 +424,7 @@ export class DesiredFlows {
       if (c.owner !== owner) return;
       slot.claim = undefined;
       this.claimed -= 1;
-      if (slot.installed === undefined) this.slots.delete(key);
+      if (slot.installed === undefined) this.slots.map.delete(key);
       return;
     }
     const rest = c.filter((x) => x.owner !== owner);
@@ -383,9 +433,14 @@ export class DesiredFlows {
 
   /** The flow to install for a key: merged conjunctions, or the first owner's claim. */
   active(key: string): Flow | undefined {
-    const slot = this.slots.get(key);
-    const f = slot === undefined ? undefined : activeOf(slot);
+    const e = this.slots.map.get(key);
+    const f = e === undefined ? undefined : e instanceof PackedFlow ? e : activeOf(e);
     return f === undefined ? undefined : unpack(f);
+  }
+
+  /** After a diff or a commit: see SlotMap.settle. */
+  settle(slot: FlowSlot): void {
+    this.slots.settle(slot);
   }
 
   activeGroup(id: string): Group | undefined {
@@ -398,7 +453,8 @@ export class DesiredFlows {
 
   /** Owners of a flow key (for provenance). */
   flowOwners(key: string): string[] {
-    const c = this.slots.get(key)?.claim;
+    const e = this.slots.map.get(key);
+    const c = e === undefined ? undefined : claimIn(e);
     if (c === undefined) return [];
     return Array.isArray(c) ? c.map((x) => x.owner!) : [c.owner!];
   }
@@ -412,7 +468,10 @@ export class DesiredFlows {
   }
 
   *activeFlows(): IterableIterator<Flow> {
-    for (const slot of this.slots.values()) if (slot.claim !== undefined) yield unpack(activeOf(slot)!);
+    for (const e of this.slots.map.values()) {
+      if (e instanceof PackedFlow) yield unpack(e);
+      else if (e.claim !== undefined) yield unpack(activeOf(e)!);
+    }
   }
 
   *activeGroups(): IterableIterator<Group> {
@@ -424,25 +483,25 @@ export class DesiredFlows {
   }
 
   *flowKeys(): IterableIterator<string> {
-    for (const [key, slot] of this.slots) if (slot.claim !== undefined) yield key;
+    for (const [key, e] of this.slots.map) if (claimIn(e) !== undefined) yield key;
   }
 
   /** List a key as touched (nothing to do for a key nobody wants and the switch does not hold). */
   touchKey(touched: Touched, key: string): void {
-    const slot = this.slots.get(key);
+    const slot = this.slots.open(key);
     if (slot !== undefined) touch(touched, slot);
   }
 
   /** List every flow key wanted or held as touched (a full comparison). */
   touchAllFlows(touched: Touched): void {
-    for (const slot of this.slots.values()) touch(touched, slot);
+    for (const key of this.slots.map.keys()) touch(touched, this.slots.open(key)!);
   }
 
   /** Flow keys wanted by more than one owner that do not merge, for diagnostics. */
   conflicts(): string[] {
     const out: string[] = [];
-    for (const [k, slot] of this.slots) {
-      const c = slot.claim;
+    for (const [k, e] of this.slots.map) {
+      const c = claimIn(e);
       if (Array.isArray(c) && c.length > 1 && !c.every(isConjunctionOnly)) out.push(k);
     }
     return out;

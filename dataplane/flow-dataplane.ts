@@ -13,7 +13,7 @@ import { type HostNetworking, NO_HOST_NETWORKING, elasticIpMac, hostExternalMac,
 import { NextHopResolver, gratuitousArp } from './next-hop-resolver.js';
 import { DependencyIndex } from './dependencies.js';
 import { DEFAULT_DHCP, DhcpHandler, type DhcpSettings } from './dhcp-handler.js';
-import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeOf, newTouched, settle, unpack } from './desired.js';
+import { DesiredFlows, type FlowSlot, type InstalledFlows, type Touched, activeOf, newTouched, unpack } from './desired.js';
 import { type Feature, OwnerBuilder, ownerName } from './feature.js';
 import { FeatureRegistry } from './features.js';
 import { DirtyOwners } from './dirty-owners.js';
@@ -491,8 +491,9 @@ export class FlowDataplane implements Dataplane {
       const to = !have || kept.cookie !== have.cookie ? c.add
         : kept !== have && actionsKey(kept.actions) !== actionsKey(have.actions) ? c.modify : null;
       if (to === null) {
-        // Alike: one object for both from now on (a rebuild's or a read-back's whole flow goes).
-        if (kept !== have) settle(slot);
+        // Alike: one packed object for both from now on (a rebuild's or a read-back's whole flow
+        // goes), standing in the map for the slot (one opened by a touch closes again).
+        this.desired.settle(slot);
         continue;
       }
       const want = unpack(kept);
@@ -575,7 +576,7 @@ export class FlowDataplane implements Dataplane {
         // during the commit (and the slot with it), the flow is recorded through the key.
         if (slot.claim !== undefined) {
           inst.flows.setIn(slot, held.flows[i]!);
-          settle(slot);
+          this.desired.settle(slot);
         } else inst.flows.setThrough(flowKey(held.flows[i]!), slot, held.flows[i]!);
       }
     } else {

@@ -5,11 +5,12 @@ import fc from 'fast-check';
 import { OperationStatus, OperationType } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import type { GoalStateOperationReply } from '../proto/gen/alcor/goalstateprovisioner.js';
-import { Intake } from '../agent/intake.js';
+import { Intake, SMALL_STATE } from '../agent/intake.js';
+import { scanGoalStateV2 } from '../agent/goalstate-source.js';
 import { silentLogger } from '../agent/log.js';
 import { ResourceStore, type StoreEvent } from '../agent/store.js';
 import { NullDataplane } from '../dataplane/api.js';
-import { neighborState, portState, pushOne, subnetState, withAgent } from './helpers/agents.js';
+import { bigState, neighborState, portState, pushOne, subnetState, withAgent } from './helpers/agents.js';
 
 const push = pushOne;
 const statusOf = (r: GoalStateOperationReply, id: string) => r.operationStatuses.find((s) => s.resourceId === id);
@@ -286,4 +287,27 @@ test('the limits are configuration: --max-string-length and --max-list-length ap
     t.regex(statusOf(r, 'PAIRS')?.statusDetail ?? '', /allow_address_pairs: 17 entries is more than 16/);
     t.is(statusOf(r, 'OK')?.operationStatus, OperationStatus.SUCCESS);
   }, { maxStringLength: 64, maxListLength: 16 });
+});
+
+test('a large goal state\'s bytes are released once its states are stored; a small one\'s are left to their owner', async (t) => {
+  const store = new ResourceStore();
+  const intake = new Intake(store, new NullDataplane(), silentLogger(), '10.0.0.11');
+  const n = SMALL_STATE + 44;
+  // As a large message arrives from gRPC: an ArrayBuffer of its own, after the 5-byte frame header.
+  const encoded = GoalStateV2.encode(bigState(n)).finish();
+  const framed = Buffer.alloc(encoded.length + 5);
+  framed.set(encoded, 5);
+  const large = framed.subarray(5);
+  const source = scanGoalStateV2(large);
+  const r = await intake.apply({ source });
+  t.is(r.results.length, n + 2, 'every state answered');
+  t.is(store.counts().neighbor, n, 'every neighbor stored');
+  t.is(large.length, 0, 'the bytes are gone (moved out and left to the next scavenge)');
+  t.throws(() => source.slice('neighbor', 0, 1, () => undefined), { message: /released/ });
+  t.is(source.count(), n + 2, 'what it counted stays');
+
+  const small = Buffer.from(GoalStateV2.encode(bigState(3, '111111222222')).finish());
+  const before = Buffer.from(small);
+  await intake.apply({ source: scanGoalStateV2(small) });
+  t.deepEqual(small, before, 'a small state\'s bytes are not touched');
 });

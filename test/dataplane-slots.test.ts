@@ -5,7 +5,7 @@
 // reads back whole.
 import test from 'ava';
 import { DryRunBackend, type FlowChanges } from '../dataplane/backend.js';
-import { type FlowSlot, PackedFlow, type Touched, newTouched } from '../dataplane/desired.js';
+import { type FlowSlot, PackedFlow, type SlotMap, type Touched, newTouched } from '../dataplane/desired.js';
 import { type Flow, canonicalMatch, eq, flowKey, identityOfKey, makeFlowKey, masked } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { comparable } from './helpers/switch-state.js';
@@ -65,7 +65,9 @@ test('a claim dropped and made again with other actions while its commit is in f
 
 // ---- packed flows: a flow the switch holds as its one owner wants it is kept as key, actions and cookie ----
 
-const slotOf = (dp: FlowDataplane, key: string): FlowSlot => (dp.desired as unknown as { slots: Map<string, FlowSlot> }).slots.get(key)!;
+/** What the desired table keeps at a key: a slot, or the packed flow standing for one. */
+const entryOf = (dp: FlowDataplane, key: string): FlowSlot | PackedFlow => (dp.desired as unknown as { slots: SlotMap }).slots.map.get(key)!;
+const claimAt = (dp: FlowDataplane, key: string): unknown => { const e = entryOf(dp, key); return e instanceof PackedFlow ? e : e.claim; };
 const whole = (x: Flow): Flow => ({ ...x, key: flowKey(x) });
 
 test('a flow installed as its one owner wants it is kept packed, reads back whole, and a rebuild of the same flow keeps no second copy', async (t) => {
@@ -74,9 +76,8 @@ test('a flow installed as its one owner wants it is kept packed, reads back whol
   const touched = newTouched();
   dp.desired.set('a', { flows: [f], groups: [], meters: [] }, touched);
   await reconcile(touched);
-  const packed = slotOf(dp, k).claim as PackedFlow;
-  t.true(packed instanceof PackedFlow, 'packed once the switch holds it');
-  t.is(slotOf(dp, k).installed, packed, 'one object for wanted and held');
+  const packed = entryOf(dp, k);
+  t.true(packed instanceof PackedFlow, 'packed once the switch holds it, standing in the map for wanted and held alike');
   t.deepEqual(dp.installed.flows.get(k), whole(f), 'installed reads back whole');
   t.deepEqual([...dp.installed.flows.values()], [whole(f)]);
   t.deepEqual(dp.desired.active(k), whole(f), 'and so does the desired flow');
@@ -86,7 +87,7 @@ test('a flow installed as its one owner wants it is kept packed, reads back whol
   dp.desired.set('a', { flows: [{ ...f, match: [eq('in_port', 1)] }], groups: [], meters: [] }, rebuilt);
   await reconcile(rebuilt);
   t.is(sent.length, 1, 'an equal rebuild sends nothing');
-  t.is(slotOf(dp, k).claim, packed, 'and the rebuilt flow is not kept: the packed one stands for it');
+  t.is(entryOf(dp, k), packed, 'and the rebuilt flow is not kept: the packed one stands for it');
 
   // The switch lost everything (an OVS restart): the packed flow is sent whole and packed again.
   dp.installed.clear();
@@ -94,8 +95,7 @@ test('a flow installed as its one owner wants it is kept packed, reads back whol
   dp.desired.touchAllFlows(all);
   await reconcile(all);
   t.deepEqual(sent.at(-1)!.add, [whole(f)], 'sent whole');
-  t.is(slotOf(dp, k).claim, packed);
-  t.is(slotOf(dp, k).installed, packed);
+  t.is(entryOf(dp, k), packed, 'and packed again');
   t.is(dp.installed.size, 1);
 });
 
@@ -109,15 +109,15 @@ test('a packed flow joined by a second owner\'s conjunction clause merges, and p
     await reconcile(touched);
   };
   await step('a', [conj('a', 1)]);
-  t.true(slotOf(dp, k).claim instanceof PackedFlow);
+  t.true(claimAt(dp, k) instanceof PackedFlow);
   await step('b', [conj('b', 2)]);
   t.deepEqual(sent.at(-1)!.modify.map((x) => x.actions), [[...conj('a', 1).actions, ...conj('b', 2).actions]], 'one flow with both clauses');
   t.deepEqual(dp.installed.flows.get(k)!.actions, [...conj('a', 1).actions, ...conj('b', 2).actions]);
-  t.true(Array.isArray(slotOf(dp, k).claim), 'two claims are kept whole');
+  t.true(Array.isArray(claimAt(dp, k)), 'two claims are kept whole');
   t.deepEqual(dp.desired.flowOwners(k), ['a', 'b']);
   await step('b', []);
   t.deepEqual(sent.at(-1)!.modify.map((x) => x.actions), [conj('a', 1).actions], 'back to the first owner\'s clause');
-  t.true(slotOf(dp, k).claim instanceof PackedFlow, 'packed again');
+  t.true(claimAt(dp, k) instanceof PackedFlow, 'packed again');
   t.deepEqual(dp.installed.flows.get(k), whole(conj('a', 1)));
   await step('a', []);
   t.deepEqual(sent.at(-1)!.remove, [whole(conj('a', 1))], 'a removal is sent whole');
