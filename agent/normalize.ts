@@ -294,8 +294,14 @@ const builders: { [K in Kind]: Builder<K> } = {
     const local = hostIp === ctx.hostIp;
     const groups = c.securityGroupIds.length === 0 ? NO_GROUPS : [...new Set(c.securityGroupIds.map((g, i) => ctx.intern(required(g, `security_group_ids[${i}]`))))].sort();
     const out: Neighbor[] = [];
-    if (l2) out.push(neighborEntry(keyOf('L2', id, mapKey), 'L2', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs, groups));
-    if (l3) out.push(neighborEntry(keyOf('L3', id, mapKey), 'L3', id, c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs, groups));
+    if (l2) {
+      const key = keyOf('L2', id, mapKey);
+      out.push(neighborEntry(key, 'L2', idIn(key, id), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs, groups));
+    }
+    if (l3) {
+      const key = keyOf('L3', id, mapKey);
+      out.push(neighborEntry(key, 'L3', idIn(key, id), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs, groups));
+    }
     return out;
   },
 
@@ -405,6 +411,12 @@ function keyOf(type: NeighborType, id: string, mapKey: string | undefined): stri
   if (mapKey !== undefined && mapKey.length === id.length + 3 && mapKey.startsWith(type) && mapKey.charCodeAt(2) === 47 && mapKey.endsWith(id)) return mapKey;
   return `${type}/${id}`;
 }
+
+/**
+ * The id as a slice of its key (`<type>/<id>`): V8 keeps a slice of 13 characters or more as a
+ * reference into the key, about 32 bytes instead of a 36-character copy's 56, a million times.
+ */
+const idIn = (key: string, id: string): string => (key.length === id.length + 3 && key.endsWith(id) ? key.slice(3) : id);
 
 function neighborEntry(
   key: string,
