@@ -35,7 +35,7 @@ export interface GoalStateSource {
   count(): number;
   /**
    * Every state has been read: free what the source keeps now rather than at the next full
-   * collection (raw bytes only). slice, ids and idHashes throw after it; count stays.
+   * collection (raw bytes only). size, slice, ids and idHashes throw after it; count stays.
    */
   release?(): void;
 }
@@ -238,7 +238,10 @@ function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
     hostResources,
     bytes: buf.length,
     count: () => total,
-    size: (kind) => (spans.get(kind)?.length ?? 0) / 4,
+    size: (kind) => {
+      live();
+      return (spans.get(kind)?.length ?? 0) / 4;
+    },
     slice(kind, from, to, visit) {
       live();
       const list = spans.get(kind);

@@ -229,7 +229,10 @@ export class Intake {
     if (touched === null) return no();
     if (large.index === null) {
       large.index = buildIndex(large.source, () => this.pause());
-      large.building = large.index.finally(() => { large.building = null; });
+      // What the large turn waits for between its slices: settled either way (an index that
+      // cannot be read, as when the large turn ended and released its source meanwhile, only
+      // means this state queues; the rejection is mayOvertake's to handle, not an unhandled one).
+      large.building = large.index.then(() => undefined, () => undefined).finally(() => { large.building = null; });
     }
     const index = await large.index;
     if (this.large !== large || this.queued > 0 || meetsPending(large, index, touched)) return no();

@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Dataplane } from '../dataplane/api.js';
 import type { FlowBackend, PacketIo } from '../dataplane/backend.js';
 import { parseDhcpReplyFrame } from '../dataplane/dhcp-wire.js';
-import { bridgeOf } from '../dataplane/flow.js';
+import { bridgeOfKey } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { KINDS } from '../dataplane/model.js';
 import { NOT_PROGRAMMED } from './intake.js';
@@ -59,8 +59,9 @@ export class AgentMetrics {
         const dp = dataplaneOf();
         if (!(dp instanceof FlowDataplane)) return;
         const counts = new Map<string, number>();
-        for (const f of dp.installed.flows.values()) {
-          const b = bridgeOf(f);
+        // By key: a packed flow is not made whole to be counted.
+        for (const key of dp.installed.flows.keys()) {
+          const b = bridgeOfKey(key);
           counts.set(b, (counts.get(b) ?? 0) + 1);
         }
         for (const [bridge, n] of counts) this.set({ bridge }, n);

@@ -290,6 +290,14 @@ export class InstalledFlows {
     }
   }
 
+  /** Each installed flow's key and cookie, without making packed flows whole (metrics, traces). */
+  *cookies(): IterableIterator<[string, bigint]> {
+    for (const [key, e] of this.slots.map) {
+      const f = installedIn(e);
+      if (f !== undefined) yield [key, f.cookie];
+    }
+  }
+
   *keys(): IterableIterator<string> {
     for (const [key, e] of this.slots.map) if (installedIn(e) !== undefined) yield key;
   }
@@ -312,7 +320,7 @@ const NONE: readonly never[] = Object.freeze([]);
  * What an owner wants, as kept: its flows by key (the slots hold the flows, so a packed flow is
  * not kept whole here), with its groups and meters when it wants any.
  */
-interface KeptOutput {
+export interface KeptOutput {
   readonly flows: readonly string[];
   readonly groups: readonly Group[];
   readonly meters: readonly Meter[];
@@ -341,15 +349,20 @@ export class DesiredFlows {
   }
 
   ownerOutput(owner: string): OwnerOutput | undefined {
-    const o = this.outputs.get(owner);
+    const o = this.ownerKeys(owner);
     if (o === undefined) return undefined;
-    const keys = isKeyList(o) ? o : o.flows;
     const flows: Flow[] = [];
-    for (const key of keys) {
+    for (const key of o.flows) {
       const f = this.claimOf(key, owner);
       if (f !== undefined) flows.push(unpack(f));
     }
-    return isKeyList(o) ? { flows, groups: NONE, meters: NONE } : { flows, groups: o.groups, meters: o.meters };
+    return { flows, groups: o.groups, meters: o.meters };
+  }
+
+  /** What an owner wants as kept: its flows' keys (none made whole), its groups and meters. */
+  ownerKeys(owner: string): KeptOutput | undefined {
+    const o = this.outputs.get(owner);
+    return o === undefined ? undefined : isKeyList(o) ? { flows: o, groups: NONE, meters: NONE } : o;
   }
 
   /** The flow `owner` claims at `key`. */
@@ -358,6 +371,11 @@ export class DesiredFlows {
     const c = e === undefined ? undefined : claimIn(e);
     if (c === undefined) return undefined;
     return Array.isArray(c) ? c.find((x) => x.owner === owner) : c.owner === owner ? c : undefined;
+  }
+
+  /** Whether an owner wants anything (without making its flows whole, as ownerOutput does). */
+  hasOutput(owner: string): boolean {
+    return this.outputs.has(owner);
   }
 
   *owners(): IterableIterator<string> {

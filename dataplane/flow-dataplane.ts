@@ -439,7 +439,7 @@ export class FlowDataplane implements Dataplane {
           const inputs = this.deps.inputsOf(o);
           if (inputs.includes(resourceInput(e.kind, e.key)) || eventTopics[i]?.some((t) => inputs.includes(t))) mine.add(o);
         }
-        if (failed.has(REMOVED) && (e.type === 'removed' || [...own[i]!].some((o) => !this.desired.ownerOutput(o)))) mine.add(REMOVED);
+        if (failed.has(REMOVED) && (e.type === 'removed' || [...own[i]!].some((o) => !this.desired.hasOutput(o)))) mine.add(REMOVED);
         if (mine.size > 0) {
           const id = e.type === 'removed' ? e.before.id : e.after.id;
           const reasons = [...mine].map((o) => `${o}: ${failed.get(o)}`);
@@ -660,8 +660,8 @@ export class FlowDataplane implements Dataplane {
   private async retryRefused(): Promise<void> {
     const touched = newTouched();
     for (const owner of this.refused.keys()) {
-      const out = this.desired.ownerOutput(owner);
-      for (const f of out?.flows ?? []) this.desired.touchKey(touched, flowKey(f));
+      const out = this.desired.ownerKeys(owner);
+      for (const key of out?.flows ?? []) this.desired.touchKey(touched, key);
       for (const g of out?.groups ?? []) touched.groups.add(objectKey(g));
       for (const m of out?.meters ?? []) touched.meters.add(objectKey(m));
     }
@@ -880,8 +880,8 @@ export class FlowDataplane implements Dataplane {
   /** Owners of the installed flows with a cookie, for naming the resource behind a trace step. */
   ownersOfCookie(cookie: bigint): string[] {
     const out = new Set<string>();
-    for (const [key, f] of this.installed.flows) {
-      if (f.cookie !== cookie) continue;
+    for (const [key, c] of this.installed.flows.cookies()) {
+      if (c !== cookie) continue;
       // A flow with a note (a security group rule) is named by it too.
       const note = this.desired.active(key)?.note;
       for (const o of this.desired.flowOwners(key)) out.add(note === undefined ? o : `${o} ${note}`);

@@ -163,6 +163,12 @@ export function identityOfKey(key: string): Pick<Flow, 'bridge' | 'table' | 'pri
   return bridge === undefined ? id : { bridge, ...id };
 }
 
+/** The bridge a flow key names (br-int's keys name none). */
+export function bridgeOfKey(key: string): string {
+  const bar = key.indexOf('|');
+  return bar < 0 ? BRIDGE : key.slice(0, bar);
+}
+
 /**
  * OpenFlow identity of a flow: a second flow with the same key replaces the first. Flows built
  * by features carry it already (the reconciler asks for it several times per flow).

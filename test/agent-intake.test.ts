@@ -304,10 +304,55 @@ test('a large goal state\'s bytes are released once its states are stored; a sma
   t.is(store.counts().neighbor, n, 'every neighbor stored');
   t.is(large.length, 0, 'the bytes are gone (moved out and left to the next scavenge)');
   t.throws(() => source.slice('neighbor', 0, 1, () => undefined), { message: /released/ });
+  t.throws(() => source.size('neighbor'), { message: /released/ });
   t.is(source.count(), n + 2, 'what it counted stays');
 
   const small = Buffer.from(GoalStateV2.encode(bigState(3, '111111222222')).finish());
   const before = Buffer.from(small);
   await intake.apply({ source: scanGoalStateV2(small) });
   t.deepEqual(small, before, 'a small state\'s bytes are not touched');
+});
+
+test('a small state that starts reading a large one\'s index as the large one ends and releases its bytes queues as usual, with no unhandled rejection', async (t) => {
+  const unhandled: unknown[] = [];
+  const listen = (e: unknown): void => { unhandled.push(e); };
+  process.on('unhandledRejection', listen);
+  try {
+    const store = new ResourceStore();
+    const intake = new Intake(store, new NullDataplane(), silentLogger(), '10.0.0.11');
+    await intake.apply({ v2: GoalStateV2.fromPartial({ subnetStates: bigState(1).subnetStates }) });
+    const n = 5000;
+    const encoded = GoalStateV2.encode(bigState(n)).finish();
+    const framed = Buffer.alloc(encoded.length + 5);
+    framed.set(encoded, 5);
+    // The large turn pauses once per slice of its store turn; hold it at its last one.
+    const slices = 2 + Math.ceil(n / 64);
+    let calls = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    let held = false;
+    const breathe = (): Promise<void> => new Promise((r) => setImmediate(r));
+    (intake as unknown as { pause(): Promise<void> | null }).pause = () => {
+      calls += 1;
+      if (calls === slices) { held = true; return gate; }
+      return breathe();
+    };
+    const large = intake.apply({ source: scanGoalStateV2(framed.subarray(5)) });
+    while (!held) await breathe();
+    const small = GoalStateV2.fromPartial({ neighborStates: { 'L2/NB': neighborState('NB', 0x7e0001) } });
+    const decided = intake.apply({ source: scanGoalStateV2(Buffer.from(GoalStateV2.encode(small).finish())) });
+    // The small state starts building the large one's index, which pauses; the large turn ends.
+    await breathe();
+    await breathe();
+    open();
+    const [a, b] = await Promise.all([large, decided]);
+    for (let i = 0; i < 20; i++) await breathe();
+    t.is(calls > slices, true, 'the index was being built when the large turn ended');
+    t.is(a.results.length, n + 2);
+    t.deepEqual([b.results.length, b.results.status(0)], [1, 'SUCCESS'], 'the small state applied after all');
+    t.is(framed.length, 0, 'the large state\'s bytes were released');
+    t.deepEqual(unhandled.map(String), [], 'no unhandled rejection');
+  } finally {
+    process.off('unhandledRejection', listen);
+  }
 });
