@@ -145,22 +145,34 @@ const TAG_FIELD = new Map<string, FieldName>(Object.entries(FIELD_TAG).map(([f, 
  * as its key, actions and cookie (desired.ts) is whole again with this.
  */
 export function identityOfKey(key: string): Pick<Flow, 'bridge' | 'table' | 'priority' | 'match'> {
+  // Read in place (no split, no spread): an OVS restart makes every flow whole again this way,
+  // 200,000 of them at 100,000 neighbors.
   const bar = key.indexOf('|');
-  const bridge = bar < 0 ? undefined : key.slice(0, bar);
-  const parts = key.slice(bar + 1).split('/');
+  let at = bar + 1;
+  let slash = key.indexOf('/', at);
+  const table = Number(key.slice(at, slash));
+  at = slash + 1;
+  slash = key.indexOf('/', at);
+  const priority = Number(key.slice(at, slash < 0 ? key.length : slash));
   const match: MatchField[] = [];
-  for (let i = 2; i < parts.length; i++) {
-    const p = parts[i]!;
-    const eqAt = p.indexOf('=');
-    const amp = p.indexOf('&', eqAt);
-    const field = TAG_FIELD.get(p.slice(0, eqAt));
-    if (field === undefined) throw new Error(`flow key ${key}: unknown field tag ${p.slice(0, eqAt)}`);
-    match.push(amp < 0
-      ? { field, value: BigInt(`0x${p.slice(eqAt + 1)}`), mask: null }
-      : { field, value: BigInt(`0x${p.slice(eqAt + 1, amp)}`), mask: BigInt(`0x${p.slice(amp + 1)}`) });
+  while (slash >= 0) {
+    at = slash + 1;
+    slash = key.indexOf('/', at);
+    const end = slash < 0 ? key.length : slash;
+    const eqAt = key.indexOf('=', at);
+    const amp = key.indexOf('&', eqAt);
+    const field = TAG_FIELD.get(key.slice(at, eqAt));
+    if (field === undefined || eqAt < 0 || eqAt > end) throw new Error(`flow key ${key}: unknown field tag ${key.slice(at, eqAt < 0 || eqAt > end ? end : eqAt)}`);
+    match.push(amp < 0 || amp > end
+      ? { field, value: hexValue(key, eqAt + 1, end), mask: null }
+      : { field, value: hexValue(key, eqAt + 1, amp), mask: hexValue(key, amp + 1, end) });
   }
-  const id = { table: Number(parts[0]), priority: Number(parts[1]), match };
-  return bridge === undefined ? id : { bridge, ...id };
+  return bar < 0 ? { table, priority, match } : { bridge: key.slice(0, bar), table, priority, match };
+}
+
+/** Hex digits of `s` from `from` to `to` as a bigint (up to 13 digits through a double: exact, and no string made). */
+function hexValue(s: string, from: number, to: number): bigint {
+  return to - from <= 13 ? BigInt(parseInt(s.slice(from, to), 16)) : BigInt(`0x${s.slice(from, to)}`);
 }
 
 /** The bridge a flow key names (br-int's keys name none). */
