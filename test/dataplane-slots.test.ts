@@ -6,7 +6,7 @@
 import test from 'ava';
 import { DryRunBackend, type FlowChanges } from '../dataplane/backend.js';
 import { type FlowSlot, PackedFlow, type SlotMap, type Touched, newTouched } from '../dataplane/desired.js';
-import { type Flow, canonicalMatch, eq, flowKey, identityOfKey, makeFlowKey, masked } from '../dataplane/flow.js';
+import { type Flow, bridgeOfKey, canonicalMatch, eq, flowKey, identityOfKey, makeFlowKey, masked } from '../dataplane/flow.js';
 import { FlowDataplane } from '../dataplane/flow-dataplane.js';
 import { comparable } from './helpers/switch-state.js';
 
@@ -133,4 +133,19 @@ test('a flow key gives back the identity it was made from: bridge, table, priori
   ];
   for (const id of ids) t.deepEqual(identityOfKey(makeFlowKey(id.table, id.priority, id.match, id.bridge)), id);
   t.throws(() => identityOfKey('1/10/zz=1'), { message: /unknown field tag zz/ });
+});
+
+test('installed flows give their keys, bridges and cookies without being made whole', async (t) => {
+  const { dp, reconcile } = holdingCommit();
+  const ex: Flow = { bridge: 'br-ex', table: 0, priority: 5, match: [eq('in_port', 2)], actions: [{ type: 'output', port: 1 }], cookie: 9n, owner: 'b' };
+  const touched = newTouched();
+  dp.desired.set('a', { flows: [f], groups: [], meters: [] }, touched);
+  dp.desired.set('b', { flows: [ex], groups: [], meters: [] }, touched);
+  await reconcile(touched);
+  t.true(entryOf(dp, flowKey(ex)) instanceof PackedFlow);
+  t.deepEqual([...dp.installed.flows.cookies()].sort(), [[flowKey(f), 1n], [flowKey(ex), 9n]].sort());
+  t.deepEqual([...dp.installed.flows.keys()].map(bridgeOfKey).sort(), ['br-ex', 'br-int']);
+  t.deepEqual(dp.ownersOfCookie(9n), ['b'], 'a trace step names the owner of a packed flow');
+  t.true(dp.desired.hasOutput('b'));
+  t.deepEqual(dp.desired.ownerKeys('b')?.flows, [flowKey(ex)]);
 });
