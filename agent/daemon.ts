@@ -22,6 +22,7 @@ import { ResourceStore } from './store.js';
 import { PulsarSource } from './pulsar-source.js';
 import { SubscribeServer } from './subscribe-server.js';
 import { VERSION } from './version.js';
+import { tuneV8 } from './v8-tuning.js';
 import { OperationType } from '../proto/gen/alcor/common.js';
 import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { NeighborState } from '../proto/gen/alcor/neighbor.js';
@@ -104,6 +105,7 @@ export function createDataplane(config: AgentConfig, log: Logger, dhcp: DhcpSett
 }
 
 export async function startAgent(config: AgentConfig, log: Logger, given?: Dataplane, metrics = new AgentMetrics()): Promise<Agent> {
+  tuneV8();
   config = { ...config };
   // The DHCP settings object is shared with the DHCP server, so a reload can change it in place
   // (only when the dataplane is ours to make).
