@@ -4,9 +4,10 @@
 // only: no build step, slower start).
 import { existsSync } from 'node:fs';
 
-// No V8 heap flags here: V8 sizes its generations when the process starts, so flags set from
-// inside (v8.setFlagsFromString) do not take; operators pass them in NODE_OPTIONS (the systemd
-// unit does, README "Benchmarks").
+// No V8 heap-size flags here: V8 sizes its generations when the process starts, so those set
+// from inside (v8.setFlagsFromString) do not take; operators pass them in NODE_OPTIONS (the systemd
+// unit does, README "Benchmarks"). The one setting that takes at run time, pretenuring off, the
+// agent applies itself when it starts (agent/v8-tuning.ts).
 
 let cli = new URL('../dist/agent/cli.js', import.meta.url);
 if (process.env.ACA_DEV === '1') {
