@@ -296,11 +296,11 @@ const builders: { [K in Kind]: Builder<K> } = {
     const out: Neighbor[] = [];
     if (l2) {
       const key = keyOf('L2', id, mapKey);
-      out.push(neighborEntry(key, 'L2', idIn(key, id), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs, groups));
+      out.push(neighborEntry(key, 'L2', idIn(key), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs, groups));
     }
     if (l3) {
       const key = keyOf('L3', id, mapKey);
-      out.push(neighborEntry(key, 'L3', idIn(key, id), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs, groups));
+      out.push(neighborEntry(key, 'L3', idIn(key), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs, groups));
     }
     return out;
   },
@@ -413,10 +413,11 @@ function keyOf(type: NeighborType, id: string, mapKey: string | undefined): stri
 }
 
 /**
- * The id as a slice of its key (`<type>/<id>`): V8 keeps a slice of 13 characters or more as a
- * reference into the key, about 32 bytes instead of a 36-character copy's 56, a million times.
+ * The id as a slice of its key (keyOf's key is always `<type>/<id>`): V8 keeps a slice of 13
+ * characters or more as a reference into the key, about 32 bytes instead of a 36-character
+ * copy's 56, a million times.
  */
-const idIn = (key: string, id: string): string => (key.length === id.length + 3 && key.endsWith(id) ? key.slice(3) : id);
+const idIn = (key: string): string => key.slice(3);
 
 function neighborEntry(
   key: string,

@@ -13,10 +13,7 @@
 // when a collection weighs its allocation sites.
 import v8 from 'node:v8';
 
-let applied = false;
-
+/** Idempotent: an agent started again in the same process sets the same flag again. */
 export function tuneV8(): void {
-  if (applied) return;
-  applied = true;
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
 }

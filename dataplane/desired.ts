@@ -41,7 +41,7 @@ export function unpack(f: Flow | PackedFlow): Flow {
 
 /** Equal as the switch sees them: same cookie and actions (the key is the slot's). */
 const sameContent = (a: Flow | PackedFlow, b: Flow | PackedFlow): boolean =>
-  a === b || (a.cookie === b.cookie && (a.actions === b.actions || actionsKey(a.actions) === actionsKey(b.actions)));
+  a.cookie === b.cookie && (a.actions === b.actions || actionsKey(a.actions) === actionsKey(b.actions));
 
 /**
  * One flow key: the owners' claims on it and the flow the switch holds there. Desired and
@@ -93,18 +93,15 @@ export function activeOf(slot: FlowSlot): Flow | PackedFlow | undefined {
 }
 
 /**
- * After a diff found the active flow and the switch's alike, or a commit installed the active
- * flow: keep one packed object for both when one owner wants it and it packs, so the whole flow
- * a rebuild or a read-back made is not kept.
+ * After a diff found the active flow and the switch's alike (`alike`: the caller compared them
+ * already), or a commit installed the active flow: keep one packed object for both when one
+ * owner wants it and it packs, so the whole flow a rebuild or a read-back made is not kept.
  */
-function settle(slot: FlowSlot): void {
+function settle(slot: FlowSlot, alike: boolean): void {
   const c = slot.claim;
   const h = slot.installed;
-  if (c === undefined || h === undefined || Array.isArray(c) || c === h) {
-    if (c === h && c !== undefined && !(c instanceof PackedFlow) && packable(c)) slot.claim = slot.installed = pack(c);
-    return;
-  }
-  if (!sameContent(c, h)) return;
+  if (c === undefined || h === undefined || Array.isArray(c)) return;
+  if (!alike && c !== h && !sameContent(c, h)) return;
   if (c instanceof PackedFlow) slot.installed = c;
   else if (h instanceof PackedFlow) {
     if (c.owner === h.owner && packable(c)) slot.claim = h;
@@ -177,6 +174,18 @@ const installedIn = (e: Entry): FlowSlot['installed'] => (e instanceof PackedFlo
 export class SlotMap {
   readonly map = new Map<string, Entry>();
 
+  /** What is wanted at a key, as kept (a packed flow stands for its own claim). */
+  claimAt(key: string): FlowSlot['claim'] {
+    const e = this.map.get(key);
+    return e === undefined ? undefined : claimIn(e);
+  }
+
+  /** What the switch holds at a key, as kept. */
+  installedAt(key: string): FlowSlot['installed'] {
+    const e = this.map.get(key);
+    return e === undefined ? undefined : installedIn(e);
+  }
+
   /** The slot at a key, opened from the packed flow standing there if need be (to change it). */
   open(key: string): FlowSlot | undefined {
     const e = this.map.get(key);
@@ -194,8 +203,8 @@ export class SlotMap {
   }
 
   /** Settle a slot; when one packed flow is all it holds, the flow takes its place in the map. */
-  settle(slot: FlowSlot): void {
-    settle(slot);
+  settle(slot: FlowSlot, alike: boolean): void {
+    settle(slot, alike);
     const c = slot.claim;
     if (c instanceof PackedFlow && slot.installed === c && this.map.get(c.key) === slot) this.map.set(c.key, c);
   }
@@ -229,14 +238,12 @@ export class InstalledFlows {
   }
 
   get(key: string): Flow | undefined {
-    const e = this.slots.map.get(key);
-    const f = e === undefined ? undefined : installedIn(e);
+    const f = this.slots.installedAt(key);
     return f === undefined ? undefined : unpack(f);
   }
 
   has(key: string): boolean {
-    const e = this.slots.map.get(key);
-    return e !== undefined && installedIn(e) !== undefined;
+    return this.slots.installedAt(key) !== undefined;
   }
 
   set(key: string, f: Flow): this {
@@ -370,8 +377,7 @@ export class DesiredFlows {
 
   /** The flow `owner` claims at `key`. */
   private claimOf(key: string, owner: string): Flow | PackedFlow | undefined {
-    const e = this.slots.map.get(key);
-    const c = e === undefined ? undefined : claimIn(e);
+    const c = this.slots.claimAt(key);
     if (c === undefined) return undefined;
     return Array.isArray(c) ? c.find((x) => x.owner === owner) : c.owner === owner ? c : undefined;
   }
@@ -460,8 +466,8 @@ export class DesiredFlows {
   }
 
   /** After a diff or a commit: see SlotMap.settle. */
-  settle(slot: FlowSlot): void {
-    this.slots.settle(slot);
+  settle(slot: FlowSlot, alike: boolean): void {
+    this.slots.settle(slot, alike);
   }
 
   activeGroup(id: string): Group | undefined {
@@ -474,8 +480,7 @@ export class DesiredFlows {
 
   /** Owners of a flow key (for provenance). */
   flowOwners(key: string): string[] {
-    const e = this.slots.map.get(key);
-    const c = e === undefined ? undefined : claimIn(e);
+    const c = this.slots.claimAt(key);
     if (c === undefined) return [];
     return Array.isArray(c) ? c.map((x) => x.owner!) : [c.owner!];
   }

@@ -492,8 +492,9 @@ export class FlowDataplane implements Dataplane {
         : kept !== have && actionsKey(kept.actions) !== actionsKey(have.actions) ? c.modify : null;
       if (to === null) {
         // Alike: one packed object for both from now on (a rebuild's or a read-back's whole flow
-        // goes), standing in the map for the slot (one opened by a touch closes again).
-        this.desired.settle(slot);
+        // goes), standing in the map for the slot (one opened by a touch closes again). Compared
+        // just above, so not again.
+        this.desired.settle(slot, true);
         continue;
       }
       const want = unpack(kept);
@@ -576,7 +577,8 @@ export class FlowDataplane implements Dataplane {
         // during the commit (and the slot with it), the flow is recorded through the key.
         if (slot.claim !== undefined) {
           inst.flows.setIn(slot, held.flows[i]!);
-          this.desired.settle(slot);
+          // The claim may have changed while the commit was in flight: compared again.
+          this.desired.settle(slot, false);
         } else inst.flows.setThrough(flowKey(held.flows[i]!), slot, held.flows[i]!);
       }
     } else {
