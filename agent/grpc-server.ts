@@ -14,6 +14,7 @@ import { type LazyGoalStateV2, SLICED_SCAN_BYTES, scanGoalStateV2, scanGoalState
 import type { Intake } from './intake.js';
 import type { AgentMetrics } from './metrics.js';
 import { encodeReply, encodeReplyAsync } from './reply.js';
+import { releaseDecodedChunks } from './grpc-decoder-fix.js';
 import { YIELD_MS, slicer } from './intake.js';
 
 export interface GrpcServerOptions {
@@ -69,6 +70,9 @@ export class GrpcServer {
   constructor(private readonly intake: Intake, private readonly log: Logger, private readonly opts: GrpcServerOptions) {}
 
   async start(): Promise<number> {
+    // A received message's chunks would otherwise stay held until its call ends (agent/grpc-decoder-fix.ts).
+    const fix = releaseDecodedChunks();
+    if (fix.startsWith('not applied')) this.log.warn('grpc-js keeps each received message\'s chunks until its call ends', { fix });
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.opts.maxMessageBytes,
       'grpc.max_send_message_length': -1,

@@ -624,8 +624,19 @@ export function normalize<K extends Kind>(
   const c = state.configuration;
   const id = idFromMapKey(c ? c.id : '', mapKey);
   const operation = OPERATIONS[state.operationType] ?? 'UNRECOGNIZED';
+  const intent = intentOf(kind, state, id, operation, mapKey, ctx);
   return {
-    kind, id, operation, operationType: state.operationType, revision: c ? c.revisionNumber : 0,
-    intent: intentOf(kind, state, id, operation, mapKey, ctx),
+    kind, id: storedId(intent, id), operation, operationType: state.operationType, revision: c ? c.revisionNumber : 0, intent,
   };
+}
+
+/**
+ * The id the reply reports, as the one stored value spells it when they are equal: the reply's
+ * table then holds the stored string (a neighbor's is a slice of its key) instead of the decoded
+ * copy, which a million-neighbor state would otherwise keep until its reply is sent.
+ */
+function storedId<K extends Kind>(intent: Intent<K>, id: string): string {
+  if (intent.op !== 'upsert' || intent.values.length !== 1) return id;
+  const stored = (intent.values[0] as { id?: unknown }).id;
+  return stored === id ? stored : id;
 }
