@@ -40,7 +40,8 @@ export interface IntakeResult {
 
 /** A large goal state's store change being committed in chunks. */
 interface InFlight {
-  readonly events: readonly StoreEvent[];
+  /** Committed events are dropped (undefined) as chunks commit. */
+  readonly events: readonly (StoreEvent | undefined)[];
   /** Events before this index are committed. */
   at: number;
   /**
@@ -57,7 +58,8 @@ async function touchesPending(m: InFlight, events: readonly StoreEvent[]): Promi
     const index = new Map<Kind, Map<string, number>>();
     const pause = slicer();
     for (let i = 0; i < m.events.length; i++) {
-      const e = m.events[i]!;
+      const e = m.events[i];
+      if (e === undefined) continue;
       let byKey = index.get(e.kind);
       if (!byKey) index.set(e.kind, (byKey = new Map<string, number>()));
       byKey.set(e.key, i);
@@ -373,6 +375,8 @@ export class Intake {
       const saveStart = nowUs();
       saved = this.saver ? this.saver.commit(store.takeChanges()).then((error) => ({ error, us: nowUs() - saveStart })) : null;
     } finally {
+      // Only the store turn refuses repeats; a million keys need not wait for the commit.
+      written.clear();
       if (me) {
         this.large = null;
         // Its states are all stored: a small state deciding whether to overtake cannot read it
@@ -411,7 +415,7 @@ export class Intake {
    * dataplane took; outcomes are merged into `results` (a failure fails every changed resource
    * of the goal state, as before).
    */
-  private async commitToDataplane(events: readonly StoreEvent[], results: ResultTable): Promise<number> {
+  private async commitToDataplane(events: StoreEvent[], results: ResultTable): Promise<number> {
     const large = events.length > CHUNK_MIN_EVENTS && this.dataplane.chunkable === true;
     // Goal states enter the dataplane queue in arrival order: wait for the one before us to
     // have entered (a goal state held back by a conflict holds back those after it).
@@ -434,6 +438,7 @@ export class Intake {
       let size = large ? FIRST_CHUNK : events.length;
       for (let at = 0; at < events.length;) {
         const chunk = large ? events.slice(at, at + size) : events;
+        const from = at;
         const last = at + chunk.length >= events.length;
         let chunkUs = 0;
         const run = this.queue.then(async () => {
@@ -456,6 +461,9 @@ export class Intake {
         if (!large) break;
         at += chunk.length;
         me.at = at;
+        // Committed: nothing reads these events again (a million of them outlived their use
+        // until the last chunk). The intake made the array; store listeners read it when published.
+        (events as (StoreEvent | undefined)[]).fill(undefined, from, at);
         // The next chunk to take about CHUNK_MS at the rate this one ran (at most twice as many
         // events) while other goal states come and go; alone (none in the intake, none arrived
         // for QUIET_MS), about ALONE_CHUNK_MS: nobody

@@ -187,7 +187,10 @@ export class ResourceStore implements ResourceView {
     return () => this.listeners.delete(listener);
   }
 
-  /** Tell subscribers what one applied goal state changed (called once per goal state). */
+  /**
+   * Tell subscribers what one applied goal state changed (called once per goal state). Listeners
+   * read the events during the call: the intake drops a large state's events as it commits them.
+   */
   publish(events: readonly StoreEvent[]): void {
     if (events.length === 0) return;
     for (const listener of this.listeners) listener(events);
