@@ -6,7 +6,10 @@
 import type { Ofpact } from '../openflow/actions.js';
 import { formatActions } from '../openflow/actions.js';
 import { CheckError, checkActions } from '../openflow/check.js';
-import { Classifier, type ClsRule, type Conjunction, type Subtable, type Vals, valAt } from './classifier.js';
+import { Classifier, type Conjunction } from './classifier.js';
+import { Rule } from './rule.js';
+
+export { Rule };
 import { Datapath } from './datapath.js';
 import { FieldError } from '../base/fields.js';
 import { FLOW_WORDS, type Flow, W, newFlow } from '../base/flow.js';
@@ -53,97 +56,6 @@ interface Undo {
 }
 
 const NO_ACTIONS: Ofpact[] = [];
-const NO_VALS: Vals = '';
-
-/**
- * What most rules never change from its default: timeouts, importance, flags, use times and
- * counters. Made for a rule the first time one of them differs (a timeout, a packet, a modify).
- */
-interface RuleLife {
-  used: number;
-  modified: number;
-  nPackets: number;
-  nBytes: number;
-  idle: number;
-  hard: number;
-  importance: number;
-  flags: number;
-}
-
-export class Rule implements ClsRule {
-  // Assigned in the constructor, all of them, in one order: every rule has one compact shape.
-  // A million rules at 9 fields, not 16: the rest is in `life`, made when first needed.
-  vals: Vals;
-  subtable: Subtable | null;
-  conj: Conjunction[] | null;
-  created: number;
-  table: number;
-  priority: number;
-  cookie: bigint;
-  actions: Ofpact[];
-  private life: RuleLife | null;
-
-  constructor(table: number, priority: number, cookie: bigint, actions: Ofpact[], idle: number, hard: number, importance: number, flags: number) {
-    this.vals = NO_VALS;
-    this.subtable = null;
-    this.conj = null;
-    this.created = 0;
-    this.table = table;
-    this.priority = priority;
-    this.cookie = cookie;
-    this.actions = actions;
-    this.life = null;
-    if (idle !== 0 || hard !== 0 || importance !== 0 || flags !== 0) {
-      const l = this.grow();
-      l.idle = idle;
-      l.hard = hard;
-      l.importance = importance;
-      l.flags = flags;
-    }
-  }
-
-  private grow(): RuleLife {
-    // Use and modification times: -1 is "the creation time" (which may be set later).
-    return (this.life ??= { used: -1, modified: -1, nPackets: 0, nBytes: 0, idle: 0, hard: 0, importance: 0, flags: 0 });
-  }
-
-  /** Last use (a packet, or creation). */
-  get used(): number {
-    const l = this.life;
-    return l === null || l.used < 0 ? this.created : l.used;
-  }
-  set used(v: number) { if (this.life !== null || v !== this.created) this.grow().used = v; }
-  /** Last modification (or creation). */
-  get modified(): number {
-    const l = this.life;
-    return l === null || l.modified < 0 ? this.created : l.modified;
-  }
-  set modified(v: number) { if (this.life !== null || v !== this.created) this.grow().modified = v; }
-  get nPackets(): number { return this.life?.nPackets ?? 0; }
-  set nPackets(v: number) { if (this.life !== null || v !== 0) this.grow().nPackets = v; }
-  get nBytes(): number { return this.life?.nBytes ?? 0; }
-  set nBytes(v: number) { if (this.life !== null || v !== 0) this.grow().nBytes = v; }
-  get idle(): number { return this.life?.idle ?? 0; }
-  set idle(v: number) { if (this.life !== null || v !== 0) this.grow().idle = v; }
-  get hard(): number { return this.life?.hard ?? 0; }
-  set hard(v: number) { if (this.life !== null || v !== 0) this.grow().hard = v; }
-  get importance(): number { return this.life?.importance ?? 0; }
-  set importance(v: number) { if (this.life !== null || v !== 0) this.grow().importance = v; }
-  get flags(): number { return this.life?.flags ?? 0; }
-  set flags(v: number) { if (this.life !== null || v !== 0) this.grow().flags = v; }
-
-  /** The rule's match, rebuilt from its subtable's mask and its values. */
-  match(): Match {
-    const m = new Match();
-    const st = this.subtable!;
-    for (let i = 0; i < st.idx.length; i++) {
-      m.wc[st.idx[i]!] = st.mask[i]!;
-      m.flow[st.idx[i]!] = valAt(this.vals, i);
-    }
-    return m;
-  }
-}
-
 function actionsUseTunMetadata(actions: Ofpact[], index: number): boolean {
   const uses = (f: { tunMetadata?: number } | undefined): boolean => f?.tunMetadata === index;
   return actions.some((a) => {
@@ -228,7 +140,7 @@ export class Bridge {
   readonly ports = new Map<number, BridgePort>();
   /** Bumped whenever a port is added or removed, so callers can cache port lookups. */
   portsVersion = 0;
-  private readonly tables = new Map<number, Classifier<Rule>>();
+  private readonly tables = new Map<number, Classifier>();
   /** Tables with eviction turned on (`mod-table … evict`). */
   readonly tableEviction = new Set<number>();
   readonly groups = new Map<number, Group>();
@@ -274,9 +186,9 @@ export class Bridge {
     return this.datapath.clock;
   }
 
-  table(id: number): Classifier<Rule> {
+  table(id: number): Classifier {
     let t = this.tables.get(id);
-    if (!t) this.tables.set(id, (t = new Classifier<Rule>()));
+    if (!t) this.tables.set(id, (t = new Classifier(id)));
     return t;
   }
 
@@ -494,7 +406,7 @@ export class Bridge {
         this.checkSwitch(fm.actions, fm.match, table);
         const r = this.newRule(fm, table);
         const t = this.table(table);
-        const old = t.findExact(r.subtable as Subtable<Rule>, r.vals, r.priority);
+        const old = t.findExact(r.subtable!, r.vals, r.priority);
         if (!old && fm.flags & FF.CHECK_OVERLAP) {
           const m = fm.match;
           for (const other of t.rules()) if (other.priority === r.priority && overlaps(m, other.match())) throw new OfError('OFPFMFC_OVERLAP');
@@ -560,7 +472,8 @@ export class Bridge {
     const now = this.now();
     const gone: Rule[] = [];
     for (const t of this.tables.values()) {
-      for (const r of [...t.rules()]) {
+      // A rule with a timeout is kept as an object (a plain rule has none).
+      for (const r of [...t.objects()]) {
         if ((r.hard && now >= r.created + r.hard * 1000) || (r.idle && now >= r.used + r.idle * 1000)) {
           t.remove(r);
           gone.push(r);

@@ -3,28 +3,28 @@
 // subtables are visited in order of their highest priority, so a lookup stops as soon as no
 // remaining subtable can hold a better rule. Conjunctive rules (actions that are all
 // conjunction(id,k/n)) are soft matches, resolved as OVS's classifier_lookup__ resolves them.
+//
+// A subtable keeps its rules in columns (typed arrays by slot) with an open-addressing index by
+// hash. A plain rule (switch/rule.ts isPlain: most of a cloud's flows) is only its columns; any
+// other rule keeps its object in its slot. A million plain rules as objects cost about 165 bytes
+// each (the object, its packed values string, a hash map entry); in columns about 60.
+//
+// What the columns mean for callers:
+// - A rule a packet hits (`lookup`) is made an object and kept so (it then has counters): the
+//   same object each time.
+// - `rules()` and `findExact` hand out a plain rule as a new object each time, a copy: changing
+//   it changes nothing in the table (the bridge changes rules by replacing them).
+// - `remove` goes by match and priority, which name at most one rule of a table.
 import { FLOW_WORDS, type Flow, W, WIDTH } from '../base/flow.js';
+import type { Ofpact } from '../openflow/actions.js';
+import { Rule, type Vals, valAt } from './rule.js';
+
+export { type Conjunction, type Vals, valAt } from './rule.js';
 
 const WORDS = FLOW_WORDS;
 const MD = W.tun_md;
 const MD_WORDS = WIDTH.tun_md;
 const MD_PRESENT = W.tun_md_present;
-
-/** What the classifier needs from a rule; the bridge's rules carry more. */
-export interface ClsRule {
-  priority: number;
-  /** The masked values, one per word of the subtable's mask, packed (see Vals). */
-  vals: Vals;
-  subtable: Subtable | null;
-  /** Conjunction clauses when every action is conjunction(id,k/n) (plus notes), else null. */
-  conj: Conjunction[] | null;
-}
-
-export interface Conjunction {
-  id: number;
-  clause: number;
-  nClauses: number;
-}
 
 const mix = (h: number, v: number): number => {
   let k = Math.imul(v, 0xcc9e2d51);
@@ -34,23 +34,14 @@ const mix = (h: number, v: number): number => {
   h = (h << 13) | (h >>> 19);
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 };
-/** Map keys within V8's small-integer range (a larger number is a boxed double). */
+/** Hashes within V8's small-integer range. */
 const smi = (h: number): number => h & 0x3fffffff;
 
-/**
- * A rule's masked values, one 32-bit word per word of its subtable's mask, packed as a string
- * of two UTF-16 code units per word (high half first). A million rules kept their values as
- * arrays of numbers: an array object and its elements, about 88 bytes a rule, where the string
- * is about 32; two equal matches of one subtable have equal strings, compared by `===`.
- */
-export type Vals = string;
+/** Index entries: 0 empty, -1 a removed entry (probing goes on past it), else slot + 1. */
+const EMPTY = 0;
+const GONE = -1;
 
-/** Word `i` of packed values. */
-export const valAt = (v: Vals, i: number): number => ((v.charCodeAt(2 * i) << 16) | v.charCodeAt(2 * i + 1)) >>> 0;
-
-export class Subtable<R extends ClsRule = ClsRule> {
-  /** Rules by hash of masked values: one rule, or rules sharing a hash, highest priority first. */
-  readonly buckets = new Map<number, R | R[]>();
+export class Subtable {
   maxPriority = -1;
   count = 0;
   /** In its classifier's table (a subtable leaves it when its last rule goes). */
@@ -58,7 +49,23 @@ export class Subtable<R extends ClsRule = ClsRule> {
   /** Priority counts, to keep maxPriority right on removals. */
   private readonly priorities = new Map<number, number>();
 
-  constructor(readonly key: string, readonly idx: Int32Array, readonly mask: Uint32Array, readonly order: number) {}
+  // Columns by slot. Slots are taken in order and freed in place; the columns are compacted
+  // when full of freed slots, so iteration is in insertion order, as a Map's would be.
+  private cap = 0;
+  private end = 0;
+  private freed = 0;
+  private words = new Uint32Array(0);
+  private prio = new Int32Array(0);
+  private hashes = new Int32Array(0);
+  private born = new Float64Array(0);
+  private cookies = new BigUint64Array(0);
+  /** A plain rule's actions, or the rule object; undefined: a freed slot. */
+  private readonly items: (Ofpact[] | Rule | undefined)[] = [];
+  /** Open addressing by hash, linear probing; at most half full (freed entries counted). */
+  private index = new Int32Array(8);
+  private indexUsed = 0;
+
+  constructor(readonly key: string, readonly idx: Int32Array, readonly mask: Uint32Array, readonly order: number, readonly table: number) {}
 
   hashFlow(f: Flow): number {
     let h = 0;
@@ -73,35 +80,239 @@ export class Subtable<R extends ClsRule = ClsRule> {
     return smi(h);
   }
 
-  matches(r: R, f: Flow): boolean {
-    const v = r.vals;
-    for (let i = 0; i < this.idx.length; i++) if (((f[this.idx[i]!]! & this.mask[i]!) >>> 0) !== valAt(v, i)) return false;
+  private matchesFlow(slot: number, f: Flow): boolean {
+    const n = this.idx.length;
+    const base = slot * n;
+    for (let i = 0; i < n; i++) if (((f[this.idx[i]!]! & this.mask[i]!) >>> 0) !== this.words[base + i]) return false;
     return true;
   }
 
-  sameVals(a: Vals, b: Vals): boolean {
-    return a === b;
+  private matchesVals(slot: number, v: Vals): boolean {
+    const n = this.idx.length;
+    const base = slot * n;
+    for (let i = 0; i < n; i++) if (valAt(v, i) !== this.words[base + i]) return false;
+    return true;
   }
 
-  /** The highest-priority rule matching `f` (find_match_wc), and the bucket list it came from. */
-  find(f: Flow): R | undefined {
-    const b = this.buckets.get(this.hashFlow(f));
-    if (b === undefined) return undefined;
-    if (!Array.isArray(b)) return this.matches(b, f) ? b : undefined;
-    for (const r of b) if (this.matches(r, f)) return r;
-    return undefined;
+  /** The slot of the rule with these values and priority, or -1. */
+  private slotOf(v: Vals, priority: number): number {
+    const h = this.hashVals(v);
+    const m = this.index.length - 1;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const e = this.index[i]!;
+      if (e === EMPTY) return -1;
+      if (e === GONE) continue;
+      const s = e - 1;
+      if (this.hashes[s] === h && this.prio[s] === priority && this.matchesVals(s, v)) return s;
+    }
   }
 
-  /** The next lower-priority rule with the same match as `r` (next_visible_rule_in_list). */
-  nextSameMatch(r: R): R | undefined {
-    const b = this.buckets.get(this.hashVals(r.vals));
-    if (!Array.isArray(b)) return undefined;
-    const i = b.indexOf(r);
-    for (let j = i + 1; j < b.length; j++) if (this.sameVals(b[j]!.vals, r.vals)) return b[j];
-    return undefined;
+  /** The rule in a slot as an object: its own, or a copy made from the columns. */
+  private ruleAt(slot: number): Rule {
+    const item = this.items[slot]!;
+    if (item instanceof Rule) return item;
+    const r = new Rule(this.table, this.prio[slot]!, this.cookies[slot]!, item, 0, 0, 0, 0);
+    r.subtable = this;
+    r.vals = this.valsAt(slot);
+    r.created = this.born[slot]!;
+    return r;
   }
 
-  addPriority(p: number, d: number): void {
+  private valsAt(slot: number): Vals {
+    const n = this.idx.length;
+    const codes = new Array<number>(2 * n);
+    for (let i = 0; i < n; i++) {
+      const w = this.words[slot * n + i]!;
+      codes[2 * i] = w >>> 16;
+      codes[2 * i + 1] = w & 0xffff;
+    }
+    return String.fromCharCode.apply(null, codes);
+  }
+
+  /** The highest-priority rule matching `f` (find_match_wc); a plain one as a copy (see keep). */
+  find(f: Flow): Rule | undefined {
+    const h = this.hashFlow(f);
+    const m = this.index.length - 1;
+    let best = -1;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const e = this.index[i]!;
+      if (e === EMPTY) break;
+      if (e === GONE) continue;
+      const s = e - 1;
+      if (this.hashes[s] === h && (best < 0 || this.prio[s]! > this.prio[best]!) && this.matchesFlow(s, f)) best = s;
+    }
+    return best < 0 ? undefined : this.ruleAt(best);
+  }
+
+  /**
+   * The object to hand out for a rule found here, kept in its slot from now on (a packet hit it:
+   * it will count, and must be the same object next time).
+   */
+  keep(r: Rule): Rule {
+    const s = this.slotOf(r.vals, r.priority);
+    if (s < 0) return r;
+    const item = this.items[s];
+    if (item instanceof Rule) return item;
+    this.items[s] = r;
+    return r;
+  }
+
+  /** The next lower-priority rule with the same match as `r` (next_visible_rule_in_list); a plain one as a copy. */
+  nextSameMatch(r: Rule): Rule | undefined {
+    const h = this.hashVals(r.vals);
+    const m = this.index.length - 1;
+    let best = -1;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const e = this.index[i]!;
+      if (e === EMPTY) break;
+      if (e === GONE) continue;
+      const s = e - 1;
+      const p = this.prio[s]!;
+      if (this.hashes[s] === h && p < r.priority && (best < 0 || p > this.prio[best]!) && this.matchesVals(s, r.vals)) best = s;
+    }
+    return best < 0 ? undefined : this.ruleAt(best);
+  }
+
+  /** The rule with exactly these values and priority (a copy when plain). */
+  findExact(vals: Vals, priority: number): Rule | undefined {
+    const s = this.slotOf(vals, priority);
+    return s < 0 ? undefined : this.ruleAt(s);
+  }
+
+  /** Put a rule in (its vals set; no rule of its values and priority is here). */
+  add(r: Rule): void {
+    if (this.end === this.cap) this.makeRoom();
+    // The index first: made again, it places every slot in use, and this one is not yet.
+    if ((this.indexUsed + 1) * 2 > this.index.length) this.reindex(this.count + 1);
+    const slot = this.end++;
+    const n = this.idx.length;
+    for (let i = 0; i < n; i++) this.words[slot * n + i] = valAt(r.vals, i);
+    const h = this.hashVals(r.vals);
+    this.prio[slot] = r.priority;
+    this.hashes[slot] = h;
+    if (r.isPlain()) {
+      this.born[slot] = r.created;
+      this.cookies[slot] = r.cookie;
+      this.items[slot] = r.actions;
+    } else {
+      this.items[slot] = r;
+    }
+    this.place(slot, h);
+    this.indexUsed++;
+    this.count++;
+    this.addPriority(r.priority, 1);
+  }
+
+  /** Take out the rule of `r`'s values and priority; whether there was one. */
+  delete(r: Rule): boolean {
+    const h = this.hashVals(r.vals);
+    const m = this.index.length - 1;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const e = this.index[i]!;
+      if (e === EMPTY) return false;
+      if (e === GONE) continue;
+      const s = e - 1;
+      if (this.hashes[s] !== h || this.prio[s] !== r.priority || !this.matchesVals(s, r.vals)) continue;
+      this.index[i] = GONE;
+      this.items[s] = undefined;
+      this.freed++;
+      this.count--;
+      this.addPriority(r.priority, -1);
+      if (this.count === 0) this.clear();
+      return true;
+    }
+  }
+
+  /** Every rule, in insertion order (plain ones as copies). */
+  *rules(): IterableIterator<Rule> {
+    for (let s = 0; s < this.end; s++) if (this.items[s] !== undefined) yield this.ruleAt(s);
+  }
+
+  /** The rules kept as objects (those with timeouts, counters or conjunctions among them). */
+  *objects(): IterableIterator<Rule> {
+    for (let s = 0; s < this.end; s++) {
+      const item = this.items[s];
+      if (item instanceof Rule) yield item;
+    }
+  }
+
+  /** Empty: the columns go (a subtable left empty may stay empty for good). */
+  private clear(): void {
+    this.cap = this.end = this.freed = 0;
+    this.words = new Uint32Array(0);
+    this.prio = new Int32Array(0);
+    this.hashes = new Int32Array(0);
+    this.born = new Float64Array(0);
+    this.cookies = new BigUint64Array(0);
+    this.items.length = 0;
+    this.index = new Int32Array(8);
+    this.indexUsed = 0;
+  }
+
+  private place(slot: number, h: number): void {
+    const m = this.index.length - 1;
+    let i = h & m;
+    while (this.index[i]! > 0) i = (i + 1) & m;
+    if (this.index[i] === GONE) this.indexUsed--;
+    this.index[i] = slot + 1;
+  }
+
+  /** A new index for `n` rules (freed entries dropped). */
+  private reindex(n: number): void {
+    let size = 8;
+    while (size <= n * 2) size *= 2;
+    this.index = new Int32Array(size);
+    this.indexUsed = 0;
+    for (let s = 0; s < this.end; s++) {
+      if (this.items[s] === undefined) continue;
+      this.place(s, this.hashes[s]!);
+      this.indexUsed++;
+    }
+  }
+
+  /**
+   * Room for one more slot: squeeze freed slots out when a quarter of them are freed, else grow
+   * the columns by half. `items` grows as an array does (one made at a large length would start
+   * as a dictionary); the index holds slots, so it is made again only when slots moved.
+   */
+  private makeRoom(): void {
+    const n = this.idx.length;
+    if (this.cap > 0 && this.freed * 4 >= this.cap) {
+      let to = 0;
+      for (let s = 0; s < this.end; s++) {
+        const item = this.items[s];
+        if (item === undefined) continue;
+        if (to !== s) {
+          this.words.copyWithin(to * n, s * n, s * n + n);
+          this.prio[to] = this.prio[s]!;
+          this.hashes[to] = this.hashes[s]!;
+          this.born[to] = this.born[s]!;
+          this.cookies[to] = this.cookies[s]!;
+          this.items[to] = item;
+        }
+        to++;
+      }
+      this.items.length = to;
+      this.end = to;
+      this.freed = 0;
+      this.reindex(to + 1);
+      return;
+    }
+    const cap = Math.max(8, Math.ceil(this.cap * 1.5));
+    const grow = <T extends Uint32Array | Int32Array | Float64Array | BigUint64Array>(a: T, make: (len: number) => T, per = 1): T => {
+      const b = make(cap * per);
+      b.set(a as never);
+      return b;
+    };
+    this.words = grow(this.words, (l) => new Uint32Array(l), n);
+    this.prio = grow(this.prio, (l) => new Int32Array(l));
+    this.hashes = grow(this.hashes, (l) => new Int32Array(l));
+    this.born = grow(this.born, (l) => new Float64Array(l));
+    this.cookies = grow(this.cookies, (l) => new BigUint64Array(l));
+    this.cap = cap;
+  }
+
+  private addPriority(p: number, d: number): void {
     const n = (this.priorities.get(p) ?? 0) + d;
     if (n === 0) this.priorities.delete(p);
     else this.priorities.set(p, n);
@@ -115,14 +326,14 @@ function sameMask(st: Subtable, mask: Flow): boolean {
   return true;
 }
 
-export class Classifier<R extends ClsRule = ClsRule> {
-  private readonly subtables = new Map<string, Subtable<R>>();
-  private ordered: Subtable<R>[] | null = null;
+export class Classifier {
+  private readonly subtables = new Map<string, Subtable>();
+  private ordered: Subtable[] | null = null;
   private created = 0;
   size = 0;
 
   /** Subtables by a hash of their mask, for finding a mask's subtable without building a key. */
-  private readonly byMaskHash = new Map<number, Subtable<R>[]>();
+  private readonly byMaskHash = new Map<number, Subtable[]>();
 
   /**
    * The last mask asked for and its subtable: flow mods compiled from one template (the agent's
@@ -130,10 +341,13 @@ export class Classifier<R extends ClsRule = ClsRule> {
    * shape. A mask array is never changed once a flow mod carries it.
    */
   private lastMask: Flow | null = null;
-  private lastSubtable: Subtable<R> | null = null;
+  private lastSubtable: Subtable | null = null;
+
+  /** `table`: the table's number, which the rules it hands out carry. */
+  constructor(readonly table = 0) {}
 
   /** The subtable for a mask (words of a flow-sized mask), created when missing. */
-  subtableFor(mask: Flow): Subtable<R> {
+  subtableFor(mask: Flow): Subtable {
     if (mask === this.lastMask) return this.revive(this.lastSubtable!);
     const st = this.findOrCreate(mask);
     this.lastMask = mask;
@@ -141,7 +355,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
     return st;
   }
 
-  private findOrCreate(mask: Flow): Subtable<R> {
+  private findOrCreate(mask: Flow): Subtable {
     let h = 0;
     let n = 0;
     // The 64 words of Geneve option data matter only when some option's presence is matched.
@@ -170,7 +384,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
         key += `${i}:${mask[i]!.toString(36)},`;
       }
     }
-    const st = new Subtable<R>(key, idx, words, this.created++);
+    const st = new Subtable(key, idx, words, this.created++, this.table);
     if (candidates) candidates.push(st);
     else this.byMaskHash.set(h, [st]);
     this.subtables.set(key, st);
@@ -179,7 +393,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
   }
 
   /** A subtable that emptied (and left the table) comes back when a rule is put in it again. */
-  private revive(st: Subtable<R>): Subtable<R> {
+  private revive(st: Subtable): Subtable {
     if (!st.live) {
       st.live = true;
       this.subtables.set(st.key, st);
@@ -200,52 +414,27 @@ export class Classifier<R extends ClsRule = ClsRule> {
     return String.fromCharCode.apply(null, codes);
   }
 
-  /** The rule with exactly this match (subtable and values) and priority. */
-  findExact(st: Subtable<R>, vals: Vals, priority: number): R | undefined {
-    const b = st.buckets.get(st.hashVals(vals));
-    if (b === undefined) return undefined;
-    if (!Array.isArray(b)) return b.priority === priority && st.sameVals(b.vals, vals) ? b : undefined;
-    return b.find((r) => r.priority === priority && st.sameVals(r.vals, vals));
+  /** The rule with exactly this match (subtable and values) and priority (a copy when plain). */
+  findExact(st: Subtable, vals: Vals, priority: number): Rule | undefined {
+    return st.findExact(vals, priority);
   }
 
   /** Insert a rule whose subtable and vals are set; the caller removed any rule it replaces. */
-  insert(r: R): void {
+  insert(r: Rule): void {
     // The rule's subtable may have emptied and left the table since (as when an add replaces
     // the only rule of its shape): it comes back.
-    const st = this.revive(r.subtable as Subtable<R>);
-    const h = st.hashVals(r.vals);
-    const b = st.buckets.get(h);
-    if (b === undefined) st.buckets.set(h, r);
-    else if (!Array.isArray(b)) st.buckets.set(h, b.priority >= r.priority ? [b, r] : [r, b]);
-    else {
-      let i = 0;
-      while (i < b.length && b[i]!.priority >= r.priority) i++;
-      b.splice(i, 0, r);
-    }
+    const st = this.revive(r.subtable!);
     const before = st.maxPriority;
-    st.count++;
-    st.addPriority(r.priority, 1);
+    st.add(r);
     if (st.maxPriority !== before) this.ordered = null;
     this.size++;
   }
 
-  remove(r: R): void {
-    const st = r.subtable as Subtable<R>;
-    const h = st.hashVals(r.vals);
-    const b = st.buckets.get(h);
-    if (b === undefined) return;
-    if (!Array.isArray(b)) {
-      if (b !== r) return;
-      st.buckets.delete(h);
-    } else {
-      const i = b.indexOf(r);
-      if (i < 0) return;
-      b.splice(i, 1);
-      if (b.length === 1) st.buckets.set(h, b[0]!);
-    }
+  /** Remove the rule of `r`'s match and priority. */
+  remove(r: Rule): void {
+    const st = r.subtable!;
     const before = st.maxPriority;
-    st.count--;
-    st.addPriority(r.priority, -1);
+    if (!st.delete(r)) return;
     this.size--;
     if (st.count === 0) {
       this.subtables.delete(st.key);
@@ -256,25 +445,33 @@ export class Classifier<R extends ClsRule = ClsRule> {
     }
   }
 
-  *rules(): IterableIterator<R> {
-    for (const st of this.subtables.values()) {
-      for (const b of st.buckets.values()) {
-        if (Array.isArray(b)) yield* b;
-        else yield b;
-      }
-    }
+  *rules(): IterableIterator<Rule> {
+    for (const st of this.subtables.values()) yield* st.rules();
   }
 
-  private order(): Subtable<R>[] {
+  /** The rules kept as objects: every rule with a timeout is among them. */
+  *objects(): IterableIterator<Rule> {
+    for (const st of this.subtables.values()) yield* st.objects();
+  }
+
+  private order(): Subtable[] {
     this.ordered ??= [...this.subtables.values()].sort((a, b) => b.maxPriority - a.maxPriority || a.order - b.order);
     return this.ordered;
   }
 
-  /** The rule a packet hits (classifier_lookup__), resolving conjunctive matches. */
-  lookup(f: Flow, allowConj = true): R | undefined {
-    let hard: R | undefined;
+  /**
+   * The rule a packet hits (classifier_lookup__), resolving conjunctive matches: kept as an
+   * object from now on (it counts the packet), the same object each time.
+   */
+  lookup(f: Flow): Rule | undefined {
+    const r = this.match(f, true);
+    return r === undefined ? undefined : r.subtable!.keep(r);
+  }
+
+  private match(f: Flow, allowConj: boolean): Rule | undefined {
+    let hard: Rule | undefined;
     let hardPri = -1;
-    let soft: (R | undefined)[] | null = null;
+    let soft: (Rule | undefined)[] | null = null;
     let softPri = -1;
     for (const st of this.order()) {
       if (st.maxPriority <= hardPri) break;
@@ -290,7 +487,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
     }
     if (soft === null || hardPri >= softPri) return hard;
     for (;;) {
-      soft = soft.filter((s): s is R => s !== undefined && s.priority > hardPri);
+      soft = soft.filter((s): s is Rule => s !== undefined && s.priority > hardPri);
       if (soft.length === 0) break;
       let pri = -1;
       let nPri = 0;
@@ -308,7 +505,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
           if (have === (1n << BigInt(c.nClauses)) - 1n) {
             const saved = f[W.conj_id]!;
             f[W.conj_id] = c.id;
-            const r = this.lookup(f, false);
+            const r = this.match(f, false);
             f[W.conj_id] = saved;
             if (r) return r;
           }
@@ -317,7 +514,7 @@ export class Classifier<R extends ClsRule = ClsRule> {
       // Drop back to lower-priority rules with the same matches.
       soft = soft.map((s) => {
         if (s!.priority !== pri) return s;
-        const next = (s!.subtable as Subtable<R>).nextSameMatch(s!);
+        const next = s!.subtable!.nextSameMatch(s!);
         if (next && next.conj === null) {
           if (next.priority > hardPri) {
             hard = next;
