@@ -131,17 +131,26 @@ export class Subtable {
 
   /** The highest-priority rule matching `f` (find_match_wc); a plain one as a copy (see keep). */
   find(f: Flow): Rule | undefined {
-    const h = this.hashFlow(f);
+    const s = this.bestSlot(this.hashFlow(f), Infinity, f, null);
+    return s < 0 ? undefined : this.ruleAt(s);
+  }
+
+  /**
+   * The slot of highest priority below `below` among those of hash `h` whose values match flow
+   * `f` (or, with no flow, equal `v`); -1 when none does.
+   */
+  private bestSlot(h: number, below: number, f: Flow | null, v: Vals | null): number {
     const m = this.index.length - 1;
     let best = -1;
     for (let i = h & m; ; i = (i + 1) & m) {
       const e = this.index[i]!;
-      if (e === EMPTY) break;
+      if (e === EMPTY) return best;
       if (e === GONE) continue;
       const s = e - 1;
-      if (this.hashes[s] === h && (best < 0 || this.prio[s]! > this.prio[best]!) && this.matchesFlow(s, f)) best = s;
+      const p = this.prio[s]!;
+      if (this.hashes[s] !== h || p >= below || (best >= 0 && p <= this.prio[best]!)) continue;
+      if (f !== null ? this.matchesFlow(s, f) : this.matchesVals(s, v!)) best = s;
     }
-    return best < 0 ? undefined : this.ruleAt(best);
   }
 
   /**
@@ -159,18 +168,8 @@ export class Subtable {
 
   /** The next lower-priority rule with the same match as `r` (next_visible_rule_in_list); a plain one as a copy. */
   nextSameMatch(r: Rule): Rule | undefined {
-    const h = this.hashVals(r.vals);
-    const m = this.index.length - 1;
-    let best = -1;
-    for (let i = h & m; ; i = (i + 1) & m) {
-      const e = this.index[i]!;
-      if (e === EMPTY) break;
-      if (e === GONE) continue;
-      const s = e - 1;
-      const p = this.prio[s]!;
-      if (this.hashes[s] === h && p < r.priority && (best < 0 || p > this.prio[best]!) && this.matchesVals(s, r.vals)) best = s;
-    }
-    return best < 0 ? undefined : this.ruleAt(best);
+    const s = this.bestSlot(this.hashVals(r.vals), r.priority, null, r.vals);
+    return s < 0 ? undefined : this.ruleAt(s);
   }
 
   /** The rule with exactly these values and priority (a copy when plain). */
