@@ -3,7 +3,7 @@
 // (copies of plain rules, one kept object for a rule a packet hit, counters on it).
 import test from 'ava';
 import fc from 'fast-check';
-import { Bridge, Fabric, SimVm, applyBundle, flowModFromText } from '../ovs-sim/index.js';
+import { Bridge, Fabric, OfError, SimVm, applyBundle, flowModFromText } from '../ovs-sim/index.js';
 import { FLOW_WORDS, type Flow, W } from '../ovs-sim/base/flow.js';
 import { Classifier } from '../ovs-sim/switch/classifier.js';
 import { Rule } from '../ovs-sim/switch/rule.js';
@@ -141,4 +141,21 @@ test('a rule added as the index is made again, then deleted, leaves nothing behi
   t.deepEqual(b.flows().map((r) => r.priority).sort(), [1, 10], 'the .4 rule is still there');
   f[W.nw_dst] = 0x0a000004;
   t.is(b.table(0).lookup(f)?.priority, 10);
+});
+
+test('a failed bundle puts back a learned flow its delete removed twice over once (found in review)', (t) => {
+  const b = new Bridge('br0');
+  const mod = (line: string) => flowModFromText(b, line);
+  applyBundle(b, { groups: [], meters: [], groupDeletes: [], meterDeletes: [], flows: [
+    'add table=0,priority=5,actions=learn(table=10,cookie=0x5,delete_learned,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])',
+    'add table=10,cookie=0x5,priority=7,dl_dst=00:00:00:00:00:01,actions=drop',
+  ].map(mod) });
+  const before = b.flows().map((r) => `${r.table}/${r.priority}`).sort();
+  // The delete selects both; removing the learn rule flushes the learned flow first. Then a flow
+  // mod the switch refuses (a group it does not have) fails the whole bundle.
+  const failing = ['delete table=255', 'add table=3,priority=1,actions=group:9'].map(mod);
+  const e = t.throws(() => applyBundle(b, { flows: failing, groups: [], meters: [], groupDeletes: [], meterDeletes: [] }));
+  t.true(e instanceof OfError && e.code === 'OFPBAC_BAD_OUT_GROUP', String(e));
+  t.deepEqual(b.flows().map((r) => `${r.table}/${r.priority}`).sort(), before, 'each flow back once');
+  t.is(b.table(10).size, 1);
 });

@@ -331,8 +331,9 @@ export class Bridge {
   }
 
   private removeRule(r: Rule, undo: Undo[]): void {
-    this.table(r.table).remove(r);
-    undo.push({ inserted: false, rule: r });
+    // Only what was there is put back if the bundle fails: a delete that selects a learned flow
+    // its learn action's rule flushes too removes it once, not twice.
+    if (this.table(r.table).remove(r)) undo.push({ inserted: false, rule: r });
   }
 
   private newRule(fm: FlowMod, table: number): Rule {

@@ -429,11 +429,11 @@ export class Classifier {
     this.size++;
   }
 
-  /** Remove the rule of `r`'s match and priority. */
-  remove(r: Rule): void {
+  /** Remove the rule of `r`'s match and priority; whether there was one. */
+  remove(r: Rule): boolean {
     const st = r.subtable!;
     const before = st.maxPriority;
-    if (!st.delete(r)) return;
+    if (!st.delete(r)) return false;
     this.size--;
     if (st.count === 0) {
       this.subtables.delete(st.key);
@@ -442,6 +442,7 @@ export class Classifier {
     } else if (st.maxPriority !== before) {
       this.ordered = null;
     }
+    return true;
   }
 
   *rules(): IterableIterator<Rule> {
