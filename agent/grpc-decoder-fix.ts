@@ -11,20 +11,22 @@
 //
 // The fix drops the list once a write has completed every message it started (the decoder is
 // then between messages, and the list holds only bytes already concatenated). It wraps the
-// decoder's `write`; nothing else of grpc-js changes. It applies only when the module looks as
-// expected (the class, its `write`, the fields it reads); otherwise it does nothing and says so,
-// and the agent works as before, holding the chunks.
+// decoder's `write`; nothing else of grpc-js changes. It applies only when the decoder behaves as
+// 1.14's does (tried on a probe: reading state 2 while a message is half read, its chunk held;
+// the message out whole, the state back); otherwise it does nothing and says so, and the agent
+// works as before, holding the chunks.
 import { createRequire } from 'node:module';
 
 /** The decoder's state while it is reading a message's bytes (ReadState.READING_MESSAGE). */
 const READING_MESSAGE = 2;
 const PATCHED = Symbol.for('aca.grpcDecoderReleasesChunks');
+const ORIGINAL = Symbol.for('aca.grpcDecoderOriginalWrite');
 
 interface DecoderLike {
   readState: number;
   readPartialMessage: unknown[];
 }
-type Write = ((this: DecoderLike, data: Buffer) => Buffer[]) & { [PATCHED]?: true };
+type Write = ((this: DecoderLike, data: Buffer) => Buffer[]) & { [PATCHED]?: true; [ORIGINAL]?: Write };
 
 type DecoderClass = (new (maxMessageLength: number) => Partial<DecoderLike>) & { prototype: { write: Write } };
 
@@ -37,8 +39,18 @@ export function grpcStreamDecoder(): DecoderClass | string {
     const mod = require('@grpc/grpc-js/build/src/stream-decoder.js') as { StreamDecoder?: unknown };
     const cls = mod.StreamDecoder as DecoderClass | undefined;
     if (typeof cls !== 'function' || typeof cls.prototype?.write !== 'function') return 'grpc-js has no StreamDecoder.write';
+    // The original write (the wrap, once applied, keeps it as its own), tried on a probe.
+    const write = cls.prototype.write[ORIGINAL] ?? cls.prototype.write;
+    // What the wrap relies on, tried: a message's header and first byte leave the decoder
+    // reading it (state 2) with that byte held; its last byte brings it out and the state back.
     const probe = new cls(-1);
-    if (typeof probe.readState !== 'number' || !Array.isArray(probe.readPartialMessage)) return 'grpc-js\'s StreamDecoder has other fields than 1.14 had';
+    const head = Buffer.from([0, 0, 0, 0, 2, 7]);
+    const first = typeof probe.readState === 'number' && Array.isArray(probe.readPartialMessage) ? write.call(probe as DecoderLike, head) : null;
+    const readingOne = first !== null && first.length === 0 && probe.readState === READING_MESSAGE && probe.readPartialMessage?.length === 1;
+    const out = readingOne ? write.call(probe as DecoderLike, Buffer.from([9])) : [];
+    if (!readingOne || out.length !== 1 || probe.readState === READING_MESSAGE || !out[0]!.equals(Buffer.from([0, 0, 0, 0, 2, 7, 9]))) {
+      return 'grpc-js\'s StreamDecoder does not behave as 1.14\'s did';
+    }
     return cls;
   } catch (e) {
     return `grpc-js's stream decoder cannot be loaded: ${e instanceof Error ? e.message : String(e)}`;
@@ -60,6 +72,7 @@ export function releaseDecodedChunks(): DecoderFix {
     return out;
   };
   patched[PATCHED] = true;
+  patched[ORIGINAL] = write;
   cls.prototype.write = patched;
   return 'applied';
 }

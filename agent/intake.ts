@@ -389,6 +389,7 @@ export class Intake {
     }
 
     const commit = this.commitToDataplane(events, results);
+    // A large state's events are dropped as they commit (commitToDataplane): only their count is read after.
     return commit.then(async (dataplaneUs) => {
       let savedUs = 0;
       if (saved) {
@@ -461,8 +462,10 @@ export class Intake {
         if (!large) break;
         at += chunk.length;
         me.at = at;
-        // Committed: nothing reads these events again (a million of them outlived their use
-        // until the last chunk). The intake made the array; store listeners read it when published.
+        // Committed: the intake never reads these events again. The dataplane keeps a deferred
+        // chunk's events until the last chunk (to name the resources of a refused aggregate) and
+        // then lets them go; this array would keep a million of them until the goal state's end.
+        // The intake made the array; store listeners read it when published.
         (events as (StoreEvent | undefined)[]).fill(undefined, from, at);
         // The next chunk to take about CHUNK_MS at the rate this one ran (at most twice as many
         // events) while other goal states come and go; alone (none in the intake, none arrived

@@ -76,6 +76,25 @@ test.serial('a message half read keeps its chunks', (t) => {
   t.deepEqual(second.map((m) => m.subarray(5)), [b]);
 });
 
+test.serial('a decoder that does not behave as 1.14\'s is left alone, and says why', (t) => {
+  const cls = grpcStreamDecoder();
+  if (typeof cls === 'string') throw new Error(cls);
+  const real = cls.prototype.write;
+  // A later grpc-js whose states differ (here: it never reports reading a message).
+  cls.prototype.write = function (this: Decoder, data: Buffer): Buffer[] {
+    const out = real.call(this, data);
+    this.readState = 0;
+    return out;
+  } as typeof real;
+  try {
+    const fix = releaseDecodedChunks();
+    t.regex(fix, /^not applied: grpc-js's StreamDecoder does not behave as 1\.14's did/);
+  } finally {
+    cls.prototype.write = real;
+  }
+  t.is(releaseDecodedChunks(), 'already', 'the real one, wrapped before, is as it was');
+});
+
 test('the decoder the fix wraps is the one grpc-js\'s server reads requests with', (t) => {
   const require = createRequire(import.meta.url);
   const decoderPath = require.resolve('@grpc/grpc-js/build/src/stream-decoder.js');
