@@ -66,7 +66,7 @@ export function releaseDecodedChunks(): DecoderFix {
   const patched: Write = function (this: DecoderLike, data: Buffer): Buffer[] {
     const out = write.call(this, data);
     // Messages came out and none is half read: the list holds only what they were made of.
-    if (out.length > 0 && this.readState !== READING_MESSAGE && Array.isArray(this.readPartialMessage) && this.readPartialMessage.length > 0) {
+    if (out.length > 0 && this.readState !== READING_MESSAGE && this.readPartialMessage.length > 0) {
       this.readPartialMessage = [];
     }
     return out;

@@ -294,14 +294,12 @@ const builders: { [K in Kind]: Builder<K> } = {
     const local = hostIp === ctx.hostIp;
     const groups = c.securityGroupIds.length === 0 ? NO_GROUPS : [...new Set(c.securityGroupIds.map((g, i) => ctx.intern(required(g, `security_group_ids[${i}]`))))].sort();
     const out: Neighbor[] = [];
-    if (l2) {
-      const key = keyOf('L2', id, mapKey);
-      out.push(neighborEntry(key, 'L2', idIn(key), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l2, pairs, groups));
-    }
-    if (l3) {
-      const key = keyOf('L3', id, mapKey);
-      out.push(neighborEntry(key, 'L3', idIn(key), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, l3, pairs, groups));
-    }
+    const entry = (type: NeighborType, fixed: NeighborFixedIp[]): Neighbor => {
+      const key = keyOf(type, id, mapKey);
+      return neighborEntry(key, type, idIn(key), c.revisionNumber, vpcId, c.name, macAddress, hostIp, hostMac, local, fixed, pairs, groups);
+    };
+    if (l2) out.push(entry('L2', l2));
+    if (l3) out.push(entry('L3', l3));
     return out;
   },
 

@@ -6,7 +6,6 @@
 // neighbors), and p50/p99 of adding one neighbor on a host with 10,000 ports. Each size runs in
 // its own child process so peak RSS is its own.
 import { writeFileSync } from 'node:fs';
-import v8 from 'node:v8';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { resolveConfig } from '../agent/config.js';
@@ -22,6 +21,7 @@ import { GoalStateV2 } from '../proto/gen/alcor/goalstate.js';
 import { bigState, neighborState, portState, subnetState } from '../test/helpers/agents.js';
 import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';
 import { rawClient } from '../test/helpers/raw-grpc.js';
+import { collectFully, heldBytes } from './bench-memory.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -251,19 +251,9 @@ async function runController(addr: string, kind: string, n: number, salt: string
   process.stdout.write(`${now() - t0}\n`);
 }
 
-/** The heap in use after a full collection (the agent's children run with --expose-gc), in MB; NaN without gc. */
-/**
- * What the process keeps, after a full collection: V8's heap and the typed arrays' memory outside
- * it (the simulator's rule columns live there). Freed typed arrays go when V8's sweeper gets to
- * them, after the collection: it is given a moment.
- */
+/** What the process keeps after a full collection, heap and typed arrays (bench-memory.ts), in MB; NaN without gc. */
 async function liveMB(): Promise<number> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) return Number.NaN;
-  gc();
-  await new Promise((r) => setTimeout(r, 100));
-  gc();
-  return (v8.getHeapStatistics().used_heap_size + process.memoryUsage().arrayBuffers) / 1048576;
+  return (await collectFully()) ? heldBytes() / 1048576 : Number.NaN;
 }
 
 async function runChild(mode: string, n: number): Promise<void> {

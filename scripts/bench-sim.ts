@@ -13,6 +13,7 @@ import { ETH_TYPE, IP_PROTO } from '../dataplane/fields.js';
 import { type Flow as DpFlow, canonicalMatch, eq, masked } from '../dataplane/flow.js';
 import { applyBundle, Bridge, type Flow, newFlow, parseFlowMod, setMac, setWords, W } from '../ovs-sim/index.js';
 import { ovsMissing, startSandbox } from '../test/helpers/ovs-sandbox.js';
+import { collectFully, heldBytes } from './bench-memory.js';
 
 const args = process.argv.slice(2);
 const N = Number(args.includes('--flows') ? args[args.indexOf('--flows') + 1] : 100_000);
@@ -63,10 +64,9 @@ function compiledPath(flows: DpFlow[]): { s: number; rules: number } {
 }
 
 const lines = flowLines(N);
-global.gc?.();
+await collectFully();
 // The heap and the typed arrays' memory outside it (the classifier's columns live there).
-const held = (): number => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
-const heapBefore = held();
+const heapBefore = heldBytes();
 let t = performance.now();
 const mods = lines.map((l) => parseFlowMod(l, 'add'));
 const parseS = (performance.now() - t) / 1000;
@@ -76,12 +76,9 @@ t = performance.now();
 bridge.bundle(mods);
 const insertS = (performance.now() - t) / 1000;
 mods.length = 0;
-global.gc?.();
-// Freed typed arrays' memory goes when V8's sweeper gets to it, after the collection: let it.
-await new Promise((r) => setTimeout(r, 100));
-global.gc?.();
+await collectFully();
 // Everything the bridge holds for its flows: parsed matches and actions, and the tables.
-const bytesPerFlow = (held() - heapBefore) / N;
+const bytesPerFlow = (heldBytes() - heapBefore) / N;
 
 // Lookups: packets that hit the table-20 and table-30 flows, and misses.
 const packets: Flow[] = [];

@@ -8,8 +8,6 @@ import { formatActions } from '../openflow/actions.js';
 import { CheckError, checkActions } from '../openflow/check.js';
 import { Classifier, type Conjunction } from './classifier.js';
 import { Rule } from './rule.js';
-
-export { Rule };
 import { Datapath } from './datapath.js';
 import { FieldError } from '../base/fields.js';
 import { FLOW_WORDS, type Flow, W, newFlow } from '../base/flow.js';
@@ -21,6 +19,8 @@ import { nxRoundTrip } from '../openflow/nx-match.js';
 import { OFPP, type PortMap } from '../base/text.js';
 import { TunTable, tunMetadataAsClient } from '../base/tlv.js';
 import { type OfVersion, wire } from '../openflow/wire.js';
+
+export { Rule };
 
 export type PortType = 'internal' | 'dummy' | 'dummy-internal' | 'system' | 'patch' | 'vxlan' | 'geneve' | 'gre' | 'stt';
 
