@@ -6,7 +6,7 @@
 import type { Ofpact } from '../openflow/actions.js';
 import { formatActions } from '../openflow/actions.js';
 import { CheckError, checkActions } from '../openflow/check.js';
-import { Classifier, type Conjunction } from './classifier.js';
+import { Classifier, type Conjunction, Subtable } from './classifier.js';
 import { Rule } from './rule.js';
 import { Datapath } from './datapath.js';
 import { FieldError } from '../base/fields.js';
@@ -49,13 +49,60 @@ export class OfError extends Error {
   }
 }
 
-/** What a bundle did, to undo it if a later flow mod fails. */
-interface Undo {
-  inserted: boolean;
-  rule: Rule;
+/**
+ * What a bundle did, to undo it if a later flow mod fails: rules inserted and removed, and plain
+ * rules put in from a flow mod's values (their subtable here, their priority and values in a
+ * journal of words: no object per flow mod for the common case).
+ */
+class UndoLog {
+  private readonly steps: ({ inserted: boolean; rule: Rule } | Subtable)[] = [];
+  private journal = new Uint32Array(256);
+  private used = 0;
+
+  inserted(rule: Rule): void {
+    this.steps.push({ inserted: true, rule });
+  }
+
+  removed(rule: Rule): void {
+    this.steps.push({ inserted: false, rule });
+  }
+
+  /** A plain rule of `st` put in from flow `f` at priority `p`. */
+  insertedPlain(st: Subtable, f: Flow, p: number): void {
+    const n = st.idx.length;
+    if (this.used + n + 1 > this.journal.length) {
+      const more = new Uint32Array(Math.max(this.journal.length * 2, this.used + n + 1));
+      more.set(this.journal);
+      this.journal = more;
+    }
+    st.copyValues(f, this.journal, this.used);
+    this.journal[this.used + n] = p;
+    this.used += n + 1;
+    this.steps.push(st);
+  }
+
+  /** Undo every step, last first. */
+  rollback(table: (id: number) => Classifier): void {
+    for (let i = this.steps.length - 1; i >= 0; i--) {
+      const u = this.steps[i]!;
+      if (u instanceof Subtable) {
+        const n = u.idx.length;
+        this.used -= n + 1;
+        table(u.table).removeValues(u, this.journal, this.used, this.journal[this.used + n]!);
+      } else if (u.inserted) table(u.rule.table).remove(u.rule);
+      else table(u.rule.table).insert(u.rule);
+    }
+  }
 }
 
 const NO_ACTIONS: Ofpact[] = [];
+
+/**
+ * A flow mod's actions as a rule keeps them: in an array of exactly their size (a parser's array
+ * has room to grow); a frozen list is one the caller shares between many flows (a host's tunnel
+ * output), kept as is.
+ */
+const keptActions = (a: Ofpact[]): Ofpact[] => (a.length === 0 ? NO_ACTIONS : Object.isFrozen(a) ? a : a.slice());
 function actionsUseTunMetadata(actions: Ofpact[], index: number): boolean {
   const uses = (f: { tunMetadata?: number } | undefined): boolean => f?.tunMetadata === index;
   return actions.some((a) => {
@@ -308,15 +355,11 @@ export class Bridge {
 
   /** Apply flow mods all or nothing (each taken from `mods` as it is applied); throws OfError (changing nothing) on the first failure. */
   bundle(mods: Iterable<FlowMod>): void {
-    const undo: Undo[] = [];
+    const undo = new UndoLog();
     try {
       for (const m of mods) this.apply(m, undo);
     } catch (e) {
-      for (let i = undo.length - 1; i >= 0; i--) {
-        const u = undo[i]!;
-        if (u.inserted) this.table(u.rule.table).remove(u.rule);
-        else this.table(u.rule.table).insert(u.rule);
-      }
+      undo.rollback((id) => this.table(id));
       throw e;
     }
   }
@@ -325,22 +368,34 @@ export class Bridge {
     this.bundle([fm]);
   }
 
-  private insertRule(r: Rule, undo: Undo[]): void {
+  private insertRule(r: Rule, undo: UndoLog): void {
     this.table(r.table).insert(r);
-    undo.push({ inserted: true, rule: r });
+    undo.inserted(r);
   }
 
-  private removeRule(r: Rule, undo: Undo[]): void {
+  private removeRule(r: Rule, undo: UndoLog): void {
     // Only what was there is put back if the bundle fails: a delete that selects a learned flow
     // its learn action's rule flushes too removes it once, not twice.
-    if (this.table(r.table).remove(r)) undo.push({ inserted: false, rule: r });
+    if (this.table(r.table).remove(r)) undo.removed(r);
+  }
+
+  /**
+   * An add that makes a plain rule (rule.ts isPlain: no timeout, importance, flag or
+   * conjunction) where no rule of its match and priority is: put in the table's columns straight
+   * from the flow mod, with no Rule object. Whether it did; if not, the add goes the long way
+   * (which replaces a rule).
+   */
+  private addPlain(fm: FlowMod, table: number, undo: UndoLog): boolean {
+    if (fm.idle !== 0 || fm.hard !== 0 || fm.importance !== 0 || fm.flags !== 0 || conjunctionsOf(fm.actions) !== null) return false;
+    const t = this.table(table);
+    const st = t.subtableFor(fm.match.wc);
+    if (!t.insertPlain(st, fm.match.flow, fm.priority, fm.newCookie, keptActions(fm.actions), this.now())) return false;
+    undo.insertedPlain(st, fm.match.flow, fm.priority);
+    return true;
   }
 
   private newRule(fm: FlowMod, table: number): Rule {
-    // The actions in an array of exactly their size (a parser's array has room to grow); a
-    // frozen list is one the caller shares between many flows (a host's tunnel output), kept as is.
-    const actions = fm.actions.length === 0 ? NO_ACTIONS : Object.isFrozen(fm.actions) ? fm.actions : fm.actions.slice();
-    const r = new Rule(table, fm.priority, fm.newCookie, actions, fm.idle, fm.hard, fm.importance, fm.flags);
+    const r = new Rule(table, fm.priority, fm.newCookie, keptActions(fm.actions), fm.idle, fm.hard, fm.importance, fm.flags);
     const st = this.table(table).subtableFor(fm.match.wc);
     r.subtable = st;
     r.vals = Classifier.valsOf(st, fm.match.flow);
@@ -395,7 +450,7 @@ export class Bridge {
     });
   }
 
-  private apply(fm: FlowMod, undo: Undo[]): void {
+  private apply(fm: FlowMod, undo: UndoLog): void {
     switch (fm.command) {
       case 'add': {
         const table = fm.table === 255 ? 0 : fm.table;
@@ -405,6 +460,7 @@ export class Bridge {
         if (table > 254) throw new OfError('OFPBRC_BAD_TABLE_ID');
         if (fm.match.flow[W.recirc_id] !== 0 || fm.match.flow[W.dp_hash] !== 0 || fm.match.wc[W.dp_hash] !== 0) throw new OfError('OFPBRC_EPERM');
         this.checkSwitch(fm.actions, fm.match, table);
+        if (this.addPlain(fm, table, undo)) return;
         const r = this.newRule(fm, table);
         const t = this.table(table);
         const old = t.findExact(r.subtable!, r.vals, r.priority);
@@ -460,7 +516,7 @@ export class Bridge {
    * learned_cookies: when the last rule whose learn actions say delete_learned for a table and
    * cookie goes, the flows learned into that table with that cookie go too.
    */
-  private flushLearned(gone: Rule, undo: Undo[]): void {
+  private flushLearned(gone: Rule, undo: UndoLog): void {
     for (const l of learnsDeleting(gone.actions)) {
       const still = this.flows().some((r) => learnsDeleting(r.actions).some((x) => x.table === l.table && x.cookie === l.cookie));
       if (still) continue;

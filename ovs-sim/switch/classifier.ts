@@ -180,15 +180,10 @@ export class Subtable {
 
   /** Put a rule in (its vals set; no rule of its values and priority is here). */
   add(r: Rule): void {
-    if (this.end === this.cap) this.makeRoom();
-    // The index first: made again, it places every slot in use, and this one is not yet.
-    if ((this.indexUsed + 1) * 2 > this.index.length) this.reindex(this.count + 1);
-    const slot = this.end++;
+    const h = this.hashVals(r.vals);
+    const slot = this.open(h, r.priority);
     const n = this.idx.length;
     for (let i = 0; i < n; i++) this.words[slot * n + i] = valAt(r.vals, i);
-    const h = this.hashVals(r.vals);
-    this.prio[slot] = r.priority;
-    this.hashes[slot] = h;
     if (r.isPlain()) {
       this.born[slot] = r.created;
       this.cookies[slot] = r.cookie;
@@ -196,10 +191,58 @@ export class Subtable {
     } else {
       this.items[slot] = r;
     }
+  }
+
+  /**
+   * Put in a plain rule (rule.ts isPlain) straight from a flow mod's match values, unless a rule
+   * of that match and priority is here: whether it went in. A flow mod adding a plain rule (every
+   * flow of the agent's) makes no Rule object and no packed values, and hashes its values once.
+   */
+  addPlain(f: Flow, priority: number, cookie: bigint, actions: Ofpact[], created: number): boolean {
+    const h = this.hashFlow(f);
+    if (this.slotOfFlow(f, h, priority) >= 0) return false;
+    const slot = this.open(h, priority);
+    const n = this.idx.length;
+    for (let i = 0; i < n; i++) this.words[slot * n + i] = (f[this.idx[i]!]! & this.mask[i]!) >>> 0;
+    this.born[slot] = created;
+    this.cookies[slot] = cookie;
+    this.items[slot] = actions;
+    return true;
+  }
+
+  /** Copy the masked values of the rule of flow `f` (as addPlain stored them) into `out` at `at`. */
+  copyValues(f: Flow, out: Uint32Array, at: number): void {
+    for (let i = 0; i < this.idx.length; i++) out[at + i] = (f[this.idx[i]!]! & this.mask[i]!) >>> 0;
+  }
+
+  /**
+   * A new slot of hash `h` and priority `p`, in the index and counted; the caller writes its
+   * values and its item before anything reads them.
+   */
+  private open(h: number, p: number): number {
+    if (this.end === this.cap) this.makeRoom();
+    // The index first: made again, it places every slot in use, and this one is not yet.
+    if ((this.indexUsed + 1) * 2 > this.index.length) this.reindex(this.count + 1);
+    const slot = this.end++;
+    this.prio[slot] = p;
+    this.hashes[slot] = h;
     this.place(slot, h);
     this.indexUsed++;
     this.count++;
-    this.addPriority(r.priority, 1);
+    this.addPriority(p, 1);
+    return slot;
+  }
+
+  /** The slot of the rule whose values are flow `f`'s masked by this subtable (hash `h`), at priority `p`; -1 if none. */
+  private slotOfFlow(f: Flow, h: number, p: number): number {
+    const m = this.index.length - 1;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const e = this.index[i]!;
+      if (e === EMPTY) return -1;
+      if (e === GONE) continue;
+      const s = e - 1;
+      if (this.hashes[s] === h && this.prio[s] === p && this.matchesFlow(s, f)) return s;
+    }
   }
 
   /** Take out the rule of `r`'s values and priority; whether there was one. */
@@ -212,14 +255,41 @@ export class Subtable {
       if (e === GONE) continue;
       const s = e - 1;
       if (this.hashes[s] !== h || this.prio[s] !== r.priority || !this.matchesVals(s, r.vals)) continue;
-      this.index[i] = GONE;
-      this.items[s] = undefined;
-      this.freed++;
-      this.count--;
-      this.addPriority(r.priority, -1);
-      if (this.count === 0) this.clear();
+      this.free(i, s);
       return true;
     }
+  }
+
+  /** Take out the rule whose values are `values[at…]` (as copyValues wrote them) at priority `p`; whether there was one. */
+  deleteValues(values: Uint32Array, at: number, p: number): boolean {
+    const n = this.idx.length;
+    let h = 0;
+    for (let i = 0; i < n; i++) h = mix(h, values[at + i]!);
+    h = smi(h);
+    const m = this.index.length - 1;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const e = this.index[i]!;
+      if (e === EMPTY) return false;
+      if (e === GONE) continue;
+      const s = e - 1;
+      if (this.hashes[s] !== h || this.prio[s] !== p) continue;
+      let same = true;
+      for (let k = 0; k < n && same; k++) same = this.words[s * n + k] === values[at + k];
+      if (!same) continue;
+      this.free(i, s);
+      return true;
+    }
+  }
+
+  /** Free slot `s`, at entry `i` of the index. */
+  private free(i: number, s: number): void {
+    const p = this.prio[s]!;
+    this.index[i] = GONE;
+    this.items[s] = undefined;
+    this.freed++;
+    this.count--;
+    this.addPriority(p, -1);
+    if (this.count === 0) this.clear();
   }
 
   /** Every rule, in insertion order (plain ones as copies). */
@@ -432,11 +502,35 @@ export class Classifier {
     this.size++;
   }
 
+  /**
+   * Insert a plain rule (rule.ts isPlain) of subtable `st` from a flow mod's match values `f`,
+   * unless a rule of that match and priority is here (the caller then replaces it the long way):
+   * whether it went in.
+   */
+  insertPlain(st: Subtable, f: Flow, priority: number, cookie: bigint, actions: Ofpact[], created: number): boolean {
+    const before = st.maxPriority;
+    if (!st.addPlain(f, priority, cookie, actions, created)) return false;
+    this.revive(st);
+    if (st.maxPriority !== before) this.ordered = null;
+    this.size++;
+    return true;
+  }
+
   /** Remove the rule of `r`'s match and priority; whether there was one. */
   remove(r: Rule): boolean {
     const st = r.subtable!;
     const before = st.maxPriority;
-    if (!st.delete(r)) return false;
+    return st.delete(r) && this.removed(st, before);
+  }
+
+  /** Remove the rule of subtable `st` whose values are `values[at…]` (Subtable.copyValues) at priority `p`; whether there was one. */
+  removeValues(st: Subtable, values: Uint32Array, at: number, p: number): boolean {
+    const before = st.maxPriority;
+    return st.deleteValues(values, at, p) && this.removed(st, before);
+  }
+
+  /** After a rule of `st` went (its highest priority was `before`). */
+  private removed(st: Subtable, before: number): true {
     this.size--;
     if (st.count === 0) {
       this.subtables.delete(st.key);
