@@ -5,7 +5,7 @@
 // Then a routed case (a router joining 10 subnets, 1 port + N VMs over them, as L2 and L3
 // neighbors), and p50/p99 of adding one neighbor on a host with 10,000 ports. Each size runs in
 // its own child process so peak RSS is its own.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { resolveConfig } from '../agent/config.js';
@@ -64,14 +64,24 @@ async function repeated(mode: string, n: number, runs: number, measure: (r: Reco
 }
 
 /**
+ * The node options the systemd unit runs the agent with (its heap limit, V8's thread pool), so
+ * the agent measured here runs as operators run it.
+ */
+const UNIT_NODE_OPTIONS = ((): string => {
+  const unit = new URL(import.meta.url.includes('/dist/scripts/') ? '../../scripts/systemd/aca.service' : './systemd/aca.service', import.meta.url);
+  const m = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(readFileSync(unit, 'utf8'));
+  if (!m) throw new Error(`no NODE_OPTIONS in ${unit.pathname}`);
+  return m[1]!;
+})();
+
+/**
  * This script run again as a process of its own (an agent, or a controller) with `args`: the
  * last line it printed, or the end of what it said when it failed.
  */
 async function runSelf(args: string[]): Promise<{ ok: true; last: string } | { ok: false; error: string }> {
   // --expose-gc: an agent child measures what it keeps after the push (a full collection, after the clock).
   const r = await execa(process.execPath, [...process.execArgv, '--expose-gc', new URL(import.meta.url).pathname, ...args], {
-    // What the README tells operators a million-neighbor host needs.
-    reject: false, env: { NODE_OPTIONS: '--max-old-space-size=8192' },
+    reject: false, env: { NODE_OPTIONS: UNIT_NODE_OPTIONS },
   });
   if (r.exitCode !== 0) return { ok: false, error: (r.stderr || r.stdout).split('\n').slice(-3).join(' ') };
   return { ok: true, last: r.stdout.trim().split('\n').at(-1)! };
@@ -408,7 +418,7 @@ if (args[0] === '--child') {
   const only = arg('--only');
   const want = (section: string): boolean => only === undefined || only === section;
   const missing = await ovsMissing();
-  console.log(`# bench:dataplane (${new Date().toISOString()}, node ${process.version})`);
+  console.log(`# bench:dataplane (${new Date().toISOString()}, node ${process.version}; each agent and controller process with the systemd unit's NODE_OPTIONS: ${UNIT_NODE_OPTIONS})`);
   if (want('sizes')) console.log('\n## 1 port + N neighbors: goal state over gRPC until the reply (flows confirmed; on the simulator the controller is its own process and encodes before the clock starts; peak RSS is of the agent process alone, until the reply; with the warm push of further neighbors beside it)\n');
   if (want('sizes')) console.log('| neighbors | flows | simulator | sim peak RSS | real OVS 3.1 (whole push) | agent install (OpenFlow bundle) | ovs-ofctl --bundle add-flows of the same flows | install ÷ bundle | OVS restart → flows back | targets | C++ agent |');
   if (want('sizes')) console.log('|---|---|---|---|---|---|---|---|---|---|---|');
