@@ -107,7 +107,10 @@ export class TrackingContext implements BuildContext {
     private readonly resolved: ReadonlyMap<string, string> = new Map(),
   ) {
     const read = (input: string): void => {
-      this.inputs.push(input);
+      const inputs = this.inputs;
+      // Features often read one thing twice in a row (a neighbor its subnet, then whether the
+      // subnet is routed): kept once here, with no set made per owner in end().
+      if (inputs.length === 0 || inputs[inputs.length - 1] !== input) inputs.push(input);
     };
     this.view = {
       get: <K extends Kind>(kind: K, key: string): ResourceOf[K] | undefined => {
@@ -182,7 +185,18 @@ export class TrackingContext implements BuildContext {
       else this.conjByOwner.delete(this.owner);
     }
     const inputs = this.inputs;
-    return inputs.length <= 1 ? inputs : [...new Set(inputs)];
+    if (inputs.length <= 1) return inputs;
+    if (inputs.length > 16) return [...new Set(inputs)];
+    // A few (almost every owner): repeats dropped in place, first reads first, as a set keeps them.
+    let kept = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const x = inputs[i]!;
+      let seen = false;
+      for (let j = 0; j < kept && !seen; j++) seen = inputs[j] === x;
+      if (!seen) inputs[kept++] = x;
+    }
+    inputs.length = kept;
+    return inputs;
   }
 
   conjunctionId(name: string): number {

@@ -125,8 +125,12 @@ export class OwnerBuilder {
       }
       this.conjunctionFlows.set(key, this.flows.length);
     }
-    if (note !== undefined) this.flows.push({ ...(table.bridge === undefined ? {} : { bridge: table.bridge }), table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner, note });
-    else if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
+    // Literals, not a spread of the optional bridge: a neighbor's ARP entry (a note) is made here
+    // once per neighbor, and a spread is a slow path in code not yet optimized.
+    if (note !== undefined) {
+      if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner, note });
+      else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner, note });
+    } else if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
     else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner });
   }
 

@@ -277,14 +277,22 @@ async function runChild(mode: string, n: number): Promise<void> {
   }
   const routed = mode.endsWith('-routed');
   const makeState = (): GoalStateV2 => (routed ? routedState(n) : bigState(n));
-  if (mode === 'sim' || mode === 'sim-routed') {
+  if (mode === 'sim' || mode === 'sim-routed' || mode === 'sim-idle') {
     const host = new Fabric().addHost('hv', '10.0.0.11');
     const dp = new FlowDataplane(new SimBackend(host, true));
     const agent = await startAgent(resolveConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', hostIp: '10.0.0.11' }), silentLogger(), dp);
     const addr = `127.0.0.1:${agent.grpcPort}`;
+    if (mode === 'sim-idle') {
+      // What a started agent keeps before any push, for the others' live figures: measured in a
+      // process of its own, as collecting before a timed push would give that push a heap no
+      // freshly started agent has (a full collection just before it resizes the old generation,
+      // and a 10,000-neighbor push then needs none of its own: about 60 ms less).
+      process.stdout.write(`${JSON.stringify({ liveMB: await liveMB() })}\n`);
+      await agent.stop();
+      return;
+    }
     // The controller is another process, as in a cloud: the goal state's million objects, its
     // bytes and the client's send buffers are not the agent's memory (peak RSS is of the agent process alone).
-    const liveBefore = await liveMB();
     const cpu0 = process.cpuUsage();
     const ms = await controller(addr, routed ? 'routed' : 'big', n, '111111111111');
     const cpu = process.cpuUsage(cpu0);
@@ -292,8 +300,9 @@ async function runChild(mode: string, n: number): Promise<void> {
     const flows = dp.installed.size;
     // Peak RSS of the case itself (1 port + N neighbors), before the warm push below adds more.
     const rssMB = process.resourceUsage().maxRSS / 1024;
-    // What the agent keeps for them: heap and typed arrays after a full collection, less before the push.
-    const live = (await liveMB()) - liveBefore;
+    // What the agent keeps: heap and typed arrays after a full collection (the parent takes away
+    // what an idle agent keeps, `sim-idle`).
+    const live = await liveMB();
     // The same number of further neighbors on the now warm agent (a daemon runs for months).
     const warmMs = routed ? -1 : await controller(addr, 'big', Math.min(n, 100_000), '222222222222');
     await agent.stop();
@@ -426,8 +435,11 @@ if (args[0] === '--child') {
   // median run is printed with the others beside it: on a shared 2-core machine one cold run
   // varies by a third.
   const runsOf = (n: number): number => (n <= 10_000 && !quick ? 3 : 1);
+  // What a started agent keeps before any push: taken away from each case's live figure.
+  const idleLive = want('sizes') ? Number((await child('sim-idle', 0)).liveMB) : 0;
   for (const n of want('sizes') ? sizes : []) {
     const sims = await repeated('sim', n, runsOf(n), (r) => Number(r.ms));
+    if (!('error' in sims.median)) sims.median.liveMB = Number(sims.median.liveMB) - idleLive;
     const ovss = !missing && n <= 100_000 ? await repeated('ovs', n, runsOf(n), (r) => Number(r.installMs) / Number(r.bundleMs)) : null;
     const sim = sims.median;
     const ovs = ovss?.median ?? null;

@@ -9,7 +9,7 @@ import { Intake } from '../agent/intake.js';
 import { silentLogger } from '../agent/log.js';
 import { ResourceStore } from '../agent/store.js';
 import { DryRunBackend, type FlowChanges, SwitchRefusedError, type SwitchContents } from '../dataplane/backend.js';
-import { ConjunctionIds } from '../dataplane/build-context.js';
+import { ConjunctionIds, TrackingContext } from '../dataplane/build-context.js';
 import { DesiredFlows, newTouched } from '../dataplane/desired.js';
 import { type Feature, OwnerBuilder } from '../dataplane/feature.js';
 import { FEATURES, FeatureRegistry } from '../dataplane/features.js';
@@ -433,4 +433,25 @@ test('listings sort flows of one table and priority by their match with fields n
   const first: Flow = { table: 82, priority: 200, match: [reg(REGISTERS.inPort, 1)], actions: [], cookie: 0n };
   t.true(flowKey(byReg) < flowKey(byMac), 'the keys order them the other way');
   t.deepEqual(sortFlows([byReg, byMac, first]), [first, byMac, byReg]);
+});
+
+test('an owner\'s inputs are each recorded once, in the order first read, whether it read a few or many', (t) => {
+  const view = { get: () => undefined, list: () => [], count: () => 0 } as unknown as ConstructorParameters<typeof TrackingContext>[0];
+  const topology = { routed: () => false, portsOf: () => [] } as unknown as ConstructorParameters<typeof TrackingContext>[1];
+  const bindings = { ofport: () => undefined } as unknown as ConstructorParameters<typeof TrackingContext>[2];
+  const ctx = new TrackingContext(view, topology, bindings, new ConjunctionIds());
+  // A few (deduplicated in place): the subnet read, read again to ask whether it is routed, then others.
+  ctx.begin('neighbor:L2/n1', 'neighbor', 'L2/n1');
+  ctx.view.get('neighbor', 'L2/n1');
+  ctx.view.get('subnet', 'A');
+  ctx.topology.routed('A');
+  ctx.view.get('subnet', 'B');
+  ctx.view.get('subnet', 'A');
+  ctx.topology.portsOf('B');
+  ctx.view.get('subnet', 'B');
+  t.deepEqual(ctx.end(), ['subnet:A', 'subnet:B', 'ports-of:B'], 'its own resource is no input; repeats go');
+  // Many (through a set): the same rule.
+  ctx.begin('flood:x', null, '');
+  for (let round = 0; round < 2; round++) for (let i = 0; i < 20; i++) ctx.view.get('port', `p${i}`);
+  t.deepEqual(ctx.end(), Array.from({ length: 20 }, (_, i) => `port:p${i}`));
 });
