@@ -87,7 +87,20 @@ export class OwnerBuilder {
   /** Conjunction-only flows by key (index in `flows`), to merge an owner's own clauses. */
   private conjunctionFlows: Map<string, number> | null = null;
 
-  constructor(readonly feature: Feature, readonly owner: string) {}
+  constructor(public feature: Feature, public owner: string) {}
+
+  /**
+   * Start again for another owner: the dataplane builds its owners one after another with one
+   * builder (ten thousand neighbors made ten thousand builders and flow arrays to throw away).
+   */
+  reset(feature: Feature, owner: string): this {
+    this.feature = feature;
+    this.owner = owner;
+    this.flows.length = 0;
+    this.groupList = this.meterList = null;
+    this.ownCookie = this.otherProgrammer = this.moreCookies = this.conjunctionFlows = null;
+    return this;
+  }
 
   private cookie(p: ProgrammerName): bigint {
     if (p === this.feature.programmer) return (this.ownCookie ??= cookieFor(p, this.owner));
@@ -142,10 +155,12 @@ export class OwnerBuilder {
     (this.meterList ??= []).push(m);
   }
 
+  /**
+   * What the owner built. Its flow list is the builder's own, valid until the builder is reset:
+   * the desired table keeps the flows' keys and the flows, not the list.
+   */
   output(): OwnerOutput {
-    // Kept for as long as the owner lives: an array of exactly its size (the one pushed to has
-    // room for 17 flows, and most owners have one or two).
-    return { flows: this.flows.length === 0 ? NONE : this.flows.slice(), groups: this.groupList ?? NONE, meters: this.meterList ?? NONE };
+    return { flows: this.flows.length === 0 ? NONE : this.flows, groups: this.groupList ?? NONE, meters: this.meterList ?? NONE };
   }
 }
 

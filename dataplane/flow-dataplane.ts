@@ -102,6 +102,8 @@ export class FlowDataplane implements Dataplane {
   private topology: Topology | null = null;
   private view: ResourceView | null = null;
   private tracker: TrackingContext | null = null;
+  /** One builder for every owner rebuilt (reset between them). */
+  private builder: OwnerBuilder | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   /**
    * Per large change applied in chunks: owners its chunks made dirty that no event of theirs owns
@@ -414,7 +416,7 @@ export class FlowDataplane implements Dataplane {
   private rebuild(feature: Feature, key: string, touched: Touched, owner = ownerName(feature, key)): void {
     const tracker = this.tracker!;
     tracker.begin(owner, 'resource' in feature.owners ? feature.owners.resource : null, key);
-    const out = new OwnerBuilder(feature, owner);
+    const out = (this.builder ??= new OwnerBuilder(feature, owner)).reset(feature, owner);
     try {
       feature.build(tracker, key, out);
     } finally {

@@ -588,11 +588,32 @@ export class SimFlowCompiler {
     };
   }
 
+  /**
+   * The commit's flow mods as the bridge takes them: one object filled again for each flow (the
+   * bridge is done with a flow mod before it asks for the next, and keeps none of it but its
+   * actions and a copy of its values), the match's values in one buffer.
+   */
   private *flowMods(c: FlowChanges): Generator<FlowMod> {
     const scratch = new Uint32Array(FLOW_WORDS);
-    for (const f of c.remove) yield this.flowMod(f, 'delete_strict', scratch);
-    for (const f of c.modify) yield this.flowMod(f, 'modify_strict', scratch);
-    for (const f of c.add) yield this.flowMod(f, 'add', scratch);
+    let fm: FlowMod | null = null;
+    const next = (f: Flow, command: SimCommand): FlowMod => {
+      if (fm === null) return (fm = this.flowMod(f, command, scratch));
+      fm.command = command;
+      fm.match = this.match(f.match, scratch);
+      fm.priority = f.priority;
+      fm.table = f.table;
+      fm.newCookie = command === 'add' ? f.cookie : ALL64;
+      fm.modifyCookie = command === 'add';
+      fm.idle = command === 'add' ? f.idleTimeout ?? 0 : 0;
+      fm.actions = command === 'delete_strict' ? [] : this.actions(f.actions, true, f);
+      // Set either way (a property deleted would make the object a slow dictionary); undefined
+      // reads as absent (`fm.mayAdd ?? …`).
+      if (command !== 'add' || fm.mayAdd !== undefined) fm.mayAdd = command === 'add' ? undefined : false;
+      return fm;
+    };
+    for (const f of c.remove) yield next(f, 'delete_strict');
+    for (const f of c.modify) yield next(f, 'modify_strict');
+    for (const f of c.add) yield next(f, 'add');
   }
 
   meterMod(m: Meter, command: MeterMod['command']): MeterMod {
