@@ -163,6 +163,7 @@ export class TrackingContext implements BuildContext {
   /** Start building an owner; `selfKind`/`selfKey` name its own resource, whose reads are not inputs. */
   begin(owner: string, selfKind: Kind | null, selfKey: string): void {
     this.owner = owner;
+    // A new array each time, never emptied in place: the dependency index keeps the last one.
     this.inputs = [];
     this.selfKind = selfKind;
     this.selfKey = selfKey;

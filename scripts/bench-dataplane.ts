@@ -436,7 +436,9 @@ if (args[0] === '--child') {
   // varies by a third.
   const runsOf = (n: number): number => (n <= 10_000 && !quick ? 3 : 1);
   // What a started agent keeps before any push: taken away from each case's live figure.
-  const idleLive = want('sizes') ? Number((await child('sim-idle', 0)).liveMB) : 0;
+  const idle = want('sizes') ? await child('sim-idle', 0) : { liveMB: 0 };
+  if ('error' in idle) throw new Error(`the idle agent (sim-idle) failed: ${String(idle.error)}`);
+  const idleLive = Number(idle.liveMB);
   for (const n of want('sizes') ? sizes : []) {
     const sims = await repeated('sim', n, runsOf(n), (r) => Number(r.ms));
     if (!('error' in sims.median)) sims.median.liveMB = Number(sims.median.liveMB) - idleLive;

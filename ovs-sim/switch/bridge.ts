@@ -56,7 +56,8 @@ export class OfError extends Error {
  */
 class UndoLog {
   private readonly steps: ({ inserted: boolean; rule: Rule } | Subtable)[] = [];
-  private journal = new Uint32Array(256);
+  /** Made at the first plain add: most bundles of one flow mod (a learn action's) have none. */
+  private journal: Uint32Array | null = null;
   private used = 0;
 
   inserted(rule: Rule): void {
@@ -70,13 +71,15 @@ class UndoLog {
   /** A plain rule of `st` put in from flow `f` at priority `p`. */
   insertedPlain(st: Subtable, f: Flow, p: number): void {
     const n = st.idx.length;
-    if (this.used + n + 1 > this.journal.length) {
-      const more = new Uint32Array(Math.max(this.journal.length * 2, this.used + n + 1));
-      more.set(this.journal);
-      this.journal = more;
+    let j = this.journal;
+    if (j === null || this.used + n + 1 > j.length) {
+      // 16 words first: 64 bytes, which V8 keeps in its heap (larger typed arrays are allocated outside it).
+      const more = new Uint32Array(Math.max(j === null ? 16 : j.length * 2, this.used + n + 1));
+      if (j !== null) more.set(j);
+      this.journal = j = more;
     }
-    st.copyValues(f, this.journal, this.used);
-    this.journal[this.used + n] = p;
+    st.copyValues(f, j, this.used);
+    j[this.used + n] = p;
     this.used += n + 1;
     this.steps.push(st);
   }
@@ -87,8 +90,10 @@ class UndoLog {
       const u = this.steps[i]!;
       if (u instanceof Subtable) {
         const n = u.idx.length;
+        const j = this.journal!;
         this.used -= n + 1;
-        table(u.table).removeValues(u, this.journal, this.used, this.journal[this.used + n]!);
+        // Every step after this one is undone already, so the rule it put in is there.
+        if (!table(u.table).removeValues(u, j, this.used, j[this.used + n]!)) throw new Error('ovs-sim: a refused bundle could not find a rule it added to take it out again (a simulator bug)');
       } else if (u.inserted) table(u.rule.table).remove(u.rule);
       else table(u.rule.table).insert(u.rule);
     }
