@@ -112,23 +112,39 @@ export function decodeHeader(word: number): KnownHeader | null {
 const KEPT_BITS: Partial<Record<FieldName, bigint>> = { ct_state: 0xffn };
 const keptMask = (name: FieldName): bigint => KEPT_BITS[name] ?? fullMask(FIELDS[name]);
 
-/** ofp_match (OXM) for a match: prerequisites first, masks applied, all-zero masks left out. */
+/**
+ * ofp_match (OXM) for a match: prerequisites first (dl_type, then nw_proto, then the rest in
+ * their order), masks applied, all-zero masks left out. Three passes rather than a sorted copy:
+ * a commit writes a match per flow, mostly in code V8 has not optimized yet.
+ */
 export function writeMatch(w: Writer, match: Match, p: Prereqs): void {
   const start = w.len;
   w.u16(1); // OFPMT_OXM
   w.u16(0);
-  const ordered = [...match].sort((a, b) => rankForWire(a) - rankForWire(b));
-  for (const m of ordered) writeEntry(w, m, p);
+  for (let i = 0; i < match.length; i++) if (match[i]!.field === 'dl_type') writeEntry(w, match[i]!, p);
+  for (let i = 0; i < match.length; i++) if (match[i]!.field === 'nw_proto') writeEntry(w, match[i]!, p);
+  for (let i = 0; i < match.length; i++) {
+    const f = match[i]!.field;
+    if (f !== 'dl_type' && f !== 'nw_proto') writeEntry(w, match[i]!, p);
+  }
   w.patch16(start + 2, w.len - start);
   w.pad8(start);
 }
 
-const rankForWire = (m: MatchField): number => (m.field === 'dl_type' ? -2 : m.field === 'nw_proto' ? -1 : 0);
+/** Each field's match header (where it does not depend on the prerequisites) and whole mask, made once. */
+const MATCH_HEADERS = new Map<FieldName, Header>();
+const FULL_MASKS = new Map<FieldName, bigint>();
+for (const name of Object.keys(FIELDS) as FieldName[]) {
+  FULL_MASKS.set(name, fullMask(FIELDS[name]));
+  if (name !== 'tp_src' && name !== 'tp_dst' && name !== 'icmp_type' && name !== 'icmp_code') MATCH_HEADERS.set(name, headerOf(name, {}));
+}
+
+/** headerOf(name, p) for a match or a set_field, without making a header object per call. */
+export const matchHeaderOf = (name: FieldName, p: Prereqs): Header => MATCH_HEADERS.get(name) ?? headerOf(name, p);
 
 function writeEntry(w: Writer, m: MatchField, p: Prereqs): void {
-  const f = FIELDS[m.field];
-  const hd = headerOf(m.field, p);
-  const full = fullMask(f);
+  const hd = matchHeaderOf(m.field, p);
+  const full = FULL_MASKS.get(m.field)!;
   const mask = m.mask === null ? full : m.mask & full;
   if (mask === 0n) return;
   let value = m.value & mask;
