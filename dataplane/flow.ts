@@ -131,10 +131,22 @@ function joinKey(table: number, priority: number, match: Match, bridge: string |
   const parts: string[] = [bridge === undefined || bridge === BRIDGE ? `${table}/${priority}` : `${bridge}|${table}/${priority}`];
   for (let i = 0; i < match.length; i++) {
     const m = match[i]!;
-    const name = tags === null ? m.field : tags[m.field];
-    parts.push(m.mask === null ? `${name}=${m.value.toString(16)}` : `${name}=${m.value.toString(16)}&${m.mask.toString(16)}`);
+    if (tags === FIELD_TAG && isShared(m)) {
+      // A field many flows share (a network's register match, dl_type=arp) is written once.
+      let part = SHARED_PARTS.get(m);
+      if (part === undefined) SHARED_PARTS.set(m, (part = keyPart(m, tags)));
+      parts.push(part);
+    } else parts.push(keyPart(m, tags));
   }
   return parts.join('/');
+}
+
+/** The key parts of shared match fields (flow keys' tags only), for as long as a field lives. */
+const SHARED_PARTS = new WeakMap<MatchField, string>();
+
+function keyPart(m: MatchField, tags: Readonly<Record<FieldName, string>> | null): string {
+  const name = tags === null ? m.field : tags[m.field];
+  return m.mask === null ? `${name}=${m.value.toString(16)}` : `${name}=${m.value.toString(16)}&${m.mask.toString(16)}`;
 }
 
 /** Field names by their tag in flow keys. */
