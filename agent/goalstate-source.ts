@@ -153,80 +153,96 @@ export const SLICED_SCAN_BYTES = 1 << 20;
 /** Map entries scanned between two chances to pause. */
 const SCAN_SLICE = 2048;
 
-function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
-  const reader = new BinaryReader(buf);
-  // Per kind: [keyStart, keyLen, valueStart, valueLen] (valueStart -1 = no value), flat.
-  const spans = new Map<Kind, number[]>();
-  const hostResources: Record<string, HostResources> = {};
-  let formatVersion = 0;
-  let total = 0;
-  try {
-    while (reader.pos < reader.len) {
-      // The tag without the reader's [field, wire] array (one per entry otherwise).
-      const tag = readVarint(buf, reader.pos, reader.len);
-      let field: number;
-      let wire: WireType;
-      if (tag >= 0 && tag < 0x80000000) {
-        reader.pos = after;
-        field = tag >>> 3;
-        wire = tag & 7;
-      } else {
-        [field, wire] = reader.tag();
-      }
-      const kind = FIELD_KINDS[field];
-      if (kind !== undefined && wire === WireType.LengthDelimited) {
-        const len = reader.uint32();
-        const end = reader.pos + len;
-        if (end > reader.len) throw new UndecodableError(`map entry of field ${field} overruns the message`);
-        let keyStart = -1;
-        let keyLen = 0;
-        let valueStart = -1;
-        let valueLen = 0;
-        while (reader.pos < end) {
-          // The usual key (field 1) and value (field 2), read without the reader's allocations
-          // (a state of a million entries is scanned while others wait).
-          const t = readVarint(buf, reader.pos, end);
-          if (t === 10 || t === 18) {
-            const l = readVarint(buf, after, end);
-            if (l >= 0) {
-              if (t === 10) { keyLen = l; keyStart = after; } else { valueLen = l; valueStart = after; }
-              reader.pos = after + l;
-              continue;
-            }
-          }
-          const [f, w] = reader.tag();
-          if (f === 1 && w === WireType.LengthDelimited) {
-            keyLen = reader.uint32();
-            keyStart = reader.pos;
-            reader.pos += keyLen;
-          } else if (f === 2 && w === WireType.LengthDelimited) {
-            valueLen = reader.uint32();
-            valueStart = reader.pos;
-            reader.pos += valueLen;
-          } else {
-            reader.skip(w, f);
+/** Scan map entries until SCAN_SLICE more are found or the message ends: whether more is left. */
+function scanSlice(scan: Scan): boolean {
+  const { buf, reader } = scan;
+  while (reader.pos < reader.len) {
+    // The tag without the reader's [field, wire] array (one per entry otherwise).
+    const tag = readVarint(buf, reader.pos, reader.len);
+    let field: number;
+    let wire: WireType;
+    if (tag >= 0 && tag < 0x80000000) {
+      reader.pos = after;
+      field = tag >>> 3;
+      wire = tag & 7;
+    } else {
+      [field, wire] = reader.tag();
+    }
+    const kind = FIELD_KINDS[field];
+    if (kind !== undefined && wire === WireType.LengthDelimited) {
+      const len = reader.uint32();
+      const end = reader.pos + len;
+      if (end > reader.len) throw new UndecodableError(`map entry of field ${field} overruns the message`);
+      let keyStart = -1;
+      let keyLen = 0;
+      let valueStart = -1;
+      let valueLen = 0;
+      while (reader.pos < end) {
+        // The usual key (field 1) and value (field 2), read without the reader's allocations
+        // (a state of a million entries is scanned while others wait).
+        const t = readVarint(buf, reader.pos, end);
+        if (t === 10 || t === 18) {
+          const l = readVarint(buf, after, end);
+          if (l >= 0) {
+            if (t === 10) { keyLen = l; keyStart = after; } else { valueLen = l; valueStart = after; }
+            reader.pos = after + l;
+            continue;
           }
         }
-        if (reader.pos !== end) throw new UndecodableError(`map entry of field ${field} is malformed`);
-        let list = spans.get(kind);
-        if (!list) spans.set(kind, (list = []));
-        list.push(keyStart, keyLen, valueStart, valueLen);
-        total += 1;
-        if (total % SCAN_SLICE === 0) yield;
-      } else if (field === 1 && wire === WireType.Varint) {
-        formatVersion = reader.uint32();
-      } else if (field === 2 && wire === WireType.LengthDelimited) {
-        const entry = GoalStateV2_HostResourcesEntry.decode(reader, reader.uint32());
-        if (entry.value !== undefined) hostResources[entry.key] = entry.value;
-      } else {
-        reader.skip(wire, field);
+        const [f, w] = reader.tag();
+        if (f === 1 && w === WireType.LengthDelimited) {
+          keyLen = reader.uint32();
+          keyStart = reader.pos;
+          reader.pos += keyLen;
+        } else if (f === 2 && w === WireType.LengthDelimited) {
+          valueLen = reader.uint32();
+          valueStart = reader.pos;
+          reader.pos += valueLen;
+        } else {
+          reader.skip(w, f);
+        }
       }
-      if (reader.pos > reader.len) throw new UndecodableError('field overruns the message');
+      if (reader.pos !== end) throw new UndecodableError(`map entry of field ${field} is malformed`);
+      let list = scan.spans.get(kind);
+      if (!list) scan.spans.set(kind, (list = []));
+      list.push(keyStart, keyLen, valueStart, valueLen);
+      scan.total += 1;
+      if (scan.total % SCAN_SLICE === 0) return reader.pos < reader.len;
+    } else if (field === 1 && wire === WireType.Varint) {
+      scan.formatVersion = reader.uint32();
+    } else if (field === 2 && wire === WireType.LengthDelimited) {
+      const entry = GoalStateV2_HostResourcesEntry.decode(reader, reader.uint32());
+      if (entry.value !== undefined) scan.hostResources[entry.key] = entry.value;
+    } else {
+      reader.skip(wire, field);
     }
+    if (reader.pos > reader.len) throw new UndecodableError('field overruns the message');
+  }
+  return false;
+}
+
+/** A scan's state between its slices. */
+interface Scan {
+  readonly buf: Uint8Array;
+  readonly reader: BinaryReader;
+  /** Per kind: [keyStart, keyLen, valueStart, valueLen] (valueStart -1 = no value), flat. */
+  readonly spans: Map<Kind, number[]>;
+  readonly hostResources: Record<string, HostResources>;
+  formatVersion: number;
+  total: number;
+}
+
+function* scanSteps(buf: Uint8Array): Generator<void, LazyGoalStateV2> {
+  const scan: Scan = { buf, reader: new BinaryReader(buf), spans: new Map(), hostResources: {}, formatVersion: 0, total: 0 };
+  try {
+    // The loop is a function of its own, called per slice: V8 does not optimize a loop inside a
+    // generator while it runs, and a large state's first scan would run unoptimized throughout.
+    while (scanSlice(scan)) yield;
   } catch (e) {
     if (e instanceof UndecodableError) throw e;
     throw new UndecodableError((e as Error).message);
   }
+  const { reader, spans, hostResources, formatVersion, total } = scan;
   const decoder = new TextDecoder();
   const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   let released = false;
