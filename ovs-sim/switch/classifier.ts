@@ -94,17 +94,33 @@ export class Subtable {
     return true;
   }
 
-  /** The slot of the rule with these values and priority, or -1. */
-  private slotOf(v: Vals, priority: number): number {
-    const h = this.hashVals(v);
+  private matchesWords(slot: number, w: Uint32Array, at: number): boolean {
+    const n = this.idx.length;
+    const base = slot * n;
+    for (let i = 0; i < n; i++) if (w[at + i] !== this.words[base + i]) return false;
+    return true;
+  }
+
+  /**
+   * The index entry of the rule of hash `h` and priority `p` whose values are flow `f`'s masked
+   * (with `f`), `v` (with `v`), or `w[at…]`; -1 if there is none.
+   */
+  private entryOf(h: number, p: number, f: Flow | null, v: Vals | null, w: Uint32Array | null, at: number): number {
     const m = this.index.length - 1;
     for (let i = h & m; ; i = (i + 1) & m) {
       const e = this.index[i]!;
       if (e === EMPTY) return -1;
       if (e === GONE) continue;
       const s = e - 1;
-      if (this.hashes[s] === h && this.prio[s] === priority && this.matchesVals(s, v)) return s;
+      if (this.hashes[s] !== h || this.prio[s] !== p) continue;
+      if (f !== null ? this.matchesFlow(s, f) : v !== null ? this.matchesVals(s, v) : this.matchesWords(s, w!, at)) return i;
     }
+  }
+
+  /** The slot of the rule with these values and priority, or -1. */
+  private slotOf(v: Vals, priority: number): number {
+    const i = this.entryOf(this.hashVals(v), priority, null, v, null, 0);
+    return i < 0 ? -1 : this.index[i]! - 1;
   }
 
   /** The rule in a slot as an object: its own, or a copy made from the columns. */
@@ -200,7 +216,7 @@ export class Subtable {
    */
   addPlain(f: Flow, priority: number, cookie: bigint, actions: Ofpact[], created: number): boolean {
     const h = this.hashFlow(f);
-    if (this.slotOfFlow(f, h, priority) >= 0) return false;
+    if (this.entryOf(h, priority, f, null, null, 0) >= 0) return false;
     const slot = this.open(h, priority);
     const n = this.idx.length;
     for (let i = 0; i < n; i++) this.words[slot * n + i] = (f[this.idx[i]!]! & this.mask[i]!) >>> 0;
@@ -233,56 +249,22 @@ export class Subtable {
     return slot;
   }
 
-  /** The slot of the rule whose values are flow `f`'s masked by this subtable (hash `h`), at priority `p`; -1 if none. */
-  private slotOfFlow(f: Flow, h: number, p: number): number {
-    const m = this.index.length - 1;
-    for (let i = h & m; ; i = (i + 1) & m) {
-      const e = this.index[i]!;
-      if (e === EMPTY) return -1;
-      if (e === GONE) continue;
-      const s = e - 1;
-      if (this.hashes[s] === h && this.prio[s] === p && this.matchesFlow(s, f)) return s;
-    }
-  }
-
   /** Take out the rule of `r`'s values and priority; whether there was one. */
   delete(r: Rule): boolean {
-    const h = this.hashVals(r.vals);
-    const m = this.index.length - 1;
-    for (let i = h & m; ; i = (i + 1) & m) {
-      const e = this.index[i]!;
-      if (e === EMPTY) return false;
-      if (e === GONE) continue;
-      const s = e - 1;
-      if (this.hashes[s] !== h || this.prio[s] !== r.priority || !this.matchesVals(s, r.vals)) continue;
-      this.free(i, s);
-      return true;
-    }
+    return this.free(this.entryOf(this.hashVals(r.vals), r.priority, null, r.vals, null, 0));
   }
 
   /** Take out the rule whose values are `values[at…]` (as copyValues wrote them) at priority `p`; whether there was one. */
   deleteValues(values: Uint32Array, at: number, p: number): boolean {
-    const n = this.idx.length;
     let h = 0;
-    for (let i = 0; i < n; i++) h = mix(h, values[at + i]!);
-    h = smi(h);
-    const m = this.index.length - 1;
-    for (let i = h & m; ; i = (i + 1) & m) {
-      const e = this.index[i]!;
-      if (e === EMPTY) return false;
-      if (e === GONE) continue;
-      const s = e - 1;
-      if (this.hashes[s] !== h || this.prio[s] !== p) continue;
-      let same = true;
-      for (let k = 0; k < n && same; k++) same = this.words[s * n + k] === values[at + k];
-      if (!same) continue;
-      this.free(i, s);
-      return true;
-    }
+    for (let i = 0; i < this.idx.length; i++) h = mix(h, values[at + i]!);
+    return this.free(this.entryOf(smi(h), p, null, null, values, at));
   }
 
-  /** Free slot `s`, at entry `i` of the index. */
-  private free(i: number, s: number): void {
+  /** Free the slot at index entry `i` (none when -1); whether there was one. */
+  private free(i: number): boolean {
+    if (i < 0) return false;
+    const s = this.index[i]! - 1;
     const p = this.prio[s]!;
     this.index[i] = GONE;
     this.items[s] = undefined;
@@ -290,6 +272,7 @@ export class Subtable {
     this.count--;
     this.addPriority(p, -1);
     if (this.count === 0) this.clear();
+    return true;
   }
 
   /** Every rule, in insertion order (plain ones as copies). */
