@@ -38,6 +38,9 @@ export const portFromWire = (p: number): number => (p >= 0xffffff00 ? p - 0xffff
 export const NX_VENDOR = 0x00002320;
 export const ONF_VENDOR = 0x4f4e4600;
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const TWO32 = 0x100000000;
+
 /** A growable big-endian byte writer; messages are written in place, lengths patched after. */
 export class Writer {
   buf: Buffer;
@@ -61,20 +64,42 @@ export class Writer {
     this.buf[this.len++] = v;
   }
 
+  // Bytes stored directly, not through Buffer's writeUInt16BE and kin (their argument checks
+  // cost more than the store in code V8 has not optimized yet: a first commit writes a few
+  // hundred thousand fields); the same RangeError for a value that does not fit.
   u16(v: number): void {
+    if (v > 0xffff || v < 0) throw new RangeError(`${v} does not fit 16 bits`);
     this.ensure(2);
-    this.buf.writeUInt16BE(v, this.len);
+    const b = this.buf;
+    b[this.len] = v >>> 8;
+    b[this.len + 1] = v;
     this.len += 2;
   }
 
   u32(v: number): void {
     this.ensure(4);
-    this.buf.writeUInt32BE(v >>> 0, this.len);
-    this.len += 4;
+    this.store32(v >>> 0);
+  }
+
+  private store32(v: number): void {
+    const b = this.buf;
+    const at = this.len;
+    b[at] = v >>> 24;
+    b[at + 1] = v >>> 16;
+    b[at + 2] = v >>> 8;
+    b[at + 3] = v;
+    this.len = at + 4;
   }
 
   u64(v: bigint): void {
     this.ensure(8);
+    if (v >= 0n && v <= SAFE) {
+      const n = Number(v);
+      const hi = Math.floor(n / TWO32);
+      this.store32(hi);
+      this.store32(n - hi * TWO32);
+      return;
+    }
     this.buf.writeBigUInt64BE(v, this.len);
     this.len += 8;
   }
@@ -83,9 +108,16 @@ export class Writer {
   uint(v: bigint, bytes: number): void {
     this.ensure(bytes);
     if (bytes <= 6) {
-      this.buf.writeUIntBE(Number(v), this.len, bytes);
+      let n = Number(v);
+      if (n < 0 || n >= 2 ** (8 * bytes)) throw new RangeError(`${v} does not fit ${bytes} bytes`);
+      const b = this.buf;
+      for (let i = this.len + bytes - 1; i >= this.len; i--) {
+        b[i] = n % 256;
+        n = Math.floor(n / 256);
+      }
     } else if (bytes === 8) {
-      this.buf.writeBigUInt64BE(v, this.len);
+      this.u64(v);
+      return;
     } else {
       for (let i = bytes - 1; i >= 0; i--) this.buf[this.len + bytes - 1 - i] = Number((v >> BigInt(8 * i)) & 0xffn);
     }
@@ -94,7 +126,8 @@ export class Writer {
 
   zeros(n: number): void {
     this.ensure(n);
-    this.buf.fill(0, this.len, this.len + n);
+    const b = this.buf;
+    for (let i = this.len; i < this.len + n; i++) b[i] = 0;
     this.len += n;
   }
 
