@@ -207,3 +207,41 @@ test('groups and meters read back; foreign ones say why', (t) => {
   stats.writeUInt16BE(2 | 4 | 8, 2);
   t.deepEqual(decodeMeterConfig([stats]).foreign.map((x) => x.reason), ['flags 0xe']);
 });
+
+test('the writer stores what Buffer\'s big-endian writes store, and refuses a value that does not fit as they do', (t) => {
+  const values = [0, 1, 0xff, 0x100, 0xabcd, 0xffff, 0x10000, 0x12345678, 0xffffffff, 2 ** 40 + 5, 2 ** 48 - 1, Number.MAX_SAFE_INTEGER];
+  for (const v of values) {
+    const w = new Writer(4);
+    const want = Buffer.alloc(64);
+    let at = 0;
+    if (v <= 0xffff) {
+      w.u16(v);
+      at = want.writeUInt16BE(v, at);
+    }
+    w.u32(v);
+    at = want.writeUInt32BE(v >>> 0, at);
+    w.u64(BigInt(v));
+    at = want.writeBigUInt64BE(BigInt(v), at);
+    w.u64(BigInt(v) << 11n);
+    at = want.writeBigUInt64BE(BigInt(v) << 11n, at);
+    for (const bytes of [1, 2, 3, 4, 5, 6]) {
+      if (v >= 2 ** (8 * bytes)) {
+        t.throws(() => w.uint(BigInt(v), bytes), { instanceOf: RangeError }, `${v} in ${bytes} bytes`);
+        t.throws(() => Buffer.alloc(8).writeUIntBE(v, 0, bytes), { instanceOf: RangeError });
+        continue;
+      }
+      w.uint(BigInt(v), bytes);
+      const b = Buffer.alloc(bytes);
+      b.writeUIntBE(v, 0, bytes);
+      b.copy(want, at);
+      at += bytes;
+    }
+    t.deepEqual(w.buf.subarray(0, w.len), want.subarray(0, at), `value ${v}`);
+  }
+  const w = new Writer();
+  t.throws(() => w.u16(0x10000), { instanceOf: RangeError });
+  t.throws(() => w.u16(-1), { instanceOf: RangeError });
+  t.throws(() => w.u64(-1n), { instanceOf: RangeError });
+  t.throws(() => w.u64(1n << 64n), { instanceOf: RangeError });
+  t.is(w.len, 0, 'nothing written by a refused value');
+});
