@@ -483,6 +483,8 @@ function fillMatch(t: MatchTemplate, match: Match, into?: Uint32Array): SimMatch
 
 // ---- actions ----
 
+/** A placeholder until fill sets a flow mod's actions (never handed out). */
+const NO_OFPACTS: Ofpact[] = [];
 const IN_PORT_OUTPUT: Ofpact = { type: 'output', port: OFPP.IN_PORT, maxLen: 0 };
 const CT_CLEAR: Ofpact = { type: 'ct_clear' };
 const DEC_TTL: Ofpact = { type: 'dec_ttl', ids: null };
@@ -568,13 +570,28 @@ export class SimFlowCompiler {
    * OpenFlow 1.4. With `into`, the match's values are written there (valid until the next use).
    */
   flowMod(f: Flow, command: SimCommand, into?: Uint32Array): FlowMod {
+    // Every field in one order; those that depend on the flow and the command are set by fill.
     const fm: FlowMod = {
-      command, match: this.match(f.match, into), priority: f.priority, table: f.table, cookie: 0n, cookieMask: 0n,
-      // An add sets the cookie; OpenFlow 1.2+ modify and delete select by cookie (none here) and keep it.
-      newCookie: command === 'add' ? f.cookie : ALL64, modifyCookie: command === 'add', idle: command === 'add' ? f.idleTimeout ?? 0 : 0, hard: 0, importance: 0, flags: 0,
-      outPort: OFPP.NONE, outGroup: NO_GROUP, actions: command === 'delete_strict' ? [] : this.actions(f.actions, true, f), usable: USABLE,
+      command, match: this.match(f.match, into), priority: 0, table: 0, cookie: 0n, cookieMask: 0n,
+      newCookie: 0n, modifyCookie: false, idle: 0, hard: 0, importance: 0, flags: 0,
+      outPort: OFPP.NONE, outGroup: NO_GROUP, actions: NO_OFPACTS, usable: USABLE,
     };
-    if (command !== 'add') fm.mayAdd = false;
+    return this.fill(fm, f, command);
+  }
+
+  /** Set the fields of a flow mod that depend on the flow and the command (all but the match). */
+  private fill(fm: FlowMod, f: Flow, command: SimCommand): FlowMod {
+    fm.command = command;
+    fm.priority = f.priority;
+    fm.table = f.table;
+    // An add sets the cookie; OpenFlow 1.2+ modify and delete select by cookie (none here) and keep it.
+    fm.newCookie = command === 'add' ? f.cookie : ALL64;
+    fm.modifyCookie = command === 'add';
+    fm.idle = command === 'add' ? f.idleTimeout ?? 0 : 0;
+    fm.actions = command === 'delete_strict' ? [] : this.actions(f.actions, true, f);
+    // Set when a modify or delete, or when refilling one (a property deleted would make the
+    // object a slow dictionary); undefined reads as absent (`fm.mayAdd ?? …`).
+    if (command !== 'add' || fm.mayAdd !== undefined) fm.mayAdd = command === 'add' ? undefined : false;
     return fm;
   }
 
@@ -598,18 +615,8 @@ export class SimFlowCompiler {
     let fm: FlowMod | null = null;
     const next = (f: Flow, command: SimCommand): FlowMod => {
       if (fm === null) return (fm = this.flowMod(f, command, scratch));
-      fm.command = command;
       fm.match = this.match(f.match, scratch);
-      fm.priority = f.priority;
-      fm.table = f.table;
-      fm.newCookie = command === 'add' ? f.cookie : ALL64;
-      fm.modifyCookie = command === 'add';
-      fm.idle = command === 'add' ? f.idleTimeout ?? 0 : 0;
-      fm.actions = command === 'delete_strict' ? [] : this.actions(f.actions, true, f);
-      // Set either way (a property deleted would make the object a slow dictionary); undefined
-      // reads as absent (`fm.mayAdd ?? …`).
-      if (command !== 'add' || fm.mayAdd !== undefined) fm.mayAdd = command === 'add' ? undefined : false;
-      return fm;
+      return this.fill(fm, f, command);
     };
     for (const f of c.remove) yield next(f, 'delete_strict');
     for (const f of c.modify) yield next(f, 'modify_strict');
