@@ -80,6 +80,13 @@ export class Subtable {
     return smi(h);
   }
 
+  /** The same hash of values as copyValues writes them, at `w[at…]`. */
+  private hashWords(w: Uint32Array, at: number): number {
+    let h = 0;
+    for (let i = 0; i < this.idx.length; i++) h = mix(h, w[at + i]!);
+    return smi(h);
+  }
+
   private matchesFlow(slot: number, f: Flow): boolean {
     const n = this.idx.length;
     const base = slot * n;
@@ -256,9 +263,7 @@ export class Subtable {
 
   /** Take out the rule whose values are `values[at…]` (as copyValues wrote them) at priority `p`; whether there was one. */
   deleteValues(values: Uint32Array, at: number, p: number): boolean {
-    let h = 0;
-    for (let i = 0; i < this.idx.length; i++) h = mix(h, values[at + i]!);
-    return this.free(this.entryOf(smi(h), p, null, null, values, at));
+    return this.free(this.entryOf(this.hashWords(values, at), p, null, null, values, at));
   }
 
   /** Free the slot at index entry `i` (none when -1); whether there was one. */
@@ -481,8 +486,7 @@ export class Classifier {
     const st = this.revive(r.subtable!);
     const before = st.maxPriority;
     st.add(r);
-    if (st.maxPriority !== before) this.ordered = null;
-    this.size++;
+    this.added(st, before);
   }
 
   /**
@@ -494,9 +498,14 @@ export class Classifier {
     const before = st.maxPriority;
     if (!st.addPlain(f, priority, cookie, actions, created)) return false;
     this.revive(st);
+    this.added(st, before);
+    return true;
+  }
+
+  /** After a rule went into `st` (its highest priority was `before`). */
+  private added(st: Subtable, before: number): void {
     if (st.maxPriority !== before) this.ordered = null;
     this.size++;
-    return true;
   }
 
   /** Remove the rule of `r`'s match and priority; whether there was one. */
