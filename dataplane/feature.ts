@@ -127,9 +127,9 @@ export class OwnerBuilder {
     }
     const m = canonicalMatch(match);
     const cookie = note === undefined ? this.cookie(programmer) : cookieFor(programmer, `${this.owner}#${note}`);
+    const key = makeFlowKey(table.id, priority, m, table.bridge);
     if (actions.length > 0 && actions.every((a) => a.type === 'conjunction')) {
       // Two clauses of this owner on one (table, priority, match): one flow with both.
-      const key = makeFlowKey(table.id, priority, m, table.bridge);
       const at = (this.conjunctionFlows ??= new Map<string, number>()).get(key);
       if (at !== undefined) {
         const before = this.flows[at]!;
@@ -141,10 +141,10 @@ export class OwnerBuilder {
     // Literals, not a spread of the optional bridge: a neighbor's ARP entry (a note) is made here
     // once per neighbor, and a spread is a slow path in code not yet optimized.
     if (note !== undefined) {
-      if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner, note });
-      else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner, note });
-    } else if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m), owner: this.owner });
-    else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key: makeFlowKey(table.id, priority, m, table.bridge), owner: this.owner });
+      if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key, owner: this.owner, note });
+      else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key, owner: this.owner, note });
+    } else if (table.bridge === undefined) this.flows.push({ table: table.id, priority, match: m, actions, cookie, key, owner: this.owner });
+    else this.flows.push({ bridge: table.bridge, table: table.id, priority, match: m, actions, cookie, key, owner: this.owner });
   }
 
   group(g: Group): void {
