@@ -12,7 +12,7 @@ import { FIELDS, type FieldName } from '../fields.js';
 import type { Action, RegField, Slice } from '../flow.js';
 import { REGISTERS } from '../pipeline.js';
 import { NAT_R, type NatSpec, formatNat, parseNat, userdataBytes, userdataText } from './openflow-args.js';
-import { FlowEncodeError, type Prereqs, decodeHeader, headerOf, headerWord, matchHeaderOf } from './openflow-oxm.js';
+import { FlowEncodeError, type Prereqs, decodeHeader, headerOf, headerWord } from './openflow-oxm.js';
 import { NX_VENDOR, OFPP, type Writer, portFromWire, portToWire, readUint } from './openflow-wire.js';
 
 const AT = { OUTPUT: 0, GROUP: 22, DEC_NW_TTL: 24, SET_FIELD: 25, EXPERIMENTER: 0xffff } as const;
@@ -133,7 +133,7 @@ function writeAction(w: Writer, a: Action, p: Prereqs): void {
       const at = w.len;
       w.u16(AT.SET_FIELD);
       w.u16(0);
-      const hd = matchHeaderOf(a.field, p);
+      const hd = headerOf(a.field, p);
       w.u32(headerWord(hd));
       w.uint(a.field === 'in_port' ? BigInt(portToWire(Number(a.value))) : a.value, hd.bytes);
       endAction(w, at);

@@ -52,6 +52,12 @@ function transportHeader(field: 'tp_src' | 'tp_dst', p: Prereqs, inAction: boole
   }
 }
 
+/**
+ * Each field's header in matches (OXM where OpenFlow has one, else Nicira's), made once: a commit
+ * asks for one per field of every flow.
+ */
+const MATCH_HEADERS = Object.fromEntries((Object.keys(FIELDS) as FieldName[]).map((n) => [n, h(FIELDS[n].oxmClass, FIELDS[n].oxmField, FIELDS[n].bytes)])) as Readonly<Record<FieldName, Header>>;
+
 /** Nicira headers OVS puts in actions (nxm_header_from_mff: the OpenFlow 1.0 view of a field). */
 const NXM_IN_ACTIONS: Partial<Record<FieldName, Header>> = {
   dl_dst: h(NXM0, 1, 6), dl_src: h(NXM0, 2, 6), dl_type: h(NXM0, 3, 2), nw_proto: h(NXM0, 6, 1),
@@ -72,8 +78,7 @@ export function headerOf(name: FieldName, p: Prereqs, inAction = false): Header 
     const nx = NXM_IN_ACTIONS[name];
     if (nx) return nx;
   }
-  const f = FIELDS[name];
-  return h(f.oxmClass, f.oxmField, f.bytes);
+  return MATCH_HEADERS[name];
 }
 
 export const headerWord = (hd: Header, masked = false): number =>
@@ -131,19 +136,11 @@ export function writeMatch(w: Writer, match: Match, p: Prereqs): void {
   w.pad8(start);
 }
 
-/** Each field's match header (where it does not depend on the prerequisites) and whole mask, made once. */
-const MATCH_HEADERS = new Map<FieldName, Header>();
-const FULL_MASKS = new Map<FieldName, bigint>();
-for (const name of Object.keys(FIELDS) as FieldName[]) {
-  FULL_MASKS.set(name, fullMask(FIELDS[name]));
-  if (name !== 'tp_src' && name !== 'tp_dst' && name !== 'icmp_type' && name !== 'icmp_code') MATCH_HEADERS.set(name, headerOf(name, {}));
-}
-
-/** headerOf(name, p) for a match or a set_field, without making a header object per call. */
-export const matchHeaderOf = (name: FieldName, p: Prereqs): Header => MATCH_HEADERS.get(name) ?? headerOf(name, p);
+/** Each field's whole mask, made once. */
+const FULL_MASKS = new Map<FieldName, bigint>((Object.keys(FIELDS) as FieldName[]).map((n) => [n, fullMask(FIELDS[n])]));
 
 function writeEntry(w: Writer, m: MatchField, p: Prereqs): void {
-  const hd = matchHeaderOf(m.field, p);
+  const hd = headerOf(m.field, p);
   const full = FULL_MASKS.get(m.field)!;
   const mask = m.mask === null ? full : m.mask & full;
   if (mask === 0n) return;
